@@ -1,0 +1,59 @@
+"""How Linen's submodule names become NNX attribute names: one convention, two users.
+
+`nnx-migrate rewrite` names the attributes of the NNX classes it writes with
+`nnx_attribute_name`, and the equivalence harness maps a Linen variable path onto that
+NNX class with `nnx_path_candidates`, so weights transfer exactly and automatically.
+Pure Python: no jax or flax import (the rewrite path must not pay for them).
+
+The convention:
+- a name the user chose (`name='encoder'`, a `setup` attribute `self.encoder = ...`) is
+  kept as it is: `encoder` -> `encoder`;
+- a name Linen made up for an unnamed compact submodule, `ClassName_N`
+  (`Dense_0`, `MultiHeadDotProductAttention_1`), becomes snake_case:
+  `dense_0`, `multi_head_dot_product_attention_1`;
+- an element of a list assigned in `setup` (`self.layers = [...]`), which Linen calls
+  `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Linen's automatic names: the submodule's class name, an underscore and a counter.
+_AUTO_NAME = re.compile(r"^(?P<cls>[A-Z][A-Za-z0-9]*)_(?P<index>\d+)$")
+_LIST_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<index>\d+)$")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_case(name: str) -> str:
+    """`MultiHeadDotProductAttention` -> `multi_head_dot_product_attention`, `LSTMCell` -> `lstm_cell`."""
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+def is_linen_auto_name(name: str) -> bool:
+    return _AUTO_NAME.match(name) is not None
+
+
+def nnx_attribute_name(linen_name: str) -> str:
+    """The NNX attribute the rewrite uses for a Linen submodule called `linen_name`."""
+    match = _AUTO_NAME.match(linen_name)
+    if match is None:
+        return linen_name
+    return f"{snake_case(match['cls'])}_{match['index']}"
+
+
+def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
+    """Every NNX path (relative to the parent module) that may hold Linen's `linen_name`.
+
+    In order of preference: the name itself, its snake_case form, and (for `base_N`) the
+    N-th element of a list attribute `base`. The harness takes the candidates that exist on
+    the NNX module and stops with an error naming them if more than one does.
+    """
+    candidates: list[tuple[str | int, ...]] = [(linen_name,)]
+    converted = nnx_attribute_name(linen_name)
+    if converted != linen_name:
+        candidates.append((converted,))
+    element = _LIST_ELEMENT.match(linen_name)
+    if element is not None:
+        candidates.append((element["base"], int(element["index"])))
+    return candidates
