@@ -1,0 +1,284 @@
+"""Facts about one file that several rules need, computed once from LibCST metadata.
+
+Every question is answered from qualified names and scopes, never from the text of a
+name: `fx.Optimizer` after `import flax.nnx as fx` is the NNX optimizer; a local class
+called `Optimizer` is not.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import (
+    Assignment,
+    MetadataWrapper,
+    ParentNodeProvider,
+    QualifiedNameProvider,
+    Scope,
+    ScopeProvider,
+)
+
+from nnx_migrate.lint.api_facts import nnx_api
+from nnx_migrate.lint.rule import ImportNeeded
+
+NNX_MODULES = ("flax.nnx", "flax.experimental.nnx")
+
+
+def _nnx_symbol_of(qualified_name: str) -> str | None:
+    for prefix in NNX_MODULES:
+        if qualified_name.startswith(prefix + "."):
+            return qualified_name.rsplit(".", 1)[1]
+    return None
+
+
+class FileAnalysis:
+    """Per-file helpers over a resolved MetadataWrapper. Rules share one instance."""
+
+    def __init__(self, wrapper: MetadataWrapper) -> None:
+        self.wrapper = wrapper
+        self.module = wrapper.module
+        self._qnames = wrapper.resolve(QualifiedNameProvider)
+        self._scopes = wrapper.resolve(ScopeProvider)
+        self._parents = wrapper.resolve(ParentNodeProvider)
+        self.api = nnx_api()
+        self._shared: dict = {}
+
+    def shared(self, build):
+        """`build(self)`, computed once per file: for analyses several rules use."""
+        if build not in self._shared:
+            self._shared[build] = build(self)
+        return self._shared[build]
+
+    # ---- names -------------------------------------------------------------------------
+    def qualified_names(self, node: cst.CSTNode) -> set[str]:
+        value = self._qnames.get(node)
+        if value is None:
+            return set()
+        if callable(value):  # libcst computes qualified names lazily
+            value = value()
+        return {q.name for q in value}
+
+    def nnx_symbol(self, node: cst.CSTNode) -> str | None:
+        """`Optimizer` for any expression that names `flax.nnx.Optimizer` (or a submodule's)."""
+        for name in self.qualified_names(node):
+            symbol = _nnx_symbol_of(name)
+            if symbol is not None:
+                return symbol
+        return None
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self._parents.get(node)
+
+    def scope(self, node: cst.CSTNode) -> Scope | None:
+        return self._scopes.get(node)
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    # ---- references to flax.nnx that a fix may insert -----------------------------------
+    @functools.cached_property
+    def _global_scope(self) -> Scope | None:
+        return self._scopes.get(self.module)
+
+    def nnx_reference(self, symbol: str) -> tuple[cst.BaseExpression, tuple[ImportNeeded, ...]]:
+        """An expression naming `flax.nnx.<symbol>` in this file, using the file's own imports.
+
+        Prefers a direct import of the symbol (`from flax.nnx import Param`), then the
+        file's alias of the module (`nnx.Param`, `fx.Param`, `flax.nnx.Param`); only if
+        there is neither does it ask for a new import.
+        """
+        module_alias = None
+        imports_names_from_nnx = False
+        scope = self._global_scope
+        if scope is not None:
+            for assignment in sorted(scope.assignments, key=lambda a: a.name):
+                qualified = {q.name for q in scope.get_qualified_names_for(assignment.name)}
+                if any(q == f"{mod}.{symbol}" for mod in NNX_MODULES for q in qualified):
+                    return cst.Name(assignment.name), ()
+                if module_alias is None and qualified & set(NNX_MODULES):
+                    module_alias = assignment.name
+                if any(_nnx_symbol_of(q) for q in qualified):
+                    imports_names_from_nnx = True
+        if module_alias is not None:
+            return cst.parse_expression(f"{module_alias}.{symbol}"), ()
+        name_taken = scope is not None and symbol in scope
+        if not name_taken and (imports_names_from_nnx or (scope is not None and "nnx" in scope)):
+            # The file imports names from flax.nnx (or uses `nnx` for something else):
+            # follow its style, `from flax.nnx import Optimizer, Param`.
+            return cst.Name(symbol), (ImportNeeded("flax.nnx", symbol),)
+        return cst.parse_expression(f"nnx.{symbol}"), (ImportNeeded("flax", "nnx"),)
+
+    # ---- what an expression builds ----------------------------------------------------
+    def called_nnx_symbol(self, node: cst.CSTNode) -> str | None:
+        return self.nnx_symbol(node.func) if isinstance(node, cst.Call) else None
+
+    @functools.cached_property
+    def local_classes(self) -> dict[str, cst.ClassDef]:
+        return {
+            stmt.name.value: stmt
+            for stmt in self.module.body
+            if isinstance(stmt, cst.ClassDef)
+        }
+
+    def _local_class_name(self, node: cst.BaseExpression) -> str | None:
+        if isinstance(node, cst.Name) and node.value in self.local_classes:
+            # The name must resolve to the module-level class, not a shadowing local.
+            if node.value in self.qualified_names(node):
+                return node.value
+        return None
+
+    def _subclasses_of(self, nnx_bases: frozenset[str]) -> frozenset[str]:
+        found: set[str] = set()
+        changed = True
+        while changed:  # to a fixed point: classes may subclass later-defined classes
+            changed = False
+            for name, classdef in self.local_classes.items():
+                if name in found:
+                    continue
+                for base in classdef.bases:
+                    if base.keyword is not None:
+                        continue
+                    if self.nnx_symbol(base.value) in nnx_bases or self._local_class_name(base.value) in found:
+                        found.add(name)
+                        changed = True
+                        break
+        return frozenset(found)
+
+    @functools.cached_property
+    def local_module_classes(self) -> frozenset[str]:
+        """Classes in this file that subclass an `nnx.Module` type."""
+        return self._subclasses_of(self.api.module_types)
+
+    @functools.cached_property
+    def local_variable_classes(self) -> frozenset[str]:
+        """Classes in this file that subclass an `nnx.Variable` type."""
+        return self._subclasses_of(self.api.variable_types)
+
+    def constructs_module(self, node: cst.CSTNode) -> bool:
+        if not isinstance(node, cst.Call):
+            return False
+        return (
+            self.nnx_symbol(node.func) in self.api.module_types
+            or self._local_class_name(node.func) in self.local_module_classes
+        )
+
+    def constructs_variable(self, node: cst.CSTNode) -> bool:
+        if not isinstance(node, cst.Call):
+            return False
+        return (
+            self.nnx_symbol(node.func) in self.api.variable_types
+            or self._local_class_name(node.func) in self.local_variable_classes
+        )
+
+    def constructs_local_class(self, node: cst.CSTNode) -> str | None:
+        if isinstance(node, cst.Call):
+            return self._local_class_name(node.func)
+        return None
+
+    def makes_array(self, node: cst.CSTNode) -> bool:
+        """A call of a jax.numpy / numpy / jax.random (...) function: its result is an array."""
+        if not isinstance(node, cst.Call):
+            return False
+        for name in self.qualified_names(node.func):
+            if any(name.startswith(mod + ".") for mod in self.api.array_modules):
+                return True
+        # `init(key, shape)` where `init` came from an initializer factory, e.g.
+        # `nnx.initializers.lecun_normal()(key, shape)`.
+        if isinstance(node.func, cst.Call):
+            return any(
+                "initializers" in name.split(".")
+                for name in self.qualified_names(node.func.func)
+            )
+        return False
+
+    # ---- single assignments -------------------------------------------------------------
+    def assignments_of(self, name: cst.Name) -> list[Assignment]:
+        scope = self.scope(name)
+        if scope is None:
+            return []
+        return [a for a in scope[name.value] if isinstance(a, Assignment)]
+
+    def assigned_value(self, name: cst.Name) -> cst.BaseExpression | None:
+        """The value of `name` if it is bound exactly once, by `name = value`, else None."""
+        assignments = self.assignments_of(name)
+        if len(assignments) != 1:
+            return None
+        target = assignments[0].node
+        parent = self.parent(target)
+        if isinstance(parent, cst.AssignTarget):
+            assign = self.parent(parent)
+            if isinstance(assign, cst.Assign) and len(assign.targets) == 1:
+                return assign.value
+        if isinstance(parent, cst.AnnAssign) and parent.target is target:
+            return parent.value
+        return None
+
+    def enclosing(self, node: cst.CSTNode, kind: type) -> cst.CSTNode | None:
+        current = self.parent(node)
+        while current is not None and not isinstance(current, kind):
+            current = self.parent(current)
+        return current
+
+    def self_attribute_assignments(self, classdef: cst.ClassDef) -> Iterator[tuple[str, cst.BaseExpression, cst.CSTNode]]:
+        """(attribute, value, statement) for every `self.attr = value` in the class's methods."""
+        for assign in _iter_assignments(classdef):
+            targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+            if assign.value is None:
+                continue
+            for target in targets:
+                if m.matches(target, m.Attribute(value=m.Name("self"), attr=m.Name())):
+                    yield target.attr.value, assign.value, assign
+
+    def variable_attributes(self, classdef: cst.ClassDef) -> dict[str, bool]:
+        """Attributes of `self` that only ever hold an NNX Variable.
+
+        Maps the attribute to whether its value is known to be an array (so `[...]` is a
+        correct replacement for `.value`); attributes assigned anything else are left out.
+        """
+        result: dict[str, bool] = {}
+        disqualified: set[str] = set()
+        for attr, value, _ in self.self_attribute_assignments(classdef):
+            if self.constructs_variable(value):
+                holds_array = self.variable_holds_array(value)
+                result[attr] = result.get(attr, True) and holds_array
+            else:
+                disqualified.add(attr)
+        return {k: v for k, v in result.items() if k not in disqualified}
+
+    def variable_holds_array(self, call: cst.Call) -> bool:
+        """Whether `nnx.Variable(value, ...)`'s value is known to be an array."""
+        if not call.args or call.args[0].keyword is not None or call.args[0].star:
+            return False
+        value = call.args[0].value
+        if isinstance(value, cst.Name):
+            value = self.assigned_value(value) or value
+        return self.makes_array(value)
+
+
+def _iter_assignments(node: cst.CSTNode) -> Iterator[cst.Assign | cst.AnnAssign]:
+    """Assignments anywhere under `node`, not descending into nested classes."""
+    collector = _AssignmentCollector()
+    node.visit(collector)
+    return iter(collector.found)
+
+
+class _AssignmentCollector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.Assign | cst.AnnAssign] = []
+        self._depth = 0
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self._depth += 1
+        return self._depth == 1
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._depth -= 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.found.append(node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.found.append(node)

@@ -1,0 +1,199 @@
+"""Which names in a file hold an `nnx.Optimizer`, and which model each one optimizes.
+
+Shared by the `update(grads)` rule (NNX002) and the `ModelAndOptimizer` rule (NNX005).
+A name holds an optimizer when it is assigned `nnx.Optimizer(...)`, is a parameter
+annotated with it, or is a parameter of a function in this file that some call passes an
+optimizer to (`train_step(model, optimizer, batch)`). The model of an `update(grads)` is
+read, in this order, from where `grads` came from (`nnx.grad(loss)(model, ...)`), or from
+the optimizer's construction, carried through the same calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from nnx_migrate.lint.analysis import FileAnalysis
+
+
+@dataclass(eq=False)
+class OptimizerBinding:
+    kind: str  # the nnx class: "Optimizer" or "ModelAndOptimizer"
+    model: cst.BaseExpression | None  # names the model where this binding is visible
+    origin: "OptimizerBinding | None" = None  # the construction this came from, if carried
+    construction: cst.Call | None = None
+
+    @property
+    def root(self) -> "OptimizerBinding":
+        return self.origin.root if self.origin is not None else self
+
+
+@dataclass
+class OptimizerUse:
+    binding: OptimizerBinding
+    node: cst.CSTNode  # `opt.update(...)` call or `opt.model` attribute
+    model: cst.BaseExpression | None  # the model at this use, if known
+
+
+@dataclass
+class OptimizerTracker:
+    analysis: FileAnalysis
+    _by_target: dict[int, OptimizerBinding] = field(default_factory=dict)
+    one_arg_updates: list[OptimizerUse] = field(default_factory=list)
+    model_attributes: list[OptimizerUse] = field(default_factory=list)
+
+    def binding_of(self, expr: cst.BaseExpression) -> OptimizerBinding | None:
+        if not isinstance(expr, cst.Name):
+            return None
+        bindings = {id(b): b for a in self.analysis.assignments_of(expr) if (b := self._by_target.get(id(a.node)))}
+        return next(iter(bindings.values())) if len(bindings) == 1 else None
+
+    def constructed(self) -> list[OptimizerBinding]:
+        """Bindings made by an `nnx.Optimizer(...)`-style call in this file."""
+        return [b for b in self._by_target.values() if b.construction is not None]
+
+    def uses_of(self, root: OptimizerBinding) -> list[OptimizerUse]:
+        return [u for u in self.one_arg_updates + self.model_attributes if u.binding.root is root]
+
+
+def optimizer_tracker(analysis: FileAnalysis) -> OptimizerTracker:
+    """The file's tracker, built once and shared by the rules that need it."""
+    return analysis.shared(_build)
+
+
+def _build(analysis: FileAnalysis) -> OptimizerTracker:
+    tracker = OptimizerTracker(analysis)
+    collector = _Collector(analysis)
+    analysis.module.visit(collector)
+    optimizer_kinds = {analysis.api.optimizer, *analysis.api.deprecated_optimizers}
+
+    for assign in collector.assigns:
+        kind = analysis.called_nnx_symbol(assign.value)
+        if kind not in optimizer_kinds or len(assign.targets) != 1:
+            continue
+        target = assign.targets[0].target
+        if isinstance(target, cst.Name):
+            tracker._by_target[id(target)] = OptimizerBinding(
+                kind, _constructed_model(assign.value), construction=assign.value
+            )
+    for param in collector.params:
+        if param.annotation is not None:
+            kind = analysis.nnx_symbol(param.annotation.annotation)
+            if kind in optimizer_kinds:
+                tracker._by_target[id(param)] = OptimizerBinding(kind, None)
+
+    # Carry bindings into the functions they are passed to (twice: steps call helpers).
+    for _ in range(2):
+        for call in collector.calls:
+            _carry_through_call(tracker, call)
+
+    for call in collector.calls:
+        func = call.func
+        if not m.matches(func, m.Attribute(value=m.Name(), attr=m.Name("update"))):
+            continue
+        binding = tracker.binding_of(func.value)
+        if binding is None:
+            continue
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        if len(call.args) == 1 and len(positional) == 1:
+            model = _model_from_grads(analysis, positional[0].value) or binding.model
+            tracker.one_arg_updates.append(OptimizerUse(binding, call, model))
+    for attribute in collector.attributes:
+        if attribute.attr.value == "model":
+            binding = tracker.binding_of(attribute.value)
+            if binding is not None:
+                tracker.model_attributes.append(OptimizerUse(binding, attribute, binding.model))
+    return tracker
+
+
+def _constructed_model(call: cst.Call) -> cst.BaseExpression | None:
+    for index, arg in enumerate(call.args):
+        if (arg.keyword is None and index == 0 and not arg.star) or (
+            arg.keyword is not None and arg.keyword.value == "model"
+        ):
+            return arg.value if isinstance(arg.value, (cst.Name, cst.Attribute)) else None
+    return None
+
+
+def _carry_through_call(tracker: OptimizerTracker, call: cst.Call) -> None:
+    analysis = tracker.analysis
+    if not isinstance(call.func, cst.Name):
+        return
+    functions = [a.node for a in analysis.assignments_of(call.func) if isinstance(a.node, cst.FunctionDef)]
+    if len(functions) != 1:
+        return
+    params = functions[0].params
+    positional_params = [*params.posonly_params, *params.params]
+    by_name = {p.name.value: p for p in [*positional_params, *params.kwonly_params]}
+
+    def param_for(index: int, arg: cst.Arg) -> cst.Param | None:
+        if arg.star:
+            return None
+        if arg.keyword is not None:
+            return by_name.get(arg.keyword.value)
+        return positional_params[index] if index < len(positional_params) else None
+
+    for index, arg in enumerate(call.args):
+        binding = tracker.binding_of(arg.value)
+        param = param_for(index, arg)
+        if binding is None or param is None or id(param) in tracker._by_target:
+            continue
+        model_param = None
+        if isinstance(binding.model, cst.Name):
+            for other_index, other in enumerate(call.args):
+                if isinstance(other.value, cst.Name) and other.value.value == binding.model.value:
+                    model_param = param_for(other_index, other)
+        model = cst.Name(model_param.name.value) if model_param is not None else None
+        tracker._by_target[id(param)] = OptimizerBinding(binding.kind, model, origin=binding)
+
+
+def _model_from_grads(analysis: FileAnalysis, grads: cst.BaseExpression) -> cst.BaseExpression | None:
+    """`grads` from `nnx.grad(f)(model, ...)` / `nnx.value_and_grad(f)(model, ...)` -> `model`."""
+    if not isinstance(grads, cst.Name):
+        return None
+    assignments = analysis.assignments_of(grads)
+    if len(assignments) != 1:
+        return None
+    node = assignments[0].node
+    while node is not None and not isinstance(node, cst.Assign):
+        if not isinstance(node, (cst.Name, cst.Element, cst.Tuple, cst.List, cst.AssignTarget)):
+            return None
+        node = analysis.parent(node)
+    if node is None or not isinstance(node.value, cst.Call):
+        return None
+    outer = node.value
+    transform = outer.func
+    if isinstance(transform, cst.Name):
+        transform = analysis.assigned_value(transform)
+    if not isinstance(transform, cst.Call):
+        return None
+    if analysis.nnx_symbol(transform.func) not in analysis.api.grad_transforms:
+        return None
+    if any(a.keyword is not None and a.keyword.value in ("argnums", "wrt") for a in transform.args):
+        return None  # differentiates w.r.t. something else than the first argument
+    first = outer.args[0] if outer.args else None
+    if first is None or first.keyword is not None or first.star:
+        return None
+    return first.value if isinstance(first.value, (cst.Name, cst.Attribute)) else None
+
+
+class _Collector(cst.CSTVisitor):
+    def __init__(self, analysis: FileAnalysis) -> None:
+        self.assigns: list[cst.Assign] = []
+        self.params: list[cst.Param] = []
+        self.calls: list[cst.Call] = []
+        self.attributes: list[cst.Attribute] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.assigns.append(node)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.params.append(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self.attributes.append(node)

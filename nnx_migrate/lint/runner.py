@@ -1,0 +1,119 @@
+"""Lints many files: walking, reading, parallel jobs, writing fixes, collecting results."""
+
+from __future__ import annotations
+
+import difflib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import Sequence
+
+import libcst as cst
+
+from nnx_migrate.files import SourceError, atomic_write, iter_python_files, read_source
+from nnx_migrate.lint.config import LintConfig
+from nnx_migrate.lint.engine import Finding, lint_source
+from nnx_migrate.lint.rules import rule_by_code, select_rules
+from nnx_migrate.progress import progress
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    select: tuple[str, ...] = ("NNX",)
+    ignore: tuple[str, ...] = ()
+    fix: bool = False
+    unsafe_fixes: bool = False
+    diff: bool = False  # compute the fixes, show them as a diff, write nothing
+
+    @property
+    def rule_codes(self) -> tuple[str, ...]:
+        return tuple(rule.CODE for rule in select_rules(list(self.select), list(self.ignore)))
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None  # the file could not be read or parsed
+    fixes_applied: int = 0
+    diff: str | None = None
+
+
+@dataclass
+class LintRun:
+    files: list[FileResult]
+
+    @property
+    def findings(self) -> list[tuple[str, Finding]]:
+        return [(f.path, finding) for f in self.files for finding in f.findings]
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [f for f in self.files if f.error is not None]
+
+    @property
+    def fixes_applied(self) -> int:
+        return sum(f.fixes_applied for f in self.files)
+
+
+def lint_file(path: str, options: LintOptions) -> FileResult:
+    """Lints one file; never raises for a bad file (the error is in the result)."""
+    result = FileResult(path)
+    try:
+        source = read_source(Path(path)).text
+    except SourceError as exc:
+        result.error = str(exc)
+        return result
+    rules = [rule_by_code(code) for code in options.rule_codes]
+    try:
+        outcome = lint_source(
+            source, rules, fix=options.fix or options.diff, unsafe_fixes=options.unsafe_fixes
+        )
+    except cst.ParserSyntaxError as exc:
+        result.error = f"cannot parse (line {exc.raw_line}, column {exc.raw_column}): {exc.message}"
+        return result
+    except RecursionError:
+        result.error = "cannot parse: nested too deeply"
+        return result
+    except Exception as exc:  # a bug in a rule must not end a run over a whole tree
+        result.error = f"internal error in nnx-migrate (please report it): {type(exc).__name__}: {exc}"
+        return result
+    if options.diff:
+        result.findings = outcome.initial_findings if outcome.fixed_source is not None else outcome.findings
+        if outcome.fixed_source is not None:
+            result.diff = "".join(
+                difflib.unified_diff(
+                    source.splitlines(keepends=True),
+                    outcome.fixed_source.splitlines(keepends=True),
+                    fromfile=f"a/{path}",
+                    tofile=f"b/{path}",
+                )
+            )
+        return result
+    result.findings = outcome.findings
+    if outcome.fixed_source is not None:
+        atomic_write(Path(path), outcome.fixed_source)
+        result.fixes_applied = outcome.fixes_applied
+    return result
+
+
+def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
+    """The files to lint; raises FileNotFoundError for a path that does not exist."""
+    return [str(p) for p in iter_python_files(paths) if not config.excludes(p)]
+
+
+def lint_paths(files: Sequence[str], options: LintOptions, jobs: int = 1) -> LintRun:
+    results: list[FileResult] = []
+    with progress(len(files), "nnx-migrate lint") as advance:
+        if jobs <= 1 or len(files) < 2:
+            for path in files:
+                results.append(lint_file(path, options))
+                advance()
+        else:
+            chunksize = max(1, min(64, len(files) // (jobs * 8)))
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for result in pool.map(lint_file, files, repeat(options), chunksize=chunksize):
+                    results.append(result)
+                    advance()
+    return LintRun(results)
