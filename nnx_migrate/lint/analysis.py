@@ -8,7 +8,7 @@ called `Optimizer` is not.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from typing import Collection, Iterator
 
 import libcst as cst
 import libcst.matchers as m
@@ -40,9 +40,6 @@ class FileAnalysis:
     def __init__(self, wrapper: MetadataWrapper) -> None:
         self.wrapper = wrapper
         self.module = wrapper.module
-        self._qnames = wrapper.resolve(QualifiedNameProvider)
-        self._scopes = wrapper.resolve(ScopeProvider)
-        self._parents = wrapper.resolve(ParentNodeProvider)
         self.api = nnx_api()
         self._shared: dict = {}
 
@@ -51,6 +48,20 @@ class FileAnalysis:
         if build not in self._shared:
             self._shared[build] = build(self)
         return self._shared[build]
+
+    # Metadata is resolved on first use: each provider is a walk over the whole tree,
+    # and most files never need some of them.
+    @functools.cached_property
+    def _qnames(self):
+        return self.wrapper.resolve(QualifiedNameProvider)
+
+    @functools.cached_property
+    def _scopes(self):
+        return self.wrapper.resolve(ScopeProvider)
+
+    @functools.cached_property
+    def _parents(self):
+        return self.wrapper.resolve(ParentNodeProvider)
 
     # ---- names -------------------------------------------------------------------------
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
@@ -61,13 +72,40 @@ class FileAnalysis:
             value = value()
         return {q.name for q in value}
 
-    def nnx_symbol(self, node: cst.CSTNode) -> str | None:
-        """`Optimizer` for any expression that names `flax.nnx.Optimizer` (or a submodule's)."""
+    def nnx_symbol(self, node: cst.CSTNode, among: Collection[str] | None = None) -> str | None:
+        """`Optimizer` for any expression that names `flax.nnx.Optimizer` (or a submodule's).
+
+        With `among`, only those symbols are looked for, and an expression whose last name
+        is neither one of them nor an import alias is rejected without resolving any
+        metadata: most files never pay for scope analysis.
+        """
+        if among is not None and not self._could_name(node, among):
+            return None
         for name in self.qualified_names(node):
             symbol = _nnx_symbol_of(name)
-            if symbol is not None:
+            if symbol is not None and (among is None or symbol in among):
                 return symbol
         return None
+
+    @functools.cached_property
+    def import_aliases(self) -> dict[str, str]:
+        """`{alias: name}` for every `from ... import name as alias` in the file."""
+        aliases: dict[str, str] = {}
+        for statement in _iter_statements(self.module.body):
+            if isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar):
+                for alias in statement.names:
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        aliases[alias.asname.name.value] = alias.evaluated_name
+        return aliases
+
+    def _could_name(self, node: cst.CSTNode, symbols: Collection[str]) -> bool:
+        if isinstance(node, cst.Attribute):
+            last = node.attr.value
+        elif isinstance(node, cst.Name):
+            last = node.value
+        else:
+            return False
+        return last in symbols or self.import_aliases.get(last) in symbols
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self._parents.get(node)
@@ -112,8 +150,8 @@ class FileAnalysis:
         return cst.parse_expression(f"nnx.{symbol}"), (ImportNeeded("flax", "nnx"),)
 
     # ---- what an expression builds ----------------------------------------------------
-    def called_nnx_symbol(self, node: cst.CSTNode) -> str | None:
-        return self.nnx_symbol(node.func) if isinstance(node, cst.Call) else None
+    def called_nnx_symbol(self, node: cst.CSTNode, among: Collection[str]) -> str | None:
+        return self.nnx_symbol(node.func, among) if isinstance(node, cst.Call) else None
 
     @functools.cached_property
     def local_classes(self) -> dict[str, cst.ClassDef]:
@@ -141,7 +179,7 @@ class FileAnalysis:
                 for base in classdef.bases:
                     if base.keyword is not None:
                         continue
-                    if self.nnx_symbol(base.value) in nnx_bases or self._local_class_name(base.value) in found:
+                    if self.nnx_symbol(base.value, nnx_bases) or self._local_class_name(base.value) in found:
                         found.add(name)
                         changed = True
                         break
@@ -161,7 +199,7 @@ class FileAnalysis:
         if not isinstance(node, cst.Call):
             return False
         return (
-            self.nnx_symbol(node.func) in self.api.module_types
+            self.nnx_symbol(node.func, self.api.module_types)
             or self._local_class_name(node.func) in self.local_module_classes
         )
 
@@ -169,7 +207,7 @@ class FileAnalysis:
         if not isinstance(node, cst.Call):
             return False
         return (
-            self.nnx_symbol(node.func) in self.api.variable_types
+            self.nnx_symbol(node.func, self.api.variable_types)
             or self._local_class_name(node.func) in self.local_variable_classes
         )
 
@@ -256,6 +294,33 @@ class FileAnalysis:
         if isinstance(value, cst.Name):
             value = self.assigned_value(value) or value
         return self.makes_array(value)
+
+
+def _iter_statements(body) -> Iterator[cst.CSTNode]:
+    """Small statements anywhere in a statement list, without visiting expressions."""
+    for statement in body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            yield from statement.body
+        elif isinstance(statement, cst.BaseCompoundStatement):
+            yield from _iter_statements(_bodies(statement))
+
+
+def _bodies(statement: cst.BaseCompoundStatement) -> list[cst.CSTNode]:
+    result: list[cst.CSTNode] = []
+    for part in (statement, getattr(statement, "orelse", None), getattr(statement, "finalbody", None)):
+        if part is None:
+            continue
+        if part is not statement and isinstance(part, cst.If):  # elif
+            result.extend(_bodies(part))
+            continue
+        body = getattr(part, "body", None)
+        if isinstance(body, cst.IndentedBlock):
+            result.extend(body.body)
+        elif isinstance(body, cst.SimpleStatementSuite):
+            result.extend(cst.SimpleStatementLine(body=[s]) for s in body.body)
+    for handler in getattr(statement, "handlers", ()):
+        result.extend(_bodies(handler))
+    return result
 
 
 def _iter_assignments(node: cst.CSTNode) -> Iterator[cst.Assign | cst.AnnAssign]:

@@ -59,7 +59,10 @@ def lint_source(
     Raises `libcst.ParserSyntaxError` for source that does not parse.
     """
     outcome = LintOutcome()
-    if RELEVANT_TEXT not in source or not rules:
+    if RELEVANT_TEXT not in source:
+        return outcome
+    rules = [rule for rule in rules if rule.TRIGGER.search(source)]
+    if not rules:
         return outcome
     current = source
     for _ in range(MAX_FIX_ROUNDS):
@@ -90,11 +93,13 @@ def _run_rules(module: cst.Module, rules: Sequence[type[LintRule]], source: str)
     # unsafe_skip_copy: the module was parsed here and is not shared, so the wrapper may
     # use it as is (copying it costs as much as parsing it again).
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
     analysis = FileAnalysis(wrapper)
     visitors = [rule(analysis) for rule in rules]
-    wrapper.visit_batched(visitors)
+    cst.visit_batched(wrapper.module, visitors)
     reports = [report for visitor in visitors for report in visitor.reports]
+    if not reports:
+        return [], {}
+    positions = wrapper.resolve(PositionProvider)  # only files with findings pay for it
     suppressed = suppressed_codes_by_line(source)
     if suppressed:
         reports = [r for r in reports if not _is_suppressed(r, positions, suppressed)]

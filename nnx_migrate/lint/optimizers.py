@@ -70,8 +70,8 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
     optimizer_kinds = {analysis.api.optimizer, *analysis.api.deprecated_optimizers}
 
     for assign in collector.assigns:
-        kind = analysis.called_nnx_symbol(assign.value)
-        if kind not in optimizer_kinds or len(assign.targets) != 1:
+        kind = analysis.called_nnx_symbol(assign.value, optimizer_kinds)
+        if kind is None or len(assign.targets) != 1:
             continue
         target = assign.targets[0].target
         if isinstance(target, cst.Name):
@@ -80,10 +80,12 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
             )
     for param in collector.params:
         if param.annotation is not None:
-            kind = analysis.nnx_symbol(param.annotation.annotation)
-            if kind in optimizer_kinds:
+            kind = analysis.nnx_symbol(param.annotation.annotation, optimizer_kinds)
+            if kind is not None:
                 tracker._by_target[id(param)] = OptimizerBinding(kind, None)
 
+    if not tracker._by_target:
+        return tracker  # no optimizer in this file: skip the scope analysis below
     # Carry bindings into the functions they are passed to (twice: steps call helpers).
     for _ in range(2):
         for call in collector.calls:
@@ -169,7 +171,7 @@ def _model_from_grads(analysis: FileAnalysis, grads: cst.BaseExpression) -> cst.
         transform = analysis.assigned_value(transform)
     if not isinstance(transform, cst.Call):
         return None
-    if analysis.nnx_symbol(transform.func) not in analysis.api.grad_transforms:
+    if analysis.nnx_symbol(transform.func, analysis.api.grad_transforms) is None:
         return None
     if any(a.keyword is not None and a.keyword.value in ("argnums", "wrt") for a in transform.args):
         return None  # differentiates w.r.t. something else than the first argument

@@ -9,16 +9,11 @@ its documentation (`nnx-migrate explain CODE`).
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import libcst as cst
-from libcst.metadata import (
-    ParentNodeProvider,
-    PositionProvider,
-    QualifiedNameProvider,
-    ScopeProvider,
-)
 
 if TYPE_CHECKING:
     from nnx_migrate.lint.analysis import FileAnalysis
@@ -82,13 +77,15 @@ class LintRule(cst.BatchableCSTVisitor):
     FIX_SAFETY: ClassVar[str] = "safe"
     VALID: ClassVar[Sequence[Valid]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+    # Text that any file this rule can report must contain. A file matching no rule's
+    # trigger is not parsed at all, which keeps linting a big tree cheap. A trigger may
+    # match too often, never too rarely.
+    TRIGGER: ClassVar[re.Pattern[str]]
 
-    METADATA_DEPENDENCIES = (
-        QualifiedNameProvider,
-        PositionProvider,
-        ParentNodeProvider,
-        ScopeProvider,
-    )
+    # Rules read metadata through `self.analysis` (resolved lazily, shared by all rules),
+    # not through LibCST's per-visitor dependencies, which would resolve every provider
+    # for every file up front.
+    METADATA_DEPENDENCIES = ()
 
     def __init__(self, analysis: "FileAnalysis") -> None:
         super().__init__()

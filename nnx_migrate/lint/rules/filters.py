@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import libcst as cst
 
 from nnx_migrate.lint.rule import Invalid, LintRule, Valid
@@ -26,6 +27,7 @@ class OutdatedFilterSyntax(LintRule):
     NAME = "outdated-filter-syntax"
     SUMMARY = "`nnx.All - X` and `nnx.state(m, filter=...)` raise; use `nnx.Not(X)` / positional filters"
     FIX_SAFETY = "safe"
+    TRIGGER = re.compile(r"\bAll\s*-|\bfilter\s*=")
 
     VALID = [
         Valid("from flax import nnx\nparams = nnx.state(model, nnx.Not(nnx.BatchStat))\n"),
@@ -48,7 +50,7 @@ class OutdatedFilterSyntax(LintRule):
         api = self.analysis.api
         if not isinstance(node.operator, cst.Subtract):
             return
-        if self.analysis.nnx_symbol(node.left) != api.filter_everything:
+        if self.analysis.nnx_symbol(node.left, {api.filter_everything}) is None:
             return
         negate, imports = self.analysis.nnx_reference(api.filter_negate)
         excluded = node.right.with_changes(lpar=[], rpar=[]) if node.right.lpar else node.right
@@ -61,8 +63,8 @@ class OutdatedFilterSyntax(LintRule):
         )
 
     def visit_Call(self, node: cst.Call) -> None:
-        symbol = self.analysis.nnx_symbol(node.func)
-        if symbol not in self.analysis.api.positional_filter_functions:
+        symbol = self.analysis.nnx_symbol(node.func, self.analysis.api.positional_filter_functions)
+        if symbol is None:
             return
         for index, arg in enumerate(node.args):
             if arg.keyword is None or arg.keyword.value != "filter":

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import libcst as cst
 
 from nnx_migrate.lint.edits import append_keyword_arg, insert_positional_arg
@@ -31,6 +32,7 @@ class ModelAndOptimizerDeprecated(LintRule):
     NAME = "model-and-optimizer"
     SUMMARY = "`nnx.ModelAndOptimizer` is deprecated: use `nnx.Optimizer` + `update(model, grads)`"
     FIX_SAFETY = "unsafe"
+    TRIGGER = re.compile(r"ModelAndOptimizer")
 
     VALID = [
         Valid("from flax import nnx\nopt = nnx.Optimizer(model, tx, wrt=nnx.Param)\nopt.update(model, grads)\n"),
@@ -73,8 +75,8 @@ class ModelAndOptimizerDeprecated(LintRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         analysis = self.analysis
-        symbol = analysis.nnx_symbol(node.func)
-        if symbol not in analysis.api.deprecated_optimizers:
+        symbol = analysis.nnx_symbol(node.func, analysis.api.deprecated_optimizers)
+        if symbol is None:
             return
         tracker = optimizer_tracker(analysis)
         root = next((b for b in tracker.constructed() if b.construction is node), None)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import libcst as cst
 import libcst.matchers as m
 
@@ -32,6 +33,7 @@ class PlainContainerOfModules(LintRule):
     NAME = "plain-container-of-modules"
     SUMMARY = "plain list/dict of modules or arrays on an nnx.Module raises since Flax 0.12"
     FIX_SAFETY = "safe"
+    TRIGGER = re.compile(r"self\.\w+\s*(?::[^=\n]*)?=\s*[\[{]")
 
     VALID = [
         Valid(

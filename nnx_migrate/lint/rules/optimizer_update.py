@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import libcst as cst
 
 from nnx_migrate.lint.edits import insert_positional_arg
@@ -43,6 +44,7 @@ class OptimizerUpdateWithoutModel(LintRule):
     NAME = "optimizer-update-without-model"
     SUMMARY = "`optimizer.update(grads)` / `optimizer.model` were removed in Flax 0.11"
     FIX_SAFETY = "safe"
+    TRIGGER = re.compile(r"Optimizer")
 
     VALID = [
         Valid(

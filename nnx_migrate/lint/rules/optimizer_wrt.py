@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import libcst as cst
 
 from nnx_migrate.lint.edits import append_keyword_arg
@@ -28,6 +29,7 @@ class OptimizerWithoutWrt(LintRule):
     NAME = "optimizer-without-wrt"
     SUMMARY = "`nnx.Optimizer(...)` without `wrt=` raises TypeError since Flax 0.11"
     FIX_SAFETY = "safe"
+    TRIGGER = re.compile(r"Optimizer\s*\(")
 
     VALID = [
         Valid("from flax import nnx\nopt = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"),
@@ -80,8 +82,8 @@ class OptimizerWithoutWrt(LintRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         api = self.analysis.api
-        symbol = self.analysis.nnx_symbol(node.func)
-        if symbol != api.optimizer and symbol not in api.deprecated_optimizers:
+        symbol = self.analysis.nnx_symbol(node.func, {api.optimizer, *api.deprecated_optimizers})
+        if symbol is None:
             return
         if any(arg.star for arg in node.args):
             return  # *args / **kwargs may carry wrt
