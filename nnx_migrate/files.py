@@ -6,8 +6,10 @@ and a crash in the middle of a run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -73,23 +75,33 @@ class SourceError(Exception):
 class Source:
     path: Path
     text: str
+    encoding: str = "utf-8"  # as Python reads the file: a PEP 263 cookie or a BOM
 
 
 def read_source(path: Path) -> Source:
-    """Reads a file as UTF-8 text, keeping its line endings byte for byte."""
+    """Reads a Python file as Python does (UTF-8, or its PEP 263 coding cookie).
+
+    Line endings are kept byte for byte (no newline translation), so a fix keeps them.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(f"cannot read: {exc.strerror or exc}") from exc
     try:
-        # newline="" semantics: decode without translating \r\n, so a fix keeps them.
-        text = data.decode("utf-8")
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        declaration_error = None
+    except SyntaxError as exc:  # an unknown codec, or undecodable bytes in line 1-2
+        encoding, declaration_error = "utf-8", exc
+    try:
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise SourceError(f"not UTF-8 (byte {exc.start}): {exc.reason}") from exc
-    return Source(path, text)
+        raise SourceError(f"not valid {encoding} (byte {exc.start}): {exc.reason}") from exc
+    if declaration_error is not None:
+        raise SourceError(f"bad encoding declaration: {declaration_error}")
+    return Source(path, text, encoding)
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Replaces `path` with `text` so that readers see the old or the new file, never half.
 
     Writes a temporary file in the same folder (same file system, so the rename is
@@ -99,7 +111,7 @@ def atomic_write(path: Path, text: str) -> None:
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nnx-migrate.tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -120,11 +120,15 @@ def _summary(lint_run, files, args) -> None:
     findings = lint_run.findings
     fixable = sum(1 for _, f in findings if f.fix == "safe")
     unsafe = sum(1 for _, f in findings if f.fix == "unsafe")
-    parts = [f"{len(files)} files checked", f"{len(findings)} findings"]
+    parts = [_count(len(files), "file") + " checked", _count(len(findings), "finding")]
     if lint_run.fixes_applied:
         parts.append(f"{lint_run.fixes_applied} fixed")
     if not args.fix and not args.diff and (fixable or unsafe):
         parts.append(f"{fixable} fixable with --fix" + (f", {unsafe} more with --unsafe-fixes" if unsafe else ""))
     if lint_run.errors:
-        parts.append(f"{len(lint_run.errors)} files could not be read or parsed")
+        parts.append(_count(len(lint_run.errors), "file") + " could not be read or parsed")
     print("nnx-migrate lint: " + ", ".join(parts), file=sys.stderr)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -61,10 +61,11 @@ def lint_file(path: str, options: LintOptions) -> FileResult:
     """Lints one file; never raises for a bad file (the error is in the result)."""
     result = FileResult(path)
     try:
-        source = read_source(Path(path)).text
+        source_file = read_source(Path(path))
     except SourceError as exc:
         result.error = str(exc)
         return result
+    source = source_file.text
     rules = [rule_by_code(code) for code in options.rule_codes]
     try:
         outcome = lint_source(
@@ -93,7 +94,7 @@ def lint_file(path: str, options: LintOptions) -> FileResult:
         return result
     result.findings = outcome.findings
     if outcome.fixed_source is not None:
-        atomic_write(Path(path), outcome.fixed_source)
+        atomic_write(Path(path), outcome.fixed_source, source_file.encoding)
         result.fixes_applied = outcome.fixes_applied
     return result
 

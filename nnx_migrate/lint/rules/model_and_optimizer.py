@@ -16,8 +16,9 @@ class ModelAndOptimizerDeprecated(LintRule):
     optimizer API (`update(grads)`, `.model`).
 
     ## Why
-    Flax marks it deprecated; code should use `nnx.Optimizer(model, tx, wrt=...)` and
-    `update(model, grads)`.
+    Flax's docstring marks it deprecated and due for removal (it does not warn at run
+    time, so nothing tells its users); code should use `nnx.Optimizer(model, tx, wrt=...)`
+    and `update(model, grads)`.
 
     ## Fix safety
     Unsafe (applied only with `--unsafe-fixes`): the fix rewrites the construction to

@@ -11,8 +11,8 @@ class OptimizerWithoutWrt(LintRule):
     """`nnx.Optimizer(...)` is called without `wrt=`.
 
     ## What it does
-    Finds `nnx.Optimizer(model, tx)` (and `nnx.ModelAndOptimizer`) calls that do not say
-    which variables the optimizer updates.
+    Finds `nnx.Optimizer(model, tx)` calls that do not say which variables the optimizer
+    updates.
 
     ## Why
     Since Flax 0.11 `wrt` is a required keyword argument: the call raises
@@ -82,7 +82,8 @@ class OptimizerWithoutWrt(LintRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         api = self.analysis.api
-        symbol = self.analysis.nnx_symbol(node.func, {api.optimizer, *api.deprecated_optimizers})
+        # Only `Optimizer`: `ModelAndOptimizer` still defaults `wrt` to `nnx.Param`.
+        symbol = self.analysis.nnx_symbol(node.func, {api.optimizer})
         if symbol is None:
             return
         if any(arg.star for arg in node.args):
