@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -99,6 +101,14 @@ def lint_file(path: str, options: LintOptions) -> FileResult:
     return result
 
 
+def _process_context():
+    # fork is the cheapest start, and the CLI never loads jax; but a caller that has
+    # (a test session, a notebook) would fork a multithreaded process, which can deadlock.
+    if "jax" in sys.modules or "jaxlib" in sys.modules:
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("fork")
+
+
 def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
     """The files to lint; raises FileNotFoundError for a path that does not exist."""
     return [str(p) for p in iter_python_files(paths) if not config.excludes(p)]
@@ -113,7 +123,7 @@ def lint_paths(files: Sequence[str], options: LintOptions, jobs: int = 1) -> Lin
                 advance()
         else:
             chunksize = max(1, min(64, len(files) // (jobs * 8)))
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context()) as pool:
                 for result in pool.map(lint_file, files, repeat(options), chunksize=chunksize):
                     results.append(result)
                     advance()

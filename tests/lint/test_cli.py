@@ -198,3 +198,16 @@ def test_python_dash_m_and_help(run_python):
     result = run_python("-m", "nnx_migrate", "lint", "--help")
     assert result.returncode == 0
     assert "exit status" in result.stdout and "--unsafe-fixes" in result.stdout
+
+
+def test_lint_never_imports_jax_or_flax(run_python, tmp_path):
+    (tmp_path / "a.py").write_text(BROKEN)
+    script = (
+        "import sys\n"
+        "from nnx_migrate.cli import main\n"
+        f"code = main(['lint', '--fix', {str(tmp_path)!r}])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax'))\n"
+        "print(code, heavy)\n"
+    )
+    result = run_python("-c", script)
+    assert result.stdout.strip() == "0 []", result.stderr
