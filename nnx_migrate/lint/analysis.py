@@ -279,6 +279,8 @@ class FileAnalysis:
         result: dict[str, bool] = {}
         disqualified: set[str] = set()
         for attr, value, _ in self.self_attribute_assignments(classdef):
+            if isinstance(value, cst.Name) and value.value == "None":
+                continue  # `self.w = None` in another branch: `.value` is only read when set
             if self.constructs_variable(value):
                 holds_array = self.variable_holds_array(value)
                 result[attr] = result.get(attr, True) and holds_array

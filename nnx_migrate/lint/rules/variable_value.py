@@ -54,6 +54,15 @@ class VariableValue(LintRule):
             "    def f(self):\n"
             "        return self.thing.value\n"
         ),
+        Valid(
+            "from flax import nnx\n"
+            "class M(nnx.Module):\n"
+            "    def __init__(self, rngs):\n"
+            "        self.w = nnx.Param(rngs.params())\n"
+            "        self.w = nnx.Linear(2, 2, rngs=rngs)  # not only a Variable\n"
+            "    def f(self):\n"
+            "        return self.w.value\n"
+        ),
     ]
     INVALID = [
         Invalid(
@@ -97,6 +106,26 @@ class VariableValue(LintRule):
             "    def tick(self):\n"
             "        self.steps.set_value(self.steps.get_value() + 1)\n"
             "        self.steps.set_value(self.steps.get_value() * 2)\n",
+        ),
+        Invalid(
+            "from flax import nnx\n"
+            "class Embed(nnx.Module):\n"
+            "    def __init__(self, init, rngs):\n"
+            "        if init is not None:\n"
+            "            self.table = nnx.Param(init(rngs(), (4, 2)))\n"
+            "        else:\n"
+            "            self.table = None\n"
+            "    def __call__(self):\n"
+            "        return self.table.value\n",
+            "from flax import nnx\n"
+            "class Embed(nnx.Module):\n"
+            "    def __init__(self, init, rngs):\n"
+            "        if init is not None:\n"
+            "            self.table = nnx.Param(init(rngs(), (4, 2)))\n"
+            "        else:\n"
+            "            self.table = None\n"
+            "    def __call__(self):\n"
+            "        return self.table.get_value()\n",
         ),
         Invalid(
             "import jax\n"
