@@ -196,20 +196,16 @@ class FileAnalysis:
         return self._subclasses_of(self.api.variable_types)
 
     def constructs_module(self, node: cst.CSTNode) -> bool:
-        if not isinstance(node, cst.Call):
-            return False
-        return (
-            self.nnx_symbol(node.func, self.api.module_types)
-            or self._local_class_name(node.func) in self.local_module_classes
-        )
+        return self._constructs(node, self.api.module_types, self.local_module_classes)
 
     def constructs_variable(self, node: cst.CSTNode) -> bool:
+        return self._constructs(node, self.api.variable_types, self.local_variable_classes)
+
+    def _constructs(self, node: cst.CSTNode, nnx_types: frozenset[str], local_types: frozenset[str]) -> bool:
+        """A call of one of the `flax.nnx` classes `nnx_types`, or of a local subclass."""
         if not isinstance(node, cst.Call):
             return False
-        return (
-            self.nnx_symbol(node.func, self.api.variable_types)
-            or self._local_class_name(node.func) in self.local_variable_classes
-        )
+        return bool(self.nnx_symbol(node.func, nnx_types)) or self._local_class_name(node.func) in local_types
 
     def constructs_local_class(self, node: cst.CSTNode) -> str | None:
         if isinstance(node, cst.Call):
