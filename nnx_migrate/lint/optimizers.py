@@ -41,18 +41,23 @@ class OptimizerUse:
 class OptimizerTracker:
     analysis: FileAnalysis
     _by_target: dict[int, OptimizerBinding] = field(default_factory=dict)
+    # `self.opt = nnx.Optimizer(...)` in a method: (id of the class, attribute) -> binding
+    _by_attribute: dict[tuple[int, str], OptimizerBinding] = field(default_factory=dict)
     one_arg_updates: list[OptimizerUse] = field(default_factory=list)
     model_attributes: list[OptimizerUse] = field(default_factory=list)
 
-    def binding_of(self, expr: cst.BaseExpression) -> OptimizerBinding | None:
-        if not isinstance(expr, cst.Name):
+    def binding_of(self, expr: cst.BaseExpression, cls: cst.ClassDef | None = None) -> OptimizerBinding | None:
+        if cls is not None and m.matches(expr, m.Attribute(value=m.Name("self"), attr=m.Name())):
+            return self._by_attribute.get((id(cls), expr.attr.value))
+        if not isinstance(expr, cst.Name) or not self._by_target:
             return None
         bindings = {id(b): b for a in self.analysis.assignments_of(expr) if (b := self._by_target.get(id(a.node)))}
         return next(iter(bindings.values())) if len(bindings) == 1 else None
 
     def constructed(self) -> list[OptimizerBinding]:
         """Bindings made by an `nnx.Optimizer(...)`-style call in this file."""
-        return [b for b in self._by_target.values() if b.construction is not None]
+        bindings = [*self._by_target.values(), *self._by_attribute.values()]
+        return [b for b in bindings if b.construction is not None]
 
     def uses_of(self, root: OptimizerBinding) -> list[OptimizerUse]:
         return [u for u in self.one_arg_updates + self.model_attributes if u.binding.root is root]
@@ -69,14 +74,19 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
     analysis.module.visit(collector)
     optimizer_kinds = {analysis.api.optimizer, *analysis.api.deprecated_optimizers}
 
-    for assign in collector.assigns:
+    for assign, cls in collector.assigns:
         kind = analysis.called_nnx_symbol(assign.value, optimizer_kinds)
         if kind is None or len(assign.targets) != 1:
             continue
         target = assign.targets[0].target
+        model = _constructed_model(assign.value)
         if isinstance(target, cst.Name):
-            tracker._by_target[id(target)] = OptimizerBinding(
-                kind, _constructed_model(assign.value), construction=assign.value
+            tracker._by_target[id(target)] = OptimizerBinding(kind, model, construction=assign.value)
+        elif cls is not None and m.matches(target, m.Attribute(value=m.Name("self"), attr=m.Name())):
+            # Other methods see the model only if it is itself an attribute of self.
+            shared_model = model if m.matches(model, m.Attribute(value=m.Name("self"))) else None
+            tracker._by_attribute[(id(cls), target.attr.value)] = OptimizerBinding(
+                kind, shared_model, construction=assign.value
             )
     for param in collector.params:
         if param.annotation is not None:
@@ -84,27 +94,28 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
             if kind is not None:
                 tracker._by_target[id(param)] = OptimizerBinding(kind, None)
 
-    if not tracker._by_target:
+    if not tracker._by_target and not tracker._by_attribute:
         return tracker  # no optimizer in this file: skip the scope analysis below
     # Carry bindings into the functions they are passed to (twice: steps call helpers).
-    for _ in range(2):
-        for call in collector.calls:
-            _carry_through_call(tracker, call)
+    if tracker._by_target:
+        for _ in range(2):
+            for call, _cls in collector.calls:
+                _carry_through_call(tracker, call)
 
-    for call in collector.calls:
+    for call, cls in collector.calls:
         func = call.func
-        if not m.matches(func, m.Attribute(value=m.Name(), attr=m.Name("update"))):
+        if not m.matches(func, m.Attribute(attr=m.Name("update"))):
             continue
-        binding = tracker.binding_of(func.value)
+        binding = tracker.binding_of(func.value, cls)
         if binding is None:
             continue
         positional = [a for a in call.args if a.keyword is None and not a.star]
         if len(call.args) == 1 and len(positional) == 1:
             model = _model_from_grads(analysis, positional[0].value) or binding.model
             tracker.one_arg_updates.append(OptimizerUse(binding, call, model))
-    for attribute in collector.attributes:
+    for attribute, cls in collector.attributes:
         if attribute.attr.value == "model":
-            binding = tracker.binding_of(attribute.value)
+            binding = tracker.binding_of(attribute.value, cls)
             if binding is not None:
                 tracker.model_attributes.append(OptimizerUse(binding, attribute, binding.model))
     return tracker
@@ -182,20 +193,32 @@ def _model_from_grads(analysis: FileAnalysis, grads: cst.BaseExpression) -> cst.
 
 
 class _Collector(cst.CSTVisitor):
+    """Assignments, parameters, calls and attributes, each with its enclosing class."""
+
     def __init__(self, analysis: FileAnalysis) -> None:
-        self.assigns: list[cst.Assign] = []
+        self.assigns: list[tuple[cst.Assign, cst.ClassDef | None]] = []
         self.params: list[cst.Param] = []
-        self.calls: list[cst.Call] = []
-        self.attributes: list[cst.Attribute] = []
+        self.calls: list[tuple[cst.Call, cst.ClassDef | None]] = []
+        self.attributes: list[tuple[cst.Attribute, cst.ClassDef | None]] = []
+        self._classes: list[cst.ClassDef] = []
+
+    def _cls(self) -> cst.ClassDef | None:
+        return self._classes[-1] if self._classes else None
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._classes.pop()
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        self.assigns.append(node)
+        self.assigns.append((node, self._cls()))
 
     def visit_Param(self, node: cst.Param) -> None:
         self.params.append(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
+        self.calls.append((node, self._cls()))
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        self.attributes.append(node)
+        self.attributes.append((node, self._cls()))

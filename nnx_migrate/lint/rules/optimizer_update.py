@@ -25,7 +25,8 @@ class OptimizerUpdateWithoutModel(LintRule):
 
     ## What it does
     Finds one-argument `update(grads)` calls and `.model` reads on values known to be an
-    `nnx.Optimizer`: assigned from `nnx.Optimizer(...)`, a parameter annotated with it, or
+    `nnx.Optimizer`: assigned from `nnx.Optimizer(...)` (to a name, or to `self.attr` in a
+    class's methods), a parameter annotated with it, or
     a parameter that a call in the same file passes an optimizer to.
 
     ## Why
@@ -87,6 +88,26 @@ class OptimizerUpdateWithoutModel(LintRule):
             "def step(optimizer: nnx.Optimizer, grads):\n"
             "    optimizer.update(grads)\n",
             None,
+        ),
+        Invalid(
+            "from flax import nnx\n"
+            "class Trainer:\n"
+            "    def __init__(self, model, tx):\n"
+            "        self.model = model\n"
+            "        self.opt = nnx.Optimizer(self.model, tx, wrt=nnx.Param)\n"
+            "    def step(self, batch):\n"
+            "        grads = nnx.grad(loss_fn)(self.model, batch)\n"
+            "        self.opt.update(grads)\n"
+            "        return self.opt.model\n",
+            "from flax import nnx\n"
+            "class Trainer:\n"
+            "    def __init__(self, model, tx):\n"
+            "        self.model = model\n"
+            "        self.opt = nnx.Optimizer(self.model, tx, wrt=nnx.Param)\n"
+            "    def step(self, batch):\n"
+            "        grads = nnx.grad(loss_fn)(self.model, batch)\n"
+            "        self.opt.update(self.model, grads)\n"
+            "        return self.model\n",
         ),
     ]
 
