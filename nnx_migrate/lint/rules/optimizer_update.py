@@ -26,8 +26,8 @@ class OptimizerUpdateWithoutModel(LintRule):
     ## What it does
     Finds one-argument `update(grads)` calls and `.model` reads on values known to be an
     `nnx.Optimizer`: assigned from `nnx.Optimizer(...)` (to a name, or to `self.attr` in a
-    class's methods), a parameter annotated with it, or
-    a parameter that a call in the same file passes an optimizer to.
+    class's methods), a parameter annotated with it, or a parameter that a call in the
+    same file passes an optimizer to.
 
     ## Why
     Since Flax 0.11 `Optimizer.update` takes the model first, `update(model, grads)`,
