@@ -38,7 +38,7 @@ from nnx_migrate.equivalence.nnx_tree import (
     parse_nnx_path,
     variable_value,
 )
-from nnx_migrate.naming import nnx_path_candidates
+from nnx_migrate.naming import is_linen_auto_name, nnx_path_candidates
 
 LinenPath = tuple[str, ...]
 Transform = Callable[[Any], Any]
@@ -167,6 +167,16 @@ class WeightMap:
             for candidate in nnx_path_candidates(linen_path[-1])
             if isinstance(node := parent_node.resolve(candidate), NNXNode)
         }
+        if not found:
+            # A hand-written port names it its own way: for a module without weights
+            # (Dropout_0), the one unclaimed child of the same class name is it.
+            linen_class = linen_path[-1].rsplit("_", 1)[0] if is_linen_auto_name(linen_path[-1]) else None
+            claimed = set(self.modules.values())
+            found = {
+                child.path
+                for child in parent_node.children.values()
+                if type(child.module).__name__ == linen_class and child.path not in claimed
+            }
         return found.pop() if len(found) == 1 else None
 
 
