@@ -199,18 +199,20 @@ class _Passes:
         snapshot = _snapshot(self.nnx_module)
         with_grads = gradients and params is not None and bool(self.weight_map.param_pairs())
 
+        # Outputs leave the differentiated functions flattened ({leaf name: array}), since
+        # `value_and_grad` can only hand back pytrees and a model may return a dataclass.
         def linen_loss(p):
             output, updated = self.linen_apply(p, kwargs)
-            return projection_loss(flatten_outputs(output), self.seed), (output, updated)
+            flat = flatten_outputs(output)
+            return projection_loss(flat, self.seed), (flat, _split_intermediates(updated))
 
         nnx_paths: list = []
 
         def nnx_loss(model):
             records: list = []
-            output = self.nnx_call(model, kwargs, records)
+            flat = flatten_outputs(self.nnx_call(model, kwargs, records))
             nnx_paths[:] = [path for path, _ in records]
-            aux = (output, [value for _, value in records])
-            return projection_loss(flatten_outputs(output), self.seed), aux
+            return projection_loss(flat, self.seed), (flat, [flatten_outputs(value) for _, value in records])
 
         if with_grads:
             (_, (linen_out, updated)), linen_grads = self._guard(
@@ -227,9 +229,9 @@ class _Passes:
         if with_grads:
             result.checks.append(self._gradient_check(f"gradients ({label})", linen_grads, nnx_grads))
         if self.weight_map.state_pairs():
-            result.checks.append(self._state_check(f"state after {label}", updated))
+            result.checks.append(self._state_check(f"state after {label}", updated[0]))
         if not outputs.ok:
-            self._add_divergence(result, label, updated.get("intermediates", {}), nnx_records)
+            self._add_divergence(result, label, updated[1], nnx_records)
         _restore(snapshot)
 
     def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
@@ -239,18 +241,19 @@ class _Passes:
             linen_out, updated = self._guard("Linen", label, lambda: self.linen_apply(None, kwargs))
         with identical_dropout("nnx"):
             nnx_out = self._guard("NNX", label, lambda: self.nnx_call(self.nnx_module, kwargs, records))
-        outputs = self._output_check(label, linen_out, nnx_out)
+        outputs = self._output_check(label, flatten_outputs(linen_out), flatten_outputs(nnx_out))
         result.checks.append(outputs)
+        state, linen_records = _split_intermediates(updated)
         if self.weight_map.state_pairs():
-            result.checks.append(self._state_check(f"state after {label}", updated))
+            result.checks.append(self._state_check(f"state after {label}", state))
         if not result.checks[-1].ok or not outputs.ok:
-            self._add_divergence(result, label, updated.get("intermediates", {}), records)
+            nnx_records = [(path, flatten_outputs(value)) for path, value in records]
+            self._add_divergence(result, label, linen_records, nnx_records)
         _restore(snapshot)
 
     # -- turning values into checks ---------------------------------------------------
-    def _output_check(self, label, linen_out, nnx_out) -> Check:
-        return Check(f"outputs ({label})", compare_trees(
-            flatten_outputs(linen_out), flatten_outputs(nnx_out), self.rtol, self.atol))
+    def _output_check(self, label, linen_flat, nnx_flat) -> Check:
+        return Check(f"outputs ({label})", compare_trees(linen_flat, nnx_flat, self.rtol, self.atol))
 
     def _gradient_check(self, label, linen_grads, nnx_grads) -> Check:
         nnx_flat = {format_nnx_path(tuple(path)): leaf.get_value() for path, leaf in nnx.to_flat_state(nnx_grads)}
@@ -275,16 +278,23 @@ class _Passes:
                                        variable.get_value(), self.rtol, self.atol))
         return Check(label, leaves)
 
-    def _add_divergence(self, result, label, intermediates, nnx_records) -> None:
-        divergence = first_divergence(label, linen_call_records(intermediates), nnx_records,
-                                      self.weight_map, self.rtol, self.atol)
+    def _add_divergence(self, result, label, linen_records, nnx_records) -> None:
+        divergence = first_divergence(label, linen_records, nnx_records, self.weight_map, self.rtol, self.atol)
         if divergence is not None:
             result.divergences.append(divergence)
 
 
+def _split_intermediates(updated):
+    """(updated state collections, {Linen scope path: [flattened output of each call]})."""
+    state = {c: v for c, v in updated.items() if c != "intermediates"}
+    calls = linen_call_records(updated.get("intermediates", {}))
+    return state, {path: [flatten_outputs(output) for output in outputs] for path, outputs in calls.items()}
+
+
 def first_divergence(label, linen_records, nnx_records, weight_map: WeightMap, rtol, atol) -> Divergence | None:
     """Walks the NNX submodule calls in the order they finished and returns the first whose
-    outputs differ from the matching Linen call (same module, same call count)."""
+    outputs differ from the matching Linen call (same module, same call count). Records
+    are flattened outputs: Linen {scope path: [per call]}, NNX [(path, outputs)]."""
     by_nnx_path: dict = {}
     for linen_path in linen_records:
         if not linen_path:
@@ -300,8 +310,7 @@ def first_divergence(label, linen_records, nnx_records, weight_map: WeightMap, r
         linen_path = by_nnx_path.get(nnx_path)
         if linen_path is None or index >= len(linen_records[linen_path]):
             continue
-        diffs = compare_trees(flatten_outputs(linen_records[linen_path][index]), flatten_outputs(nnx_output),
-                              rtol, atol)
+        diffs = compare_trees(linen_records[linen_path][index], nnx_output, rtol, atol)
         linen_name = format_linen_path(None, linen_path)
         nnx_name = format_nnx_path(nnx_path)
         if all(diff.ok for diff in diffs):
