@@ -309,6 +309,8 @@ class _Mapper:
             tried = ", ".join(format_nnx_path(nnode.path + c) for c in nnx_path_candidates(lchild.path[-1]))
             how = " and no unclaimed submodule has the same weight shapes" if self.structural else ""
             for collection, path, value in lchild.all_leaves():
+                if self._map_overridden_leaf(collection, path, value):
+                    continue
                 self.result.unplaced.append(
                     f"{format_linen_path(collection, path)} {_shape(value)}: no NNX submodule "
                     f"at {tried}{how}"
@@ -318,16 +320,7 @@ class _Mapper:
         leftovers = []
         for (collection, name), value in lnode.leaves.items():
             linen_path = lnode.path + (name,)
-            override = self.leaf_overrides.get((collection, linen_path)) or self.leaf_overrides.get((None, linen_path))
-            if override is not None:
-                nnx_path, transform = override
-                target = self._resolve_override(format_linen_path(collection, linen_path), nnx_path)
-                if not isinstance(target, nnx.Variable):
-                    raise EquivalenceSetupError(
-                        f"mapping override for {format_linen_path(collection, linen_path)}: "
-                        f"{format_nnx_path(nnx_path)} is a module, not a variable"
-                    )
-                self._pair(collection, linen_path, nnx_path, target, value, transform)
+            if self._map_overridden_leaf(collection, linen_path, value):
                 continue
             variable = nnode.variables.get(name)
             if variable is not None and id(variable) not in self.taken_variables:
@@ -358,8 +351,28 @@ class _Mapper:
                 f"{format_nnx_path(nnode.path + (name,))}"
             )
 
+    def _map_overridden_leaf(self, collection: str, linen_path: LinenPath, value: Any) -> bool:
+        override = self.leaf_overrides.get((collection, linen_path)) or self.leaf_overrides.get((None, linen_path))
+        if override is None:
+            return False
+        nnx_path, transform = override
+        target = self._resolve_override(format_linen_path(collection, linen_path), nnx_path)
+        if not isinstance(target, nnx.Variable):
+            raise EquivalenceSetupError(
+                f"mapping override for {format_linen_path(collection, linen_path)}: "
+                f"{format_nnx_path(nnx_path)} is a module, not a variable"
+            )
+        self._pair(collection, linen_path, nnx_path, target, value, transform)
+        return True
+
     def _pair(self, collection, linen_path, nnx_path, variable, value, transform=None) -> None:
         pair = LeafPair(collection, linen_path, nnx_path, variable, transform)
+        if id(variable) in self.taken_variables:
+            other = next(p.linen_name for p in self.result.pairs if p.variable is variable)
+            self.result.broken.add(pair.linen_name)
+            self.result.mismatched.append(
+                f"{pair.linen_name}: NNX {pair.nnx_name} already receives {other}")
+            return
         self.taken_variables.add(id(variable))
         self.result.pairs.append(pair)
         expected = kind_of_collection(collection)
