@@ -44,17 +44,21 @@ def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any, rto
                         "" if equal else f"{differing} of {expected.size} integer values differ")
     expected64 = expected.astype(np.float64)
     actual64 = actual.astype(np.float64)
-    same_nan = np.isnan(expected64) == np.isnan(actual64)
-    both_finite = ~np.isnan(expected64) & ~np.isnan(actual64)
-    error = np.abs(actual64 - expected64, where=both_finite, out=np.zeros_like(expected64))
-    # inf == inf of the same sign is exact agreement, not an infinite error.
-    error[both_finite & (expected64 == actual64)] = 0.0
+    nan_expected, nan_actual = np.isnan(expected64), np.isnan(actual64)
+    # Exact agreement includes inf == inf and NaN where the other side has NaN too.
+    equal = (expected64 == actual64) | (nan_expected & nan_actual)
+    with np.errstate(invalid="ignore"):
+        error = np.abs(actual64 - expected64)
+    error = np.where(equal, 0.0, error)
+    error = np.where(np.isnan(error), np.inf, error)  # NaN against a number, inf against -inf
     scale = np.abs(expected64)
-    within = (error <= atol + rtol * scale) & same_nan
-    relative = np.divide(error, scale, out=np.where(error > 0, np.inf, 0.0), where=scale > 0)
-    max_abs = float(np.max(error)) if error.size else 0.0
+    finite = np.isfinite(expected64) & np.isfinite(actual64)
+    within = equal | (finite & (error <= atol + rtol * scale))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(scale > 0, error / scale, np.where(error > 0, np.inf, 0.0))
+    max_abs = float(np.max(error))
     ok = bool(np.all(within))
-    problem = "" if np.all(same_nan) else "NaN in different places"
+    problem = "" if np.array_equal(nan_expected, nan_actual) else "NaN in different places"
     return LeafDiff(name, nnx_name, ok, max_abs, float(np.max(relative)), problem)
 
 
