@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
+from nnx_migrate.equivalence.compiled_gradients import compiled_linen_pass, compiled_nnx_pass, split_intermediates
 from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
 from nnx_migrate.equivalence.identical_dropout import identical_dropout
@@ -27,7 +28,7 @@ from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
 from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs
 from nnx_migrate.equivalence.nnx_tree import build_nnx_tree, format_nnx_path
 from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
-from nnx_migrate.equivalence.recording import linen_call_records, record_nnx_calls
+from nnx_migrate.equivalence.recording import record_nnx_calls
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
 from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from nnx_migrate.equivalence.weight_mapping import (
@@ -204,7 +205,7 @@ class _Passes:
         def linen_loss(p):
             output, updated = self.linen_apply(p, kwargs)
             flat = flatten_outputs(output)
-            return projection_loss(flat, self.seed), (flat, _split_intermediates(updated))
+            return projection_loss(flat, self.seed), (flat, split_intermediates(updated))
 
         nnx_paths: list = []
 
@@ -215,14 +216,27 @@ class _Passes:
             return projection_loss(flat, self.seed), (flat, [flatten_outputs(value) for _, value in records])
 
         if with_grads:
-            (_, (linen_out, updated)), linen_grads = self._guard(
-                "Linen", f"{label} with gradients", lambda: jax.value_and_grad(linen_loss, has_aux=True)(params))
-            (_, (nnx_out, nnx_values)), nnx_grads = self._guard(
-                "NNX", f"{label} with gradients", lambda: nnx.value_and_grad(nnx_loss, has_aux=True)(self.nnx_module))
+            mutable = list(self.state_collections) + ["intermediates"]
+            compiled = self._guard("Linen", f"{label} with gradients", lambda: compiled_linen_pass(
+                self.linen_module, self.variables, self.inputs, self.method_name, kwargs, mutable, self.seed))
+            if compiled is not None:
+                (_, (linen_out, updated)), linen_grads = compiled
+            else:
+                (_, (linen_out, updated)), linen_grads = self._guard(
+                    "Linen", f"{label} with gradients", lambda: jax.value_and_grad(linen_loss, has_aux=True)(params))
+            compiled = self._guard("NNX", f"{label} with gradients", lambda: compiled_nnx_pass(
+                self.nnx_module, self.inputs, self.method_name, kwargs, self.seed))
+            if compiled is not None:
+                (_, (nnx_out, nnx_records)), nnx_grads = compiled
+            else:
+                (_, (nnx_out, nnx_values)), nnx_grads = self._guard(
+                    "NNX", f"{label} with gradients",
+                    lambda: nnx.value_and_grad(nnx_loss, has_aux=True)(self.nnx_module))
+                nnx_records = list(zip(nnx_paths, nnx_values))
         else:
             _, (linen_out, updated) = self._guard("Linen", label, lambda: linen_loss(params))
             _, (nnx_out, nnx_values) = self._guard("NNX", label, lambda: nnx_loss(self.nnx_module))
-        nnx_records = list(zip(nnx_paths, nnx_values))
+            nnx_records = list(zip(nnx_paths, nnx_values))
 
         outputs = self._output_check(label, linen_out, nnx_out)
         result.checks.append(outputs)
@@ -243,7 +257,7 @@ class _Passes:
             nnx_out = self._guard("NNX", label, lambda: self.nnx_call(self.nnx_module, kwargs, records))
         outputs = self._output_check(label, flatten_outputs(linen_out), flatten_outputs(nnx_out))
         result.checks.append(outputs)
-        state, linen_records = _split_intermediates(updated)
+        state, linen_records = split_intermediates(updated)
         if self.weight_map.state_pairs():
             result.checks.append(self._state_check(f"state after {label}", state))
         if not result.checks[-1].ok or not outputs.ok:
@@ -282,13 +296,6 @@ class _Passes:
         divergence = first_divergence(label, linen_records, nnx_records, self.weight_map, self.rtol, self.atol)
         if divergence is not None:
             result.divergences.append(divergence)
-
-
-def _split_intermediates(updated):
-    """(updated state collections, {Linen scope path: [flattened output of each call]})."""
-    state = {c: v for c, v in updated.items() if c != "intermediates"}
-    calls = linen_call_records(updated.get("intermediates", {}))
-    return state, {path: [flatten_outputs(output) for output in outputs] for path, outputs in calls.items()}
 
 
 def first_divergence(label, linen_records, nnx_records, weight_map: WeightMap, rtol, atol) -> Divergence | None:

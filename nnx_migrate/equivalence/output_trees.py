@@ -63,6 +63,13 @@ def is_float_leaf(leaf: Leaf) -> bool:
     return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
+def projection_weights(name: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Fixed standard-normal weights for the output leaf `name`, made on the host with
+    numpy: no JAX random operation to compile, and usable while tracing."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 def projection_loss(flat: FlatTree, seed: int = 0) -> jax.Array:
     """A scalar that depends on every float output element: sum(leaf * fixed random weights).
 
@@ -74,7 +81,6 @@ def projection_loss(flat: FlatTree, seed: int = 0) -> jax.Array:
     for name, leaf in flat.items():
         if not is_float_leaf(leaf):
             continue
-        key = jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
-        weights = jax.random.normal(key, jnp.shape(leaf), jnp.float32)
+        weights = projection_weights(name, tuple(jnp.shape(leaf)), seed)
         total = total + jnp.sum(jnp.asarray(leaf, jnp.float32) * weights)
     return total
