@@ -196,57 +196,71 @@ class _Passes:
 
     # -- the passes ------------------------------------------------------------------
     def inference(self, result: ComparisonResult, label: str, kwargs, gradients: bool) -> None:
-        params = self.variables.get("params")
         snapshot = _snapshot(self.nnx_module)
-        with_grads = gradients and params is not None and bool(self.weight_map.param_pairs())
-
-        # Outputs leave the differentiated functions flattened ({leaf name: array}), since
-        # `value_and_grad` can only hand back pytrees and a model may return a dataclass.
-        def linen_loss(p):
-            output, updated = self.linen_apply(p, kwargs)
-            flat = flatten_outputs(output)
-            return projection_loss(flat, self.seed), (flat, split_intermediates(updated))
-
-        nnx_paths: list = []
-
-        def nnx_loss(model):
-            records: list = []
-            flat = flatten_outputs(self.nnx_call(model, kwargs, records))
-            nnx_paths[:] = [path for path, _ in records]
-            return projection_loss(flat, self.seed), (flat, [flatten_outputs(value) for _, value in records])
-
-        if with_grads:
-            mutable = list(self.state_collections) + ["intermediates"]
-            compiled = self._guard("Linen", f"{label} with gradients", lambda: compiled_linen_pass(
-                self.linen_module, self.variables, self.inputs, self.method_name, kwargs, mutable, self.seed))
-            if compiled is not None:
-                (_, (linen_out, updated)), linen_grads = compiled
-            else:
-                (_, (linen_out, updated)), linen_grads = self._guard(
-                    "Linen", f"{label} with gradients", lambda: jax.value_and_grad(linen_loss, has_aux=True)(params))
-            compiled = self._guard("NNX", f"{label} with gradients", lambda: compiled_nnx_pass(
-                self.nnx_module, self.inputs, self.method_name, kwargs, self.seed))
-            if compiled is not None:
-                (_, (nnx_out, nnx_records)), nnx_grads = compiled
-            else:
-                (_, (nnx_out, nnx_values)), nnx_grads = self._guard(
-                    "NNX", f"{label} with gradients",
-                    lambda: nnx.value_and_grad(nnx_loss, has_aux=True)(self.nnx_module))
-                nnx_records = list(zip(nnx_paths, nnx_values))
-        else:
-            _, (linen_out, updated) = self._guard("Linen", label, lambda: linen_loss(params))
-            _, (nnx_out, nnx_values) = self._guard("NNX", label, lambda: nnx_loss(self.nnx_module))
-            nnx_records = list(zip(nnx_paths, nnx_values))
+        with_grads = gradients and "params" in self.variables and bool(self.weight_map.param_pairs())
+        what = f"{label} with gradients" if with_grads else label
+        # Dropout left on by the caller's keywords must draw the same masks here too.
+        with identical_dropout("linen"):
+            linen_out, (linen_state, linen_records), linen_grads = self._guard(
+                "Linen", what, lambda: self._linen_inference(kwargs, with_grads))
+        with identical_dropout("nnx"):
+            nnx_out, nnx_records, nnx_grads = self._guard(
+                "NNX", what, lambda: self._nnx_inference(kwargs, with_grads))
 
         outputs = self._output_check(label, linen_out, nnx_out)
         result.checks.append(outputs)
         if with_grads:
             result.checks.append(self._gradient_check(f"gradients ({label})", linen_grads, nnx_grads))
         if self.weight_map.state_pairs():
-            result.checks.append(self._state_check(f"state after {label}", updated[0]))
+            result.checks.append(self._state_check(f"state after {label}", linen_state))
         if not outputs.ok:
-            self._add_divergence(result, label, updated[1], nnx_records)
+            self._add_divergence(result, label, linen_records, nnx_records)
         _restore(snapshot)
+
+    # Outputs leave the differentiated functions flattened ({leaf name: array}), since
+    # `value_and_grad` can only hand back pytrees and a model may return a dataclass.
+    def _linen_inference(self, kwargs, with_grads: bool):
+        """(flat outputs, (updated state, submodule records), gradients or None)."""
+        if with_grads:
+            mutable = list(self.state_collections) + ["intermediates"]
+            compiled = compiled_linen_pass(
+                self.linen_module, self.variables, self.inputs, self.method_name, kwargs, mutable, self.seed)
+            if compiled is not None:
+                (_, aux), grads = compiled
+                return (*aux, grads)
+
+        def loss(params):
+            output, updated = self.linen_apply(params, kwargs)
+            flat = flatten_outputs(output)
+            return projection_loss(flat, self.seed), (flat, split_intermediates(updated))
+
+        params = self.variables.get("params")
+        if not with_grads:
+            return (*loss(params)[1], None)
+        (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        return (*aux, grads)
+
+    def _nnx_inference(self, kwargs, with_grads: bool):
+        """(flat outputs, [(submodule path, flat outputs)], gradients or None); the
+        module's state is updated in place, as a plain call would."""
+        if with_grads:
+            compiled = compiled_nnx_pass(self.nnx_module, self.inputs, self.method_name, kwargs, self.seed)
+            if compiled is not None:
+                (_, (flat, records)), grads = compiled
+                return flat, records, grads
+        paths: list = []
+
+        def loss(model):
+            records: list = []
+            flat = flatten_outputs(self.nnx_call(model, kwargs, records))
+            paths[:] = [path for path, _ in records]
+            return projection_loss(flat, self.seed), (flat, [flatten_outputs(value) for _, value in records])
+
+        if with_grads:
+            (_, (flat, values)), grads = nnx.value_and_grad(loss, has_aux=True)(self.nnx_module)
+        else:
+            (_, (flat, values)), grads = loss(self.nnx_module), None
+        return flat, list(zip(paths, values)), grads
 
     def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
         snapshot = _snapshot(self.nnx_module)
