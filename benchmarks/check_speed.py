@@ -130,8 +130,10 @@ def main() -> None:
     params = sum(v.size for v in jax.tree.leaves(LinenCNN().init(jax.random.key(0), x)["params"]))
     print(f"model: CNN, {params:,} parameters, input {tuple(x.shape)}, {jax.devices()[0].platform}, "
           f"{os.cpu_count()} cores")
-    cold_bare = statistics.median(one_run_in_fresh_process("bare") for _ in range(args.processes))
-    cold_check = statistics.median(one_run_in_fresh_process("check") for _ in range(args.processes))
+    # Interleaved, so a change in machine load hits both sides alike.
+    runs = [(one_run_in_fresh_process("bare"), one_run_in_fresh_process("check")) for _ in range(args.processes)]
+    cold_bare = statistics.median(b for b, _ in runs)
+    cold_check = statistics.median(c for _, c in runs)
     print(f"one run, fresh process each (median of {args.processes}): bare {cold_bare:.2f} s, "
           f"check {cold_check:.2f} s, ratio {cold_check / cold_bare:.2f}x (target <= 2x)")
 
@@ -139,9 +141,11 @@ def main() -> None:
     check(x)
     check_no_grads = lambda x: compare(LinenCNN(), NNXCNN, x, gradients=False)  # noqa: E731
     check_no_grads(x)
-    bare_s = timed(bare, x, args.repeats)
-    check_s = timed(check, x, args.repeats)
-    no_grads_s = timed(check_no_grads, x, args.repeats)
+    bare_s, check_s, no_grads_s = (
+        statistics.median(values)
+        for values in zip(*[(timed(bare, x, 1), timed(check, x, 1), timed(check_no_grads, x, 1))
+                            for _ in range(args.repeats)])
+    )
     print(f"warm (median of {args.repeats}): bare {bare_s * 1e3:.0f} ms, check {check_s * 1e3:.0f} ms "
           f"({check_s / bare_s:.2f}x), check without gradients {no_grads_s * 1e3:.0f} ms "
           f"({no_grads_s / bare_s:.2f}x)")

@@ -97,3 +97,19 @@ def test_int_inputs_respect_the_range():
     tokens = make_input("int32[50]:5..8", seed=0)
     assert tokens.dtype.name == "int32" and int(tokens.min()) >= 5 and int(tokens.max()) < 8
     assert make_input("float32[2,3]", seed=1).shape == (2, 3)
+
+
+def test_cli_stays_light_until_check_runs():
+    code = ("import sys; from nnx_migrate.cli import build_parser; build_parser(); "
+            "print(any(m == 'jax' or m.startswith(('jax.', 'flax')) for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = capsys.readouterr().out
+    for line in ("0  equivalent", "1  not equivalent", "2  could not run"):
+        assert line in text
