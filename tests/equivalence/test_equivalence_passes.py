@@ -1,0 +1,86 @@
+"""How the passes run: compiled and cached, eager fallback, dropout in the inference call."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnx_migrate.equivalence import compare
+from nnx_migrate.equivalence import compiled_gradients
+from nnx_migrate.equivalence.compiled_gradients import compiled_linen_pass
+
+X = jax.random.normal(jax.random.key(0), (3, 4))
+
+
+class ListSizes(nn.Module):
+    sizes: list  # a list field makes the module unhashable: no compiled pass
+
+    @nn.compact
+    def __call__(self, x):
+        for size in self.sizes:
+            x = nn.tanh(nn.Dense(size)(x))
+        return x
+
+
+class ListSizesRewrite(nnx.Module):
+    def __init__(self, sizes, *, in_features, rngs):
+        widths = [in_features, *sizes]
+        self.count = len(sizes)
+        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+            setattr(self, f"dense_{i}", nnx.Linear(a, b, rngs=rngs))
+
+    def layers(self):
+        return [getattr(self, f"dense_{i}") for i in range(self.count)]
+
+    def __call__(self, x):
+        for layer in self.layers():
+            x = nnx.tanh(layer(x))
+        return x
+
+
+class ListSizesWrong(ListSizesRewrite):
+    def __call__(self, x):
+        for layer in self.layers():
+            x = nnx.relu(layer(x))
+        return x
+
+
+def test_unhashable_models_fall_back_to_the_eager_gradient_pass():
+    model = ListSizes(sizes=[5, 2])
+    variables = model.init(jax.random.key(0), X)
+    assert compiled_linen_pass(model, variables, (X,), "__call__", {}, [], 0) is None
+    right = compare(model, ListSizesRewrite, X)
+    assert right.ok, str(right)
+    assert [p.nnx_name for p in right.weight_map.param_pairs()][0] == "dense_0.kernel"
+    wrong = compare(model, ListSizesWrong, X)
+    assert not wrong.ok
+    assert not next(c for c in wrong.checks if c.name == "gradients (forward)").ok
+    assert wrong.divergences[0].nnx_path == "dense_1"  # the activation sits between 0 and 1
+
+
+def test_a_second_compare_of_the_same_setup_reuses_the_compiled_passes(linen, ports):
+    x = jnp.ones((2, 10))
+    compare(linen.MLP(), ports.MLPRewrite, x)
+    sizes = (compiled_gradients._linen_pass._cache_size(), compiled_gradients._nnx_pass._cache_size())
+    again = compare(linen.MLP(), ports.MLPRewrite, x)
+    assert again.ok
+    assert (compiled_gradients._linen_pass._cache_size(), compiled_gradients._nnx_pass._cache_size()) == sizes
+    assert again.checks[0].leaves  # the cached call still returns the outputs ...
+    again_wrong = compare(linen.MLP(), ports.MLPWrongActivation, x)
+    assert again_wrong.divergences[0].nnx_path == "dense_1"  # ... and the submodule records
+
+
+def test_gradients_can_be_left_out(linen, ports):
+    result = compare(linen.MLP(), ports.MLPRewrite, X[:, :2].repeat(5, axis=1), gradients=False)
+    assert result.ok
+    assert [c.name for c in result.checks] == ["outputs (forward)"]
+
+
+def test_dropout_on_in_the_inference_call_gets_identical_masks(linen, ports):
+    x = jax.random.normal(jax.random.key(2), (2, 6, 6, 3))
+    right = compare(linen.CNN(), ports.HandCNN(3, 6, 6, rngs=nnx.Rngs(0)), x,
+                    call_kwargs={"train": True}, train_kwargs=None)
+    assert right.ok, str(right)
+    wrong = compare(linen.CNN(), ports.HandCNN(3, 6, 6, dropout_rate=0.4, rngs=nnx.Rngs(0)), x,
+                    call_kwargs={"train": True}, train_kwargs=None)
+    assert not next(c for c in wrong.checks if c.name == "outputs (forward)").ok
