@@ -121,3 +121,23 @@ def test_linen_submodule_fields_are_reported_not_converted(linen):
 def test_not_an_nnx_target_is_a_setup_error(linen):
     with pytest.raises(EquivalenceSetupError, match="nnx.Module instance or class"):
         compare(linen.MLP(), object(), X)
+
+
+def test_raw_params_in_a_setup_list_map_to_list_elements():
+    class Scales(nn.Module):
+        def setup(self):
+            self.w = [self.param(f"w_{i}", nn.initializers.normal(), (4,)) for i in range(2)]
+
+        def __call__(self, x):
+            return x * self.w[0] + self.w[1]
+
+    class ScalesRewrite(nnx.Module):
+        def __init__(self, *, rngs):
+            self.w = nnx.List([nnx.Param(jnp.zeros((4,))) for _ in range(2)])
+
+        def __call__(self, x):
+            return x * self.w[0][...] + self.w[1][...]
+
+    result = compare(Scales(), ScalesRewrite, X)
+    assert result.ok, str(result)
+    assert [p.nnx_name for p in result.weight_map.pairs] == ["w[0]", "w[1]"]
