@@ -162,7 +162,9 @@ class _Passes:
         """Outputs of one plain NNX call (the training loop's)."""
         return getattr(model, self.method_name)(*self.inputs, **kwargs)
 
-    def _guard(self, side: str, what: str, run: Callable):
+    def guarded(self, side: str, what: str, run: Callable):
+        """`run()`, with a failure inside either model turned into a setup error that
+        says which side and which call failed."""
         try:
             return run()
         except EquivalenceSetupError:
@@ -172,10 +174,10 @@ class _Passes:
 
     def _run_both(self, label: str, kwargs, with_grads: bool) -> tuple[LinenRun, NNXRun]:
         what = f"{label} with gradients" if with_grads else label
-        linen = self._guard("Linen", what, lambda: run_linen(
+        linen = self.guarded("Linen", what, lambda: run_linen(
             self.linen_module, self.variables, self.inputs, self.method_name, kwargs,
             with_grads=with_grads, seed=self.seed))
-        nnx_run = self._guard("NNX", what, lambda: run_nnx(
+        nnx_run = self.guarded("NNX", what, lambda: run_nnx(
             self.nnx_module, self.inputs, self.method_name, kwargs, with_grads=with_grads, seed=self.seed))
         return linen, nnx_run
 

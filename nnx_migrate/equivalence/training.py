@@ -57,7 +57,7 @@ def _linen_steps(passes, kwargs, steps, tx):
 
     with identical_dropout("linen"):
         for _ in range(steps):
-            (loss, updated), grads = passes._guard(
+            (loss, updated), grads = passes.guarded(
                 "Linen", "optimizer step", lambda: jax.value_and_grad(loss_fn, has_aux=True)(params, state))
             state = {**state, **updated}
             updates, opt_state = tx.update(grads, opt_state, params)
@@ -76,7 +76,7 @@ def _nnx_steps(passes, kwargs, steps, tx):
 
     with identical_dropout("nnx"):
         for _ in range(steps):
-            loss, grads = passes._guard("NNX", "optimizer step", lambda: nnx.value_and_grad(loss_fn)(model))
+            loss, grads = passes.guarded("NNX", "optimizer step", lambda: nnx.value_and_grad(loss_fn)(model))
             optimizer.update(model, grads)
             losses.append(loss)
     return losses, model
