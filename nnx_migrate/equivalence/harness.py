@@ -93,6 +93,7 @@ def compare(
         raise EquivalenceSetupError(f"{type(linen_module).__name__} has no method {method_name!r}")
     eval_kwargs, train_call = eval_and_train_kwargs(linen_method, call_kwargs, train_kwargs)
 
+    user_variables = variables is not None
     if variables is None:
         variables = _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed)
     variables = {c: v for c, v in dict(variables).items() if c not in TRANSIENT_COLLECTIONS}
@@ -114,6 +115,10 @@ def compare(
     weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping)
     result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol)
     if not weight_map.complete:
+        if weight_map.unfilled and method is not None and init_inputs is None and not user_variables:
+            result.notes.append(
+                f"Linen's init ran only {method_name!r}, which may not create every parameter; "
+                f"give init_inputs= (CLI: --init-input) to initialize through __call__")
         return result
     weight_map.load(variables)
 
