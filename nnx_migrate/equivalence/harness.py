@@ -22,7 +22,7 @@ from flax import nnx
 from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
-from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs
+from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs, nnx_mode
 from nnx_migrate.equivalence.nnx_tree import build_nnx_tree, format_nnx_path
 from nnx_migrate.equivalence.output_trees import flatten_outputs
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
@@ -182,8 +182,9 @@ class _Passes:
         linen = self.guarded("Linen", what, lambda: run_linen(
             self.linen_module, self.variables, self.inputs, self.method_name, kwargs,
             with_grads=with_grads, seed=self.seed))
-        nnx_run = self.guarded("NNX", what, lambda: run_nnx(
-            self.nnx_module, self.inputs, self.method_name, kwargs, with_grads=with_grads, seed=self.seed))
+        with nnx_mode(self.nnx_module, self.method_name, kwargs) as nnx_kwargs:
+            nnx_run = self.guarded("NNX", what, lambda: run_nnx(
+                self.nnx_module, self.inputs, self.method_name, nnx_kwargs, with_grads=with_grads, seed=self.seed))
         return linen, nnx_run
 
     # -- the passes ------------------------------------------------------------------

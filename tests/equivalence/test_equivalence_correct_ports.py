@@ -115,3 +115,15 @@ def test_other_methods_are_compared(linen, ports):
     assert result.ok, str(result)
     assert result.checks[0].name == "outputs (method encode)"
     assert result.nnx_module.decoder.kernel.shape == (3, 6)  # filled from the __call__ init
+
+
+def test_port_without_a_mode_flag_is_switched_with_train_and_eval(linen, ports):
+    port = ports.HandCNNModeSwitched(3, 6, 6, rngs=nnx.Rngs(0))
+    assert port.dropout.deterministic is False  # built in train mode, as nnx.Dropout is by default
+    result = compare(linen.CNN(), port, X_IMG, train_steps=1)
+    assert result.ok, str(result)
+    assert {c.name for c in result.checks} >= {"outputs (train-mode forward)", "state after train-mode forward"}
+    assert port.dropout.deterministic is False and port.norm.use_running_average is False  # put back
+    wrong = compare(linen.CNN(), ports.HandCNNModeSwitched(3, 6, 6, momentum=0.5, rngs=nnx.Rngs(0)), X_IMG)
+    assert not next(c for c in wrong.checks if c.name == "state after train-mode forward").ok
+    assert next(c for c in wrong.checks if c.name == "outputs (forward)").ok  # eval mode really used
