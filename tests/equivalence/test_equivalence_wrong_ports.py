@@ -128,3 +128,19 @@ def test_wrong_port_fails_the_training_comparison(linen, ports):
     assert [leaf.name for leaf in losses.leaves] == ["step 1", "step 2"]
     assert not losses.ok
     assert not _check(result, "parameters and state after 2 optimizer steps").ok
+
+
+def test_attention_dropout_gets_identical_masks_and_a_different_rate_is_caught(linen, ports):
+    block = linen.TransformerBlock(attention_dropout=0.5)
+    right = compare(block, ports.HandTransformerBlock(8, attention_dropout=0.5, rngs=nnx.Rngs(0)), X_SEQ,
+                    mapping=TWIN_NORMS)
+    assert right.ok, str(right)
+    wrong = compare(block, ports.HandTransformerBlock(8, attention_dropout=0.2, rngs=nnx.Rngs(0)), X_SEQ,
+                    mapping=TWIN_NORMS)
+    assert _check(wrong, "outputs (forward)").ok
+    assert not _check(wrong, "outputs (train-mode forward)").ok
+    # the attention weights are internal: the first submodule to finish differently is
+    # the output projection that consumes them
+    divergence = wrong.divergences[0]
+    assert (divergence.linen_path, divergence.nnx_path) == ("MultiHeadDotProductAttention_0/out", "attn.out")
+    assert divergence.last_agreeing == "MultiHeadDotProductAttention_0/value (NNX attn.value)"

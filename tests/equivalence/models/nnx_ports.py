@@ -112,9 +112,9 @@ class HandCNN(nnx.Module):
 
 # -- Transformer block ------------------------------------------------------------------
 class HandTransformerBlock(nnx.Module):
-    def __init__(self, dim, *, num_heads=2, mlp_dim=12, epsilon=1e-6, rngs):
+    def __init__(self, dim, *, num_heads=2, mlp_dim=12, epsilon=1e-6, attention_dropout=0.0, rngs):
         self.ln1 = nnx.LayerNorm(dim, epsilon=epsilon, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(num_heads, dim, decode=False, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(num_heads, dim, dropout_rate=attention_dropout, decode=False, rngs=rngs)
         self.ln2 = nnx.LayerNorm(dim, epsilon=epsilon, rngs=rngs)
         self.fc_in = nnx.Linear(dim, mlp_dim, rngs=rngs)
         self.fc_out = nnx.Linear(mlp_dim, dim, rngs=rngs)
