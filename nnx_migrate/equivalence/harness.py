@@ -23,8 +23,7 @@ from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
 from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs, nnx_mode
-from nnx_migrate.equivalence.nnx_tree import build_nnx_tree, format_nnx_path
-from nnx_migrate.equivalence.output_trees import flatten_outputs
+from nnx_migrate.equivalence.nnx_tree import format_nnx_path
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
 from nnx_migrate.equivalence.running import LinenRun, NNXRun, init_linen, run_linen, run_nnx
 from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
@@ -235,14 +234,13 @@ class _Passes:
                 leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, expected, actual, self.rtol, self.atol))
         return Check(label, leaves)
 
-    def _state_check(self, label, updated, module=None) -> Check:
+    def _state_check(self, label, updated) -> Check:
         """Linen's updated collections against the NNX variables as they are now."""
         merged = {**self.variables, **{c: v for c, v in updated.items() if c != "intermediates"}}
         leaves = []
         for pair in self.weight_map.state_pairs():
-            variable = pair.variable if module is None else _variable_at(module, pair.nnx_path)
             leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, pair.linen_value(merged),
-                                       variable.get_value(), self.rtol, self.atol))
+                                       pair.variable.get_value(), self.rtol, self.atol))
         return Check(label, leaves)
 
     def _add_divergence(self, result, label, linen_records, nnx_records) -> None:
@@ -292,10 +290,3 @@ def _snapshot(module: nnx.Module) -> list[tuple[nnx.Variable, Any]]:
 def _restore(snapshot) -> None:
     for variable, value in snapshot:
         variable.set_value(value)
-
-
-def _variable_at(module: nnx.Module, path) -> nnx.Variable:
-    found = build_nnx_tree(module).resolve(tuple(path))
-    if not isinstance(found, nnx.Variable):
-        raise EquivalenceSetupError(f"no variable at {format_nnx_path(path)} in the trained NNX copy")
-    return found
