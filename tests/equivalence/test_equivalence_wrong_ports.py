@@ -92,6 +92,8 @@ def test_batchnorm_momentum_difference_is_caught_in_train_mode_only(linen, ports
     assert not state.ok
     assert {leaf.name for leaf in state.leaves if not leaf.ok} == {
         "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"}
+    assert (result.divergences[0].linen_path, result.divergences[0].nnx_path) == ("BatchNorm_0", "norm")
+    assert "its state batch_stats/BatchNorm_0/mean differs; every output agrees" in str(result)
 
 
 def test_dropout_rate_difference_is_caught_in_train_mode_only(linen, ports):
@@ -120,6 +122,7 @@ def test_custom_collection_update_difference_is_caught(linen, ports):
     state = _check(result, "state after forward")
     assert [leaf.ok for leaf in state.leaves] == [False]
     assert "integer values differ" in state.leaves[0].problem
+    assert result.divergences[0].linen_path == "<root>"  # the counter lives on the model itself
 
 
 def test_wrong_port_fails_the_training_comparison(linen, ports):
