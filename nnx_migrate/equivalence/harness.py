@@ -2,10 +2,12 @@
 
 The passes, each compared leaf by leaf:
 1. inference call: every output leaf, and the gradients of a fixed scalar function of the
-   outputs with respect to every parameter (one `value_and_grad` per side);
-2. train-mode call (when the method takes `train`/`deterministic`/...): outputs, and the
-   collections Linen returns with `mutable=` against the NNX variables updated in place
-   (BatchNorm statistics); Dropout draws identical masks on both sides;
+   outputs with respect to every parameter (one compiled `value_and_grad` per side, see
+   `running`), and the state after it;
+2. train-mode call (when the method takes `train`/`deterministic`/...; an NNX port
+   without the flag is switched with `.train()`/`.eval()`): outputs, and the collections
+   Linen returns with `mutable=` against the NNX variables updated in place (BatchNorm
+   statistics); Dropout draws identical masks on both sides;
 3. optionally N optimizer steps with the same optax transformation: the loss at each step
    and the parameters and state at the end.
 Each pass records every submodule's output on both sides, so a difference is reported
