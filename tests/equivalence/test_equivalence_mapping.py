@@ -141,3 +141,33 @@ def test_raw_params_in_a_setup_list_map_to_list_elements():
     result = compare(Scales(), ScalesRewrite, X)
     assert result.ok, str(result)
     assert [p.nnx_name for p in result.weight_map.pairs] == ["w[0]", "w[1]"]
+
+
+def test_structure_matching_recurses_through_renamed_blocks():
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.LayerNorm()(nn.Dense(6)(x))
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(Block()(x))
+
+    class HandBlock(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(4, 6, rngs=rngs)
+            self.norm = nnx.LayerNorm(6, rngs=rngs)
+
+    class HandNet(nnx.Module):
+        def __init__(self, rngs):
+            self.body = HandBlock(rngs)
+            self.out = nnx.Linear(6, 2, rngs=rngs)
+
+    variables = Net().init(jax.random.key(0), X)
+    weight_map = map_weights(variables, HandNet(nnx.Rngs(0)))
+    assert weight_map.complete, weight_map.problems()
+    pairs = {p.linen_name: p.nnx_name for p in weight_map.pairs}
+    assert pairs["params/Block_0/Dense_0/kernel"] == "body.fc.kernel"
+    assert pairs["params/Block_0/LayerNorm_0/scale"] == "body.norm.scale"
+    assert pairs["params/Dense_0/bias"] == "out.bias"
