@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one positional input, e.g. float32[4,10] or int32[3,7]:0..100 (repeat for more)")
     parser.add_argument("--call", default="{}", metavar="JSON", help="keyword arguments for both calls")
     parser.add_argument("--method", default=None, help="compare this method instead of __call__")
+    parser.add_argument("--init-input", action="append", default=[], metavar="SPEC", dest="init_inputs",
+                        help="with --method: an input of __call__ for Linen's init, so that every "
+                             "parameter exists (repeat for more)")
     parser.add_argument("--train-steps", type=int, default=0, metavar="N",
                         help="also run N Adam steps on both sides and compare losses and final weights")
     parser.add_argument("--nnx-kwargs", default=None, metavar="JSON",
@@ -100,7 +103,7 @@ def _check(args: argparse.Namespace):
     mapping = _json_arg("--mapping", args.mapping)
     if not args.inputs:
         raise EquivalenceSetupError("give at least one --input, e.g. --input float32[4,10]")
-    for spec in args.inputs:
+    for spec in args.inputs + args.init_inputs:
         parse_input_spec(spec)  # report a bad spec before paying for the imports below
     if args.train_steps < 0:
         raise EquivalenceSetupError("--train-steps must be 0 or more")
@@ -129,12 +132,14 @@ def _check(args: argparse.Namespace):
         except Exception as exc:
             raise EquivalenceSetupError(f"{args.nnx}({nnx_kwargs}, rngs=...) failed: {type(exc).__name__}: {exc}") from exc
     inputs = [make_input(spec, args.seed + 100 + i) for i, spec in enumerate(args.inputs)]
+    init_inputs = [make_input(spec, args.seed + 200 + i) for i, spec in enumerate(args.init_inputs)]
     return compare(
         linen_module,
         nnx_target,
         *inputs,
         call_kwargs=call_kwargs,
         method=args.method,
+        init_inputs=init_inputs or None,
         train_steps=args.train_steps,
         mapping=mapping,
         rtol=DEFAULT_RTOL if args.rtol is None else args.rtol,

@@ -2,10 +2,12 @@
 
 The passes, each compared leaf by leaf:
 1. inference call: every output leaf, and the gradients of a fixed scalar function of the
-   outputs with respect to every parameter (one `value_and_grad` per side);
-2. train-mode call (when the method takes `train`/`deterministic`/...): outputs, and the
-   collections Linen returns with `mutable=` against the NNX variables updated in place
-   (BatchNorm statistics); Dropout draws identical masks on both sides;
+   outputs with respect to every parameter (one compiled `value_and_grad` per side, see
+   `running`), and the state after it;
+2. train-mode call (when the method takes `train`/`deterministic`/...; an NNX port
+   without the flag is switched with `.train()`/`.eval()`): outputs, and the collections
+   Linen returns with `mutable=` against the NNX variables updated in place (BatchNorm
+   statistics); Dropout draws identical masks on both sides;
 3. optionally N optimizer steps with the same optax transformation: the loss at each step
    and the parameters and state at the end.
 Each pass records every submodule's output on both sides, so a difference is reported
@@ -17,19 +19,15 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
-import jax
 from flax import nnx
 
-from nnx_migrate.equivalence.compiled_gradients import compiled_linen_pass, compiled_nnx_pass, split_intermediates
 from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
-from nnx_migrate.equivalence.identical_dropout import identical_dropout
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
-from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs
-from nnx_migrate.equivalence.nnx_tree import build_nnx_tree, format_nnx_path
-from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
-from nnx_migrate.equivalence.recording import record_nnx_calls
+from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs, nnx_mode
+from nnx_migrate.equivalence.nnx_tree import format_nnx_path
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
+from nnx_migrate.equivalence.running import LinenRun, NNXRun, init_linen, run_linen, run_nnx
 from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from nnx_migrate.equivalence.weight_mapping import (
     TRANSIENT_COLLECTIONS,
@@ -96,8 +94,9 @@ def compare(
         raise EquivalenceSetupError(f"{type(linen_module).__name__} has no method {method_name!r}")
     eval_kwargs, train_call = eval_and_train_kwargs(linen_method, call_kwargs, train_kwargs)
 
+    user_variables = variables is not None
     if variables is None:
-        variables = _init_linen(linen_module, inputs, method, init_inputs, call_kwargs, eval_kwargs, seed)
+        variables = _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed)
     variables = {c: v for c, v in dict(variables).items() if c not in TRANSIENT_COLLECTIONS}
 
     size_inputs = inputs if init_inputs is None else init_inputs
@@ -117,6 +116,10 @@ def compare(
     weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping)
     result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol)
     if not weight_map.complete:
+        if weight_map.unfilled and method is not None and init_inputs is None and not user_variables:
+            result.notes.append(
+                f"Linen's init ran only {method_name!r}, which may not create every parameter; "
+                f"give init_inputs= (CLI: --init-input) to initialize through __call__")
         return result
     weight_map.load(variables)
 
@@ -133,14 +136,12 @@ def compare(
     return result
 
 
-def _init_linen(linen_module, inputs, method, init_inputs, call_kwargs, eval_kwargs, seed):
-    rngs = {"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)}
+def _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed):
     try:
         if init_inputs is not None:
-            init_method = type(linen_module).__call__
-            init_kwargs = eval_and_train_kwargs(init_method, {}, None)[0]
-            return linen_module.init(rngs, *init_inputs, **init_kwargs)
-        return linen_module.init(rngs, *inputs, method=method, **eval_kwargs)
+            init_kwargs = eval_and_train_kwargs(type(linen_module).__call__, {}, None)[0]
+            return init_linen(linen_module, tuple(init_inputs), None, init_kwargs, seed)
+        return init_linen(linen_module, inputs, method, eval_kwargs, seed)
     except Exception as exc:
         raise EquivalenceSetupError(
             f"Linen {type(linen_module).__name__}.init failed: {type(exc).__name__}: {exc}"
@@ -163,30 +164,13 @@ class _Passes:
         self.seed = seed
         self.state_collections = [c for c in variables if c != "params"]
 
-    # -- running each side ---------------------------------------------------------
-    def linen_apply(self, params, kwargs, *, capture: bool = True):
-        """(outputs, updated collections) of one Linen call on `params`."""
-        mutable = list(self.state_collections) + (["intermediates"] if capture else [])
-        return self.linen_module.apply(
-            {**self.variables, "params": params} if params is not None else self.variables,
-            *self.inputs,
-            method=self.method_name,
-            capture_intermediates=capture,
-            mutable=mutable,
-            rngs={"dropout": jax.random.key(self.seed + 1)},
-            **kwargs,
-        )
+    def nnx_call(self, model, kwargs):
+        """Outputs of one plain NNX call (the training loop's)."""
+        return getattr(model, self.method_name)(*self.inputs, **kwargs)
 
-    def nnx_call(self, model, kwargs, records_out: list | None = None):
-        """Outputs of one NNX call; submodule outputs go to `records_out` when given."""
-        if records_out is None:
-            return getattr(model, self.method_name)(*self.inputs, **kwargs)
-        with record_nnx_calls(model) as records:
-            output = getattr(model, self.method_name)(*self.inputs, **kwargs)
-        records_out[:] = records
-        return output
-
-    def _guard(self, side: str, what: str, run: Callable):
+    def guarded(self, side: str, what: str, run: Callable):
+        """`run()`, with a failure inside either model turned into a setup error that
+        says which side and which call failed."""
         try:
             return run()
         except EquivalenceSetupError:
@@ -194,89 +178,46 @@ class _Passes:
         except Exception as exc:
             raise EquivalenceSetupError(f"{side} {what} failed: {type(exc).__name__}: {exc}") from exc
 
+    def _run_both(self, label: str, kwargs, with_grads: bool) -> tuple[LinenRun, NNXRun]:
+        what = f"{label} with gradients" if with_grads else label
+        linen = self.guarded("Linen", what, lambda: run_linen(
+            self.linen_module, self.variables, self.inputs, self.method_name, kwargs,
+            with_grads=with_grads, seed=self.seed))
+        with nnx_mode(self.nnx_module, self.method_name, kwargs) as nnx_kwargs:
+            nnx_run = self.guarded("NNX", what, lambda: run_nnx(
+                self.nnx_module, self.inputs, self.method_name, nnx_kwargs, with_grads=with_grads, seed=self.seed))
+        return linen, nnx_run
+
     # -- the passes ------------------------------------------------------------------
     def inference(self, result: ComparisonResult, label: str, kwargs, gradients: bool) -> None:
+        """Outputs, gradients and state after the inference call."""
         snapshot = _snapshot(self.nnx_module)
         with_grads = gradients and "params" in self.variables and bool(self.weight_map.param_pairs())
-        what = f"{label} with gradients" if with_grads else label
-        # Dropout left on by the caller's keywords must draw the same masks here too.
-        with identical_dropout("linen"):
-            linen_out, (linen_state, linen_records), linen_grads = self._guard(
-                "Linen", what, lambda: self._linen_inference(kwargs, with_grads))
-        with identical_dropout("nnx"):
-            nnx_out, nnx_records, nnx_grads = self._guard(
-                "NNX", what, lambda: self._nnx_inference(kwargs, with_grads))
-
-        outputs = self._output_check(label, linen_out, nnx_out)
+        linen, nnx_run = self._run_both(label, kwargs, with_grads)
+        outputs = self._output_check(label, linen.outputs, nnx_run.outputs)
         result.checks.append(outputs)
         if with_grads:
-            result.checks.append(self._gradient_check(f"gradients ({label})", linen_grads, nnx_grads))
+            result.checks.append(self._gradient_check(f"gradients ({label})", linen.grads, nnx_run.grads))
+        state = None
         if self.weight_map.state_pairs():
-            result.checks.append(self._state_check(f"state after {label}", linen_state))
-        if not outputs.ok:
-            self._add_divergence(result, label, linen_records, nnx_records)
+            state = self._state_check(f"state after {label}", linen.state)
+            result.checks.append(state)
+        if not outputs.ok or (state is not None and not state.ok):
+            self._add_divergence(result, label, linen.records, nnx_run.records, state)
         _restore(snapshot)
 
-    # Outputs leave the differentiated functions flattened ({leaf name: array}), since
-    # `value_and_grad` can only hand back pytrees and a model may return a dataclass.
-    def _linen_inference(self, kwargs, with_grads: bool):
-        """(flat outputs, (updated state, submodule records), gradients or None)."""
-        if with_grads:
-            mutable = list(self.state_collections) + ["intermediates"]
-            compiled = compiled_linen_pass(
-                self.linen_module, self.variables, self.inputs, self.method_name, kwargs, mutable, self.seed)
-            if compiled is not None:
-                (_, aux), grads = compiled
-                return (*aux, grads)
-
-        def loss(params):
-            output, updated = self.linen_apply(params, kwargs)
-            flat = flatten_outputs(output)
-            return projection_loss(flat, self.seed), (flat, split_intermediates(updated))
-
-        params = self.variables.get("params")
-        if not with_grads:
-            return (*loss(params)[1], None)
-        (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params)
-        return (*aux, grads)
-
-    def _nnx_inference(self, kwargs, with_grads: bool):
-        """(flat outputs, [(submodule path, flat outputs)], gradients or None); the
-        module's state is updated in place, as a plain call would."""
-        if with_grads:
-            compiled = compiled_nnx_pass(self.nnx_module, self.inputs, self.method_name, kwargs, self.seed)
-            if compiled is not None:
-                (_, (flat, records)), grads = compiled
-                return flat, records, grads
-        paths: list = []
-
-        def loss(model):
-            records: list = []
-            flat = flatten_outputs(self.nnx_call(model, kwargs, records))
-            paths[:] = [path for path, _ in records]
-            return projection_loss(flat, self.seed), (flat, [flatten_outputs(value) for _, value in records])
-
-        if with_grads:
-            (_, (flat, values)), grads = nnx.value_and_grad(loss, has_aux=True)(self.nnx_module)
-        else:
-            (_, (flat, values)), grads = loss(self.nnx_module), None
-        return flat, list(zip(paths, values)), grads
-
     def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
+        """Outputs and updated state (BatchNorm statistics) of the train-mode call."""
         snapshot = _snapshot(self.nnx_module)
-        records: list = []
-        with identical_dropout("linen"):
-            linen_out, updated = self._guard("Linen", label, lambda: self.linen_apply(None, kwargs))
-        with identical_dropout("nnx"):
-            nnx_out = self._guard("NNX", label, lambda: self.nnx_call(self.nnx_module, kwargs, records))
-        outputs = self._output_check(label, flatten_outputs(linen_out), flatten_outputs(nnx_out))
+        linen, nnx_run = self._run_both(label, kwargs, with_grads=False)
+        outputs = self._output_check(label, linen.outputs, nnx_run.outputs)
         result.checks.append(outputs)
-        state, linen_records = split_intermediates(updated)
+        state = None
         if self.weight_map.state_pairs():
-            result.checks.append(self._state_check(f"state after {label}", state))
-        if not result.checks[-1].ok or not outputs.ok:
-            nnx_records = [(path, flatten_outputs(value)) for path, value in records]
-            self._add_divergence(result, label, linen_records, nnx_records)
+            state = self._state_check(f"state after {label}", linen.state)
+            result.checks.append(state)
+        if not outputs.ok or (state is not None and not state.ok):
+            self._add_divergence(result, label, linen.records, nnx_run.records, state)
         _restore(snapshot)
 
     # -- turning values into checks ---------------------------------------------------
@@ -296,18 +237,25 @@ class _Passes:
                 leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, expected, actual, self.rtol, self.atol))
         return Check(label, leaves)
 
-    def _state_check(self, label, updated, module=None) -> Check:
+    def _state_check(self, label, updated) -> Check:
         """Linen's updated collections against the NNX variables as they are now."""
         merged = {**self.variables, **{c: v for c, v in updated.items() if c != "intermediates"}}
         leaves = []
         for pair in self.weight_map.state_pairs():
-            variable = pair.variable if module is None else _variable_at(module, pair.nnx_path)
             leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, pair.linen_value(merged),
-                                       variable.get_value(), self.rtol, self.atol))
+                                       pair.variable.get_value(), self.rtol, self.atol))
         return Check(label, leaves)
 
-    def _add_divergence(self, result, label, linen_records, nnx_records) -> None:
+    def _add_divergence(self, result, label, linen_records, nnx_records, state: Check | None = None) -> None:
         divergence = first_divergence(label, linen_records, nnx_records, self.weight_map, self.rtol, self.atol)
+        if divergence is None and state is not None and not state.ok:
+            # Every output agrees: the difference is in what a submodule keeps (BatchNorm
+            # statistics updated with another momentum, a counter stepped differently).
+            leaf = next(leaf for leaf in state.leaves if not leaf.ok)
+            pair = next(pair for pair in self.weight_map.state_pairs() if pair.linen_name == leaf.name)
+            divergence = Divergence(
+                label, format_linen_path(None, pair.linen_path[:-1]), format_nnx_path(pair.nnx_path[:-1]), 0,
+                leaf.max_abs_diff, None, f" (its state {leaf.name} differs; every output agrees)")
         if divergence is not None:
             result.divergences.append(divergence)
 
@@ -353,10 +301,3 @@ def _snapshot(module: nnx.Module) -> list[tuple[nnx.Variable, Any]]:
 def _restore(snapshot) -> None:
     for variable, value in snapshot:
         variable.set_value(value)
-
-
-def _variable_at(module: nnx.Module, path) -> nnx.Variable:
-    found = build_nnx_tree(module).resolve(tuple(path))
-    if not isinstance(found, nnx.Variable):
-        raise EquivalenceSetupError(f"no variable at {format_nnx_path(path)} in the trained NNX copy")
-    return found

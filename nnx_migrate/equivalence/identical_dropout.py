@@ -1,10 +1,11 @@
 """Giving Linen's and NNX's Dropout the same masks in train mode.
 
 Linen and NNX split RNG keys differently, so the same seed gives different masks. While
-the harness runs a train-mode call, `nn.Dropout` and `nnx.Dropout` are made to draw their
-key from one fixed sequence, the n-th Dropout call on each side getting the n-th key.
-Both layers then build the mask the same way (`bernoulli(key, 1 - rate, shape)`), so a
-faithful port sees identical masks, and a port with a different rate sees a different
+the harness runs a model, `nn.Dropout` and `nnx.Dropout`, and the attention-weight
+dropout inside `dot_product_attention` (Linen's and NNX's MultiHeadAttention), are made
+to draw their key from one fixed sequence, the n-th draw on each side getting the n-th
+key. Both frameworks build the mask the same way (`bernoulli(key, 1 - rate, shape)`), so
+a faithful port sees identical masks, and a port with a different rate sees a different
 mask and a different scale `1 / (1 - rate)`, which the comparison catches.
 
 A port that calls its Dropout layers in another order than Linen gets other keys and is
@@ -14,9 +15,12 @@ reported as different; the report's first diverging submodule then points at a D
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Iterator
 
 import flax.linen as nn
+import flax.linen.attention as linen_attention
+import flax.nnx.nn.attention as nnx_attention
 import jax
 from flax import nnx
 
@@ -34,31 +38,49 @@ class _KeySequence:
         return key
 
 
+def _attention_weights_with(original, keys: _KeySequence):
+    """`dot_product_attention_weights` with its dropout key taken from `keys` whenever
+    attention dropout is active (the same place Linen and NNX draw it)."""
+    signature = inspect.signature(original)
+
+    def attention_weights(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        if arguments["dropout_rate"] > 0.0 and not arguments["deterministic"]:
+            arguments["dropout_rng"] = keys.next()
+        return original(*bound.args, **bound.kwargs)
+
+    return attention_weights
+
+
 @contextlib.contextmanager
 def identical_dropout(side: str, seed: int = DROPOUT_SEED) -> Iterator[None]:
-    """Within the block, the `side` ('linen' or 'nnx') Dropout draws keys from a fixed
-    sequence starting at `seed`; any key passed at call time is ignored."""
+    """Within the block, the `side` ('linen' or 'nnx') Dropout layers and attention-weight
+    dropout draw keys from a fixed sequence starting at `seed`; any key passed at call
+    time is ignored."""
     keys = _KeySequence(seed)
     if side == "linen":
-        owner = nn.Dropout
-        original = owner.__dict__["__call__"]
+        dropout, attention = nn.Dropout, linen_attention
+        original = dropout.__dict__["__call__"]
 
-        def linen_dropout(self, inputs, deterministic=None, rng=None):
+        def dropout_call(self, inputs, deterministic=None, rng=None):
             return original(self, inputs, deterministic, rng=keys.next())
 
-        replacement = linen_dropout
     elif side == "nnx":
-        owner = nnx.Dropout
-        original = owner.__dict__["__call__"]
+        dropout, attention = nnx.Dropout, nnx_attention
+        original = dropout.__dict__["__call__"]
 
-        def nnx_dropout(self, inputs, *, deterministic=None, rngs=None):
+        def dropout_call(self, inputs, *, deterministic=None, rngs=None):
             return original(self, inputs, deterministic=deterministic, rngs=keys.next())
 
-        replacement = nnx_dropout
     else:
         raise ValueError(f"side must be 'linen' or 'nnx', not {side!r}")
-    setattr(owner, "__call__", replacement)
+    original_weights = attention.dot_product_attention_weights
+    setattr(dropout, "__call__", dropout_call)
+    attention.dot_product_attention_weights = _attention_weights_with(original_weights, keys)
     try:
         yield
     finally:
-        setattr(owner, "__call__", original)
+        setattr(dropout, "__call__", original)
+        attention.dot_product_attention_weights = original_weights

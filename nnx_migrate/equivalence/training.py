@@ -18,6 +18,7 @@ from flax import nnx
 
 from nnx_migrate.equivalence.identical_dropout import identical_dropout
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf
+from nnx_migrate.equivalence.mode_flags import nnx_mode
 from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
 from nnx_migrate.equivalence.result import Check, ComparisonResult
 
@@ -57,7 +58,7 @@ def _linen_steps(passes, kwargs, steps, tx):
 
     with identical_dropout("linen"):
         for _ in range(steps):
-            (loss, updated), grads = passes._guard(
+            (loss, updated), grads = passes.guarded(
                 "Linen", "optimizer step", lambda: jax.value_and_grad(loss_fn, has_aux=True)(params, state))
             state = {**state, **updated}
             updates, opt_state = tx.update(grads, opt_state, params)
@@ -71,12 +72,13 @@ def _nnx_steps(passes, kwargs, steps, tx):
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     losses = []
 
-    def loss_fn(m):
-        return projection_loss(flatten_outputs(passes.nnx_call(m, kwargs)), passes.seed)
+    with identical_dropout("nnx"), nnx_mode(model, passes.method_name, kwargs) as nnx_kwargs:
 
-    with identical_dropout("nnx"):
+        def loss_fn(m):
+            return projection_loss(flatten_outputs(passes.nnx_call(m, nnx_kwargs)), passes.seed)
+
         for _ in range(steps):
-            loss, grads = passes._guard("NNX", "optimizer step", lambda: nnx.value_and_grad(loss_fn)(model))
+            loss, grads = passes.guarded("NNX", "optimizer step", lambda: nnx.value_and_grad(loss_fn)(model))
             optimizer.update(model, grads)
             losses.append(loss)
     return losses, model

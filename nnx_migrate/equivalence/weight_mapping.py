@@ -322,9 +322,21 @@ class _Mapper:
             linen_path = lnode.path + (name,)
             if self._map_overridden_leaf(collection, linen_path, value):
                 continue
-            variable = nnode.variables.get(name)
-            if variable is not None and id(variable) not in self.taken_variables:
-                self._pair(collection, linen_path, nnode.path + (name,), variable, value)
+            # Leaf names are kept; `w_3` may also be element 3 of a list of variables `w`.
+            found = {}
+            for candidate in nnx_path_candidates(name):
+                target = nnode.resolve(candidate)
+                if isinstance(target, nnx.Variable) and id(target) not in self.taken_variables:
+                    found.setdefault(id(target), (nnode.path + candidate, target))
+            if len(found) > 1:
+                raise AmbiguousMappingError(
+                    f"Linen variable {format_linen_path(collection, linen_path)} matches several NNX "
+                    f"variables by name: {', '.join(format_nnx_path(p) for p, _ in found.values())}; pick "
+                    f"one with mapping={{'{format_linen_path(None, linen_path)}': '<nnx path>'}}"
+                )
+            if found:
+                nnx_path, variable = next(iter(found.values()))
+                self._pair(collection, linen_path, nnx_path, variable, value)
             else:
                 leftovers.append((collection, name, value))
         for collection, name, value in leftovers:

@@ -113,3 +113,25 @@ def test_help_documents_the_exit_codes(capsys):
     text = capsys.readouterr().out
     for line in ("0  equivalent", "1  not equivalent", "2  could not run"):
         assert line in text
+
+
+def test_mapping_several_inputs_and_methods_from_the_command_line(capsys):
+    block = [f"{LINEN}::TransformerBlock", f"{NNX}::HandTransformerBlock", "--nnx-kwargs", '{"dim": 8}',
+             "--input", "float32[2,4,8]"]
+    assert main(["check", *block]) == 2
+    assert "several" in capsys.readouterr().err
+    assert main(["check", *block, "--mapping", '{"LayerNorm_0": "ln1", "LayerNorm_1": "ln2"}']) == 0
+    capsys.readouterr()
+
+    assert main(["check", f"{LINEN}::TwoInputs", f"{NNX}::TwoInputsRewrite",
+                 "--input", "float32[3,10]", "--input", "float32[3,7]"]) == 0
+    capsys.readouterr()
+
+    encode = [f"{LINEN}::AutoEncoder", f"{NNX}::AutoEncoderWrongEncode", "--input", "float32[3,6]",
+              "--method", "encode"]
+    assert main(["check", *encode]) == 1  # init through encode alone leaves the decoder empty
+    assert "--init-input" in capsys.readouterr().out
+    assert main(["check", *encode, "--init-input", "float32[3,6]"]) == 1
+    assert "outputs (method encode): DIFFERS" in capsys.readouterr().out
+    assert main(["check", f"{LINEN}::AutoEncoder", f"{NNX}::AutoEncoderRewrite", "--input", "float32[3,6]",
+                 "--method", "encode", "--init-input", "float32[3,6]"]) == 0

@@ -115,3 +115,25 @@ def test_other_methods_are_compared(linen, ports):
     assert result.ok, str(result)
     assert result.checks[0].name == "outputs (method encode)"
     assert result.nnx_module.decoder.kernel.shape == (3, 6)  # filled from the __call__ init
+
+
+def test_port_without_a_mode_flag_is_switched_with_train_and_eval(linen, ports):
+    port = ports.HandCNNModeSwitched(3, 6, 6, rngs=nnx.Rngs(0))
+    assert port.dropout.deterministic is False  # built in train mode, as nnx.Dropout is by default
+    result = compare(linen.CNN(), port, X_IMG, train_steps=1)
+    assert result.ok, str(result)
+    assert {c.name for c in result.checks} >= {"outputs (train-mode forward)", "state after train-mode forward"}
+    assert port.dropout.deterministic is False and port.norm.use_running_average is False  # put back
+    wrong = compare(linen.CNN(), ports.HandCNNModeSwitched(3, 6, 6, momentum=0.5, rngs=nnx.Rngs(0)), X_IMG)
+    assert not next(c for c in wrong.checks if c.name == "state after train-mode forward").ok
+    assert next(c for c in wrong.checks if c.name == "outputs (forward)").ok  # eval mode really used
+
+
+def test_given_linen_variables_are_used_instead_of_init(linen, ports):
+    model = linen.MLP()
+    checkpoint = model.init(jax.random.key(42), X_VEC)
+    result = compare(model, ports.MLPRewrite, X_VEC, variables=checkpoint)
+    assert result.ok
+    assert jnp.array_equal(result.nnx_module.dense_0.kernel[...], checkpoint["params"]["Dense_0"]["kernel"])
+    assert not jnp.array_equal(checkpoint["params"]["Dense_0"]["kernel"],
+                               model.init(jax.random.key(0), X_VEC)["params"]["Dense_0"]["kernel"])

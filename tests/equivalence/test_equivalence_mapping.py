@@ -121,3 +121,53 @@ def test_linen_submodule_fields_are_reported_not_converted(linen):
 def test_not_an_nnx_target_is_a_setup_error(linen):
     with pytest.raises(EquivalenceSetupError, match="nnx.Module instance or class"):
         compare(linen.MLP(), object(), X)
+
+
+def test_raw_params_in_a_setup_list_map_to_list_elements():
+    class Scales(nn.Module):
+        def setup(self):
+            self.w = [self.param(f"w_{i}", nn.initializers.normal(), (4,)) for i in range(2)]
+
+        def __call__(self, x):
+            return x * self.w[0] + self.w[1]
+
+    class ScalesRewrite(nnx.Module):
+        def __init__(self, *, rngs):
+            self.w = nnx.List([nnx.Param(jnp.zeros((4,))) for _ in range(2)])
+
+        def __call__(self, x):
+            return x * self.w[0][...] + self.w[1][...]
+
+    result = compare(Scales(), ScalesRewrite, X)
+    assert result.ok, str(result)
+    assert [p.nnx_name for p in result.weight_map.pairs] == ["w[0]", "w[1]"]
+
+
+def test_structure_matching_recurses_through_renamed_blocks():
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.LayerNorm()(nn.Dense(6)(x))
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(Block()(x))
+
+    class HandBlock(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(4, 6, rngs=rngs)
+            self.norm = nnx.LayerNorm(6, rngs=rngs)
+
+    class HandNet(nnx.Module):
+        def __init__(self, rngs):
+            self.body = HandBlock(rngs)
+            self.out = nnx.Linear(6, 2, rngs=rngs)
+
+    variables = Net().init(jax.random.key(0), X)
+    weight_map = map_weights(variables, HandNet(nnx.Rngs(0)))
+    assert weight_map.complete, weight_map.problems()
+    pairs = {p.linen_name: p.nnx_name for p in weight_map.pairs}
+    assert pairs["params/Block_0/Dense_0/kernel"] == "body.fc.kernel"
+    assert pairs["params/Block_0/LayerNorm_0/scale"] == "body.norm.scale"
+    assert pairs["params/Dense_0/bias"] == "out.bias"

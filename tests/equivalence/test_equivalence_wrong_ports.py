@@ -92,6 +92,8 @@ def test_batchnorm_momentum_difference_is_caught_in_train_mode_only(linen, ports
     assert not state.ok
     assert {leaf.name for leaf in state.leaves if not leaf.ok} == {
         "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"}
+    assert (result.divergences[0].linen_path, result.divergences[0].nnx_path) == ("BatchNorm_0", "norm")
+    assert "its state batch_stats/BatchNorm_0/mean differs; every output agrees" in str(result)
 
 
 def test_dropout_rate_difference_is_caught_in_train_mode_only(linen, ports):
@@ -120,6 +122,7 @@ def test_custom_collection_update_difference_is_caught(linen, ports):
     state = _check(result, "state after forward")
     assert [leaf.ok for leaf in state.leaves] == [False]
     assert "integer values differ" in state.leaves[0].problem
+    assert result.divergences[0].linen_path == "<root>"  # the counter lives on the model itself
 
 
 def test_wrong_port_fails_the_training_comparison(linen, ports):
@@ -128,3 +131,19 @@ def test_wrong_port_fails_the_training_comparison(linen, ports):
     assert [leaf.name for leaf in losses.leaves] == ["step 1", "step 2"]
     assert not losses.ok
     assert not _check(result, "parameters and state after 2 optimizer steps").ok
+
+
+def test_attention_dropout_gets_identical_masks_and_a_different_rate_is_caught(linen, ports):
+    block = linen.TransformerBlock(attention_dropout=0.5)
+    right = compare(block, ports.HandTransformerBlock(8, attention_dropout=0.5, rngs=nnx.Rngs(0)), X_SEQ,
+                    mapping=TWIN_NORMS)
+    assert right.ok, str(right)
+    wrong = compare(block, ports.HandTransformerBlock(8, attention_dropout=0.2, rngs=nnx.Rngs(0)), X_SEQ,
+                    mapping=TWIN_NORMS)
+    assert _check(wrong, "outputs (forward)").ok
+    assert not _check(wrong, "outputs (train-mode forward)").ok
+    # the attention weights are internal: the first submodule to finish differently is
+    # the output projection that consumes them
+    divergence = wrong.divergences[0]
+    assert (divergence.linen_path, divergence.nnx_path) == ("MultiHeadDotProductAttention_0/out", "attn.out")
+    assert divergence.last_agreeing == "MultiHeadDotProductAttention_0/value (NNX attn.value)"

@@ -47,11 +47,13 @@ class CNN(nn.Module):
 class TransformerBlock(nn.Module):
     num_heads: int = 2
     mlp_dim: int = 12
+    attention_dropout: float = 0.0
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):
         y = nn.LayerNorm()(x)
-        y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, deterministic=deterministic)(y)
+        y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dropout_rate=self.attention_dropout,
+                                            deterministic=deterministic)(y)
         x = x + y
         y = nn.LayerNorm()(x)
         y = nn.Dense(self.mlp_dim)(y)

@@ -112,9 +112,9 @@ class HandCNN(nnx.Module):
 
 # -- Transformer block ------------------------------------------------------------------
 class HandTransformerBlock(nnx.Module):
-    def __init__(self, dim, *, num_heads=2, mlp_dim=12, epsilon=1e-6, rngs):
+    def __init__(self, dim, *, num_heads=2, mlp_dim=12, epsilon=1e-6, attention_dropout=0.0, rngs):
         self.ln1 = nnx.LayerNorm(dim, epsilon=epsilon, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(num_heads, dim, decode=False, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(num_heads, dim, dropout_rate=attention_dropout, decode=False, rngs=rngs)
         self.ln2 = nnx.LayerNorm(dim, epsilon=epsilon, rngs=rngs)
         self.fc_in = nnx.Linear(dim, mlp_dim, rngs=rngs)
         self.fc_out = nnx.Linear(mlp_dim, dim, rngs=rngs)
@@ -217,3 +217,19 @@ class TwoInputsRewrite(nnx.Module):
 
     def __call__(self, x, context):
         return self.dense_0(x) + self.context_proj(context)
+
+
+class HandCNNModeSwitched(nnx.Module):
+    """Idiomatic NNX: no `train` flag; `model.train()` / `model.eval()` switch the layers."""
+
+    def __init__(self, channels, height, width, *, dropout_rate=0.5, momentum=0.9, classes=5, rngs):
+        self.conv = nnx.Conv(channels, 6, (3, 3), rngs=rngs)
+        self.norm = nnx.BatchNorm(6, momentum=momentum, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+        self.classifier = nnx.Linear(6 * (height // 2) * (width // 2), classes, rngs=rngs)
+
+    def __call__(self, x):
+        x = nnx.relu(self.norm(self.conv(x)))
+        x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
+        x = self.dropout(x.reshape((x.shape[0], -1)))
+        return self.classifier(x)
