@@ -1,0 +1,1160 @@
+"""One Linen module class -> one NNX module class.
+
+The class is read in three steps:
+1. discovery (`ClassShape`): dataclass fields, `setup`, the `@nn.compact` method, other
+   methods, and the converted base class if it subclasses one;
+2. analysis (`BodyWalker`, one per method, in execution order): every submodule built
+   (in `setup` or inline in a compact body), the name Linen gives it, the input size of its
+   first call (`sizes.SizeOf`), parameters and variables, and every construct the tool
+   cannot convert (a TODO site);
+3. generation: an `__init__` (fields, setup body, the submodules and parameters hoisted
+   out of the compact body) and the methods with submodule constructions replaced by the
+   attributes (`MethodRewriter`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from nnx_migrate.naming import nnx_attribute_name
+from nnx_migrate.rewrite.names import ImportMap, normalize_linen
+from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
+from nnx_migrate.rewrite.rules import LayerRule, Rules
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, size_param_name, translate_static, try_static
+
+LINEN_MODULE = "flax.linen.Module"
+_DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
+_NON_FIELD_NAMES = {"parent", "name"}
+
+
+@dataclass
+class Field:
+    name: str
+    annotation: str
+    default: cst.BaseExpression | None
+
+
+@dataclass
+class ClassSummary:
+    """What other classes in the file need to know about a converted class."""
+
+    name: str
+    fields: list[Field]
+    size_params: list[str]  # input-size parameters of __init__, in order
+    size_param_args: dict[str, int]  # size parameter -> index of the __call__ argument
+    out_size: str | None  # in the class's own __init__ scope
+    has_todos: bool = False
+
+
+@dataclass
+class Sub:
+    """A submodule: one construction site."""
+
+    attr: str | None
+    kind: str  # "layer" | "local" | "sequential"
+    ctor: cst.Call
+    line: int
+    origin: str  # "setup" | "compact"
+    rule: LayerRule | None = None
+    child: ClassSummary | None = None
+    in_sizes: dict[str, str | None] | None = None  # set at the first call
+    guards: list[str] = field(default_factory=list)
+    hoist: list[str] = field(default_factory=list)  # static locals the args need
+    arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
+    elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
+    call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VarDef:
+    """A `self.param` / `self.variable` site."""
+
+    attr: str
+    collection: str
+    init_code: str  # NNX construction source
+    line: int
+    guards: list[str] = field(default_factory=list)
+    hoist: list[str] = field(default_factory=list)
+
+
+class FileContext:
+    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions):
+        self.module = module
+        self.imports = imports
+        self.rules = rules
+        self.path = path
+        self.positions = positions  # node -> line
+        self.summaries: dict[str, ClassSummary] = {}
+        self.todos: list[TodoSite] = []
+        self.variable_types: dict[str, str] = {}  # collection -> generated class name
+        self.module_names: set[str] = set()
+
+    def line(self, node: cst.CSTNode) -> int:
+        try:
+            return self.positions[node].start.line
+        except KeyError:
+            return 0
+
+    def variable_type(self, collection: str) -> str:
+        known = self.rules.collections.get(collection)
+        if known:
+            return "nnx." + known.rsplit(".", 1)[1]
+        name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", collection) if part) or "Collection"
+        if not name[0].isalpha():
+            name = "V" + name
+        self.variable_types.setdefault(collection, name)
+        return self.variable_types[collection]
+
+
+def _qual_layer(ctx: FileContext, func: cst.BaseExpression) -> str | None:
+    return normalize_linen(ctx.imports.qualify(func), ctx.rules.layers)
+
+
+def is_linen_module_base(ctx: FileContext, base: cst.BaseExpression) -> bool:
+    qual = ctx.imports.qualify(base)
+    return qual in (LINEN_MODULE, "flax.linen.module.Module")
+
+
+def _string_value(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        return node.evaluated_value if isinstance(node.evaluated_value, str) else None
+    return None
+
+
+def _self_attr(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return node.attr.value
+    return None
+
+
+def _self_method_call(node: cst.CSTNode, method: str) -> bool:
+    return isinstance(node, cst.Call) and _self_attr(node.func) == method
+
+
+def _bound_names(func: cst.FunctionDef) -> set[str]:
+    names = set()
+    for p in [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]:
+        names.add(p.name.value)
+    for star in (func.params.star_arg, func.params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(star.name.value)
+
+    class Collect(cst.CSTVisitor):
+        def visit_AssignTarget(self, node):
+            _targets(node.target, names)
+
+        def visit_AnnAssign(self, node):
+            _targets(node.target, names)
+
+        def visit_AugAssign(self, node):
+            _targets(node.target, names)
+
+        def visit_For(self, node):
+            _targets(node.target, names)
+
+        def visit_CompFor(self, node):
+            _targets(node.target, names)
+
+        def visit_WithItem(self, node):
+            if node.asname is not None:
+                _targets(node.asname.name, names)
+
+        def visit_NamedExpr(self, node):
+            _targets(node.target, names)
+
+    func.body.visit(Collect())
+    return names
+
+
+def _targets(node, out: set[str]) -> None:
+    if isinstance(node, cst.Name):
+        out.add(node.value)
+    elif isinstance(node, (cst.Tuple, cst.List)):
+        for el in node.elements:
+            _targets(el.value, out)
+    elif isinstance(node, cst.StarredElement):
+        _targets(node.value, out)
+
+
+class ClassShape:
+    """Discovery: the parts of a Linen module class."""
+
+    def __init__(self, node: cst.ClassDef, ctx: FileContext, base: ClassSummary | None):
+        self.node = node
+        self.base = base
+        self.docstring: cst.BaseStatement | None = None
+        self.own_fields: list[Field] = []
+        self.class_level: list[cst.BaseStatement] = []  # other class-level statements
+        self.setup: cst.FunctionDef | None = None
+        self.compact: cst.FunctionDef | None = None
+        self.methods: list[cst.FunctionDef] = []
+        body = list(node.body.body) if isinstance(node.body, cst.IndentedBlock) else []
+        for i, stmt in enumerate(body):
+            if i == 0 and isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+                self.docstring = stmt
+                continue
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.AnnAssign) and isinstance(stmt.body[0].target, cst.Name):
+                ann = stmt.body[0]
+                ann_code = code(ann.annotation.annotation)
+                if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
+                    self.class_level.append(stmt)
+                    continue
+                self.own_fields.append(Field(ann.target.value, ann_code, ann.value))
+                continue
+            if isinstance(stmt, cst.FunctionDef):
+                decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
+                if stmt.name.value == "setup":
+                    self.setup = stmt
+                elif decos & {"flax.linen.compact", "flax.linen.module.compact"}:
+                    self.compact = stmt
+                else:
+                    self.methods.append(stmt)
+                continue
+            self.class_level.append(stmt)
+
+    @property
+    def fields(self) -> list[Field]:
+        if self.base is None:
+            return list(self.own_fields)
+        merged = list(self.base.fields)
+        for f in self.own_fields:
+            for i, existing in enumerate(merged):
+                if existing.name == f.name:
+                    merged[i] = f
+                    break
+            else:
+                merged.append(f)
+        return merged
+
+
+class BodyWalker:
+    """Walks one method body in execution order (analysis only, no rewriting)."""
+
+    def __init__(self, conv: "ClassConverter", method: cst.FunctionDef, origin: str):
+        self.conv = conv
+        self.ctx = conv.ctx
+        self.origin = origin
+        self.method = method
+        self.scope = Scope(
+            imports=self.ctx.imports,
+            fields={f.name for f in conv.shape.fields},
+            method_locals=_bound_names(method),
+            module_names=self.ctx.module_names,
+            extra_static_attrs=set(),
+        )
+        self.size_of = SizeOf(self.scope, self.ctx.rules.keep_last_dim, self.ctx.rules.keep_last_dim_methods, self._call_size)
+        self.local_layers: dict[str, Sub] = {}
+        self.variable_locals: set[str] = set()
+        self.in_loop = 0
+        self.dynamic_guard = 0
+        self.guards: list[str] = []
+
+    # ---- sizes -------------------------------------------------------------------
+    def _call_size(self, call: cst.Call, scope: Scope) -> str | None:
+        sub = self._sub_called_by(call)
+        if sub is None:
+            return None
+        return self.conv.out_size(sub, call, self)
+
+    def _sub_called_by(self, call: cst.Call) -> Sub | None:
+        func = call.func
+        if isinstance(func, cst.Call):
+            return self.conv.sub_by_node.get(id(func))
+        attr = _self_attr(func)
+        if attr is not None:
+            return self.conv.subs_by_attr.get(attr)
+        if isinstance(func, cst.Name):
+            return self.local_layers.get(func.value)
+        return None
+
+    # ---- statements --------------------------------------------------------------
+    def walk(self) -> None:
+        params = [p for p in self.method.params.params if p.name.value != "self"]
+        if self.method.name.value == "__call__" or self.method is self.conv.shape.compact:
+            for i, p in enumerate(params):
+                self.scope.env[p.name.value] = size_param_name(i, p.name.value)
+        self.block(self.method.body.body)
+
+    def block(self, stmts) -> None:
+        for stmt in stmts:
+            self.statement(stmt)
+
+    def statement(self, stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.small(small, stmt)
+        elif isinstance(stmt, cst.If):
+            self.expr(stmt.test)
+            cond = try_static(stmt.test, self.scope, [])
+            before = self.scope.env.copy()
+            self._guarded(cond, stmt.body.body)
+            after_body = self.scope.env
+            self.scope.env = before.copy()
+            if stmt.orelse is not None:
+                neg = None if cond is None else f"not ({cond})"
+                if isinstance(stmt.orelse, cst.If):
+                    self._guarded(neg, [stmt.orelse])
+                else:
+                    self._guarded(neg, stmt.orelse.body.body)
+            self._merge(after_body)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            if isinstance(stmt, cst.For):
+                self.expr(stmt.iter)
+            else:
+                self.expr(stmt.test)
+            before = self.scope.env.copy()
+            self.in_loop += 1
+            self.block(stmt.body.body)
+            self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
+            self.in_loop -= 1
+            self._merge(before)
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body.body)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                self.expr(item.item)
+            self.block(stmt.body.body)
+        elif isinstance(stmt, cst.Try):
+            self.block(stmt.body.body)
+            for handler in stmt.handlers:
+                self.block(handler.body.body)
+            for extra in (stmt.orelse, stmt.finalbody):
+                if extra is not None:
+                    self.block(extra.body.body)
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            self.conv.nested_defs.append(stmt)
+        else:
+            for child in stmt.children:
+                self.expr(child)
+
+    def _guarded(self, cond: str | None, body) -> None:
+        if cond is None:
+            self.dynamic_guard += 1
+            self.block(body)
+            self.dynamic_guard -= 1
+        else:
+            self.guards.append(cond)
+            self.block(body)
+            self.guards.pop()
+
+    def _merge(self, other: dict) -> None:
+        for name in set(self.scope.env) | set(other):
+            if self.scope.env.get(name) != other.get(name):
+                self.scope.env[name] = None
+
+    def small(self, small: cst.CSTNode, line_node) -> None:
+        if isinstance(small, (cst.Assign, cst.AnnAssign)):
+            value = small.value
+            if value is None:
+                return
+            self.expr(value)
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for target in targets:
+                if isinstance(target, cst.Name):
+                    name = target.value
+                    sub = self.conv.sub_by_node.get(id(value))
+                    if sub is not None:
+                        self.local_layers[name] = sub
+                    if _self_method_call(value, "variable"):
+                        self.variable_locals.add(name)
+                    self.scope.env[name] = self.size_of(value)
+                    if self.in_loop == 0 and self.dynamic_guard == 0 and not self.guards and try_static(value, self.scope, []) is not None and self.origin == "compact":
+                        self.scope.static[name] = value
+                        self.scope.static_order.append(name)
+                    else:
+                        self.scope.static.pop(name, None)
+                else:
+                    names: set[str] = set()
+                    _targets(target, names)
+                    for name in names:
+                        self.scope.env[name] = None
+                        self.scope.static.pop(name, None)
+                    self.expr(target)
+        elif isinstance(small, cst.AugAssign):
+            self.expr(small.value)
+            if isinstance(small.target, cst.Name):
+                name = small.target.value
+                self.scope.static.pop(name, None)
+                if isinstance(small.operator, cst.MatrixMultiplyAssign):
+                    self.scope.env[name] = None
+        else:
+            for child in small.children:
+                self.expr(child)
+
+    # ---- expressions -------------------------------------------------------------
+    def expr(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.Call):
+            self.call(node)
+            return
+        if isinstance(node, (cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+            self.in_loop += 1
+            for child in node.children:
+                self.expr(child)
+            self.in_loop -= 1
+            return
+        for child in node.children:
+            self.expr(child)
+
+    def call(self, node: cst.Call) -> None:
+        conv = self.conv
+        func = node.func
+        if isinstance(func, cst.Call) and conv.construction_kind(func) is not None:
+            sub = self.construction(func)
+            for arg in node.args:
+                self.expr(arg.value)
+            self.called(sub, node)
+            return
+        if conv.construction_kind(node) is not None:
+            self.construction(node)
+            return
+        method = _self_attr(func)
+        if method in ("param", "variable"):
+            for arg in node.args:
+                self.expr(arg.value)
+            conv.var_site(node, method, self)
+            return
+        if method in ("make_rng",):
+            conv.needs_rngs_attr = True
+        if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
+            conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
+        for child in node.children:
+            self.expr(child)
+        sub = self._sub_called_by(node)
+        if sub is not None:
+            self.called(sub, node)
+
+    def construction(self, ctor: cst.Call) -> Sub:
+        for arg in ctor.args:
+            self.expr(arg.value)
+        return self.conv.new_sub(ctor, self)
+
+    def called(self, sub: Sub, call: cst.Call) -> None:
+        if sub.in_sizes is not None:
+            return
+        sub.in_sizes = self.conv.call_in_sizes(sub, call, self)
+
+
+class ClassConverter:
+    def __init__(self, node: cst.ClassDef, ctx: FileContext, base: ClassSummary | None):
+        self.node = node
+        self.ctx = ctx
+        self.shape = ClassShape(node, ctx, base)
+        self.name = node.name.value
+        self.subs: list[Sub] = []
+        self.sub_by_node: dict[int, Sub] = {}
+        self.subs_by_attr: dict[str, Sub] = {}
+        self.vars: list[VarDef] = []
+        self.var_by_node: dict[int, VarDef] = {}
+        self.var_attrs: dict[str, VarDef] = {}
+        self.auto_counts: dict[str, int] = {}
+        self.todos: list[TodoSite] = []
+        self.needs_rngs_attr = False
+        self.nested_defs: list = []
+        self.extra_size_params: list[str] = []  # unknown sizes turned into parameters
+        self.setup_walker: BodyWalker | None = None
+        self.call_walker: BodyWalker | None = None
+        self.return_size: str | None = None
+        self.list_attrs: set[str] = set()
+        self.setup_var_attrs: dict[str, VarDef] = {}
+
+    # ---- bookkeeping ------------------------------------------------------------
+    def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
+        self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
+
+    def construction_kind(self, call: cst.Call) -> str | None:
+        qual = _qual_layer(self.ctx, call.func)
+        if qual in self.ctx.rules.layers:
+            return "layer"
+        if qual == "flax.linen.Sequential":
+            return "sequential"
+        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.summaries and call.func.value not in self.ctx.imports.aliases:
+            return "local"
+        if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
+            return "unknown-linen"
+        return None
+
+    def new_sub(self, ctor: cst.Call, walker: BodyWalker) -> Sub:
+        if id(ctor) in self.sub_by_node:
+            return self.sub_by_node[id(ctor)]
+        kind = self.construction_kind(ctor)
+        sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        if kind == "layer":
+            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, ctor.func)]
+            linen_class = sub.rule.linen
+        elif kind == "local":
+            sub.child = self.ctx.summaries[ctor.func.value]
+            linen_class = sub.child.name
+        elif kind == "sequential":
+            linen_class = "Sequential"
+            seq = ctor.args[0].value if ctor.args else None
+            if isinstance(seq, (cst.List, cst.Tuple)):
+                for el in seq.elements:
+                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in ("layer", "local"):
+                        sub.elements.append(self.sub_by_node[id(el.value)])
+                    else:
+                        sub.problems.append("an nn.Sequential member is not a layer the tool knows")
+            else:
+                sub.problems.append("nn.Sequential takes a list the tool cannot read")
+        else:
+            linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
+            sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        explicit = None
+        for arg in ctor.args:
+            if arg.keyword is not None and arg.keyword.value == "name":
+                explicit = _string_value(arg.value)
+                if explicit is None:
+                    sub.problems.append("name= is not a string literal")
+        in_sequential = False
+        if walker.origin == "compact" or walker is not self.setup_walker:
+            # Linen names compact submodules in call order, per class.
+            count = self.auto_counts.get(linen_class, 0)
+            self.auto_counts[linen_class] = count + 1
+            if explicit is None:
+                sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
+            else:
+                sub.attr = explicit
+            if walker.in_loop:
+                sub.problems.append("submodule built in a loop or comprehension: build an nnx.List in __init__ by hand")
+            if walker.dynamic_guard:
+                sub.problems.append("submodule built under a condition on call arguments; built unconditionally in __init__, check that Linen's init took this branch")
+            if walker.origin != "compact":
+                sub.problems.append("submodule built outside setup and outside a compact method")
+        self.sub_by_node[id(ctor)] = sub
+        # Members of nn.Sequential are named by Sequential, not by this class.
+        for member in sub.elements:
+            if member.attr is not None and member in self.subs:
+                self.subs.remove(member)
+                self.subs_by_attr.pop(member.attr, None)
+                count = self.auto_counts.get(self._linen_class(member), 1)
+                if member.attr == nnx_attribute_name(f"{self._linen_class(member)}_{count - 1}"):
+                    self.auto_counts[self._linen_class(member)] = count - 1
+            member.attr = None
+        if sub.attr is not None:
+            if sub.attr in self.subs_by_attr or sub.attr in {f.name for f in self.shape.fields}:
+                sub.problems.append(f"attribute name '{sub.attr}' is used twice")
+            self.subs_by_attr[sub.attr] = sub
+        self.subs.append(sub)
+        # Arguments as __init__ source.
+        if walker.origin == "compact":
+            for key, value in self._linen_kwargs(sub).items():
+                used: list[str] = []
+                try:
+                    sub.arg_code[key] = translate_static(value, walker.scope, used)
+                except NotStatic as exc:
+                    if sub.rule is not None and key in sub.rule.call_time and walker.in_loop == 0:
+                        # NNX takes it at call time too: keep Linen's value, evaluated where
+                        # Linen evaluated it.
+                        sub.call_kwargs[key] = code(value)
+                        continue
+                    sub.problems.append(f"argument '{key}' {exc}")
+                    sub.arg_code[key] = code(value)
+                for name in used:
+                    if name not in sub.hoist:
+                        sub.hoist.append(name)
+        else:
+            for key, value in self._linen_kwargs(sub).items():
+                sub.arg_code[key] = code(value)
+        return sub
+
+    def _linen_class(self, sub: Sub) -> str:
+        return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
+
+    def _linen_kwargs(self, sub: Sub) -> dict[str, cst.BaseExpression]:
+        """The construction's arguments by Linen parameter name (positional resolved)."""
+        out: dict[str, cst.BaseExpression] = {}
+        if sub.kind == "layer":
+            names = sub.rule.linen_args
+        elif sub.kind == "local":
+            names = tuple(f.name for f in sub.child.fields)
+        else:
+            return out
+        pos = 0
+        for arg in sub.ctor.args:
+            if arg.star:
+                sub.problems.append("*args/**kwargs in a submodule construction")
+                continue
+            if arg.keyword is None:
+                if pos < len(names):
+                    out[names[pos]] = arg.value
+                else:
+                    sub.problems.append("more positional arguments than the layer takes")
+                pos += 1
+            elif arg.keyword.value not in ("name",):
+                out[arg.keyword.value] = arg.value
+        return out
+
+    def var_site(self, node: cst.Call, method: str, walker: BodyWalker) -> None:
+        args = list(node.args)
+        if method == "param":
+            name = _string_value(args[0].value) if args else None
+            rest = args[1:]
+            collection = "params"
+        else:
+            collection = _string_value(args[0].value) if args else None
+            name = _string_value(args[1].value) if len(args) > 1 else None
+            rest = args[2:]
+        if name is None or (method == "variable" and collection is None) or not rest or any(a.keyword is not None or a.star for a in rest):
+            self.todo(node, f"self.{method}(...)", "name, collection or init function is not a literal the tool can read")
+            return
+        init, init_args = rest[0].value, [a.value for a in rest[1:]]
+        used: list[str] = []
+        hoist: list[str] = []
+        try:
+            if walker.origin == "compact":
+                init_src = translate_static(init, walker.scope, used)
+                arg_src = [translate_static(a, walker.scope, used) for a in init_args]
+            else:
+                init_src, arg_src = code(init), [code(a) for a in init_args]
+        except NotStatic as exc:
+            self.todo(node, f"self.{method}('{name}')", f"its initializer {exc}")
+            return
+        hoist = used
+        vtype = self.ctx.variable_type(collection)
+        if method == "param":
+            call_src = f"{init_src}({', '.join(['rngs.params()', *arg_src])})"
+        else:
+            if isinstance(init, cst.Name) and init.value == "None":
+                self.todo(node, f"self.variable('{collection}', '{name}')", "no init function")
+                return
+            call_src = f"{init_src}({', '.join(arg_src)})"
+        site = VarDef(attr=name, collection=collection, init_code=f"{vtype}({call_src})", line=self.ctx.line(node), guards=list(walker.guards), hoist=hoist)
+        if walker.in_loop or walker.dynamic_guard:
+            self.todo(node, f"self.{method}('{name}')", "created in a loop or under a condition on call arguments")
+        if name in self.var_attrs and walker.origin == "compact":
+            self.var_by_node[id(node)] = self.var_attrs[name]
+            return
+        if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
+            self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
+        self.var_by_node[id(node)] = site
+        self.var_attrs[name] = site
+        self.vars.append(site)
+
+    # ---- sizes ------------------------------------------------------------------
+    def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if sub.kind == "layer":
+            if not sub.rule.in_size:
+                return {}
+            idx = sub.rule.input_arg
+            size = walker.size_of(positional[idx]) if idx < len(positional) else None
+            return {sub.rule.in_size: size}
+        if sub.kind == "local":
+            sizes = {}
+            for param in sub.child.size_params:
+                idx = sub.child.size_param_args.get(param)
+                sizes[param] = walker.size_of(positional[idx]) if idx is not None and idx < len(positional) else None
+            return sizes
+        if sub.kind == "sequential":
+            size = walker.size_of(positional[0]) if positional else None
+            for member in sub.elements:
+                if member.kind == "layer" and member.rule.in_size:
+                    member.in_sizes = {member.rule.in_size: size}
+                elif member.kind == "local":
+                    member.in_sizes = {p: (size if member.child.size_param_args.get(p) == 0 else None) for p in member.child.size_params}
+                else:
+                    member.in_sizes = {}
+                size = self.out_size(member, None, walker, in_size=size)
+            return {}
+        return {}
+
+    def out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
+        if call is not None:
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            if sub.kind == "layer":
+                idx = sub.rule.input_arg
+                in_size = walker.size_of(positional[idx]) if idx < len(positional) else None
+            elif positional:
+                in_size = walker.size_of(positional[0])
+        if sub.kind == "layer":
+            rule = sub.rule
+            if rule.out_size == "input":
+                return in_size
+            if not rule.out_size:
+                return None
+            if rule.out_size in sub.arg_code and not sub.problems:
+                value = sub.arg_code[rule.out_size]
+                return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
+            if rule.out_size not in sub.arg_code and rule.out_default == "input":
+                return in_size
+            return None
+        if sub.kind == "local":
+            out = sub.child.out_size
+            if out is None:
+                return None
+            if out == "in_features":
+                return in_size
+            if out.isdigit():
+                return out
+            match = re.fullmatch(r"self\.(\w+)", out)
+            if match:
+                fname = match.group(1)
+                if fname in sub.arg_code:
+                    return sub.arg_code[fname] if not sub.problems else None
+                for f in sub.child.fields:
+                    if f.name == fname and f.default is not None and isinstance(f.default, cst.Integer):
+                        return f.default.value
+            return None
+        if sub.kind == "sequential":
+            size = in_size
+            for member in sub.elements:
+                size = self.out_size(member, None, walker, in_size=size)
+            return size
+        return None
+
+    # ---- driver -----------------------------------------------------------------
+    def analyse(self) -> None:
+        if self.shape.setup is not None:
+            self.setup_walker = BodyWalker(self, self.shape.setup, "setup")
+            self._collect_setup(self.shape.setup)
+        methods = []
+        if self.shape.compact is not None:
+            methods.append(self.shape.compact)
+        methods += [m for m in self.shape.methods if m.name.value == "__call__"]
+        methods += [m for m in self.shape.methods if m.name.value != "__call__"]
+        for method in methods:
+            walker = BodyWalker(self, method, "compact" if method is self.shape.compact else "method")
+            walker.walk()
+            if method.name.value == "__call__":
+                self.call_walker = walker
+                self._return_size(method, walker)
+        for sub in self.subs:
+            self._check_sizes(sub)
+        for nested in self.nested_defs:
+            if _constructs_inside(nested, self):
+                self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def _return_size(self, method: cst.FunctionDef, walker: BodyWalker) -> None:
+        returns = []
+
+        class Find(cst.CSTVisitor):
+            def visit_FunctionDef(self, node):
+                return node is method
+
+            def visit_Return(self, node):
+                returns.append(node)
+
+        method.visit(Find())
+        if len(returns) == 1 and returns[0].value is not None:
+            # The walker's final environment holds the sizes at the end of the method.
+            self.return_size = walker.size_of(returns[0].value)
+
+    def _collect_setup(self, setup: cst.FunctionDef) -> None:
+        walker = self.setup_walker
+        for stmt in setup.body.body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
+                assign = stmt.body[0]
+                target = assign.targets[0].target if len(assign.targets) == 1 else None
+                attr = _self_attr(target) if target is not None else None
+                value = assign.value
+                if attr is not None and isinstance(value, cst.Call) and self.construction_kind(value) is not None:
+                    for arg in value.args:
+                        walker.expr(arg.value)
+                    sub = self.new_sub(value, walker)
+                    sub.attr = attr
+                    self.subs_by_attr[attr] = sub
+                    continue
+                if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
+                    self.list_attrs.add(attr)
+                if attr is not None and _self_method_call(value, "param"):
+                    walker.expr(value)
+                    site = self.var_by_node.get(id(value))
+                    if site is not None:
+                        self._setup_var_attr(site, attr, value)
+                    continue
+                if attr is not None and _self_method_call(value, "variable"):
+                    walker.expr(value)
+                    site = self.var_by_node.get(id(value))
+                    if site is not None:
+                        self._setup_var_attr(site, attr, value)
+                    continue
+            walker.statement(stmt)
+
+    def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
+        if site.attr != attr:
+            self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
+            self.var_attrs.pop(site.attr, None)
+            site.attr = attr
+            self.var_attrs[attr] = site
+        self.setup_var_attrs[attr] = site
+
+    def _check_sizes(self, sub: Sub) -> None:
+        if sub.kind == "sequential":
+            for member in sub.elements:
+                self._check_sizes(member)
+            return
+        needed: list[str] = []
+        if sub.kind == "layer" and sub.rule.in_size:
+            needed = [sub.rule.in_size]
+        elif sub.kind == "local":
+            needed = list(sub.child.size_params)
+        sizes = sub.in_sizes or {}
+        for param in needed:
+            if sizes.get(param) is None:
+                if sub.in_sizes is None and sub.attr is not None:
+                    why = "the submodule is never called in a way the tool can follow"
+                else:
+                    why = "the input size cannot be derived from fields or call arguments"
+                sub.problems.append(f"'{param}': {why}; it became a constructor argument")
+
+    # ---- generation -------------------------------------------------------------
+    def unknown_size_param(self, sub: Sub, param: str) -> str:
+        base = sub.attr or "layer"
+        name = f"{base}_{param}"
+        if name not in self.extra_size_params:
+            self.extra_size_params.append(name)
+        return name
+
+    def ctor_source(self, sub: Sub) -> str:
+        sizes = sub.in_sizes or {}
+        if sub.kind == "sequential":
+            members = ", ".join(self.ctor_source(m) for m in sub.elements)
+            return f"nnx.Sequential({members})"
+        parts: list[str] = []
+        if sub.kind == "layer":
+            rule = sub.rule
+            if rule.in_size:
+                size = sizes.get(rule.in_size)
+                parts.append(f"{rule.in_size}={size if size is not None else self.unknown_size_param(sub, rule.in_size)}")
+            for key, value in sub.arg_code.items():
+                if key in rule.unsupported:
+                    sub.problems.append(f"Linen argument '{key}' has no NNX counterpart")
+                    continue
+                if key == "parent":
+                    sub.problems.append("parent= is not supported")
+                    continue
+                parts.append(f"{rule.rename.get(key, key)}={value}")
+            for key, value in rule.defaults.items():
+                if key not in sub.arg_code:
+                    parts.append(f"{key}={value}")
+            parts.append("rngs=rngs")
+            return f"nnx.{rule.nnx_name}({', '.join(parts)})"
+        if sub.kind == "local":
+            child = sub.child
+            for key, value in sub.arg_code.items():
+                parts.append(f"{key}={value}")
+            for param in child.size_params:
+                size = sizes.get(param)
+                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
+            parts.append("rngs=rngs")
+            return f"{child.name}({', '.join(parts)})"
+        return code(sub.ctor)
+
+    def _todo_comments(self, problems: list[str]) -> str:
+        return "".join(f"# {TODO_MARK}: {p}\n" for p in dict.fromkeys(problems))
+
+    def build(self) -> tuple[cst.ClassDef, ClassSummary]:
+        self.analyse()
+        cfg = self.ctx.module.config_for_parsing
+        fields = self.shape.fields
+        init_lines: list[cst.BaseStatement] = []
+
+        def stmt(src: str) -> cst.BaseStatement:
+            return cst.parse_statement(src, config=cfg)
+
+        base = self.shape.base
+        own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
+        for f in fields:
+            init_lines.append(stmt(f"self.{f.name} = {f.name}\n"))
+        if self.needs_rngs_attr:
+            init_lines.append(stmt("self.rngs = rngs\n"))
+        if not own_builder:
+            args = [f"{f.name}={f.name}" for f in base.fields] + [f"{p}={p}" for p in base.size_params] + ["rngs=rngs"]
+            init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))
+        # setup body
+        if self.shape.setup is not None:
+            setup_body = self.shape.setup.body.visit(SetupRewriter(self))
+            init_lines.extend(setup_body.body)
+        # compact constructions, parameters and variables, in order of appearance
+        hoisted: set[str] = set()
+        call_scope = None
+        for walker in (self.call_walker,):
+            if walker is not None:
+                call_scope = walker.scope
+        items: list[tuple[int, object]] = [(s.line, s) for s in self.subs if s.origin != "setup" and s.attr is not None]
+        items += [(v.line, v) for v in self.vars if v not in self.setup_var_attrs.values()]
+        items.sort(key=lambda item: item[0])
+        compact_scope = None
+        if self.shape.compact is not None:
+            compact_scope = self._compact_scope
+        for _, item in items:
+            hoist = item.hoist
+            for name in hoist:
+                if name not in hoisted and compact_scope is not None and name in compact_scope.static:
+                    hoisted.add(name)
+                    # hoist the dependencies of this static local first
+                    deps: list[str] = []
+                    try_static(compact_scope.static[name], compact_scope, deps)
+                    for dep in deps:
+                        if dep not in hoisted and dep in compact_scope.static:
+                            hoisted.add(dep)
+                            init_lines.append(stmt(f"{dep} = {code(compact_scope.static[dep])}\n"))
+                    init_lines.append(stmt(f"{name} = {code(compact_scope.static[name])}\n"))
+            if isinstance(item, Sub):
+                src = f"self.{item.attr} = {self.ctor_source(item)}\n"
+                problems = item.problems + [p for m in item.elements for p in m.problems]
+            else:
+                src = f"self.{item.attr} = {item.init_code}\n"
+                problems = []
+            if item.guards:
+                cond = " and ".join(f"({g})" for g in item.guards) if len(item.guards) > 1 else item.guards[0]
+                src = f"if {cond}:\n    {src}"
+            init_lines.append(stmt(self._todo_comments(problems) + src))
+            for p in problems:
+                self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
+        for sub in self.subs:
+            if sub.origin == "setup":
+                for p in dict.fromkeys(sub.problems + [q for m in sub.elements for q in m.problems]):
+                    self.todo(sub.ctor, f"self.{sub.attr}" if sub.attr else code(sub.ctor.func), p)
+        # signature
+        size_params = self._size_params()
+        params_src = []
+        for f in fields:
+            ann = f": {f.annotation}" if f.annotation else ""
+            default = f" = {code(f.default)}" if f.default is not None else ""
+            params_src.append(f"{f.name}{ann}{default}")
+        any_default = any(f.default is not None for f in fields)
+        sizes_src = [f"{p}: int" for p in size_params]
+        if sizes_src and not any_default:
+            params_src += sizes_src
+            params_src.append("*")
+        else:
+            params_src.append("*")
+            params_src += sizes_src
+        params_src.append("rngs: nnx.Rngs")
+        if not init_lines:
+            init_lines.append(stmt("pass\n"))
+        header = f"def __init__(self, {', '.join(params_src)}):\n    pass\n"
+        init_def = cst.parse_statement(header, config=cfg)
+        init_def = init_def.with_changes(body=init_def.body.with_changes(body=init_lines))
+        # methods
+        body: list[cst.BaseStatement] = []
+        if self.shape.docstring is not None:
+            body.append(self.shape.docstring)
+        body += self.shape.class_level
+        body.append(init_def.with_changes(leading_lines=self._method_spacing(init_def)))
+        rewriter = MethodRewriter(self)
+        for method in self._methods_in_order():
+            if method is self.shape.setup:
+                continue
+            new = method.visit(rewriter)
+            body.append(new)
+        todo_count = len(self.todos)
+        new_bases = [b for b in self.node.bases]
+        if base is None:
+            new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
+        new_class = self.node.with_changes(bases=new_bases, body=self.node.body.with_changes(body=body))
+        summary = ClassSummary(
+            name=self.name,
+            fields=fields,
+            size_params=size_params,
+            size_param_args=self._size_param_args(size_params),
+            out_size=self.return_size if self.return_size and (self.return_size == "in_features" or self.return_size.isdigit() or re.fullmatch(r"self\.\w+", self.return_size)) else None,
+            has_todos=bool(todo_count),
+        )
+        self.ctx.todos.extend(self.todos)
+        return new_class, summary
+
+    @property
+    def _compact_scope(self) -> Scope | None:
+        return self._compact_walker.scope if getattr(self, "_compact_walker", None) else (self.call_walker.scope if self.call_walker else None)
+
+    def _method_spacing(self, node):
+        return node.leading_lines
+
+    def _methods_in_order(self):
+        body = list(self.node.body.body)
+        return [s for s in body if isinstance(s, cst.FunctionDef)]
+
+    def _size_params(self) -> list[str]:
+        """Input-size parameters the generated __init__ needs, in __call__ order."""
+        base = self.shape.base
+        own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
+        if not own_builder:
+            return list(base.size_params)
+        call = self.shape.compact if self.shape.compact is not None and self.shape.compact.name.value == "__call__" else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+        if call is None and self.shape.compact is not None:
+            call = self.shape.compact
+        names: list[str] = []
+        source = "\n".join(self._all_size_sources())
+        if call is not None:
+            params = [p for p in call.params.params if p.name.value != "self"]
+            for i, p in enumerate(params):
+                pname = size_param_name(i, p.name.value)
+                if re.search(rf"\b{re.escape(pname)}\b", source):
+                    names.append(pname)
+        return names + [p for p in self.extra_size_params if p not in names]
+
+    def _size_param_args(self, size_params: list[str]) -> dict[str, int]:
+        call = self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+        mapping = {}
+        if call is not None:
+            params = [p for p in call.params.params if p.name.value != "self"]
+            for i, p in enumerate(params):
+                mapping[size_param_name(i, p.name.value)] = i
+        if self.shape.base is not None:
+            mapping.update(self.shape.base.size_param_args)
+        return {p: mapping[p] for p in size_params if p in mapping}
+
+    def _all_size_sources(self) -> list[str]:
+        out = []
+        for sub in self.subs:
+            for member in [sub, *sub.elements]:
+                out += [v for v in (member.in_sizes or {}).values() if v]
+                out += list(member.arg_code.values())
+        for var in self.vars:
+            out.append(var.init_code)
+        if self.shape.compact is not None and self.call_walker is not None:
+            scope = self.call_walker.scope
+            out += [code(v) for v in scope.static.values()]
+        return out
+
+
+def _constructs_inside(node, conv: ClassConverter) -> bool:
+    found = []
+
+    class Find(cst.CSTVisitor):
+        def visit_Call(self, call):
+            if conv.construction_kind(call) is not None or _self_attr(call.func) in ("param", "variable"):
+                found.append(call)
+
+    node.visit(Find())
+    return bool(found)
+
+
+class SetupRewriter(cst.CSTTransformer):
+    """`setup()` body -> `__init__` body."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None:
+            return cst.parse_expression(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            return cst.parse_expression(site.init_code)
+        return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
+        if len(original.targets) == 1:
+            attr = _self_attr(original.targets[0].target)
+            if attr is not None and attr in self.conv.list_attrs:
+                value = updated.value
+                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)):
+                    src = code(value)
+                    if isinstance(value, cst.Tuple):
+                        src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
+                    return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        # TODO comments for setup submodules go on the line that builds them.
+        problems = []
+
+        class Find(cst.CSTVisitor):
+            def visit_Call(inner, call):
+                sub = self.conv.sub_by_node.get(id(call))
+                if sub is not None:
+                    problems.extend(sub.problems + [p for m in sub.elements for p in m.problems])
+
+        original.visit(Find())
+        if not problems:
+            return updated
+        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {p}")) for p in dict.fromkeys(problems)]
+        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+
+class MethodRewriter(cst.CSTTransformer):
+    """A Linen method -> the NNX method: submodule constructions become attributes, the
+    calls keep their arguments (call-time `deterministic=` / `use_running_average=` stay
+    where Linen had them), `self.param`/`self.variable` read the NNX variables."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+        self.depth = 0
+        self.variable_locals: set[str] = set()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef):
+        self.depth += 1
+        if self.depth == 1:
+            self.variable_locals = set()
+
+            class Find(cst.CSTVisitor):
+                def visit_Assign(inner, assign):
+                    if _self_method_call(assign.value, "variable") and len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name):
+                        self.variable_locals.add(assign.targets[0].target.value)
+
+            node.visit(Find())
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        self.depth -= 1
+        if self.depth == 0:
+            decorators = [d for d in updated.decorators if normalize_linen(self.conv.ctx.imports.qualify(d.decorator), {}) not in _DECORATORS_TO_DROP]
+            return updated.with_changes(decorators=decorators)
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None and sub.attr is not None:
+            return cst.parse_expression(f"self.{sub.attr}")
+        if sub is not None:
+            return cst.parse_expression(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            if site.collection == "params" and _self_attr(original.func) == "param":
+                return cst.parse_expression(f"self.{site.attr}[...]")
+            return cst.parse_expression(f"self.{site.attr}")
+        method = _self_attr(original.func)
+        if method == "is_initializing" and not original.args:
+            return cst.Name("False")
+        if method == "make_rng" and len(original.args) == 1:
+            stream = _string_value(original.args[0].value)
+            if stream is not None and stream.isidentifier():
+                return cst.parse_expression(f"self.rngs.{stream}()")
+        if method == "sow" and original.args:
+            collection = _string_value(original.args[0].value)
+            if collection is not None:
+                vtype = conv.ctx.variable_type(collection)
+                return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
+        # call-time keyword renames for layer calls
+        called = None
+        if isinstance(original.func, cst.Call):
+            called = conv.sub_by_node.get(id(original.func))
+        elif _self_attr(original.func) in conv.subs_by_attr:
+            called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.kind == "layer":
+            args = []
+            if isinstance(original.func, cst.Call) and called.call_kwargs:
+                given = {a.keyword.value for a in updated.args if a.keyword is not None}
+                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
+                if extra and updated.args:
+                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
+                elif extra:
+                    updated = updated.with_changes(args=extra)
+            elif called.call_kwargs:
+                conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
+            for arg in updated.args:
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:
+                    conv.todo(original, f"{called.attr}(..., {arg.keyword.value}=...)", "call-time argument with no NNX counterpart")
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_rename:
+                    arg = arg.with_changes(keyword=cst.Name(called.rule.call_rename[arg.keyword.value]))
+                args.append(arg)
+            return updated.with_changes(args=args)
+        return updated
+
+    def leave_Attribute(self, original: cst.Attribute, updated):
+        # `.value` of a Linen variable -> `[...]`
+        if original.attr.value == "value":
+            target = original.value
+            is_var = (isinstance(target, cst.Name) and target.value in self.variable_locals) or (_self_attr(target) in self.conv.setup_var_attrs)
+            if is_var:
+                return cst.Subscript(value=updated.value, slice=[cst.SubscriptElement(slice=cst.Index(value=cst.Ellipsis()))])
+        return updated

@@ -1,0 +1,130 @@
+"""One file: Linen module classes -> NNX classes, Linen functions -> NNX names, imports.
+
+`rewrite_source(text, path)` is the pure API every caller (CLI, tests, benchmarks) uses.
+Files that do not mention `linen` are returned untouched without being parsed.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.imports import fix_imports
+from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.renames import LeftoverLinen, RenameLinen
+from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
+from nnx_migrate.rewrite.rules import load_rules
+
+
+class _LazyPositions:
+    """Line numbers are only computed when a file has something to report."""
+
+    def __init__(self, module: cst.Module):
+        self._module = module
+        self._positions = None
+
+    def _resolve(self):
+        if self._positions is None:
+            wrapper = MetadataWrapper(self._module, unsafe_skip_copy=True)
+            self._positions = wrapper.resolve(PositionProvider)
+        return self._positions
+
+    def __getitem__(self, node):
+        return self._resolve()[node]
+
+
+def might_use_linen(text: str) -> bool:
+    return "linen" in text
+
+
+def rewrite_source(text: str, path: str = "<string>") -> FileResult:
+    """Converts one file's source. Never raises for bad input: a file that does not parse
+    is a `failed` result whose `error` says why."""
+    if not might_use_linen(text):
+        return FileResult(path=path, status="skipped", old_text=text, new_text=text)
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
+    try:
+        return _rewrite_module(module, text, path)
+    except RecursionError:
+        return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser")
+
+
+def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
+    imports = ImportMap(module)
+    if not imports.linen_aliases():
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    rules = load_rules()
+    positions = _LazyPositions(module)
+    ctx = FileContext(module, imports, rules, path, positions)
+    ctx.module_names = _module_level_names(module)
+    outcomes: list[ClassOutcome] = []
+    new_body = []
+    first_converted_index = None
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef):
+            kind, base = _linen_class_kind(stmt, ctx)
+            if kind is not None:
+                line = ctx.line(stmt) if False else None
+                before = len(ctx.todos)
+                try:
+                    new_cls, summary = ClassConverter(stmt, ctx, base).build()
+                except Exception as exc:  # a bug or an unforeseen construct: report, keep going
+                    del ctx.todos[before:]
+                    ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
+                    outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1))
+                    new_body.append(stmt)
+                    continue
+                ctx.summaries[stmt.name.value] = summary
+                todos = len(ctx.todos) - before
+                outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "todo" if todos else "converted", todos))
+                if first_converted_index is None:
+                    first_converted_index = len(new_body)
+                new_body.append(new_cls)
+                continue
+        new_body.append(stmt)
+    converted = module.with_changes(body=new_body)
+    renamer = RenameLinen(imports, rules)
+    converted = converted.visit(renamer)
+    if not outcomes and not renamer.changed:
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    # Generated Variable types for collections NNX has no type for.
+    if ctx.variable_types and first_converted_index is not None:
+        defs = [
+            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing)
+            for collection, name in ctx.variable_types.items()
+        ]
+        body = list(converted.body)
+        body[first_converted_index:first_converted_index] = defs
+        converted = converted.with_changes(body=body)
+    converted = fix_imports(converted, imports)
+    leftovers = LeftoverLinen(ImportMap(converted))
+    converted.visit(leftovers)
+    if leftovers.names:
+        ctx.todos.append(TodoSite(path, 0, ", ".join(sorted(leftovers.names)), "Linen API with no NNX conversion is still used in this file, so flax.linen stays imported"))
+    new_text = converted.code
+    status = "changed" if new_text != text else "unchanged"
+    return FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+
+
+def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
+    for base in node.bases:
+        if base.keyword is not None:
+            continue
+        if is_linen_module_base(ctx, base.value):
+            return "linen", None
+        name = dotted(base.value)
+        if name in ctx.summaries:
+            return "subclass", ctx.summaries[name]
+    return None, None
+
+
+def _module_level_names(module: cst.Module) -> set[str]:
+    names = set()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
+            names.add(stmt.name.value)
+    return names
