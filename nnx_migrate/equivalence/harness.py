@@ -1,0 +1,332 @@
+"""`compare()`: run a Linen module and its NNX port on the same weights and inputs.
+
+The passes, each compared leaf by leaf:
+1. inference call: every output leaf, and the gradients of a fixed scalar function of the
+   outputs with respect to every parameter (one `value_and_grad` per side);
+2. train-mode call (when the method takes `train`/`deterministic`/...): outputs, and the
+   collections Linen returns with `mutable=` against the NNX variables updated in place
+   (BatchNorm statistics); Dropout draws identical masks on both sides;
+3. optionally N optimizer steps with the same optax transformation: the loss at each step
+   and the parameters and state at the end.
+Each pass records every submodule's output on both sides, so a difference is reported
+with the first submodule where it appears.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+from flax import nnx
+
+from nnx_migrate.equivalence.construction import build_from_linen
+from nnx_migrate.equivalence.errors import EquivalenceSetupError
+from nnx_migrate.equivalence.identical_dropout import identical_dropout
+from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
+from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs
+from nnx_migrate.equivalence.nnx_tree import build_nnx_tree, format_nnx_path
+from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
+from nnx_migrate.equivalence.recording import linen_call_records, record_nnx_calls
+from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
+from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
+from nnx_migrate.equivalence.weight_mapping import (
+    TRANSIENT_COLLECTIONS,
+    WeightMap,
+    format_linen_path,
+    map_weights,
+)
+
+
+def compare(
+    linen_module: nn.Module,
+    nnx_target: nnx.Module | type,
+    *inputs: Any,
+    call_kwargs: Mapping[str, Any] | None = None,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    method: str | None = None,
+    train_kwargs: Mapping[str, Any] | str | None = "auto",
+    gradients: bool = True,
+    train_steps: int = 0,
+    optimizer: Any = None,
+    variables: Mapping[str, Any] | None = None,
+    init_inputs: Sequence[Any] | None = None,
+    mapping: Mapping[str, Any] | None = None,
+    match: str | None = None,
+    seed: int = 0,
+) -> ComparisonResult:
+    """Checks that `nnx_target` computes what `linen_module` computes.
+
+    Args:
+      linen_module: the Linen original (an unbound instance).
+      nnx_target: an NNX module instance (a hand-written port; the Linen weights are
+        copied into it) or an NNX class written by `nnx-migrate rewrite` (built here from
+        the Linen fields, the input sizes and `nnx.Rngs(seed)`).
+      *inputs: example positional inputs of the compared method.
+      call_kwargs: keywords for both calls (the inference call adds the mode flag's
+        inference value, e.g. `train=False`, unless given here).
+      rtol, atol: |nnx - linen| <= atol + rtol * |linen| per element (see `tolerances`).
+      method: compare this method instead of `__call__` (`apply(method=...)` in Linen,
+        the attribute of the same name in NNX).
+      train_kwargs: keywords for the train-mode call; 'auto' derives them from the mode
+        flag in the method's signature; None skips the train-mode call.
+      gradients: also compare the gradients of a scalar function of the outputs.
+      train_steps: run this many optimizer steps on both sides and compare (0: none).
+      optimizer: the optax transformation for those steps (default `optax.adam(1e-3)`).
+      variables: Linen variables to use instead of `linen_module.init(...)`.
+      init_inputs: positional inputs of `__call__` for `init` when `method` needs a
+        model initialized by `__call__` (e.g. an autoencoder's `encode`).
+      mapping: explicit placements, Linen path -> NNX path, e.g. `{'Dense_0': 'fc1',
+        'Dense_1/kernel': ('out.w', lambda k: k.T)}`; a transform must be a re-layout
+        (transpose, reshape) since gradients are moved with it too.
+      match: 'names' (the rewrite's naming convention only; default for a class) or
+        'structure' (names, then unique weight shapes; default for an instance).
+      seed: seeds the Linen init, the NNX construction and the loss weights.
+
+    Returns a ComparisonResult; raises EquivalenceSetupError when the two models could
+    not be run side by side (and AmbiguousMappingError, a subclass, when weights fit in
+    more than one place).
+    """
+    call_kwargs = dict(call_kwargs or {})
+    method_name = method or "__call__"
+    linen_method = getattr(type(linen_module), method_name, None)
+    if linen_method is None:
+        raise EquivalenceSetupError(f"{type(linen_module).__name__} has no method {method_name!r}")
+    eval_kwargs, train_call = eval_and_train_kwargs(linen_method, call_kwargs, train_kwargs)
+
+    if variables is None:
+        variables = _init_linen(linen_module, inputs, method, init_inputs, call_kwargs, eval_kwargs, seed)
+    variables = {c: v for c, v in dict(variables).items() if c not in TRANSIENT_COLLECTIONS}
+
+    size_inputs = inputs if init_inputs is None else init_inputs
+    if isinstance(nnx_target, nnx.Module):
+        nnx_module = nnx_target
+        match = match or "structure"
+    elif isinstance(nnx_target, type) and issubclass(nnx_target, nnx.Module):
+        nnx_module = build_from_linen(nnx_target, linen_module, size_inputs, rngs_seed=seed)
+        match = match or "names"
+    else:
+        raise EquivalenceSetupError(
+            f"nnx_target must be an nnx.Module instance or class, not {type(nnx_target).__name__}"
+        )
+    if not callable(getattr(nnx_module, method_name, None)):
+        raise EquivalenceSetupError(f"the NNX module {type(nnx_module).__name__} has no method {method_name!r}")
+
+    weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping)
+    result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol)
+    if not weight_map.complete:
+        return result
+    weight_map.load(variables)
+
+    pass_runner = _Passes(linen_module, nnx_module, variables, weight_map, method_name, inputs, rtol, atol, seed)
+    label = "forward" if method is None else f"method {method_name}"
+    pass_runner.inference(result, label, eval_kwargs, gradients)
+    if train_call is not None:
+        pass_runner.train_mode(result, f"train-mode {label}", train_call)
+    if train_steps:
+        from nnx_migrate.equivalence.training import compare_training
+
+        compare_training(pass_runner, result, train_call if train_call is not None else eval_kwargs,
+                         train_steps, optimizer)
+    return result
+
+
+def _init_linen(linen_module, inputs, method, init_inputs, call_kwargs, eval_kwargs, seed):
+    rngs = {"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)}
+    try:
+        if init_inputs is not None:
+            init_method = type(linen_module).__call__
+            init_kwargs = eval_and_train_kwargs(init_method, {}, None)[0]
+            return linen_module.init(rngs, *init_inputs, **init_kwargs)
+        return linen_module.init(rngs, *inputs, method=method, **eval_kwargs)
+    except Exception as exc:
+        raise EquivalenceSetupError(
+            f"Linen {type(linen_module).__name__}.init failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+class _Passes:
+    """Runs one call on both sides and turns the differences into checks."""
+
+    def __init__(self, linen_module, nnx_module, variables, weight_map: WeightMap, method_name,
+                 inputs, rtol, atol, seed):
+        self.linen_module = linen_module
+        self.nnx_module = nnx_module
+        self.variables = variables
+        self.weight_map = weight_map
+        self.method_name = method_name
+        self.inputs = inputs
+        self.rtol = rtol
+        self.atol = atol
+        self.seed = seed
+        self.state_collections = [c for c in variables if c != "params"]
+
+    # -- running each side ---------------------------------------------------------
+    def linen_apply(self, params, kwargs, *, capture: bool = True):
+        """(outputs, updated collections) of one Linen call on `params`."""
+        mutable = list(self.state_collections) + (["intermediates"] if capture else [])
+        return self.linen_module.apply(
+            {**self.variables, "params": params} if params is not None else self.variables,
+            *self.inputs,
+            method=self.method_name,
+            capture_intermediates=capture,
+            mutable=mutable,
+            rngs={"dropout": jax.random.key(self.seed + 1)},
+            **kwargs,
+        )
+
+    def nnx_call(self, model, kwargs, records_out: list | None = None):
+        """Outputs of one NNX call; submodule outputs go to `records_out` when given."""
+        if records_out is None:
+            return getattr(model, self.method_name)(*self.inputs, **kwargs)
+        with record_nnx_calls(model) as records:
+            output = getattr(model, self.method_name)(*self.inputs, **kwargs)
+        records_out[:] = records
+        return output
+
+    def _guard(self, side: str, what: str, run: Callable):
+        try:
+            return run()
+        except EquivalenceSetupError:
+            raise
+        except Exception as exc:
+            raise EquivalenceSetupError(f"{side} {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- the passes ------------------------------------------------------------------
+    def inference(self, result: ComparisonResult, label: str, kwargs, gradients: bool) -> None:
+        params = self.variables.get("params")
+        snapshot = _snapshot(self.nnx_module)
+        with_grads = gradients and params is not None and bool(self.weight_map.param_pairs())
+
+        def linen_loss(p):
+            output, updated = self.linen_apply(p, kwargs)
+            return projection_loss(flatten_outputs(output), self.seed), (output, updated)
+
+        nnx_paths: list = []
+
+        def nnx_loss(model):
+            records: list = []
+            output = self.nnx_call(model, kwargs, records)
+            nnx_paths[:] = [path for path, _ in records]
+            aux = (output, [value for _, value in records])
+            return projection_loss(flatten_outputs(output), self.seed), aux
+
+        if with_grads:
+            (_, (linen_out, updated)), linen_grads = self._guard(
+                "Linen", f"{label} with gradients", lambda: jax.value_and_grad(linen_loss, has_aux=True)(params))
+            (_, (nnx_out, nnx_values)), nnx_grads = self._guard(
+                "NNX", f"{label} with gradients", lambda: nnx.value_and_grad(nnx_loss, has_aux=True)(self.nnx_module))
+        else:
+            _, (linen_out, updated) = self._guard("Linen", label, lambda: linen_loss(params))
+            _, (nnx_out, nnx_values) = self._guard("NNX", label, lambda: nnx_loss(self.nnx_module))
+        nnx_records = list(zip(nnx_paths, nnx_values))
+
+        outputs = self._output_check(label, linen_out, nnx_out)
+        result.checks.append(outputs)
+        if with_grads:
+            result.checks.append(self._gradient_check(f"gradients ({label})", linen_grads, nnx_grads))
+        if self.weight_map.state_pairs():
+            result.checks.append(self._state_check(f"state after {label}", updated))
+        if not outputs.ok:
+            self._add_divergence(result, label, updated.get("intermediates", {}), nnx_records)
+        _restore(snapshot)
+
+    def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
+        snapshot = _snapshot(self.nnx_module)
+        records: list = []
+        with identical_dropout("linen"):
+            linen_out, updated = self._guard("Linen", label, lambda: self.linen_apply(None, kwargs))
+        with identical_dropout("nnx"):
+            nnx_out = self._guard("NNX", label, lambda: self.nnx_call(self.nnx_module, kwargs, records))
+        outputs = self._output_check(label, linen_out, nnx_out)
+        result.checks.append(outputs)
+        if self.weight_map.state_pairs():
+            result.checks.append(self._state_check(f"state after {label}", updated))
+        if not result.checks[-1].ok or not outputs.ok:
+            self._add_divergence(result, label, updated.get("intermediates", {}), records)
+        _restore(snapshot)
+
+    # -- turning values into checks ---------------------------------------------------
+    def _output_check(self, label, linen_out, nnx_out) -> Check:
+        return Check(f"outputs ({label})", compare_trees(
+            flatten_outputs(linen_out), flatten_outputs(nnx_out), self.rtol, self.atol))
+
+    def _gradient_check(self, label, linen_grads, nnx_grads) -> Check:
+        nnx_flat = {format_nnx_path(tuple(path)): leaf.get_value() for path, leaf in nnx.to_flat_state(nnx_grads)}
+        leaves = []
+        for pair in self.weight_map.param_pairs():
+            expected = pair.linen_value(linen_grads, with_collection=False)
+            actual = nnx_flat.get(pair.nnx_name)
+            if actual is None:
+                leaves.append(compare_trees({pair.linen_name: expected}, {}, self.rtol, self.atol,
+                                            {pair.linen_name: pair.nnx_name})[0])
+            else:
+                leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, expected, actual, self.rtol, self.atol))
+        return Check(label, leaves)
+
+    def _state_check(self, label, updated, module=None) -> Check:
+        """Linen's updated collections against the NNX variables as they are now."""
+        merged = {**self.variables, **{c: v for c, v in updated.items() if c != "intermediates"}}
+        leaves = []
+        for pair in self.weight_map.state_pairs():
+            variable = pair.variable if module is None else _variable_at(module, pair.nnx_path)
+            leaves.append(compare_leaf(pair.linen_name, pair.nnx_name, pair.linen_value(merged),
+                                       variable.get_value(), self.rtol, self.atol))
+        return Check(label, leaves)
+
+    def _add_divergence(self, result, label, intermediates, nnx_records) -> None:
+        divergence = first_divergence(label, linen_call_records(intermediates), nnx_records,
+                                      self.weight_map, self.rtol, self.atol)
+        if divergence is not None:
+            result.divergences.append(divergence)
+
+
+def first_divergence(label, linen_records, nnx_records, weight_map: WeightMap, rtol, atol) -> Divergence | None:
+    """Walks the NNX submodule calls in the order they finished and returns the first whose
+    outputs differ from the matching Linen call (same module, same call count)."""
+    by_nnx_path: dict = {}
+    for linen_path in linen_records:
+        if not linen_path:
+            continue  # the root's own output is the model output, compared already
+        nnx_path = weight_map.nnx_module_path(linen_path)
+        if nnx_path is not None:
+            by_nnx_path.setdefault(nnx_path, linen_path)
+    calls_seen: dict = {}
+    last_agreeing = None
+    for nnx_path, nnx_output in nnx_records:
+        index = calls_seen.get(nnx_path, 0)
+        calls_seen[nnx_path] = index + 1
+        linen_path = by_nnx_path.get(nnx_path)
+        if linen_path is None or index >= len(linen_records[linen_path]):
+            continue
+        diffs = compare_trees(flatten_outputs(linen_records[linen_path][index]), flatten_outputs(nnx_output),
+                              rtol, atol)
+        linen_name = format_linen_path(None, linen_path)
+        nnx_name = format_nnx_path(nnx_path)
+        if all(diff.ok for diff in diffs):
+            last_agreeing = linen_name if linen_name == nnx_name else f"{linen_name} (NNX {nnx_name})"
+            continue
+        worst = max(diff.max_abs_diff for diff in diffs)
+        problems = "; ".join(d.problem for d in diffs if d.problem)
+        return Divergence(label, linen_name, nnx_name, index, worst, last_agreeing,
+                          f" ({problems})" if problems else "")
+    return None
+
+
+def _snapshot(module: nnx.Module) -> list[tuple[nnx.Variable, Any]]:
+    """Every variable's current value (arrays are immutable: holding them is a copy)."""
+    return [(variable, variable.get_value())
+            for _, variable in nnx.graph.iter_graph(module) if isinstance(variable, nnx.Variable)]
+
+
+def _restore(snapshot) -> None:
+    for variable, value in snapshot:
+        variable.set_value(value)
+
+
+def _variable_at(module: nnx.Module, path) -> nnx.Variable:
+    found = build_nnx_tree(module).resolve(tuple(path))
+    if not isinstance(found, nnx.Variable):
+        raise EquivalenceSetupError(f"no variable at {format_nnx_path(path)} in the trained NNX copy")
+    return found

@@ -1,0 +1,86 @@
+"""Comparing two sets of named leaves within a tolerance, leaf by leaf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LeafDiff:
+    """One compared leaf: its name on each side, its largest error and the verdict."""
+
+    name: str  # the Linen-side name (an output path, or a variable path)
+    nnx_name: str
+    ok: bool
+    max_abs_diff: float  # NaN-free; inf when a leaf is missing or its shape differs
+    max_rel_diff: float
+    problem: str = ""  # set when the leaf could not be compared value by value
+
+    def describe(self) -> str:
+        where = self.name if self.name == self.nnx_name else f"{self.name} -> {self.nnx_name}"
+        verdict = "ok  " if self.ok else "DIFF"
+        detail = self.problem or f"max|diff| {self.max_abs_diff:.3g}  max rel {self.max_rel_diff:.3g}"
+        return f"{verdict} {where}: {detail}"
+
+
+def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any, rtol: float, atol: float) -> LeafDiff:
+    expected = np.asarray(linen_value)
+    actual = np.asarray(nnx_value)
+    if expected.shape != actual.shape:
+        return LeafDiff(name, nnx_name, False, float("inf"), float("inf"),
+                        f"shape {expected.shape} in Linen, {actual.shape} in NNX")
+    if expected.dtype != actual.dtype:
+        return LeafDiff(name, nnx_name, False, float("inf"), float("inf"),
+                        f"dtype {expected.dtype} in Linen, {actual.dtype} in NNX")
+    if expected.size == 0:
+        return LeafDiff(name, nnx_name, True, 0.0, 0.0)
+    if not np.issubdtype(expected.dtype, np.inexact):
+        equal = bool(np.array_equal(expected, actual))
+        differing = int(np.count_nonzero(expected != actual))
+        return LeafDiff(name, nnx_name, equal, 0.0 if equal else float("inf"), 0.0 if equal else float("inf"),
+                        "" if equal else f"{differing} of {expected.size} integer values differ")
+    expected64 = expected.astype(np.float64)
+    actual64 = actual.astype(np.float64)
+    same_nan = np.isnan(expected64) == np.isnan(actual64)
+    both_finite = ~np.isnan(expected64) & ~np.isnan(actual64)
+    error = np.abs(actual64 - expected64, where=both_finite, out=np.zeros_like(expected64))
+    # inf == inf of the same sign is exact agreement, not an infinite error.
+    error[both_finite & (expected64 == actual64)] = 0.0
+    scale = np.abs(expected64)
+    within = (error <= atol + rtol * scale) & same_nan
+    relative = np.divide(error, scale, out=np.where(error > 0, np.inf, 0.0), where=scale > 0)
+    max_abs = float(np.max(error)) if error.size else 0.0
+    ok = bool(np.all(within))
+    problem = "" if np.all(same_nan) else "NaN in different places"
+    return LeafDiff(name, nnx_name, ok, max_abs, float(np.max(relative)), problem)
+
+
+def compare_trees(
+    linen_flat: Mapping[str, Any],
+    nnx_flat: Mapping[str, Any],
+    rtol: float,
+    atol: float,
+    names: Mapping[str, str] | None = None,
+) -> list[LeafDiff]:
+    """Leaf by leaf, in Linen's order, then the leaves only NNX has.
+
+    `names` maps a Linen leaf name to the NNX leaf name holding its counterpart
+    (outputs share names; variables are paired by the weight mapping).
+    """
+    names = dict(names or {name: name for name in linen_flat})
+    diffs = []
+    seen_nnx = set()
+    for name, value in linen_flat.items():
+        nnx_name = names.get(name, name)
+        seen_nnx.add(nnx_name)
+        if nnx_name not in nnx_flat:
+            diffs.append(LeafDiff(name, nnx_name, False, float("inf"), float("inf"), "missing on the NNX side"))
+            continue
+        diffs.append(compare_leaf(name, nnx_name, value, nnx_flat[nnx_name], rtol, atol))
+    for nnx_name in nnx_flat:
+        if nnx_name not in seen_nnx:
+            diffs.append(LeafDiff(nnx_name, nnx_name, False, float("inf"), float("inf"), "only on the NNX side"))
+    return diffs
