@@ -23,7 +23,7 @@ from nnx_migrate.naming import nnx_attribute_name
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
-from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, size_param_name, translate_static, try_static
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
 _DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
@@ -66,6 +66,11 @@ class Sub:
     arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
     elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
+
+    @property
+    def members(self) -> list["Sub"]:
+        """The layers among an nn.Sequential's elements (the rest are functions)."""
+        return [m for m in self.elements if isinstance(m, Sub)]
     problems: list[str] = field(default_factory=list)
 
 
@@ -254,7 +259,10 @@ class BodyWalker:
         self.guards: list[str] = []
 
     # ---- sizes -------------------------------------------------------------------
-    def _call_size(self, call: cst.Call, scope: Scope) -> str | None:
+    def _call_size(self, call: cst.Call, scope: Scope):
+        method = _self_attr(call.func)
+        if method is not None and method in self.conv.method_returns:
+            return self.conv.method_returns[method]
         sub = self._sub_called_by(call)
         if sub is None:
             return None
@@ -274,7 +282,7 @@ class BodyWalker:
     # ---- statements --------------------------------------------------------------
     def walk(self) -> None:
         params = [p for p in self.method.params.params if p.name.value != "self"]
-        if self.method.name.value == "__call__" or self.method is self.conv.shape.compact:
+        if (self.method.name.value == "__call__" or self.method is self.conv.shape.compact) and not self.scope.env:
             for i, p in enumerate(params):
                 self.scope.env[p.name.value] = size_param_name(i, p.name.value)
         self.block(self.method.body.body)
@@ -300,7 +308,7 @@ class BodyWalker:
                     self._guarded(neg, [stmt.orelse])
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
-            self._merge(after_body)
+            self._merge(after_body, cond)
         elif isinstance(stmt, (cst.For, cst.While)):
             if isinstance(stmt, cst.For):
                 self.expr(stmt.iter)
@@ -341,9 +349,16 @@ class BodyWalker:
             self.block(body)
             self.guards.pop()
 
-    def _merge(self, other: dict) -> None:
-        for name in set(self.scope.env) | set(other):
-            if self.scope.env.get(name) != other.get(name):
+    def _merge(self, taken: dict, cond: str | None = None) -> None:
+        """Sizes after a branch: `taken` is the environment where the branch ran. Under a
+        condition on fields a differing size becomes a conditional expression."""
+        for name in set(self.scope.env) | set(taken):
+            mine, theirs = self.scope.env.get(name), taken.get(name)
+            if mine == theirs:
+                continue
+            if cond is not None and isinstance(mine, str) and isinstance(theirs, str) and self.in_loop == 0:
+                self.scope.env[name] = f"({theirs}) if ({cond}) else ({mine})"
+            else:
                 self.scope.env[name] = None
 
     def small(self, small: cst.CSTNode, line_node) -> None:
@@ -373,6 +388,11 @@ class BodyWalker:
                     for name in names:
                         self.scope.env[name] = None
                         self.scope.static.pop(name, None)
+                    size = self.size_of(value)
+                    if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
+                        for el, el_size in zip(target.elements, size):
+                            if isinstance(el.value, cst.Name):
+                                self.scope.env[el.value.value] = el_size
                     self.expr(target)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value)
@@ -412,6 +432,17 @@ class BodyWalker:
             self.construction(node)
             return
         method = _self_attr(func)
+        callee = self.conv.method_named(method)
+        if callee is not None and callee.name.value not in self.conv.walking:
+            for arg in node.args:
+                self.expr(arg.value)
+            positional = [a.value for a in node.args if a.keyword is None and not a.star]
+            walker = BodyWalker(self.conv, callee, "method")
+            params = [p for p in callee.params.params if p.name.value != "self"]
+            for p, value in zip(params, positional):
+                walker.scope.env[p.name.value] = self.size_of(value)
+            self.conv.walk_method(walker)
+            return
         if method in ("param", "variable"):
             for arg in node.args:
                 self.expr(arg.value)
@@ -459,6 +490,9 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self.method_returns: dict[str, object] = {}
+        self.walking: set[str] = set()
+        self.walked: set[str] = set()
         self.setup_var_attrs: dict[str, VarDef] = {}
 
     # ---- bookkeeping ------------------------------------------------------------
@@ -495,6 +529,8 @@ class ClassConverter:
                 for el in seq.elements:
                     if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in ("layer", "local"):
                         sub.elements.append(self.sub_by_node[id(el.value)])
+                    elif self.ctx.imports.qualify(el.value) in self.ctx.rules.renames or self.ctx.imports.qualify(el.value) in self.ctx.rules.keep_last_dim:
+                        sub.elements.append(el.value)  # a function: nnx.Sequential calls it as is
                     else:
                         sub.problems.append("an nn.Sequential member is not a layer the tool knows")
             else:
@@ -525,7 +561,7 @@ class ClassConverter:
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
         # Members of nn.Sequential are named by Sequential, not by this class.
-        for member in sub.elements:
+        for member in sub.members:
             if member.attr is not None and member in self.subs:
                 self.subs.remove(member)
                 self.subs_by_attr.pop(member.attr, None)
@@ -613,6 +649,8 @@ class ClassConverter:
             self.todo(node, f"self.{method}('{name}')", f"its initializer {exc}")
             return
         hoist = used
+        if not isinstance(init, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            init_src = f"({init_src})"  # a lambda is called as Linen calls it
         vtype = self.ctx.variable_type(collection)
         if method == "param":
             call_src = f"{init_src}({', '.join(['rngs.params()', *arg_src])})"
@@ -640,17 +678,20 @@ class ClassConverter:
             if not sub.rule.in_size:
                 return {}
             idx = sub.rule.input_arg
-            size = walker.size_of(positional[idx]) if idx < len(positional) else None
+            size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             return {sub.rule.in_size: size}
         if sub.kind == "local":
             sizes = {}
             for param in sub.child.size_params:
                 idx = sub.child.size_param_args.get(param)
-                sizes[param] = walker.size_of(positional[idx]) if idx is not None and idx < len(positional) else None
+                sizes[param] = scalar(walker.size_of(positional[idx])) if idx is not None and idx < len(positional) else None
             return sizes
         if sub.kind == "sequential":
-            size = walker.size_of(positional[0]) if positional else None
+            size = scalar(walker.size_of(positional[0])) if positional else None
             for member in sub.elements:
+                if not isinstance(member, Sub):
+                    size = self._function_size(member, size)
+                    continue
                 if member.kind == "layer" and member.rule.in_size:
                     member.in_sizes = {member.rule.in_size: size}
                 elif member.kind == "local":
@@ -666,9 +707,9 @@ class ClassConverter:
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
             if sub.kind == "layer":
                 idx = sub.rule.input_arg
-                in_size = walker.size_of(positional[idx]) if idx < len(positional) else None
+                in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             elif positional:
-                in_size = walker.size_of(positional[0])
+                in_size = scalar(walker.size_of(positional[0]))
         if sub.kind == "layer":
             rule = sub.rule
             if rule.out_size == "input":
@@ -683,6 +724,21 @@ class ClassConverter:
             return None
         if sub.kind == "local":
             out = sub.child.out_size
+            if isinstance(out, tuple):
+                return tuple(self._child_size(sub, o, in_size) for o in out)
+            return self._child_size(sub, out, in_size)
+        if sub.kind == "sequential":
+            size = in_size
+            for member in sub.elements:
+                size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
+            return size
+        return None
+
+    def _function_size(self, node: cst.BaseExpression, size: str | None) -> str | None:
+        return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
+
+    def _child_size(self, sub: Sub, out, in_size):
+        if True:
             if out is None:
                 return None
             if out == "in_features":
@@ -698,12 +754,6 @@ class ClassConverter:
                     if f.name == fname and f.default is not None and isinstance(f.default, cst.Integer):
                         return f.default.value
             return None
-        if sub.kind == "sequential":
-            size = in_size
-            for member in sub.elements:
-                size = self.out_size(member, None, walker, in_size=size)
-            return size
-        return None
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
@@ -716,18 +766,38 @@ class ClassConverter:
         methods += [m for m in self.shape.methods if m.name.value == "__call__"]
         methods += [m for m in self.shape.methods if m.name.value != "__call__"]
         for method in methods:
+            if method.name.value in self.walked:
+                continue
             walker = BodyWalker(self, method, "compact" if method is self.shape.compact else "method")
-            walker.walk()
             if method.name.value == "__call__":
                 self.call_walker = walker
-                self._return_size(method, walker)
+            self.walk_method(walker)
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
 
-    def _return_size(self, method: cst.FunctionDef, walker: BodyWalker) -> None:
+    def method_named(self, name: str | None) -> cst.FunctionDef | None:
+        if name is None:
+            return None
+        for m in self.shape.methods:
+            if m.name.value == name and m.name.value != "__call__":
+                return m
+        return None
+
+    def walk_method(self, walker: BodyWalker) -> None:
+        name = walker.method.name.value
+        self.walking.add(name)
+        walker.walk()
+        self.walking.discard(name)
+        self.walked.add(name)
+        size = self._return_size(walker.method, walker)
+        self.method_returns.setdefault(name, size)
+        if name == "__call__":
+            self.return_size = size
+
+    def _return_size(self, method: cst.FunctionDef, walker: BodyWalker):
         returns = []
 
         class Find(cst.CSTVisitor):
@@ -740,7 +810,8 @@ class ClassConverter:
         method.visit(Find())
         if len(returns) == 1 and returns[0].value is not None:
             # The walker's final environment holds the sizes at the end of the method.
-            self.return_size = walker.size_of(returns[0].value)
+            return walker.size_of(returns[0].value)
+        return None
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
         walker = self.setup_walker
@@ -783,7 +854,7 @@ class ClassConverter:
 
     def _check_sizes(self, sub: Sub) -> None:
         if sub.kind == "sequential":
-            for member in sub.elements:
+            for member in sub.members:
                 self._check_sizes(member)
             return
         needed: list[str] = []
@@ -811,7 +882,7 @@ class ClassConverter:
     def ctor_source(self, sub: Sub) -> str:
         sizes = sub.in_sizes or {}
         if sub.kind == "sequential":
-            members = ", ".join(self.ctor_source(m) for m in sub.elements)
+            members = ", ".join(self.ctor_source(m) if isinstance(m, Sub) else code(m) for m in sub.elements)
             return f"nnx.Sequential({members})"
         parts: list[str] = []
         if sub.kind == "layer":
@@ -857,8 +928,10 @@ class ClassConverter:
 
         base = self.shape.base
         own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
+        inherited = set() if own_builder else {f.name for f in base.fields}
         for f in fields:
-            init_lines.append(stmt(f"self.{f.name} = {f.name}\n"))
+            if f.name not in inherited:  # the base class's __init__ stores its own fields
+                init_lines.append(stmt(f"self.{f.name} = {f.name}\n"))
         if self.needs_rngs_attr:
             init_lines.append(stmt("self.rngs = rngs\n"))
         if not own_builder:
@@ -895,7 +968,7 @@ class ClassConverter:
                     init_lines.append(stmt(f"{name} = {code(compact_scope.static[name])}\n"))
             if isinstance(item, Sub):
                 src = f"self.{item.attr} = {self.ctor_source(item)}\n"
-                problems = item.problems + [p for m in item.elements for p in m.problems]
+                problems = item.problems + [p for m in item.members for p in m.problems]
             else:
                 src = f"self.{item.attr} = {item.init_code}\n"
                 problems = []
@@ -907,7 +980,7 @@ class ClassConverter:
                 self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
         for sub in self.subs:
             if sub.origin == "setup":
-                for p in dict.fromkeys(sub.problems + [q for m in sub.elements for q in m.problems]):
+                for p in dict.fromkeys(sub.problems + [q for m in sub.members for q in m.problems]):
                     self.todo(sub.ctor, f"self.{sub.attr}" if sub.attr else code(sub.ctor.func), p)
         # signature
         size_params = self._size_params()
@@ -952,7 +1025,7 @@ class ClassConverter:
             fields=fields,
             size_params=size_params,
             size_param_args=self._size_param_args(size_params),
-            out_size=self.return_size if self.return_size and (self.return_size == "in_features" or self.return_size.isdigit() or re.fullmatch(r"self\.\w+", self.return_size)) else None,
+            out_size=_portable_size(self.return_size),
             has_todos=bool(todo_count),
         )
         self.ctx.todos.extend(self.todos)
@@ -1002,7 +1075,7 @@ class ClassConverter:
     def _all_size_sources(self) -> list[str]:
         out = []
         for sub in self.subs:
-            for member in [sub, *sub.elements]:
+            for member in [sub, *sub.members]:
                 out += [v for v in (member.in_sizes or {}).values() if v]
                 out += list(member.arg_code.values())
         for var in self.vars:
@@ -1011,6 +1084,16 @@ class ClassConverter:
             scope = self.call_walker.scope
             out += [code(v) for v in scope.static.values()]
         return out
+
+
+def _portable_size(size):
+    """A return size a parent can translate: `in_features`, a literal or `self.<field>`
+    (or a tuple of those)."""
+    if isinstance(size, tuple):
+        return tuple(_portable_size(s) for s in size)
+    if isinstance(size, str) and (size == "in_features" or size.isdigit() or re.fullmatch(r"self\.\w+", size)):
+        return size
+    return None
 
 
 def _constructs_inside(node, conv: ClassConverter) -> bool:
@@ -1061,7 +1144,7 @@ class SetupRewriter(cst.CSTTransformer):
             def visit_Call(inner, call):
                 sub = self.conv.sub_by_node.get(id(call))
                 if sub is not None:
-                    problems.extend(sub.problems + [p for m in sub.elements for p in m.problems])
+                    problems.extend(sub.problems + [p for m in sub.members for p in m.problems])
 
         original.visit(Find())
         if not problems:

@@ -173,8 +173,9 @@ def is_static(expr: cst.BaseExpression, scope: Scope) -> bool:
     return try_static(expr, scope, []) is not None
 
 
-def add_sizes(a: str, b: str) -> str:
-    return f"{a} + {b}"
+def scalar(size) -> str | None:
+    """A single array's size; None for a tuple or unknown."""
+    return size if isinstance(size, str) else None
 
 
 class SizeOf:
@@ -187,34 +188,45 @@ class SizeOf:
         self.keep_methods = keep_methods
         self.call_size = call_size
 
-    def __call__(self, expr: cst.BaseExpression) -> str | None:
+    def __call__(self, expr: cst.BaseExpression):
+        """A size (str), a tuple of sizes for a tuple of arrays, or None."""
         scope = self.scope
         if isinstance(expr, cst.Name):
             return scope.env.get(expr.value)
+        if isinstance(expr, cst.Tuple):
+            if any(isinstance(el, cst.StarredElement) for el in expr.elements):
+                return None
+            return tuple(self(el.value) for el in expr.elements)
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) and isinstance(expr.slice[0].slice.value, cst.Integer):
+            whole = self(expr.value)
+            index = int(expr.slice[0].slice.value.value)
+            if isinstance(whole, tuple) and index < len(whole):
+                return whole[index]
+            return None
         if isinstance(expr, cst.Call):
             known = self.call_size(expr, scope)
             if known is not None:
                 return known
             qual = scope.imports.qualify(expr.func)
             if qual in self.keep and expr.args:
-                return self(expr.args[0].value)
+                return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
             func = expr.func
             if isinstance(func, cst.Attribute) and func.attr.value in self.keep_methods:
-                return self(func.value)
+                return scalar(self(func.value))
             return None
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.MatrixMultiply):
                 return None
-            left = self(expr.left)
+            left = scalar(self(expr.left))
             if left is not None:
                 return left
             if isinstance(expr.left, (cst.Integer, cst.Float)):
-                return self(expr.right)
+                return scalar(self(expr.right))
             return None
         if isinstance(expr, cst.UnaryOperation):
-            return self(expr.expression)
+            return scalar(self(expr.expression))
         if isinstance(expr, cst.IfExp):
             a, b = self(expr.body), self(expr.orelse)
             return a if a == b else None
@@ -234,7 +246,7 @@ class SizeOf:
         for el in seq.elements:
             if isinstance(el, cst.StarredElement):
                 return None
-            size = self(el.value)
+            size = scalar(self(el.value))
             if size is None:
                 return None
             parts.append(size if size.isidentifier() or size.isdigit() else f"({size})")

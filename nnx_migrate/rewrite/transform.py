@@ -94,7 +94,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
-            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing)
+            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
             for collection, name in ctx.variable_types.items()
         ]
         body = list(converted.body)
