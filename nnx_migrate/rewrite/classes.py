@@ -66,12 +66,26 @@ class Sub:
     arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
     elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
+    loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
+    carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
 
     @property
     def members(self) -> list["Sub"]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoopContext:
+    """A `for` loop of a compact body that builds submodules: `__init__` replays its header
+    and appends to an `nnx.List` per construction site."""
+
+    node: cst.For
+    index_var: str | None  # the loop variable counting 0, 1, ... (range / enumerate)
+    header: str  # `for <target> in <iter>:` as __init__ source
+    line: int
+    hoist: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -255,6 +269,8 @@ class BodyWalker:
         self.local_layers: dict[str, Sub] = {}
         self.variable_locals: set[str] = set()
         self.in_loop = 0
+        self.loops: list[LoopContext] = []
+        self.loop_pass = 1
         self.dynamic_guard = 0
         self.guards: list[str] = []
 
@@ -314,11 +330,22 @@ class BodyWalker:
                 self.expr(stmt.iter)
             else:
                 self.expr(stmt.test)
+            loop = self._loop_context(stmt)
+            targets: set[str] = set()
+            if loop is not None:
+                _targets(stmt.target, targets)
+                self.loops.append(loop)
+                self.scope.loop_vars |= targets
             before = self.scope.env.copy()
             self.in_loop += 1
             self.block(stmt.body.body)
+            self.loop_pass = 2
             self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
+            self.loop_pass = 1
             self.in_loop -= 1
+            if loop is not None:
+                self.loops.pop()
+                self.scope.loop_vars -= targets
             self._merge(before)
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body)
@@ -338,6 +365,29 @@ class BodyWalker:
         else:
             for child in stmt.children:
                 self.expr(child)
+
+    def _loop_context(self, stmt) -> LoopContext | None:
+        """A loop `__init__` can replay: a `for` over something fields determine, not
+        nested in another loop or under a condition on call arguments."""
+        if not isinstance(stmt, cst.For) or self.in_loop or self.dynamic_guard or stmt.asynchronous is not None:
+            return None
+        used: list[str] = []
+        iter_src = try_static(stmt.iter, self.scope, used)
+        if iter_src is None:
+            return None
+        index_var = None
+        it = stmt.iter
+        if isinstance(it, cst.Call) and isinstance(it.func, cst.Name):
+            args = [a for a in it.args if a.keyword is None]
+            if it.func.value == "range" and isinstance(stmt.target, cst.Name):
+                if len(args) == 1 or (len(args) == 2 and code(args[0].value).strip() == "0"):
+                    index_var = stmt.target.value
+            elif it.func.value == "enumerate" and len(it.args) == 1 and isinstance(stmt.target, cst.Tuple):
+                first = stmt.target.elements[0].value
+                if isinstance(first, cst.Name):
+                    index_var = first.value
+        header = f"for {code(stmt.target)} in {iter_src}:"
+        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), used)
 
     def _guarded(self, cond: str | None, body) -> None:
         if cond is None:
@@ -465,6 +515,19 @@ class BodyWalker:
 
     def called(self, sub: Sub, call: cst.Call) -> None:
         if sub.in_sizes is not None:
+            if sub.loop is not None and self.loop_pass == 2:
+                again = self.conv.call_in_sizes(sub, call, self)
+                for param, first in list(sub.in_sizes.items()):
+                    later = again.get(param)
+                    if later == first or param in sub.carried:
+                        continue
+                    if first is not None and later is not None:
+                        # The size changes along the loop: __init__ carries it in a variable
+                        # updated at the end of each iteration, as the data does.
+                        sub.carried[param] = (first, later)
+                    else:
+                        sub.problems.append("the input size changes from one iteration to the next")
+                        sub.in_sizes[param] = None
             return
         sub.in_sizes = self.conv.call_in_sizes(sub, call, self)
 
@@ -539,22 +602,29 @@ class ClassConverter:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
         explicit = None
+        name_arg = None
         for arg in ctor.args:
             if arg.keyword is not None and arg.keyword.value == "name":
+                name_arg = arg.value
                 explicit = _string_value(arg.value)
-                if explicit is None:
-                    sub.problems.append("name= is not a string literal")
-        in_sequential = False
+        loop = walker.loops[-1] if walker.loops and walker.in_loop == len(walker.loops) else None
+        list_name = _list_element_name(name_arg, loop.index_var) if loop is not None and name_arg is not None else None
+        if name_arg is not None and explicit is None and list_name is None:
+            sub.problems.append("name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else ""))
         if walker.origin == "compact" or walker is not self.setup_walker:
-            # Linen names compact submodules in call order, per class.
-            count = self.auto_counts.get(linen_class, 0)
-            self.auto_counts[linen_class] = count + 1
-            if explicit is None:
+            if walker.in_loop and list_name is not None:
+                # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.
+                sub.attr = list_name
+                sub.loop = loop
+            elif explicit is None and name_arg is None:
+                # Linen names unnamed compact submodules in call order, per class.
+                count = self.auto_counts.get(linen_class, 0)
+                self.auto_counts[linen_class] = count + 1
                 sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
             else:
                 sub.attr = explicit
-            if walker.in_loop:
-                sub.problems.append("submodule built in a loop or comprehension: build an nnx.List in __init__ by hand")
+            if walker.in_loop and sub.loop is None:
+                sub.problems.append("submodule built in a loop without name=f'<list>_{i}' (i counting from 0): Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
             if walker.dynamic_guard:
                 sub.problems.append("submodule built under a condition on call arguments; built unconditionally in __init__, check that Linen's init took this branch")
             if walker.origin != "compact":
@@ -953,9 +1023,10 @@ class ClassConverter:
         compact_scope = None
         if self.shape.compact is not None:
             compact_scope = self._compact_scope
-        for _, item in items:
-            hoist = item.hoist
-            for name in hoist:
+        emitted_loops: set[int] = set()
+
+        def hoist_statics(names) -> None:
+            for name in names:
                 if name not in hoisted and compact_scope is not None and name in compact_scope.static:
                     hoisted.add(name)
                     # hoist the dependencies of this static local first
@@ -966,17 +1037,48 @@ class ClassConverter:
                             hoisted.add(dep)
                             init_lines.append(stmt(f"{dep} = {code(compact_scope.static[dep])}\n"))
                     init_lines.append(stmt(f"{name} = {code(compact_scope.static[name])}\n"))
+
+        def guarded(src: str, guards: list[str], indent: str = "") -> str:
+            if not guards:
+                return indent + src
+            cond = " and ".join(f"({g})" for g in guards) if len(guards) > 1 else guards[0]
+            return f"{indent}if {cond}:\n{indent}    {src}"
+
+        for _, item in items:
+            if isinstance(item, Sub) and item.loop is not None:
+                loop = item.loop
+                if id(loop.node) in emitted_loops:
+                    continue
+                emitted_loops.add(id(loop.node))
+                members = [s for s in self.subs if s.loop is loop and s.attr is not None]
+                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
+                problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
+                src = "".join(f"self.{attr} = nnx.List()\n" for attr in dict.fromkeys(m.attr for m in members))
+                updates = []
+                for m in members:
+                    for param, (first, later) in m.carried.items():
+                        var = f"{m.attr}_{param}"
+                        src += f"{var} = {first}\n"
+                        m.in_sizes[param] = var
+                        updates.append(f"    {var} = {later}\n")
+                src += loop.header + "\n"
+                src += "".join(guarded(f"self.{m.attr}.append({self.ctor_source(m)})\n", m.guards, "    ") for m in members)
+                src += "".join(updates)
+                for line_stmt in cst.parse_module(self._todo_comments(problems) + src, config=cfg).body:
+                    init_lines.append(line_stmt)
+                for m in members:
+                    for p in dict.fromkeys(m.problems):
+                        self.todo(m.ctor, f"{m.attr}[...]", p)
+                continue
+            hoist_statics(item.hoist)
             if isinstance(item, Sub):
                 src = f"self.{item.attr} = {self.ctor_source(item)}\n"
                 problems = item.problems + [p for m in item.members for p in m.problems]
             else:
                 src = f"self.{item.attr} = {item.init_code}\n"
                 problems = []
-            if item.guards:
-                cond = " and ".join(f"({g})" for g in item.guards) if len(item.guards) > 1 else item.guards[0]
-                src = f"if {cond}:\n    {src}"
-            init_lines.append(stmt(self._todo_comments(problems) + src))
-            for p in problems:
+            init_lines.append(stmt(self._todo_comments(problems) + guarded(src, item.guards)))
+            for p in dict.fromkeys(problems):
                 self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
         for sub in self.subs:
             if sub.origin == "setup":
@@ -1077,6 +1179,7 @@ class ClassConverter:
         for sub in self.subs:
             for member in [sub, *sub.members]:
                 out += [v for v in (member.in_sizes or {}).values() if v]
+                out += [v for pair in member.carried.values() for v in pair]
                 out += list(member.arg_code.values())
         for var in self.vars:
             out.append(var.init_code)
@@ -1084,6 +1187,20 @@ class ClassConverter:
             scope = self.call_walker.scope
             out += [code(v) for v in scope.static.values()]
         return out
+
+
+def _list_element_name(name_arg, index_var: str | None) -> str | None:
+    """`f'blocks_{i}'` with `i` the loop counter -> "blocks"."""
+    if index_var is None or not isinstance(name_arg, cst.FormattedString) or len(name_arg.parts) != 2:
+        return None
+    text, expr = name_arg.parts
+    if not isinstance(text, cst.FormattedStringText) or not isinstance(expr, cst.FormattedStringExpression):
+        return None
+    if not text.value.endswith("_") or not text.value[:-1].isidentifier():
+        return None
+    if not isinstance(expr.expression, cst.Name) or expr.expression.value != index_var or expr.format_spec or expr.conversion:
+        return None
+    return text.value[:-1]
 
 
 def _portable_size(size):
@@ -1186,6 +1303,8 @@ class MethodRewriter(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
         sub = conv.sub_by_node.get(id(original))
+        if sub is not None and sub.attr is not None and sub.loop is not None:
+            return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
         if sub is not None and sub.attr is not None:
             return cst.parse_expression(f"self.{sub.attr}")
         if sub is not None:

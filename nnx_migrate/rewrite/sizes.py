@@ -40,10 +40,7 @@ class Scope:
     static_order: list[str] = field(default_factory=list)
     module_names: set[str] = field(default_factory=set)  # names bound at module level
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
-
-    def copy(self) -> "Scope":
-        clone = Scope(self.imports, self.fields, self.method_locals, dict(self.env), dict(self.static), list(self.static_order), self.module_names, self.extra_static_attrs)
-        return clone
+    loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
 
 
 class NotStatic(Exception):
@@ -106,6 +103,8 @@ class _StaticTranslator(cst.CSTTransformer):
             return
         if name == "self":
             raise NotStatic("uses 'self'")
+        if name in self.scope.loop_vars:
+            return
         if name in self.scope.static:
             if name not in self.used_static:
                 self.used_static.append(name)
