@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="parallel processes (default 1; 0 = one per CPU)")
     parser.add_argument("--report", metavar="FILE", help="write the report as FILE.json and FILE.md (every TODO site: file:line, construct, why)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    parser.add_argument("--train-style", choices=("flat-state", "nnx-jit"), default="flat-state", help="form of converted train steps: 'flat-state' (default) keeps plain jax.jit steps over a flat pytree state, as fast as Linen; 'nnx-jit' emits the textbook @nnx.jit steps (several times slower for small models)")
 
 
 def _relative_target(path: Path, roots: list[Path]) -> Path:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     jobs = args.jobs or default_jobs()
     with progress(len(files), "rewrite") as advance:
-        results = rewrite_files(files, jobs=jobs, advance=advance)
+        results = rewrite_files(files, jobs=jobs, advance=advance, train_style=args.train_style)
 
     summary = Summary()
     roots = [Path(p) for p in args.paths]

@@ -15,6 +15,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.renames import LeftoverLinen, RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
 
 
 class _LazyPositions:
@@ -38,7 +39,12 @@ def might_use_linen(text: str) -> bool:
     return "linen" in text
 
 
-def rewrite_source(text: str, path: str = "<string>") -> FileResult:
+def rewrite_source(text: str, path: str = "<string>", train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
+    """Converts one file's source: module classes, then the training code (training/)."""
+    return apply_training_pass(_rewrite_classes(text, path), text, train_style)
+
+
+def _rewrite_classes(text: str, path: str = "<string>") -> FileResult:
     """Converts one file's source. Never raises for bad input: a file that does not parse
     is a `failed` result whose `error` says why."""
     if not might_use_linen(text):
