@@ -476,6 +476,8 @@ class TrainingTransformer(cst.CSTTransformer):
         return updated
 
     def _rewrite_create(self, original, updated):
+        if dotted(updated.func.value) == self.helper_name and updated.args and all(a.keyword is None for a in updated.args):
+            return updated  # already the helper's create(model, tx)
         model = tx = None
         problems = []
         for arg in updated.args:
