@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from nnx_migrate.naming import nnx_attribute_name
+from nnx_migrate.naming import nnx_attribute_name, snake_case
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -34,7 +34,11 @@ _NON_FIELD_NAMES = {"parent", "name"}
 class Field:
     name: str
     annotation: str
-    default: cst.BaseExpression | None
+    default_code: str | None  # the default as source; None when required
+
+    @property
+    def has_default(self) -> bool:
+        return self.default_code is not None
 
 
 @dataclass
@@ -101,7 +105,8 @@ class VarDef:
 
 
 class FileContext:
-    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions):
+    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions, external=None):
+        self.external = external  # ModuleIndex of the other files' converted classes
         self.module = module
         self.imports = imports
         self.rules = rules
@@ -111,6 +116,16 @@ class FileContext:
         self.todos: list[TodoSite] = []
         self.variable_types: dict[str, str] = {}  # collection -> generated class name
         self.module_names: set[str] = set()
+
+    def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
+        """The converted module class `func` names: one of this file (converted above) or,
+        through the imports, one of another file of the run (`external`)."""
+        if isinstance(func, cst.Name) and func.value in self.summaries and func.value not in self.imports.aliases:
+            return self.summaries[func.value]
+        qual = self.imports.qualify(func)
+        if qual is None or qual.startswith("flax.") or not self.external:
+            return None
+        return self.external.lookup(qual)
 
     def line(self, node: cst.CSTNode) -> int:
         try:
@@ -222,7 +237,7 @@ class ClassShape:
                 if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
                     self.class_level.append(stmt)
                     continue
-                self.own_fields.append(Field(ann.target.value, ann_code, ann.value))
+                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value)))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -553,6 +568,7 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self._anonymous: dict[int, str] = {}
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -568,7 +584,7 @@ class ClassConverter:
             return "layer"
         if qual == "flax.linen.Sequential":
             return "sequential"
-        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.summaries and call.func.value not in self.ctx.imports.aliases:
+        if self.ctx.module_class(call.func) is not None:
             return "local"
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
             return "unknown-linen"
@@ -583,7 +599,7 @@ class ClassConverter:
             sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, ctor.func)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.summaries[ctor.func.value]
+            sub.child = self.ctx.module_class(ctor.func)
             linen_class = sub.child.name
         elif kind == "sequential":
             linen_class = "Sequential"
@@ -808,6 +824,8 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
+        if isinstance(out, tuple):
+            return tuple(self._child_size(sub, o, in_size) for o in out)
         if True:
             if out is None:
                 return None
@@ -821,8 +839,8 @@ class ClassConverter:
                 if fname in sub.arg_code:
                     return sub.arg_code[fname] if not sub.problems else None
                 for f in sub.child.fields:
-                    if f.name == fname and f.default is not None and isinstance(f.default, cst.Integer):
-                        return f.default.value
+                    if f.name == fname and f.default_code is not None and f.default_code.isdigit():
+                        return f.default_code
             return None
 
     # ---- driver -----------------------------------------------------------------
@@ -885,6 +903,7 @@ class ClassConverter:
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
         walker = self.setup_walker
+        list_locals: set[str] = set()
         for stmt in setup.body.body:
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
                 assign = stmt.body[0]
@@ -900,6 +919,10 @@ class ClassConverter:
                     continue
                 if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
                     self.list_attrs.add(attr)
+                if attr is not None and isinstance(value, cst.Name) and value.value in list_locals:
+                    self.list_attrs.add(attr)  # `self.blocks = blocks`, a list built above
+                if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
+                    list_locals.add(target.value)
                 if attr is not None and _self_method_call(value, "param"):
                     walker.expr(value)
                     site = self.var_by_node.get(id(value))
@@ -943,7 +966,15 @@ class ClassConverter:
 
     # ---- generation -------------------------------------------------------------
     def unknown_size_param(self, sub: Sub, param: str) -> str:
-        base = sub.attr or "layer"
+        if sub.attr is None:
+            # An unnamed element (of a list or nn.Sequential): one parameter per site.
+            key = id(sub)
+            if key not in self._anonymous:
+                cls = snake_case(self._linen_class(sub))
+                self._anonymous[key] = f"{cls}_{sum(1 for v in self._anonymous.values() if v.startswith(cls + '_'))}"
+            base = self._anonymous[key]
+        else:
+            base = sub.attr
         name = f"{base}_{param}"
         if name not in self.extra_size_params:
             self.extra_size_params.append(name)
@@ -1089,9 +1120,9 @@ class ClassConverter:
         params_src = []
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
-            default = f" = {code(f.default)}" if f.default is not None else ""
+            default = f" = {f.default_code}" if f.has_default else ""
             params_src.append(f"{f.name}{ann}{default}")
-        any_default = any(f.default is not None for f in fields)
+        any_default = any(f.has_default for f in fields)
         sizes_src = [f"{p}: int" for p in size_params]
         if sizes_src and not any_default:
             params_src += sizes_src
@@ -1246,7 +1277,7 @@ class SetupRewriter(cst.CSTTransformer):
             attr = _self_attr(original.targets[0].target)
             if attr is not None and attr in self.conv.list_attrs:
                 value = updated.value
-                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)):
+                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.Name)):
                     src = code(value)
                     if isinstance(value, cst.Tuple):
                         src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"

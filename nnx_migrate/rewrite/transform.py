@@ -38,9 +38,10 @@ def might_use_linen(text: str) -> bool:
     return "linen" in text
 
 
-def rewrite_source(text: str, path: str = "<string>") -> FileResult:
+def rewrite_source(text: str, path: str = "<string>", external=None) -> FileResult:
     """Converts one file's source. Never raises for bad input: a file that does not parse
-    is a `failed` result whose `error` says why."""
+    is a `failed` result whose `error` says why. `external` (an `index.ModuleIndex`) holds
+    the converted classes of the other files of the run."""
     if not might_use_linen(text):
         return FileResult(path=path, status="skipped", old_text=text, new_text=text)
     try:
@@ -48,18 +49,18 @@ def rewrite_source(text: str, path: str = "<string>") -> FileResult:
     except cst.ParserSyntaxError as exc:
         return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
     try:
-        return _rewrite_module(module, text, path)
+        return _rewrite_module(module, text, path, external)
     except RecursionError:
         return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser")
 
 
-def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
+def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileResult:
     imports = ImportMap(module)
     if not imports.linen_aliases():
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     rules = load_rules()
     positions = _LazyPositions(module)
-    ctx = FileContext(module, imports, rules, path, positions)
+    ctx = FileContext(module, imports, rules, path, positions, external)
     ctx.module_names = _module_level_names(module)
     outcomes: list[ClassOutcome] = []
     new_body = []
@@ -107,7 +108,10 @@ def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
         ctx.todos.append(TodoSite(path, 0, ", ".join(sorted(leftovers.names)), "Linen API with no NNX conversion is still used in this file, so flax.linen stays imported"))
     new_text = converted.code
     status = "changed" if new_text != text else "unchanged"
-    return FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+    result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+    result.exports = dict(ctx.summaries)
+    result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+    return result
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
@@ -116,9 +120,9 @@ def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
             continue
         if is_linen_module_base(ctx, base.value):
             return "linen", None
-        name = dotted(base.value)
-        if name in ctx.summaries:
-            return "subclass", ctx.summaries[name]
+        summary = ctx.module_class(base.value)
+        if summary is not None:
+            return "subclass", summary
     return None, None
 
 
