@@ -116,6 +116,7 @@ class FileContext:
         self.todos: list[TodoSite] = []
         self.variable_types: dict[str, str] = {}  # collection -> generated class name
         self.module_names: set[str] = set()
+        self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
 
     def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
         """The converted module class `func` names: one of this file (converted above) or,
@@ -294,6 +295,8 @@ class BodyWalker:
         method = _self_attr(call.func)
         if method is not None and method in self.conv.method_returns:
             return self.conv.method_returns[method]
+        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.functions and call.func.value not in self.scope.method_locals:
+            return self.conv.function_return_size(self.ctx.functions[call.func.value], call, self)
         sub = self._sub_called_by(call)
         if sub is None:
             return None
@@ -329,6 +332,7 @@ class BodyWalker:
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
             cond = try_static(stmt.test, self.scope, [])
+            layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
             self._guarded(cond, stmt.body.body)
             after_body = self.scope.env
@@ -340,6 +344,10 @@ class BodyWalker:
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
             self._merge(after_body, cond)
+            for name in set(layers_before) | set(self.local_layers):
+                if layers_before.get(name) is not self.local_layers.get(name):
+                    # bound differently depending on the branch: no single submodule
+                    self.local_layers.pop(name, None)
         elif isinstance(stmt, (cst.For, cst.While)):
             if isinstance(stmt, cst.For):
                 self.expr(stmt.iter)
@@ -439,6 +447,13 @@ class BodyWalker:
                     sub = self.conv.sub_by_node.get(id(value))
                     if sub is not None:
                         self.local_layers[name] = sub
+                    else:
+                        self.local_layers.pop(name, None)
+                    self.scope.aliases.pop(name, None)
+                    last_dim = _last_dim_of(value)
+                    if last_dim is not None and isinstance(self.scope.env.get(last_dim), str):
+                        # `features = x.shape[-1]`: a size __init__ knows
+                        self.scope.aliases[name] = self.scope.env[last_dim]
                     if _self_method_call(value, "variable"):
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
@@ -453,6 +468,18 @@ class BodyWalker:
                     for name in names:
                         self.scope.env[name] = None
                         self.scope.static.pop(name, None)
+                    for name in names:
+                        self.local_layers.pop(name, None)
+                        self.scope.aliases.pop(name, None)
+                    if (
+                        isinstance(target, (cst.Tuple, cst.List)) and target.elements
+                        and isinstance(target.elements[-1].value, cst.Name)
+                        and isinstance(value, cst.Attribute) and value.attr.value == "shape"
+                        and isinstance(value.value, cst.Name)
+                        and isinstance(self.scope.env.get(value.value.value), str)
+                    ):
+                        # `batch, height, width, channels = x.shape`
+                        self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
                     size = self.size_of(value)
                     if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
                         for el, el_size in zip(target.elements, size):
@@ -496,6 +523,8 @@ class BodyWalker:
         if conv.construction_kind(node) is not None:
             self.construction(node)
             return
+        if isinstance(func, cst.Call) and self._looks_like_foreign_module(func):
+            conv.todo(node, code(func.func), "built and called like a Linen submodule, but its class is not a Linen module converted in this run: build it in __init__ by hand")
         method = _self_attr(func)
         callee = self.conv.method_named(method)
         if callee is not None and callee.name.value not in self.conv.walking:
@@ -522,6 +551,18 @@ class BodyWalker:
         sub = self._sub_called_by(node)
         if sub is not None:
             self.called(sub, node)
+
+    def _looks_like_foreign_module(self, ctor: cst.Call) -> bool:
+        """`Imported(...)(x)`: a class from outside the run (or a Linen transform) used the
+        way Linen submodules are; the tool cannot tell what it needs."""
+        qual = self.ctx.imports.qualify(ctor.func)
+        if qual is None:
+            func = ctor.func
+            # `self.block_cls(...)(x)`: a submodule class held in a field
+            return _self_attr(func) is not None and _self_attr(func) in self.scope.fields
+        if qual.startswith(("jax.", "numpy.", "functools.", "math.")) or qual.split(".")[0] in ("jax", "numpy", "math", "functools", "builtins"):
+            return False
+        return qual.rsplit(".", 1)[-1][:1].isupper() or qual.startswith("flax.linen.")
 
     def construction(self, ctor: cst.Call) -> Sub:
         for arg in ctor.args:
@@ -866,6 +907,23 @@ class ClassConverter:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
 
+    def function_return_size(self, func: cst.FunctionDef, call: cst.Call, caller: BodyWalker):
+        """The size a module-level helper function returns, for these argument sizes
+        (`reparameterize(rng, mean, logvar)` -> the size of `mean`)."""
+        name = func.name.value
+        if name in self.walking or _constructs_inside(func, self) or any(a.keyword is not None or a.star for a in call.args):
+            return None
+        walker = BodyWalker(self, func, "function")
+        params = [p for p in func.params.params]
+        for p, arg in zip(params, call.args):
+            walker.scope.env[p.name.value] = caller.size_of(arg.value)
+        self.walking.add(name)
+        try:
+            walker.block(func.body.body)
+        finally:
+            self.walking.discard(name)
+        return self._return_size(func, walker)
+
     def method_named(self, name: str | None) -> cst.FunctionDef | None:
         if name is None:
             return None
@@ -916,6 +974,11 @@ class ClassConverter:
                     sub = self.new_sub(value, walker)
                     sub.attr = attr
                     self.subs_by_attr[attr] = sub
+                    for arg in value.args:
+                        if arg.keyword is not None and arg.keyword.value == "name":
+                            chosen = _string_value(arg.value)
+                            if chosen != attr:
+                                sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
                     continue
                 if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
                     self.list_attrs.add(attr)
@@ -1218,6 +1281,19 @@ class ClassConverter:
             scope = self.call_walker.scope
             out += [code(v) for v in scope.static.values()]
         return out
+
+
+def _last_dim_of(node) -> str | None:
+    """`x.shape[-1]` -> "x"."""
+    if (
+        isinstance(node, cst.Subscript) and len(node.slice) == 1
+        and isinstance(node.slice[0].slice, cst.Index)
+        and code(node.slice[0].slice.value).replace(" ", "") == "-1"
+        and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape"
+        and isinstance(node.value.value, cst.Name)
+    ):
+        return node.value.value.value
+    return None
 
 
 def _list_element_name(name_arg, index_var: str | None) -> str | None:

@@ -62,6 +62,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     positions = _LazyPositions(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
     ctx.module_names = _module_level_names(module)
+    ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     outcomes: list[ClassOutcome] = []
     new_body = []
     first_converted_index = None
@@ -105,13 +106,46 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     leftovers = LeftoverLinen(ImportMap(converted))
     converted.visit(leftovers)
     if leftovers.names:
-        ctx.todos.append(TodoSite(path, 0, ", ".join(sorted(leftovers.names)), "Linen API with no NNX conversion is still used in this file, so flax.linen stays imported"))
+        for name, line in _find_lines(module, leftovers.names, ctx):
+            ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
     new_text = converted.code
     status = "changed" if new_text != text else "unchanged"
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
     result.exports = dict(ctx.summaries)
     result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
     return result
+
+
+def _find_lines(module: cst.Module, names: set[str], ctx: FileContext):
+    """(name, line) of each place in the original file that uses a leftover Linen name."""
+    found: list[tuple[str, int]] = []
+
+    class Find(cst.CSTVisitor):
+        def visit_Import(self, node):
+            return False
+
+        def visit_ImportFrom(self, node):
+            return False
+
+        def visit_Attribute(self, node):
+            name = dotted(node)
+            if name in names:
+                found.append((name, ctx.line(node)))
+                return False
+            return True
+
+        def visit_Name(self, node):
+            if node.value in names:
+                found.append((node.value, ctx.line(node)))
+
+    module.visit(Find())
+    seen = set()
+    unique = []
+    for item in found:
+        if item not in seen:
+            seen.add(item)
+            unique.append(item)
+    return unique or [(", ".join(sorted(names)), 0)]
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
