@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from nnx_migrate.naming import nnx_attribute_name
+from nnx_migrate.naming import nnx_attribute_name, snake_case
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -34,7 +34,11 @@ _NON_FIELD_NAMES = {"parent", "name"}
 class Field:
     name: str
     annotation: str
-    default: cst.BaseExpression | None
+    default_code: str | None  # the default as source; None when required
+
+    @property
+    def has_default(self) -> bool:
+        return self.default_code is not None
 
 
 @dataclass
@@ -101,7 +105,8 @@ class VarDef:
 
 
 class FileContext:
-    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions):
+    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions, external=None):
+        self.external = external  # ModuleIndex of the other files' converted classes
         self.module = module
         self.imports = imports
         self.rules = rules
@@ -111,6 +116,17 @@ class FileContext:
         self.todos: list[TodoSite] = []
         self.variable_types: dict[str, str] = {}  # collection -> generated class name
         self.module_names: set[str] = set()
+        self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
+
+    def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
+        """The converted module class `func` names: one of this file (converted above) or,
+        through the imports, one of another file of the run (`external`)."""
+        if isinstance(func, cst.Name) and func.value in self.summaries and func.value not in self.imports.aliases:
+            return self.summaries[func.value]
+        qual = self.imports.qualify(func)
+        if qual is None or qual.startswith("flax.") or not self.external:
+            return None
+        return self.external.lookup(qual)
 
     def line(self, node: cst.CSTNode) -> int:
         try:
@@ -222,7 +238,7 @@ class ClassShape:
                 if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
                     self.class_level.append(stmt)
                     continue
-                self.own_fields.append(Field(ann.target.value, ann_code, ann.value))
+                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value)))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -279,6 +295,8 @@ class BodyWalker:
         method = _self_attr(call.func)
         if method is not None and method in self.conv.method_returns:
             return self.conv.method_returns[method]
+        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.functions and call.func.value not in self.scope.method_locals:
+            return self.conv.function_return_size(self.ctx.functions[call.func.value], call, self)
         sub = self._sub_called_by(call)
         if sub is None:
             return None
@@ -314,6 +332,7 @@ class BodyWalker:
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
             cond = try_static(stmt.test, self.scope, [])
+            layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
             self._guarded(cond, stmt.body.body)
             after_body = self.scope.env
@@ -325,6 +344,10 @@ class BodyWalker:
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
             self._merge(after_body, cond)
+            for name in set(layers_before) | set(self.local_layers):
+                if layers_before.get(name) is not self.local_layers.get(name):
+                    # bound differently depending on the branch: no single submodule
+                    self.local_layers.pop(name, None)
         elif isinstance(stmt, (cst.For, cst.While)):
             if isinstance(stmt, cst.For):
                 self.expr(stmt.iter)
@@ -424,6 +447,13 @@ class BodyWalker:
                     sub = self.conv.sub_by_node.get(id(value))
                     if sub is not None:
                         self.local_layers[name] = sub
+                    else:
+                        self.local_layers.pop(name, None)
+                    self.scope.aliases.pop(name, None)
+                    last_dim = _last_dim_of(value)
+                    if last_dim is not None and isinstance(self.scope.env.get(last_dim), str):
+                        # `features = x.shape[-1]`: a size __init__ knows
+                        self.scope.aliases[name] = self.scope.env[last_dim]
                     if _self_method_call(value, "variable"):
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
@@ -438,6 +468,18 @@ class BodyWalker:
                     for name in names:
                         self.scope.env[name] = None
                         self.scope.static.pop(name, None)
+                    for name in names:
+                        self.local_layers.pop(name, None)
+                        self.scope.aliases.pop(name, None)
+                    if (
+                        isinstance(target, (cst.Tuple, cst.List)) and target.elements
+                        and isinstance(target.elements[-1].value, cst.Name)
+                        and isinstance(value, cst.Attribute) and value.attr.value == "shape"
+                        and isinstance(value.value, cst.Name)
+                        and isinstance(self.scope.env.get(value.value.value), str)
+                    ):
+                        # `batch, height, width, channels = x.shape`
+                        self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
                     size = self.size_of(value)
                     if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
                         for el, el_size in zip(target.elements, size):
@@ -481,6 +523,8 @@ class BodyWalker:
         if conv.construction_kind(node) is not None:
             self.construction(node)
             return
+        if isinstance(func, cst.Call) and self._looks_like_foreign_module(func):
+            conv.todo(node, code(func.func), "built and called like a Linen submodule, but its class is not a Linen module converted in this run: build it in __init__ by hand")
         method = _self_attr(func)
         callee = self.conv.method_named(method)
         if callee is not None and callee.name.value not in self.conv.walking:
@@ -507,6 +551,18 @@ class BodyWalker:
         sub = self._sub_called_by(node)
         if sub is not None:
             self.called(sub, node)
+
+    def _looks_like_foreign_module(self, ctor: cst.Call) -> bool:
+        """`Imported(...)(x)`: a class from outside the run (or a Linen transform) used the
+        way Linen submodules are; the tool cannot tell what it needs."""
+        qual = self.ctx.imports.qualify(ctor.func)
+        if qual is None:
+            func = ctor.func
+            # `self.block_cls(...)(x)`: a submodule class held in a field
+            return _self_attr(func) is not None and _self_attr(func) in self.scope.fields
+        if qual.startswith(("jax.", "numpy.", "functools.", "math.")) or qual.split(".")[0] in ("jax", "numpy", "math", "functools", "builtins"):
+            return False
+        return qual.rsplit(".", 1)[-1][:1].isupper() or qual.startswith("flax.linen.")
 
     def construction(self, ctor: cst.Call) -> Sub:
         for arg in ctor.args:
@@ -553,6 +609,7 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self._anonymous: dict[int, str] = {}
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -568,7 +625,7 @@ class ClassConverter:
             return "layer"
         if qual == "flax.linen.Sequential":
             return "sequential"
-        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.summaries and call.func.value not in self.ctx.imports.aliases:
+        if self.ctx.module_class(call.func) is not None:
             return "local"
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
             return "unknown-linen"
@@ -583,7 +640,7 @@ class ClassConverter:
             sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, ctor.func)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.summaries[ctor.func.value]
+            sub.child = self.ctx.module_class(ctor.func)
             linen_class = sub.child.name
         elif kind == "sequential":
             linen_class = "Sequential"
@@ -808,6 +865,8 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
+        if isinstance(out, tuple):
+            return tuple(self._child_size(sub, o, in_size) for o in out)
         if True:
             if out is None:
                 return None
@@ -821,8 +880,8 @@ class ClassConverter:
                 if fname in sub.arg_code:
                     return sub.arg_code[fname] if not sub.problems else None
                 for f in sub.child.fields:
-                    if f.name == fname and f.default is not None and isinstance(f.default, cst.Integer):
-                        return f.default.value
+                    if f.name == fname and f.default_code is not None and f.default_code.isdigit():
+                        return f.default_code
             return None
 
     # ---- driver -----------------------------------------------------------------
@@ -847,6 +906,23 @@ class ClassConverter:
         for nested in self.nested_defs:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def function_return_size(self, func: cst.FunctionDef, call: cst.Call, caller: BodyWalker):
+        """The size a module-level helper function returns, for these argument sizes
+        (`reparameterize(rng, mean, logvar)` -> the size of `mean`)."""
+        name = func.name.value
+        if name in self.walking or _constructs_inside(func, self) or any(a.keyword is not None or a.star for a in call.args):
+            return None
+        walker = BodyWalker(self, func, "function")
+        params = [p for p in func.params.params]
+        for p, arg in zip(params, call.args):
+            walker.scope.env[p.name.value] = caller.size_of(arg.value)
+        self.walking.add(name)
+        try:
+            walker.block(func.body.body)
+        finally:
+            self.walking.discard(name)
+        return self._return_size(func, walker)
 
     def method_named(self, name: str | None) -> cst.FunctionDef | None:
         if name is None:
@@ -885,6 +961,7 @@ class ClassConverter:
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
         walker = self.setup_walker
+        list_locals: set[str] = set()
         for stmt in setup.body.body:
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
                 assign = stmt.body[0]
@@ -897,9 +974,18 @@ class ClassConverter:
                     sub = self.new_sub(value, walker)
                     sub.attr = attr
                     self.subs_by_attr[attr] = sub
+                    for arg in value.args:
+                        if arg.keyword is not None and arg.keyword.value == "name":
+                            chosen = _string_value(arg.value)
+                            if chosen != attr:
+                                sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
                     continue
                 if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
                     self.list_attrs.add(attr)
+                if attr is not None and isinstance(value, cst.Name) and value.value in list_locals:
+                    self.list_attrs.add(attr)  # `self.blocks = blocks`, a list built above
+                if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
+                    list_locals.add(target.value)
                 if attr is not None and _self_method_call(value, "param"):
                     walker.expr(value)
                     site = self.var_by_node.get(id(value))
@@ -943,7 +1029,15 @@ class ClassConverter:
 
     # ---- generation -------------------------------------------------------------
     def unknown_size_param(self, sub: Sub, param: str) -> str:
-        base = sub.attr or "layer"
+        if sub.attr is None:
+            # An unnamed element (of a list or nn.Sequential): one parameter per site.
+            key = id(sub)
+            if key not in self._anonymous:
+                cls = snake_case(self._linen_class(sub))
+                self._anonymous[key] = f"{cls}_{sum(1 for v in self._anonymous.values() if v.startswith(cls + '_'))}"
+            base = self._anonymous[key]
+        else:
+            base = sub.attr
         name = f"{base}_{param}"
         if name not in self.extra_size_params:
             self.extra_size_params.append(name)
@@ -1089,9 +1183,9 @@ class ClassConverter:
         params_src = []
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
-            default = f" = {code(f.default)}" if f.default is not None else ""
+            default = f" = {f.default_code}" if f.has_default else ""
             params_src.append(f"{f.name}{ann}{default}")
-        any_default = any(f.default is not None for f in fields)
+        any_default = any(f.has_default for f in fields)
         sizes_src = [f"{p}: int" for p in size_params]
         if sizes_src and not any_default:
             params_src += sizes_src
@@ -1189,6 +1283,19 @@ class ClassConverter:
         return out
 
 
+def _last_dim_of(node) -> str | None:
+    """`x.shape[-1]` -> "x"."""
+    if (
+        isinstance(node, cst.Subscript) and len(node.slice) == 1
+        and isinstance(node.slice[0].slice, cst.Index)
+        and code(node.slice[0].slice.value).replace(" ", "") == "-1"
+        and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape"
+        and isinstance(node.value.value, cst.Name)
+    ):
+        return node.value.value.value
+    return None
+
+
 def _list_element_name(name_arg, index_var: str | None) -> str | None:
     """`f'blocks_{i}'` with `i` the loop counter -> "blocks"."""
     if index_var is None or not isinstance(name_arg, cst.FormattedString) or len(name_arg.parts) != 2:
@@ -1246,7 +1353,7 @@ class SetupRewriter(cst.CSTTransformer):
             attr = _self_attr(original.targets[0].target)
             if attr is not None and attr in self.conv.list_attrs:
                 value = updated.value
-                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)):
+                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.Name)):
                     src = code(value)
                     if isinstance(value, cst.Tuple):
                         src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"

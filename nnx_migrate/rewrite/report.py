@@ -38,6 +38,8 @@ class FileResult:
     error: str | None = None
     classes: list[ClassOutcome] = field(default_factory=list)
     todos: list[TodoSite] = field(default_factory=list)
+    exports: dict = field(default_factory=dict)  # class name -> classes.ClassSummary
+    imported: set = field(default_factory=set)  # qualified names the file imports
 
 
 @dataclass

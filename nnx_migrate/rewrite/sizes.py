@@ -41,6 +41,7 @@ class Scope:
     module_names: set[str] = field(default_factory=set)  # names bound at module level
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
     loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
+    aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
 
 
 class NotStatic(Exception):
@@ -55,6 +56,7 @@ class _StaticTranslator(cst.CSTTransformer):
         self.scope = scope
         self.used_static = used_static
         self._lambda_params: list[set[str]] = []
+        self._alias_nodes: set[int] = set()
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self._lambda_params.append({p.name.value for p in node.params.params})
@@ -97,8 +99,17 @@ class _StaticTranslator(cst.CSTTransformer):
             return False
         return True
 
+    def leave_Name(self, original: cst.Name, updated):
+        if id(original) in self._alias_nodes:
+            size = self.scope.aliases[original.value]
+            return cst.parse_expression(size if size.isidentifier() or size.isdigit() else f"({size})")
+        return updated
+
     def visit_Name(self, node: cst.Name) -> None:
         name = node.value
+        if name in self.scope.aliases and not any(name in params for params in self._lambda_params):
+            self._alias_nodes.add(id(node))
+            return
         if any(name in params for params in self._lambda_params):
             return
         if name == "self":

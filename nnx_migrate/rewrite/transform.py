@@ -39,14 +39,15 @@ def might_use_linen(text: str) -> bool:
     return "linen" in text
 
 
-def rewrite_source(text: str, path: str = "<string>", train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
+def rewrite_source(text: str, path: str = "<string>", external=None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
     """Converts one file's source: module classes, then the training code (training/)."""
-    return apply_training_pass(_rewrite_classes(text, path), text, train_style)
+    return apply_training_pass(_rewrite_classes(text, path, external), text, train_style, external)
 
 
-def _rewrite_classes(text: str, path: str = "<string>") -> FileResult:
+def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileResult:
     """Converts one file's source. Never raises for bad input: a file that does not parse
-    is a `failed` result whose `error` says why."""
+    is a `failed` result whose `error` says why. `external` (an `index.ModuleIndex`) holds
+    the converted classes of the other files of the run."""
     if not might_use_linen(text):
         return FileResult(path=path, status="skipped", old_text=text, new_text=text)
     try:
@@ -54,19 +55,20 @@ def _rewrite_classes(text: str, path: str = "<string>") -> FileResult:
     except cst.ParserSyntaxError as exc:
         return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
     try:
-        return _rewrite_module(module, text, path)
+        return _rewrite_module(module, text, path, external)
     except RecursionError:
         return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser")
 
 
-def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
+def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileResult:
     imports = ImportMap(module)
     if not imports.linen_aliases():
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     rules = load_rules()
     positions = _LazyPositions(module)
-    ctx = FileContext(module, imports, rules, path, positions)
+    ctx = FileContext(module, imports, rules, path, positions, external)
     ctx.module_names = _module_level_names(module)
+    ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     outcomes: list[ClassOutcome] = []
     new_body = []
     first_converted_index = None
@@ -110,10 +112,46 @@ def _rewrite_module(module: cst.Module, text: str, path: str) -> FileResult:
     leftovers = LeftoverLinen(ImportMap(converted))
     converted.visit(leftovers)
     if leftovers.names:
-        ctx.todos.append(TodoSite(path, 0, ", ".join(sorted(leftovers.names)), "Linen API with no NNX conversion is still used in this file, so flax.linen stays imported"))
+        for name, line in _find_lines(module, leftovers.names, ctx):
+            ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
     new_text = converted.code
     status = "changed" if new_text != text else "unchanged"
-    return FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+    result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+    result.exports = dict(ctx.summaries)
+    result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+    return result
+
+
+def _find_lines(module: cst.Module, names: set[str], ctx: FileContext):
+    """(name, line) of each place in the original file that uses a leftover Linen name."""
+    found: list[tuple[str, int]] = []
+
+    class Find(cst.CSTVisitor):
+        def visit_Import(self, node):
+            return False
+
+        def visit_ImportFrom(self, node):
+            return False
+
+        def visit_Attribute(self, node):
+            name = dotted(node)
+            if name in names:
+                found.append((name, ctx.line(node)))
+                return False
+            return True
+
+        def visit_Name(self, node):
+            if node.value in names:
+                found.append((node.value, ctx.line(node)))
+
+    module.visit(Find())
+    seen = set()
+    unique = []
+    for item in found:
+        if item not in seen:
+            seen.add(item)
+            unique.append(item)
+    return unique or [(", ".join(sorted(names)), 0)]
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
@@ -122,9 +160,9 @@ def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
             continue
         if is_linen_module_base(ctx, base.value):
             return "linen", None
-        name = dotted(base.value)
-        if name in ctx.summaries:
-            return "subclass", ctx.summaries[name]
+        summary = ctx.module_class(base.value)
+        if summary is not None:
+            return "subclass", summary
     return None, None
 
 

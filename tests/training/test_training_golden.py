@@ -17,7 +17,7 @@ IDS = [f"{case}:{style}" for case, style in PAIRS]
 @pytest.mark.parametrize("case,style", PAIRS, ids=IDS)
 def test_program_rewrites_to_golden_output(case, style):
     source = (FIXTURES / f"{case}.in.py").read_text()
-    result = rewrite_source(source, f"{case}.in.py", style)
+    result = rewrite_source(source, f"{case}.in.py", train_style=style)
     assert result.error is None
     assert result.todos == []
     assert result.new_text == output_path(case, style).read_text()
@@ -31,7 +31,7 @@ def test_output_parses_has_no_linen_and_is_a_fixed_point(case, style):
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(m and (m.startswith("nnx_migrate") or m.startswith("flax.linen") or m == "flax.training") for m in imported)
     assert "linen" not in output and "apply_fn" not in output and "apply_gradients" not in output
-    again = rewrite_source(output, "out.py", style)
+    again = rewrite_source(output, "out.py", train_style=style)
     assert again.new_text == output
     assert again.todos == []
 

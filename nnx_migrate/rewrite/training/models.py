@@ -5,7 +5,7 @@ The answer comes from the module rewrite itself (its per-class `ClassSummary`), 
 this file and on the local modules the file imports (`import models`,
 `from models import CNN`, `from . import models`). So a model defined in one file and
 created in another gets the constructor the model file's rewrite emits, whichever file is
-converted first.
+converted first. Within a CLI run the run-wide `index.ModuleIndex` is asked first.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def _local_module_file(path: str, qualified_module: str) -> str | None:
 class ModelIndex:
     """Resolves an expression such as `CNN`, `models.CNN` or `m.Encoder` to a summary."""
 
-    def __init__(self, module: cst.Module, path: str, own: dict[str, ClassSummary] | None = None):
+    def __init__(self, module: cst.Module, path: str, own: dict[str, ClassSummary] | None = None, external=None):
         self.path = path
+        self.external = external  # the run's index.ModuleIndex, when the CLI has one
         self.imports = ImportMap(module)
         self.own = own if own is not None else summaries_of(module, path)
 
@@ -88,6 +89,10 @@ class ModelIndex:
         qualified = self.imports.qualify(func)
         if not qualified or "." not in qualified:
             return None
+        if self.external:
+            found = self.external.lookup(qualified)
+            if found is not None:
+                return found
         module_name, _, cls = qualified.rpartition(".")
         file = _local_module_file(self.path, module_name)
         if file is None:

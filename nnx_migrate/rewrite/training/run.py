@@ -27,7 +27,9 @@ def might_train(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE) -> tuple[str, list[TodoSite]]:
+def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None) -> tuple[str, list[TodoSite]]:
+    """`converted` is the module rewrite's output for `original`; `external` (the run's
+    `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
     if not might_train(converted):
@@ -39,7 +41,7 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         return converted, []
     rules = load_training_rules()
     imports = ImportMap(module)
-    models = ModelIndex(module, path, own=summaries_of(original_module, path))
+    models = ModelIndex(module, path, own=summaries_of(original_module, path), external=external)
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
@@ -133,13 +135,13 @@ def _is_import_line(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
 
-def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE):
+def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE, external=None):
     """The module rewrite's `FileResult` for one file -> the same with the training pass
     applied (new text, extra TODO sites)."""
     if result.status == "failed":
         return result
     converted = result.new_text if result.new_text is not None else original
-    new_text, todos = convert_training(original, converted, result.path, style)
+    new_text, todos = convert_training(original, converted, result.path, style, external)
     if new_text == converted and not todos:
         return result
     result.new_text = new_text
