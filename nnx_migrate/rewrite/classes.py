@@ -66,7 +66,7 @@ class Sub:
     child: ClassSummary | None = None
     in_sizes: dict[str, str | None] | None = None  # set at the first call
     guards: list[str] = field(default_factory=list)
-    hoist: list[str] = field(default_factory=list)  # static locals the args need
+    hoist: list[tuple[str, str]] = field(default_factory=list)  # static locals the args need
     arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
     elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
@@ -89,7 +89,7 @@ class LoopContext:
     index_var: str | None  # the loop variable counting 0, 1, ... (range / enumerate)
     header: str  # `for <target> in <iter>:` as __init__ source
     line: int
-    hoist: list[str] = field(default_factory=list)
+    hoist: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -101,7 +101,7 @@ class VarDef:
     init_code: str  # NNX construction source
     line: int
     guards: list[str] = field(default_factory=list)
-    hoist: list[str] = field(default_factory=list)
+    hoist: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FileContext:
@@ -389,6 +389,19 @@ class BodyWalker:
             for child in stmt.children:
                 self.expr(child)
 
+    def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
+        """The static locals `names` need, dependencies first, as (name, source)."""
+        out: list[tuple[str, str]] = []
+        for name in names:
+            entry = self.scope.static.get(name)
+            if entry is None:
+                continue
+            src, deps = entry
+            for dep in [*deps, (name, src)]:
+                if dep not in out:
+                    out.append(dep)
+        return out
+
     def _loop_context(self, stmt) -> LoopContext | None:
         """A loop `__init__` can replay: a `for` over something fields determine, not
         nested in another loop or under a condition on call arguments."""
@@ -410,7 +423,7 @@ class BodyWalker:
                 if isinstance(first, cst.Name):
                     index_var = first.value
         header = f"for {code(stmt.target)} in {iter_src}:"
-        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), used)
+        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used))
 
     def _guarded(self, cond: str | None, body) -> None:
         if cond is None:
@@ -457,8 +470,11 @@ class BodyWalker:
                     if _self_method_call(value, "variable"):
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
-                    if self.in_loop == 0 and self.dynamic_guard == 0 and not self.guards and try_static(value, self.scope, []) is not None and self.origin == "compact":
-                        self.scope.static[name] = value
+                    deps: list[str] = []
+                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and not self.guards and self.origin == "compact" else None
+                    if src is not None:
+                        # __init__ recomputes it: its source as of this line, and what it needs
+                        self.scope.static[name] = (src, self.hoist_list(deps))
                         self.scope.static_order.append(name)
                     else:
                         self.scope.static.pop(name, None)
@@ -557,10 +573,14 @@ class BodyWalker:
         way Linen submodules are; the tool cannot tell what it needs."""
         qual = self.ctx.imports.qualify(ctor.func)
         if qual is None:
+            # `self.block_cls(...)(x)`, `cls(...)(x)` with `cls = partial(self.conv_cls, ...)`:
+            # a class held in a field or a local may well be a Linen module. Only helpers
+            # of this file are known not to be.
             func = ctor.func
-            # `self.block_cls(...)(x)`: a submodule class held in a field
-            return _self_attr(func) is not None and _self_attr(func) in self.scope.fields
-        if qual.startswith(("jax.", "numpy.", "functools.", "math.")) or qual.split(".")[0] in ("jax", "numpy", "math", "functools", "builtins"):
+            if isinstance(func, cst.Name) and func.value in self.ctx.functions and func.value not in self.scope.method_locals:
+                return False
+            return isinstance(func, (cst.Name, cst.Attribute))
+        if qual.split(".")[0] in ("jax", "numpy", "math", "functools", "builtins", "operator", "einops", "optax"):
             return False
         return qual.rsplit(".", 1)[-1][:1].isupper() or qual.startswith("flax.linen.")
 
@@ -642,6 +662,8 @@ class ClassConverter:
         elif kind == "local":
             sub.child = self.ctx.module_class(ctor.func)
             linen_class = sub.child.name
+            if sub.child.has_todos:
+                sub.problems.append(f"{sub.child.name} has TODO sites of its own")
         elif kind == "sequential":
             linen_class = "Sequential"
             seq = ctor.args[0].value if ctor.args else None
@@ -715,9 +737,9 @@ class ClassConverter:
                         continue
                     sub.problems.append(f"argument '{key}' {exc}")
                     sub.arg_code[key] = code(value)
-                for name in used:
-                    if name not in sub.hoist:
-                        sub.hoist.append(name)
+                for pair in walker.hoist_list(used):
+                    if pair not in sub.hoist:
+                        sub.hoist.append(pair)
         else:
             for key, value in self._linen_kwargs(sub).items():
                 sub.arg_code[key] = code(value)
@@ -775,7 +797,7 @@ class ClassConverter:
         except NotStatic as exc:
             self.todo(node, f"self.{method}('{name}')", f"its initializer {exc}")
             return
-        hoist = used
+        hoist = walker.hoist_list(used) if walker.origin == "compact" else []
         if not isinstance(init, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
             init_src = f"({init_src})"  # a lambda is called as Linen calls it
         vtype = self.ctx.variable_type(collection)
@@ -1106,7 +1128,7 @@ class ClassConverter:
             setup_body = self.shape.setup.body.visit(SetupRewriter(self))
             init_lines.extend(setup_body.body)
         # compact constructions, parameters and variables, in order of appearance
-        hoisted: set[str] = set()
+        hoisted: set[tuple[str, str]] = set()
         call_scope = None
         for walker in (self.call_walker,):
             if walker is not None:
@@ -1119,18 +1141,11 @@ class ClassConverter:
             compact_scope = self._compact_scope
         emitted_loops: set[int] = set()
 
-        def hoist_statics(names) -> None:
-            for name in names:
-                if name not in hoisted and compact_scope is not None and name in compact_scope.static:
-                    hoisted.add(name)
-                    # hoist the dependencies of this static local first
-                    deps: list[str] = []
-                    try_static(compact_scope.static[name], compact_scope, deps)
-                    for dep in deps:
-                        if dep not in hoisted and dep in compact_scope.static:
-                            hoisted.add(dep)
-                            init_lines.append(stmt(f"{dep} = {code(compact_scope.static[dep])}\n"))
-                    init_lines.append(stmt(f"{name} = {code(compact_scope.static[name])}\n"))
+        def hoist_statics(pairs) -> None:
+            for name, src in pairs:
+                if (name, src) not in hoisted:
+                    hoisted.add((name, src))
+                    init_lines.append(stmt(f"{name} = {src}\n"))
 
         def guarded(src: str, guards: list[str], indent: str = "") -> str:
             if not guards:
@@ -1211,6 +1226,9 @@ class ClassConverter:
                 continue
             new = method.visit(rewriter)
             body.append(new)
+        if base is not None and base.has_todos:
+            self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
+        self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
         todo_count = len(self.todos)
         new_bases = [b for b in self.node.bases]
         if base is None:
@@ -1279,7 +1297,7 @@ class ClassConverter:
             out.append(var.init_code)
         if self.shape.compact is not None and self.call_walker is not None:
             scope = self.call_walker.scope
-            out += [code(v) for v in scope.static.values()]
+            out += [src for src, _ in scope.static.values()]
         return out
 
 

@@ -36,7 +36,7 @@ class Scope:
     fields: set[str]
     method_locals: set[str]  # every name bound in the method (params included)
     env: dict[str, str | None] = field(default_factory=dict)  # array local -> last-dim size
-    static: dict[str, cst.BaseExpression] = field(default_factory=dict)  # field-only locals
+    static: dict[str, tuple[str, list]] = field(default_factory=dict)  # field-only locals: (__init__ source, hoists)
     static_order: list[str] = field(default_factory=list)
     module_names: set[str] = field(default_factory=set)  # names bound at module level
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__

@@ -70,13 +70,13 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     outcomes: list[ClassOutcome] = []
+    class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
     new_body = []
     first_converted_index = None
     for stmt in module.body:
         if isinstance(stmt, cst.ClassDef):
             kind, base = _linen_class_kind(stmt, ctx)
             if kind is not None:
-                line = ctx.line(stmt) if False else None
                 before = len(ctx.todos)
                 try:
                     new_cls, summary = ClassConverter(stmt, ctx, base).build()
@@ -89,6 +89,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
                 ctx.summaries[stmt.name.value] = summary
                 todos = len(ctx.todos) - before
                 outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "todo" if todos else "converted", todos))
+                class_nodes.append((outcomes[-1], stmt))
                 if first_converted_index is None:
                     first_converted_index = len(new_body)
                 new_body.append(new_cls)
@@ -112,11 +113,18 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     leftovers = LeftoverLinen(ImportMap(converted))
     converted.visit(leftovers)
     if leftovers.names:
+        ranges = {id(o): (ctx.line(node), positions[node].end.line) for o, node in class_nodes}
         for name, line in _find_lines(module, leftovers.names, ctx):
             ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+            for outcome, _ in class_nodes:
+                start, end = ranges[id(outcome)]
+                if start <= line <= end and outcome.status == "converted":
+                    outcome.status = "todo"  # the class still uses Linen
+                if start <= line <= end:
+                    outcome.todos += 1
     new_text = converted.code
     status = "changed" if new_text != text else "unchanged"
-    result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=ctx.todos)
+    result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
     result.exports = dict(ctx.summaries)
     result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
     return result
