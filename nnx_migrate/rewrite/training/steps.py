@@ -313,7 +313,7 @@ class TrainingTransformer(cst.CSTTransformer):
         return True
 
     def leave_SimpleStatementLine(self, original, updated):
-        frame = self._stmt_stack.pop()
+        frame = self._stmt_stack[-1]
         plan = self._plan
         if plan is not None and len(updated.body) == 1:
             small = updated.body[0]
@@ -324,7 +324,9 @@ class TrainingTransformer(cst.CSTTransformer):
                   and small.targets[0].target.value in plan.inited and isinstance(small.value, cst.Call)
                   and self.models.lookup(small.value.func) is not None):
                 self.changed = True
+                self._stmt_stack.pop()
                 return cst.RemovalSentinel.REMOVE  # the constructor moves to the init site
+        self._stmt_stack.pop()
         if frame["drop"]:
             self.changed = True
             return cst.RemovalSentinel.REMOVE
