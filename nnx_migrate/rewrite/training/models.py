@@ -46,14 +46,45 @@ def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
                     break
                 ctx.summaries[stmt.name.value] = summary
                 break
-    return ctx.summaries
+    return with_factories(module, ctx.summaries)
+
+
+def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:
+    summaries = dict(summaries)
+    for name, cls in factories(module, summaries).items():
+        summaries[name] = summaries[cls]
+    return summaries
+
+
+def factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, str]:
+    """Module-level functions that only build a model: `def model(latents): return
+    VAE(latents=latents)` -> {"model": "VAE"}. The pass lets them forward the NNX
+    constructor's extra arguments (`**kwargs`), so callers can treat them as the class."""
+    found = {}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.FunctionDef):
+            continue
+        body = [s for s in stmt.body.body if not _is_docstring(s)]
+        if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Return):
+            value = body[0].body[0].value
+            if isinstance(value, cst.Call) and dotted(value.func) in summaries:
+                found[stmt.name.value] = dotted(value.func)
+    return found
+
+
+def _is_docstring(stmt) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 @functools.lru_cache(maxsize=256)
 def _summaries_of_path(path: str) -> dict[str, ClassSummary]:
+    from nnx_migrate.rewrite.transform import _rewrite_classes  # the same rewrite as the file gets
+
     try:
         text = Path(path).read_text(encoding="utf-8")
-        return summaries_of(cst.parse_module(text), path) if "linen" in text else {}
+        if "linen" not in text:
+            return {}
+        return with_factories(cst.parse_module(text), _rewrite_classes(text, path).exports)
     except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
         return {}
 

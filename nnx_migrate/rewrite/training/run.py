@@ -12,7 +12,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.models import ModelIndex, summaries_of
+from nnx_migrate.rewrite.training.models import ModelIndex, factories, summaries_of, with_factories
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
 
@@ -27,12 +27,12 @@ def might_train(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None) -> tuple[str, list[TodoSite]]:
+def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None) -> tuple[str, list[TodoSite]]:
     """`converted` is the module rewrite's output for `original`; `external` (the run's
     `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
-    if not might_train(converted):
+    if not might_train(converted) and "linen" not in original:
         return converted, []
     try:
         original_module = cst.parse_module(original)
@@ -41,7 +41,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         return converted, []
     rules = load_training_rules()
     imports = ImportMap(module)
-    models = ModelIndex(module, path, own=summaries_of(original_module, path), external=external)
+    own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path)
+    models = ModelIndex(module, path, own=own, external=external)
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
@@ -49,12 +50,15 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
     new = module.visit(transformer)
-    if not transformer.changed and not transformer.todos:
+    new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
+    if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
     todos = [TodoSite(path, _line(positions, node), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path)
     todos += helper_todos
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
+    if transformer.converted_linen:
+        new = _drop_unused_linen_imports(new)
     return new.code, todos
 
 
@@ -131,6 +135,44 @@ def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Modu
     return module.with_changes(body=body)
 
 
+def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:
+    """`def model(latents): return VAE(latents=latents)` -> the same with `**kwargs`
+    forwarded, so `model(latents, in_features=..., rngs=...)` builds the NNX model."""
+    changed = False
+    body = []
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in found and stmt.params.star_kwarg is None:
+            lines = list(stmt.body.body)
+            i = next(i for i, s in enumerate(lines) if isinstance(s, cst.SimpleStatementLine) and isinstance(s.body[0], cst.Return))
+            ret = lines[i].body[0]
+            call = ret.value
+            args = [*call.args]
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            call = call.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
+            lines[i] = lines[i].with_changes(body=[ret.with_changes(value=call)])
+            params = stmt.params.with_changes(star_kwarg=cst.Param(name=cst.Name("kwargs")))
+            stmt = stmt.with_changes(params=params, body=stmt.body.with_changes(body=lines))
+            changed = True
+        body.append(stmt)
+    return module.with_changes(body=body), changed
+
+
+def _drop_unused_linen_imports(module: cst.Module) -> cst.Module:
+    imports = ImportMap(module)
+    linen = imports.linen_aliases() - {"flax"}
+    if not linen or linen & _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)])):
+        return module
+    body = []
+    for stmt in module.body:
+        if _is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
+            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) not in linen]
+            if not names:
+                continue
+        body.append(stmt)
+    return module.with_changes(body=body)
+
+
 def _is_import_line(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
@@ -141,9 +183,12 @@ def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE,
     if result.status == "failed":
         return result
     converted = result.new_text if result.new_text is not None else original
-    new_text, todos = convert_training(original, converted, result.path, style, external)
+    new_text, todos = convert_training(original, converted, result.path, style, external, result.exports)
     if new_text == converted and not todos:
         return result
+    # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).
+    still = ImportMap(cst.parse_module(new_text)).linen_aliases()
+    result.todos = [t for t in result.todos if still or "Linen API" not in t.why]
     result.new_text = new_text
     result.old_text = original
     result.todos = [*result.todos, *todos]

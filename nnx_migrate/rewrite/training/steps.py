@@ -139,6 +139,7 @@ class TrainingTransformer(cst.CSTTransformer):
         self._applied_gradients = False
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
+        self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
 
     # ---- analysis ---------------------------------------------------------------------
 
@@ -450,6 +451,14 @@ class TrainingTransformer(cst.CSTTransformer):
     def leave_Call(self, original, updated):
         plan = self._plan
         func = updated.func
+        # nn.apply(fn, Model(...))({'params': p}) -> fn(p): `fn` gets the NNX model itself
+        if isinstance(func, cst.Call) and self._qualify(func.func) == "flax.linen.apply" and len(func.args) == 2 and len(updated.args) == 1:
+            receiver = func.args[1].value
+            entries = _dict_entries(updated.args[0].value)
+            if isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None and entries is not None and "params" in entries:
+                self.converted_linen.add(dotted(func.func))
+                self.changed = True
+                return cst.Call(func=func.args[0].value, args=[cst.Arg(entries["params"])])
         # TrainState.create(...)
         if isinstance(func, cst.Attribute) and func.attr.value == "create" and (
             self._is_train_state_class(original.func.value) or dotted(func.value) == self.helper_name):
