@@ -8,6 +8,8 @@ defines `create_train_state(key, learning_rate)`, `synthetic_batches(key, steps)
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -51,3 +53,22 @@ def start_from_linen_weights(nnx_state, linen_state):
     assert weight_map.complete, weight_map.problems()
     weight_map.load(variables)
     return nnx_state.updated(model, optimizer), weight_map
+
+
+SPLIT = FIXTURES / "split_program"
+
+
+@contextlib.contextmanager
+def program_folder(folder: Path, module: str = "train"):
+    """Imports `folder/<module>.py` with `folder` first on sys.path and its sibling modules
+    fresh, so the Linen and converted copies of a multi-file program never mix."""
+    siblings = {p.stem for p in folder.glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)

@@ -140,6 +140,8 @@ class TrainingTransformer(cst.CSTTransformer):
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
+        self._functions: list[str] = []  # names of the enclosing functions
+        self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
 
     # ---- analysis ---------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class TrainingTransformer(cst.CSTTransformer):
     # ---- functions ---------------------------------------------------------------------
 
     def visit_FunctionDef(self, node):
+        self._functions.append(node.name.value)
         self._depth += 1
         if self._depth == 1:
             self._plan = self._plan_function(node)
@@ -234,7 +237,14 @@ class TrainingTransformer(cst.CSTTransformer):
             self._applied_gradients = False
         return True
 
+    def leave_Return(self, original, updated):
+        # `return loss, updates` -> `return loss`: the function no longer has an aux output
+        if isinstance(original.value, cst.Tuple) and len(original.value.elements) == 2 and not isinstance(updated.value, cst.Tuple):
+            self._aux_removed.add(self._functions[-1])
+        return updated
+
     def leave_FunctionDef(self, original, updated):
+        self._functions.pop()
         self._depth -= 1
         plan = self._plan
         if plan is None:
@@ -470,7 +480,11 @@ class TrainingTransformer(cst.CSTTransformer):
             nnx_name = self._is_grad_transform(func)
             if nnx_name and updated.args and isinstance(updated.args[0].value, cst.Name) and updated.args[0].value.value in plan.differentiated:
                 self.used_nnx = self.changed = True
-                return updated.with_changes(func=cst.parse_expression(nnx_name))
+                args = updated.args
+                if updated.args[0].value.value in self._aux_removed:
+                    args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
+                    args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             owner, attr = func.value.value, func.attr.value
             if plan.state == owner and attr == "apply_gradients":
@@ -584,6 +598,9 @@ class TrainingTransformer(cst.CSTTransformer):
             rest[-1] = rest[-1].with_changes(comma=args[-1].comma)
         self.changed = True
         new = updated.with_changes(func=callee, args=rest)
+        compact = cst.Call(func=callee, args=[cst.Arg(value=a.value, keyword=a.keyword, star=a.star) for a in rest])
+        if len(code_of(compact)) <= 60:  # what is left fits on a line: write it on one
+            new = compact
         if mutable:
             self._mutable_calls.add(id(original))
         return new
