@@ -23,6 +23,16 @@ def cases() -> list[str]:
     return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
 
 
+def runnable_cases() -> list[str]:
+    """Cases without TODO sites (`todo_*` cases document what is left to a person)."""
+    return [case for case in cases() if not case.startswith("todo_")]
+
+
+def expected_todos(case: str) -> str:
+    path = FIXTURES / f"{case}.todos.txt"
+    return path.read_text() if path.exists() else ""
+
+
 def output_path(case: str, style: str) -> Path:
     return FIXTURES / f"{case}{STYLES[style]}"
 

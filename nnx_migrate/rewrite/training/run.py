@@ -6,6 +6,8 @@ parameters) come from the original text. Returns the new text and the TODO sites
 
 from __future__ import annotations
 
+import difflib
+
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
@@ -53,13 +55,31 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
-    todos = [TodoSite(path, _line(positions, node), construct, why) for node, construct, why in transformer.todos]
-    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path)
+    to_original = _line_map(converted, original)
+    todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
+    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
     todos += helper_todos
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
+
+
+def _line_map(converted: str, original: str):
+    """Line in the module rewrite's output -> line in the original file, so report lines
+    point at what the user wrote (the class rewrite changes line counts above)."""
+    matcher = difflib.SequenceMatcher(None, converted.splitlines(), original.splitlines(), autojunk=False)
+    blocks = matcher.get_opcodes()
+
+    def lookup(line: int) -> int:
+        if line <= 0:
+            return line
+        for tag, a0, a1, b0, b1 in blocks:
+            if a0 < line <= a1 or (a0 == a1 and line == a0 + 1):
+                return b0 + (line - 1 - a0) + 1 if tag == "equal" else b0 + 1
+        return line
+
+    return lookup
 
 
 def _line(positions, node) -> int:
@@ -77,7 +97,7 @@ def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> li
     return found
 
 
-def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str):
+def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int]):
     todos = []
     indent = module.default_indent
     source = helper_source(style, name, indent)
@@ -98,7 +118,7 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
             if extra:
                 why = f"custom TrainState {', '.join(extra)} of Linen class {stmt.name.value} not converted: carry them on the model or beside the state"
                 helper = helper.with_changes(leading_lines=[*stmt.leading_lines, cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}"))])
-                todos.append(TodoSite(path, 0, f"class {stmt.name.value}", why))
+                todos.append(TodoSite(path, lines.get(stmt.name.value, 0), f"class {stmt.name.value}", why))
             body[i] = helper
         return module.with_changes(body=body), todos
     if not used or name in {s.name.value for s in body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}:

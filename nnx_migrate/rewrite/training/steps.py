@@ -301,12 +301,9 @@ class TrainingTransformer(cst.CSTTransformer):
                     decorators.append(dec)
                 func = func.with_changes(decorators=decorators)
         for dec in original.decorators:
-            target = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
-            q = self._qualify(target) or ""
-            for prefix, why in self.rules.unsupported.items():
-                if q == prefix or q.startswith(prefix + "."):
-                    self.todos.append((original, f"@{dotted(target)}", why))
-                    func = func.with_changes(leading_lines=[*func.leading_lines, cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}"))])
+            for construct, why in self._unsupported_in(dec):
+                self.todos.append((dec, f"@{construct}", why))
+                func = _with_todo(func, why)
         leftovers = set(self._init_results) & _names_in(func.body)
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
