@@ -129,10 +129,8 @@ class FileContext:
         return self.external.lookup(qual)
 
     def line(self, node: cst.CSTNode) -> int:
-        try:
-            return self.positions[node].start.line
-        except KeyError:
-            return 0
+        """A line placeholder, resolved with every other one when the file is done."""
+        return self.positions.ref(node)
 
     def variable_type(self, collection: str) -> str:
         known = self.rules.collections.get(collection)
@@ -630,6 +628,7 @@ class ClassConverter:
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
         self._anonymous: dict[int, str] = {}
+        self._order: dict[int, int] = {}  # creation order of submodules and variables
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -709,6 +708,7 @@ class ClassConverter:
             if walker.origin != "compact":
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
+        self._order[id(sub)] = len(self._order)
         # Members of nn.Sequential are named by Sequential, not by this class.
         for member in sub.members:
             if member.attr is not None and member in self.subs:
@@ -817,6 +817,7 @@ class ClassConverter:
         if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
             self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
         self.var_by_node[id(node)] = site
+        self._order[id(site)] = len(self._order)
         self.var_attrs[name] = site
         self.vars.append(site)
 
@@ -1133,8 +1134,9 @@ class ClassConverter:
         for walker in (self.call_walker,):
             if walker is not None:
                 call_scope = walker.scope
-        items: list[tuple[int, object]] = [(s.line, s) for s in self.subs if s.origin != "setup" and s.attr is not None]
-        items += [(v.line, v) for v in self.vars if v not in self.setup_var_attrs.values()]
+        # In the order the compact body creates them (the analysis walks it in execution order).
+        items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
+        items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
         compact_scope = None
         if self.shape.compact is not None:
