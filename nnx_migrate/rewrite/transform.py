@@ -14,7 +14,7 @@ from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_mo
 from nnx_migrate.rewrite.imports import fix_imports
 from nnx_migrate.rewrite.lines import LineResolver
 from nnx_migrate.rewrite.names import ImportMap, dotted
-from nnx_migrate.rewrite.renames import LeftoverLinen, RenameLinen
+from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 
@@ -88,14 +88,13 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
         body = list(converted.body)
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
-    converted = fix_imports(converted, imports)
-    leftovers = LeftoverLinen(ImportMap(converted))
-    converted.visit(leftovers)
-    if leftovers.names:
+    converted = fix_imports(converted, renamer.used_names)
+    leftovers = {n for n in renamer.leftovers if not any(o.startswith(n + ".") for o in renamer.leftovers)}
+    if leftovers:
         for _, node in class_nodes:
             ctx.line(node)
         ranges = {id(o): positions.span(node) for o, node in class_nodes}
-        for name, line in _find_lines(module, leftovers.names, ctx):
+        for name, line in _find_lines(module, leftovers, ctx):
             ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
             for outcome, _ in class_nodes:
                 start, end = ranges[id(outcome)]
