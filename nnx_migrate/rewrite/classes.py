@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
-from nnx_migrate.rewrite.names import ImportMap, normalize_linen
+from nnx_migrate.rewrite.names import ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
@@ -129,10 +129,8 @@ class FileContext:
         return self.external.lookup(qual)
 
     def line(self, node: cst.CSTNode) -> int:
-        try:
-            return self.positions[node].start.line
-        except KeyError:
-            return 0
+        """A line placeholder, resolved with every other one when the file is done."""
+        return self.positions.ref(node)
 
     def variable_type(self, collection: str) -> str:
         known = self.rules.collections.get(collection)
@@ -171,38 +169,63 @@ def _self_method_call(node: cst.CSTNode, method: str) -> bool:
 
 
 def _bound_names(func: cst.FunctionDef) -> set[str]:
+    """Every name a function binds: parameters and the targets of its statements (walked
+    statement by statement; expressions are not entered, which keeps this cheap)."""
     names = set()
     for p in [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]:
         names.add(p.name.value)
     for star in (func.params.star_arg, func.params.star_kwarg):
         if isinstance(star, cst.Param):
             names.add(star.name.value)
-
-    class Collect(cst.CSTVisitor):
-        def visit_AssignTarget(self, node):
-            _targets(node.target, names)
-
-        def visit_AnnAssign(self, node):
-            _targets(node.target, names)
-
-        def visit_AugAssign(self, node):
-            _targets(node.target, names)
-
-        def visit_For(self, node):
-            _targets(node.target, names)
-
-        def visit_CompFor(self, node):
-            _targets(node.target, names)
-
-        def visit_WithItem(self, node):
-            if node.asname is not None:
-                _targets(node.asname.name, names)
-
-        def visit_NamedExpr(self, node):
-            _targets(node.target, names)
-
-    func.body.visit(Collect())
+    for stmt in _statements(func.body.body):
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        _targets(t.target, names)
+                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                    _targets(small.target, names)
+                elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                    for alias in small.names:
+                        if alias.asname is not None:
+                            _targets(alias.asname.name, names)
+                        else:
+                            names.add((dotted(alias.name) or "").split(".")[0])
+        elif isinstance(stmt, cst.For):
+            _targets(stmt.target, names)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                if item.asname is not None:
+                    _targets(item.asname.name, names)
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        elif isinstance(stmt, cst.Try):
+            for handler in stmt.handlers:
+                if handler.name is not None:
+                    _targets(handler.name.name, names)
     return names
+
+
+def _statements(body):
+    """Statements of a block and of the blocks nested in it (not nested functions)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        for attr in ("body", "orelse", "finalbody"):
+            block = getattr(stmt, attr, None)
+            if block is None:
+                continue
+            if isinstance(block, cst.If):
+                yield from _statements([block])
+                continue
+            inner = getattr(block, "body", None)
+            if isinstance(inner, (list, tuple)):
+                yield from _statements(inner)
+            elif isinstance(block, (cst.IndentedBlock, cst.Else, cst.Finally)):
+                yield from _statements(block.body.body if isinstance(block, (cst.Else, cst.Finally)) else block.body)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _statements(handler.body.body)
 
 
 def _targets(node, out: set[str]) -> None:
@@ -630,6 +653,7 @@ class ClassConverter:
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
         self._anonymous: dict[int, str] = {}
+        self._order: dict[int, int] = {}  # creation order of submodules and variables
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -709,6 +733,7 @@ class ClassConverter:
             if walker.origin != "compact":
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
+        self._order[id(sub)] = len(self._order)
         # Members of nn.Sequential are named by Sequential, not by this class.
         for member in sub.members:
             if member.attr is not None and member in self.subs:
@@ -817,6 +842,7 @@ class ClassConverter:
         if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
             self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
         self.var_by_node[id(node)] = site
+        self._order[id(site)] = len(self._order)
         self.var_attrs[name] = site
         self.vars.append(site)
 
@@ -966,16 +992,13 @@ class ClassConverter:
             self.return_size = size
 
     def _return_size(self, method: cst.FunctionDef, walker: BodyWalker):
-        returns = []
-
-        class Find(cst.CSTVisitor):
-            def visit_FunctionDef(self, node):
-                return node is method
-
-            def visit_Return(self, node):
-                returns.append(node)
-
-        method.visit(Find())
+        returns = [
+            small
+            for stmt in _statements(method.body.body)
+            if isinstance(stmt, cst.SimpleStatementLine)
+            for small in stmt.body
+            if isinstance(small, cst.Return)
+        ]
         if len(returns) == 1 and returns[0].value is not None:
             # The walker's final environment holds the sizes at the end of the method.
             return walker.size_of(returns[0].value)
@@ -1133,8 +1156,9 @@ class ClassConverter:
         for walker in (self.call_walker,):
             if walker is not None:
                 call_scope = walker.scope
-        items: list[tuple[int, object]] = [(s.line, s) for s in self.subs if s.origin != "setup" and s.attr is not None]
-        items += [(v.line, v) for v in self.vars if v not in self.setup_var_attrs.values()]
+        # In the order the compact body creates them (the analysis walks it in execution order).
+        items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
+        items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
         compact_scope = None
         if self.shape.compact is not None:
@@ -1408,14 +1432,14 @@ class MethodRewriter(cst.CSTTransformer):
     def visit_FunctionDef(self, node: cst.FunctionDef):
         self.depth += 1
         if self.depth == 1:
-            self.variable_locals = set()
-
-            class Find(cst.CSTVisitor):
-                def visit_Assign(inner, assign):
-                    if _self_method_call(assign.value, "variable") and len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name):
-                        self.variable_locals.add(assign.targets[0].target.value)
-
-            node.visit(Find())
+            self.variable_locals = {
+                small.targets[0].target.value
+                for stmt in _statements(node.body.body)
+                if isinstance(stmt, cst.SimpleStatementLine)
+                for small in stmt.body
+                if isinstance(small, cst.Assign) and _self_method_call(small.value, "variable")
+                and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+            }
         return True
 
     def leave_FunctionDef(self, original, updated):

@@ -8,29 +8,6 @@ import libcst as cst
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted
 
 
-class _UsedNames(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self._attr: set[int] = set()
-
-    def visit_Import(self, node) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node) -> bool:
-        return False
-
-    def visit_Attribute(self, node):
-        self._attr.add(id(node.attr))
-
-    def visit_Arg(self, node):
-        if node.keyword is not None:
-            self._attr.add(id(node.keyword))
-
-    def visit_Name(self, node):
-        if id(node) not in self._attr:
-            self.names.add(node.value)
-
-
 def _is_linen(full: str) -> bool:
     return full == LINEN or full.startswith(LINEN + ".")
 
@@ -81,45 +58,41 @@ def _has_nnx_import(imports: ImportMap) -> bool:
     return imports.aliases.get("nnx") == "flax.nnx"
 
 
-def fix_imports(module: cst.Module, original_imports: ImportMap) -> cst.Module:
-    used = _UsedNames()
-    module.visit(used)
-    pruned = module.visit(_PruneLinenImports(used.names))
-    if "nnx" in used.names and not _has_nnx_import(ImportMap(pruned)):
-        pruned = _add_nnx_import(pruned, module)
-    return pruned
-
-
-def _add_nnx_import(module: cst.Module, before: cst.Module) -> cst.Module:
-    """Inserts `from flax import nnx` where the first Linen import was, else after the
-    last top-level import (after a module docstring and `__future__` imports)."""
-    new_stmt = cst.parse_statement("from flax import nnx\n", config=module.config_for_parsing)
-    body = list(module.body)
-    old_body = list(before.body)
-    # the first statement that was a Linen import in the module before pruning
-    index = None
-    for i, stmt in enumerate(old_body):
+def fix_imports(module: cst.Module, used: set[str]) -> cst.Module:
+    """Prunes top-level Linen imports whose names are not in `used`, and adds
+    `from flax import nnx` (where the first Linen import was) when `nnx` is used."""
+    pruner = _PruneLinenImports(used)
+    body = []
+    anchor = None  # index in the new body where the first Linen import was
+    for stmt in module.body:
         if _imports_linen(stmt):
-            index = i
-            break
-    if index is not None:
-        # statements before it are unchanged by pruning except removed ones; find by identity
-        anchor = old_body[index]
-        for j, stmt in enumerate(body):
-            if stmt is anchor or stmt.deep_equals(anchor):
-                body.insert(j + 1, new_stmt)
-                return module.with_changes(body=body)
-        # the anchor line was removed: insert where it was
-        kept_before = sum(1 for s in old_body[:index] if any(s is b or s.deep_equals(b) for b in body))
-        leading = anchor.leading_lines if isinstance(anchor, cst.SimpleStatementLine) else ()
-        body.insert(kept_before, new_stmt.with_changes(leading_lines=leading))
-        return module.with_changes(body=body)
-    last_import = -1
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
-            last_import = i
-    body.insert(last_import + 1, new_stmt)
-    return module.with_changes(body=body)
+            if anchor is None:
+                anchor = len(body)
+            new = stmt.visit(pruner)
+            if isinstance(new, cst.RemovalSentinel) or (isinstance(new, cst.SimpleStatementLine) and not new.body):
+                if anchor == len(body):
+                    leading = stmt.leading_lines
+                    anchor = (len(body), leading)
+                continue
+            body.append(new)
+        else:
+            body.append(stmt)
+    pruned = module.with_changes(body=body)
+    if "nnx" in used and not _has_nnx_import(ImportMap(pruned)):
+        new_stmt = cst.parse_statement("from flax import nnx\n", config=module.config_for_parsing)
+        if isinstance(anchor, tuple):  # the first Linen import line went away: take its place
+            index, leading = anchor
+            body.insert(index, new_stmt.with_changes(leading_lines=leading))
+        elif anchor is not None:
+            body.insert(anchor + 1, new_stmt)
+        else:
+            last_import = -1
+            for i, stmt in enumerate(body):
+                if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(x, (cst.Import, cst.ImportFrom)) for x in stmt.body):
+                    last_import = i
+            body.insert(last_import + 1, new_stmt)
+        pruned = module.with_changes(body=body)
+    return pruned
 
 
 def _imports_linen(stmt) -> bool:

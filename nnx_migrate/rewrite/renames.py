@@ -27,11 +27,17 @@ class _SkipImports(cst.CSTTransformer):
 
 
 class RenameLinen(_SkipImports):
+    """One pass over the converted module: renames what has an NNX name, and records the
+    names still used (for import pruning) and the Linen references left (for the report)."""
+
     def __init__(self, imports: ImportMap, rules: Rules):
         self.imports = imports
         self.table = {**rules.renames, **_TYPES}
         self.changed = False
-        self._attr_names: set[int] = set()
+        self.used_names: set[str] = set()
+        self.leftovers: set[str] = set()
+        self._not_refs: set[int] = set()  # attribute names, keywords, parameter names
+        self._replace: dict[int, str] = {}
 
     def _target(self, node) -> str | None:
         qual = self.imports.qualify(node)
@@ -45,68 +51,51 @@ class RenameLinen(_SkipImports):
                 return _nnx_source(new) + qual[len(key):]
         return None
 
+    def _is_linen(self, node) -> bool:
+        qual = self.imports.qualify(node)
+        return qual is not None and (qual == LINEN or qual.startswith(LINEN + "."))
+
     def visit_Attribute(self, node: cst.Attribute):
-        self._attr_names.add(id(node.attr))
+        self._not_refs.add(id(node.attr))
+        name = dotted(node)
+        if name is None:
+            return True
+        target = self._target(node)
+        if target is not None:
+            self._replace[id(node)] = target
+            return False
+        if self._is_linen(node):
+            self.leftovers.add(name)
+            self.used_names.add(name.split(".")[0])
+            return False
         return True
 
     def leave_Attribute(self, original, updated):
-        target = self._target(original)
+        target = self._replace.get(id(original))
         if target is not None:
             self.changed = True
+            self.used_names.add("nnx")
             return cst.parse_expression(target)
         return updated
 
     def leave_Name(self, original, updated):
-        if id(original) in self._attr_names:
+        if id(original) in self._not_refs:
             return updated
         target = self._target(original)
         if target is not None:
             self.changed = True
+            self.used_names.add("nnx")
             return cst.parse_expression(target)
+        self.used_names.add(original.value)
+        if self._is_linen(original):
+            self.leftovers.add(original.value)
         return updated
 
     def visit_Arg(self, node: cst.Arg):
         if node.keyword is not None:
-            self._attr_names.add(id(node.keyword))
+            self._not_refs.add(id(node.keyword))
         return True
 
     def visit_Param(self, node: cst.Param):
-        self._attr_names.add(id(node.name))
+        self._not_refs.add(id(node.name))
         return True
-
-
-class LeftoverLinen(cst.CSTVisitor):
-    """Collects references to flax.linen that remain (outside import statements)."""
-
-    def __init__(self, imports: ImportMap):
-        self.imports = imports
-        self.aliases = {a for a, full in imports.aliases.items() if full == LINEN or full.startswith(LINEN + ".")}
-        self.flax_aliases = {a for a, full in imports.aliases.items() if full == "flax"}
-        self.names: set[str] = set()
-        self._attr_names: set[int] = set()
-
-    def visit_Import(self, node) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node) -> bool:
-        return False
-
-    def visit_Attribute(self, node: cst.Attribute):
-        self._attr_names.add(id(node.attr))
-        name = dotted(node)
-        if name is not None:
-            qual = self.imports.qualify(node)
-            if qual is not None and qual.startswith(LINEN + "."):
-                self.names.add(name)
-                return False
-        return True
-
-    def visit_Arg(self, node: cst.Arg):
-        if node.keyword is not None:
-            self._attr_names.add(id(node.keyword))
-
-    def visit_Name(self, node: cst.Name):
-        if id(node) in self._attr_names:
-            return
-        if node.value in self.aliases:
-            self.names.add(node.value)

@@ -6,33 +6,18 @@ Files that do not mention `linen` are returned untouched without being parsed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.imports import fix_imports
+from nnx_migrate.rewrite.lines import LineResolver
 from nnx_migrate.rewrite.names import ImportMap, dotted
-from nnx_migrate.rewrite.renames import LeftoverLinen, RenameLinen
+from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
-
-
-class _LazyPositions:
-    """Line numbers are only computed when a file has something to report."""
-
-    def __init__(self, module: cst.Module):
-        self._module = module
-        self._positions = None
-
-    def _resolve(self):
-        if self._positions is None:
-            wrapper = MetadataWrapper(self._module, unsafe_skip_copy=True)
-            self._positions = wrapper.resolve(PositionProvider)
-        return self._positions
-
-    def __getitem__(self, node):
-        return self._resolve()[node]
 
 
 def might_use_linen(text: str) -> bool:
@@ -65,7 +50,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     if not imports.linen_aliases():
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     rules = load_rules()
-    positions = _LazyPositions(module)
+    positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
@@ -109,12 +94,13 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
         body = list(converted.body)
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
-    converted = fix_imports(converted, imports)
-    leftovers = LeftoverLinen(ImportMap(converted))
-    converted.visit(leftovers)
-    if leftovers.names:
-        ranges = {id(o): (ctx.line(node), positions[node].end.line) for o, node in class_nodes}
-        for name, line in _find_lines(module, leftovers.names, ctx):
+    converted = fix_imports(converted, renamer.used_names)
+    leftovers = {n for n in renamer.leftovers if not any(o.startswith(n + ".") for o in renamer.leftovers)}
+    if leftovers:
+        for _, node in class_nodes:
+            ctx.line(node)
+        ranges = {id(o): positions.span(node) for o, node in class_nodes}
+        for name, line in _find_lines(module, leftovers, ctx):
             ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
             for outcome, _ in class_nodes:
                 start, end = ranges[id(outcome)]
@@ -122,6 +108,10 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
                     outcome.status = "todo"  # the class still uses Linen
                 if start <= line <= end:
                     outcome.todos += 1
+    # Line numbers: one rendering of the original file for all reported nodes.
+    ctx.todos = [t if t.line >= 0 else replace(t, line=positions.line(t.line)) for t in ctx.todos]
+    for outcome in outcomes:
+        outcome.line = positions.line(outcome.line)
     new_text = converted.code
     status = "changed" if new_text != text else "unchanged"
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
