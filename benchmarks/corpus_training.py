@@ -164,8 +164,45 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                         row["nnx"] = driver(converted)
                 except Exception as exc:  # report, keep going
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if name == "lm1b" and (corpus / "flax-examples" / "lm1b_nnx").is_dir():
+                row["structure"] = compare_structure(dst, corpus / "flax-examples" / "lm1b_nnx")
             rows.append(row)
     return rows
+
+
+# Markers compared between our conversion of lm1b and Flax's own port (lm1b_nnx).
+FEATURES = {
+    "merges NNX objects in the step": ("nnx.merge(", ".merge()"),
+    "optimizer.update(model, grads)": ("optimizer.update(",),
+    "Linen-style apply_gradients": ("apply_gradients(",),
+    "nnx.value_and_grad / nnx.grad": ("nnx.value_and_grad(", "nnx.grad("),
+    "jax.value_and_grad / jax.grad": ("jax.value_and_grad(", "jax.grad("),
+    "calls the module directly": ("model(", "module(", "params("),
+    "Linen apply / apply_fn": (".apply(", "apply_fn("),
+    "TODO(nnx-migrate)": ("TODO(nnx-migrate)",),
+}
+
+
+def compare_structure(converted: Path, reference: Path, module: str = "train.py") -> str:
+    """Per function of the reference port: which of FEATURES each side's function uses."""
+    import ast
+
+    def functions(path: Path) -> dict[str, str]:
+        text = path.read_text()
+        tree = ast.parse(text)
+        return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    ours, theirs = functions(converted / module), functions(reference / module)
+    lines = [f"Structure of {module}: ours (converted lm1b) vs Flax's lm1b_nnx port", "",
+             "| function | " + " | ".join(FEATURES) + " |", "|---|" + "---|" * len(FEATURES)]
+    for name in [n for n in theirs if n in ("train_step", "eval_step", "predict_step", "evaluate", "generate_prediction", "train_and_evaluate")]:
+        cells = []
+        for markers in FEATURES.values():
+            a = any(m in ours.get(name, "") for m in markers)
+            b = any(m in theirs[name] for m in markers)
+            cells.append({(True, True): "both", (True, False): "ours", (False, True): "port", (False, False): "-"}[(a, b)])
+        lines.append(f"| {name}{'' if name in ours else ' (missing in ours)'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _losses(values) -> str:
@@ -187,6 +224,9 @@ def render(rows: list[dict], style: str) -> str:
         else:
             linen = nnx = "not run (no driver)"
         lines.append(f"| {row['program']} | {row['files']} | {len(row['todos'])} | {linen} | {nnx} | {'; '.join(row['fixes']) or '-'} |")
+    for row in rows:
+        if "structure" in row:
+            lines += ["", row["structure"]]
     lines += ["", "TODO sites:"]
     for row in rows:
         for todo in row["todos"]:
