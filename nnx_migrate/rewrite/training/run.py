@@ -41,6 +41,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         module = cst.parse_module(converted)
     except cst.ParserSyntaxError:
         return converted, []
+    if _already_nnx(original_module):
+        return converted, []
     rules = load_training_rules()
     imports = ImportMap(module)
     own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path)
@@ -63,6 +65,14 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
+
+
+def _already_nnx(module: cst.Module) -> bool:
+    """NNX code that keeps using Linen-era helpers (Flax's own lm1b_nnx port subclasses
+    TrainState with a `graphdef` field) is not training code to convert."""
+    imports = ImportMap(module)
+    uses_nnx = any(q == "flax.nnx" or q.startswith("flax.nnx.") for q in imports.aliases.values())
+    return uses_nnx and not imports.linen_aliases()
 
 
 def _line_map(converted: str, original: str):
