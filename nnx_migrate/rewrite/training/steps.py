@@ -189,6 +189,7 @@ class TrainingTransformer(cst.CSTTransformer):
                     plan.differentiated.add(node.args[0].value.value)
 
         func.body.visit(Analyse())
+        plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
         grad_fn_names = set()
         for stmt in _walk_statements(func.body):
@@ -328,6 +329,7 @@ class TrainingTransformer(cst.CSTTransformer):
             replaced = self._rewrite_init(small, plan) if isinstance(small, cst.Assign) else None
             if replaced is not None:
                 updated = updated.with_changes(body=[replaced])
+                frame.pop("init_todo", None)
             elif (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
                   and small.targets[0].target.value in plan.inited and isinstance(small.value, cst.Call)
                   and self.models.lookup(small.value.func) is not None):
@@ -338,7 +340,7 @@ class TrainingTransformer(cst.CSTTransformer):
         if frame["drop"]:
             self.changed = True
             return cst.RemovalSentinel.REMOVE
-        todos = frame["todos"] + self._unsupported_in(original)
+        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + self._unsupported_in(original)
         for construct, why in todos:
             self.todos.append((original, construct, why))
             updated = _with_todo(updated, why)
@@ -490,6 +492,12 @@ class TrainingTransformer(cst.CSTTransformer):
                 return self._rewrite_replace(original, updated, plan)
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
+        if isinstance(func, cst.Attribute) and func.attr.value == "init" and self._stmt_stack:
+            receiver = func.value
+            if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
+                    isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
+                # cleared when the statement is the `variables = model.init(...)` form
+                self._stmt_stack[-1]["init_todo"] = (f"{code_of(func)}(...)", "`init` of a converted model outside `variables = model.init(...)`: build the NNX model with rngs= instead")
         if isinstance(func, cst.Attribute) and func.attr.value == "apply":
             receiver = func.value
             if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
@@ -601,6 +609,22 @@ class TrainingTransformer(cst.CSTTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _takes_params(func: cst.FunctionDef, name: str) -> bool:
+    """Whether the inner function `name` passes its first parameter as Linen's
+    `{'params': p}`: only then is it differentiated with respect to the model."""
+    found = []
+
+    class Find(cst.CSTVisitor):
+        def visit_FunctionDef(self, node):
+            if node.name.value == name and node.params.params:
+                first = node.params.params[0].name.value
+                matcher = m.DictElement(key=m.SimpleString(), value=m.Name(first))
+                found.extend(e for e in m.findall(node.body, matcher) if e.key.evaluated_value == "params")
+
+    func.body.visit(Find())
+    return bool(found)
 
 
 def _walk_statements(block):
