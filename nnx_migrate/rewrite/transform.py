@@ -20,6 +20,24 @@ from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 
 
+# Files rewritten again in a later round of a run (runner.py) are parsed once.
+_PARSED: dict[str, cst.Module] = {}
+
+
+def parse(text: str) -> cst.Module:
+    module = _PARSED.get(text)
+    if module is None:
+        module = cst.parse_module(text)
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[text] = module
+    return module
+
+
+def forget_parses() -> None:
+    _PARSED.clear()
+
+
 def might_use_linen(text: str) -> bool:
     return "linen" in text
 
@@ -31,7 +49,7 @@ def rewrite_source(text: str, path: str = "<string>", external=None) -> FileResu
     if not might_use_linen(text):
         return FileResult(path=path, status="skipped", old_text=text, new_text=text)
     try:
-        module = cst.parse_module(text)
+        module = parse(text)
     except cst.ParserSyntaxError as exc:
         return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
     try:
