@@ -117,6 +117,8 @@ class FileContext:
         self.variable_types: dict[str, str] = {}  # collection -> generated class name
         self.module_names: set[str] = set()
         self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
+        self.renamer = None  # renames.RenameLinen shared by every pass over this file
+        self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
 
     def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
         """The converted module class `func` names: one of this file (converted above) or,
@@ -131,6 +133,13 @@ class FileContext:
     def line(self, node: cst.CSTNode) -> int:
         """A line placeholder, resolved with every other one when the file is done."""
         return self.positions.ref(node)
+
+    def line_or(self, node: cst.CSTNode, fallback: cst.CSTNode) -> int:
+        """As `line`, for a node that may be generated code (not in the file): then the
+        fallback's line."""
+        placeholder = self.positions.ref(node)
+        self.fallbacks[placeholder] = self.positions.ref(fallback)
+        return placeholder
 
     def variable_type(self, collection: str) -> str:
         known = self.rules.collections.get(collection)
@@ -1127,6 +1136,7 @@ class ClassConverter:
         return "".join(f"# {TODO_MARK}: {p}\n" for p in dict.fromkeys(problems))
 
     def build(self) -> tuple[cst.ClassDef, ClassSummary]:
+        self._leftovers_before = len(self.ctx.renamer.leftover_nodes)
         self.analyse()
         cfg = self.ctx.module.config_for_parsing
         fields = self.shape.fields
@@ -1238,11 +1248,13 @@ class ClassConverter:
         header = f"def __init__(self, {', '.join(params_src)}):\n    pass\n"
         init_def = cst.parse_statement(header, config=cfg)
         init_def = init_def.with_changes(body=init_def.body.with_changes(body=init_lines))
+        # Generated code carries Linen names (initializers, activations): rename them.
+        init_def = init_def.visit(self.ctx.renamer)
         # methods
         body: list[cst.BaseStatement] = []
         if self.shape.docstring is not None:
             body.append(self.shape.docstring)
-        body += self.shape.class_level
+        body += [stmt.visit(self.ctx.renamer) for stmt in self.shape.class_level]
         body.append(init_def.with_changes(leading_lines=self._method_spacing(init_def)))
         rewriter = MethodRewriter(self)
         for method in self._methods_in_order():
@@ -1250,6 +1262,9 @@ class ClassConverter:
                 continue
             new = method.visit(rewriter)
             body.append(new)
+        # Linen API left in this class (no NNX rule): each use is a site to finish.
+        for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
+            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
         if base is not None and base.has_todos:
             self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
         self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
@@ -1257,7 +1272,9 @@ class ClassConverter:
         new_bases = [b for b in self.node.bases]
         if base is None:
             new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
-        new_class = self.node.with_changes(bases=new_bases, body=self.node.body.with_changes(body=body))
+        new_bases = [b.visit(self.ctx.renamer) for b in new_bases]
+        decorators = [d.visit(self.ctx.renamer) for d in self.node.decorators]
+        new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))
         summary = ClassSummary(
             name=self.name,
             fields=fields,
@@ -1426,8 +1443,33 @@ class MethodRewriter(cst.CSTTransformer):
 
     def __init__(self, conv: ClassConverter):
         self.conv = conv
+        self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
         self.depth = 0
         self.variable_locals: set[str] = set()
+
+    def visit_Attribute(self, node: cst.Attribute):
+        return self.renamer.visit_Attribute(node)
+
+    def leave_Name(self, original, updated):
+        return self.renamer.leave_Name(original, updated)
+
+    def visit_Arg(self, node: cst.Arg):
+        return self.renamer.visit_Arg(node)
+
+    def visit_Param(self, node: cst.Param):
+        return self.renamer.visit_Param(node)
+
+    def visit_Decorator(self, node: cst.Decorator):
+        # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
+        return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in _DECORATORS_TO_DROP
+
+    def visit_Call(self, node: cst.Call):
+        # A construction or self.param/variable call is replaced whole in leave_Call.
+        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node
+
+    def _generated(self, src: str) -> cst.BaseExpression:
+        """New code from text, with Linen names renamed like the rest."""
+        return cst.parse_expression(src).visit(self.renamer)
 
     def visit_FunctionDef(self, node: cst.FunctionDef):
         self.depth += 1
@@ -1457,7 +1499,7 @@ class MethodRewriter(cst.CSTTransformer):
         if sub is not None and sub.attr is not None:
             return cst.parse_expression(f"self.{sub.attr}")
         if sub is not None:
-            return cst.parse_expression(conv.ctor_source(sub))
+            return self._generated(conv.ctor_source(sub))
         site = conv.var_by_node.get(id(original))
         if site is not None:
             if site.collection == "params" and _self_attr(original.func) == "param":
@@ -1502,6 +1544,9 @@ class MethodRewriter(cst.CSTTransformer):
         return updated
 
     def leave_Attribute(self, original: cst.Attribute, updated):
+        renamed = self.renamer.leave_Attribute(original, updated)
+        if renamed is not updated:
+            return renamed
         # `.value` of a Linen variable -> `[...]`
         if original.attr.value == "value":
             target = original.value

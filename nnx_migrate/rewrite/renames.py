@@ -36,6 +36,7 @@ class RenameLinen(_SkipImports):
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
+        self.leftover_nodes: list[tuple[str, cst.CSTNode]] = []  # (name, node as visited)
         self._not_refs: set[int] = set()  # attribute names, keywords, parameter names
         self._replace: dict[int, str] = {}
 
@@ -66,6 +67,7 @@ class RenameLinen(_SkipImports):
             return False
         if self._is_linen(node):
             self.leftovers.add(name)
+            self.leftover_nodes.append((name, node))
             self.used_names.add(name.split(".")[0])
             return False
         return True
@@ -89,6 +91,7 @@ class RenameLinen(_SkipImports):
         self.used_names.add(original.value)
         if self._is_linen(original):
             self.leftovers.add(original.value)
+            self.leftover_nodes.append((original.value, original))
         return updated
 
     def visit_Arg(self, node: cst.Arg):

@@ -17,7 +17,7 @@ from nnx_migrate.files import SourceError, read_source
 from nnx_migrate.rewrite.index import ModuleIndex
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
-from nnx_migrate.rewrite.transform import rewrite_source
+from nnx_migrate.rewrite.transform import forget_parses, rewrite_source
 
 
 def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
@@ -44,21 +44,27 @@ def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], No
     """Rewrites every file; files that build module classes defined in other files of the
     run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
     names = [str(p) for p in paths]
-    results = dict(zip(names, _map(names, None, jobs, advance, train_style)))
-    index = _index(results.values())
-    todo = [r.path for r in results.values() if _depends_on(r, index)]
-    for _ in range(MAX_ROUNDS - 1):
-        if not todo:
-            break
-        before = {name: results[name].exports for name in todo}
-        for result in _map(todo, index, jobs, lambda: None, train_style):
-            results[result.path] = result
+    forget_parses()  # the cache serves the rounds of one run, never a later run
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(names) > 1 else None
+    try:
+        results = dict(zip(names, _map(pool, names, None, jobs, advance, train_style)))
         index = _index(results.values())
-        changed = {name for name in todo if results[name].exports != before[name]}
-        if not changed:
-            break
-        changed_modules = {n for n in changed}
-        todo = [r.path for r in results.values() if r.path not in changed_modules and _depends_on(r, index)]
+        todo = [r.path for r in results.values() if _depends_on(r, index)]
+        for _ in range(MAX_ROUNDS - 1):
+            if not todo:
+                break
+            before = {name: results[name].exports for name in todo}
+            for result in _map(pool, todo, index, jobs, lambda: None, train_style):
+                results[result.path] = result
+            index = _index(results.values())
+            changed = {name for name in todo if results[name].exports != before[name]}
+            if not changed:
+                break
+            todo = [r.path for r in results.values() if r.path not in changed and _depends_on(r, index)]
+    finally:
+        forget_parses()
+        if pool is not None:
+            pool.shutdown()
     return [results[name] for name in names]
 
 
@@ -74,16 +80,15 @@ def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
     return any(index.lookup(q) is not None for q in result.imported)
 
 
-def _map(names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+def _map(pool, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
     results: list[FileResult] = []
-    if jobs <= 1 or len(names) < 2:
+    if pool is None:
         for name in names:
             results.append(rewrite_file(name, index, train_style))
             advance()
         return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        chunk = max(1, min(16, len(names) // (jobs * 4) or 1))
-        for result in pool.map(rewrite_file, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
-            results.append(result)
-            advance()
+    chunk = max(1, min(16, len(names) // (jobs * 4) or 1))
+    for result in pool.map(rewrite_file, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
+        results.append(result)
+        advance()
     return results

@@ -6,6 +6,7 @@ Files that do not mention `linen` are returned untouched without being parsed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import libcst as cst
@@ -18,6 +19,24 @@ from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
+
+
+# Files rewritten again in a later round of a run (runner.py) are parsed once.
+_PARSED: dict[str, cst.Module] = {}
+
+
+def parse(text: str) -> cst.Module:
+    module = _PARSED.get(text)
+    if module is None:
+        module = cst.parse_module(text)
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[text] = module
+    return module
+
+
+def forget_parses() -> None:
+    _PARSED.clear()
 
 
 def might_use_linen(text: str) -> bool:
@@ -36,7 +55,7 @@ def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileRe
     if not might_use_linen(text):
         return FileResult(path=path, status="skipped", old_text=text, new_text=text)
     try:
-        module = cst.parse_module(text)
+        module = parse(text)
     except cst.ParserSyntaxError as exc:
         return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
     try:
@@ -54,8 +73,11 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     ctx = FileContext(module, imports, rules, path, positions, external)
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
+    renamer = ctx.renamer = RenameLinen(imports, rules)
+    alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
     outcomes: list[ClassOutcome] = []
     class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
+    outside_classes: list = []  # leftover Linen uses outside converted classes
     new_body = []
     first_converted_index = None
     for stmt in module.body:
@@ -77,12 +99,19 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
                 class_nodes.append((outcomes[-1], stmt))
                 if first_converted_index is None:
                     first_converted_index = len(new_body)
-                new_body.append(new_cls)
+                new_body.append(new_cls)  # renamed while it was built
                 continue
+        if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
+            new_body.append(stmt)
+            continue
+        # Other statements: renamed only if their text mentions a Linen alias at all
+        # (rendering one statement is much cheaper than transforming it).
+        if alias_pattern.search(module.code_for_node(stmt)):
+            before = len(renamer.leftover_nodes)
+            stmt = stmt.visit(renamer)
+            outside_classes.extend(renamer.leftover_nodes[before:])
         new_body.append(stmt)
     converted = module.with_changes(body=new_body)
-    renamer = RenameLinen(imports, rules)
-    converted = converted.visit(renamer)
     if not outcomes and not renamer.changed:
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     # Generated Variable types for collections NNX has no type for.
@@ -95,21 +124,16 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
     converted = fix_imports(converted, renamer.used_names)
-    leftovers = {n for n in renamer.leftovers if not any(o.startswith(n + ".") for o in renamer.leftovers)}
-    if leftovers:
-        for _, node in class_nodes:
-            ctx.line(node)
-        ranges = {id(o): positions.span(node) for o, node in class_nodes}
-        for name, line in _find_lines(module, leftovers, ctx):
-            ctx.todos.append(TodoSite(path, line, name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
-            for outcome, _ in class_nodes:
-                start, end = ranges[id(outcome)]
-                if start <= line <= end and outcome.status == "converted":
-                    outcome.status = "todo"  # the class still uses Linen
-                if start <= line <= end:
-                    outcome.todos += 1
+    for name, node in outside_classes:
+        ctx.todos.append(TodoSite(path, ctx.line(node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
     # Line numbers: one rendering of the original file for all reported nodes.
-    ctx.todos = [t if t.line >= 0 else replace(t, line=positions.line(t.line)) for t in ctx.todos]
+    def resolve(placeholder: int) -> int:
+        line = positions.line(placeholder)
+        if line == 0 and placeholder in ctx.fallbacks:
+            line = positions.line(ctx.fallbacks[placeholder])
+        return line
+
+    ctx.todos = [t if t.line >= 0 else replace(t, line=resolve(t.line)) for t in ctx.todos]
     for outcome in outcomes:
         outcome.line = positions.line(outcome.line)
     new_text = converted.code
@@ -118,38 +142,6 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     result.exports = dict(ctx.summaries)
     result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
     return result
-
-
-def _find_lines(module: cst.Module, names: set[str], ctx: FileContext):
-    """(name, line) of each place in the original file that uses a leftover Linen name."""
-    found: list[tuple[str, int]] = []
-
-    class Find(cst.CSTVisitor):
-        def visit_Import(self, node):
-            return False
-
-        def visit_ImportFrom(self, node):
-            return False
-
-        def visit_Attribute(self, node):
-            name = dotted(node)
-            if name in names:
-                found.append((name, ctx.line(node)))
-                return False
-            return True
-
-        def visit_Name(self, node):
-            if node.value in names:
-                found.append((node.value, ctx.line(node)))
-
-    module.visit(Find())
-    seen = set()
-    unique = []
-    for item in found:
-        if item not in seen:
-            seen.add(item)
-            unique.append(item)
-    return unique or [(", ".join(sorted(names)), 0)]
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):

@@ -76,8 +76,17 @@ def _is_docstring(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
-@functools.lru_cache(maxsize=256)
 def _summaries_of_path(path: str) -> dict[str, ClassSummary]:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return {}
+    return _summaries_of_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, ClassSummary]:
+    """Cached per file version, so an edited file is read again."""
     from nnx_migrate.rewrite.transform import _rewrite_classes  # the same rewrite as the file gets
 
     try:
