@@ -75,3 +75,15 @@ def test_gradients_of_plain_functions_in_a_step_stay_jax():
     assert "bend = jax.grad(curvature)(x)" in converted and "def curvature(z):" in converted
     assert "grads = nnx.grad(loss_fn)(model)" in converted and "def loss_fn(model):" in converted
     assert "optimizer.update(model, grads)\n  return state.updated(model, optimizer), bend" in converted
+
+
+def test_a_state_rebound_inside_a_step_is_a_todo():
+    body = '''\
+    def steps(state, xs):
+      for x in xs:
+        grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+        state = other(state, grads)
+      return state
+    '''
+    converted = _convert(body)
+    assert "# TODO(nnx-migrate): `state` is rebound in this function" in converted

@@ -290,6 +290,10 @@ class TrainingTransformer(cst.CSTTransformer):
             body = list(func.body.body)
             at = 1 if body and _is_docstring(body[0]) else 0
             body.insert(at, prologue)
+            if _rebinds(original, plan.state):
+                why = f"`{plan.state}` is rebound in this function: `{plan.model_name}, {plan.optimizer_name}` come from its first value only"
+                body[at] = _with_todo(body[at], why)
+                self.todos.append((original, f"def {original.name.value}", why))
             if plan.extra_states:
                 body[at] = _with_todo(body[at], f"this function also trains {', '.join(plan.extra_states)}: only {plan.state} was converted")
                 self.todos.append((original, f"def {original.name.value}", f"more than one train state ({plan.state}, {', '.join(plan.extra_states)}); only {plan.state} converted"))
@@ -609,6 +613,16 @@ class TrainingTransformer(cst.CSTTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _rebinds(func: cst.FunctionDef, state: str) -> bool:
+    """Whether `state` gets a new value other than from its own apply_gradients/replace."""
+    own = m.Call(func=m.Attribute(value=m.Name(state), attr=m.Name("apply_gradients") | m.Name("replace")))
+    for assign in m.findall(func.body, m.Assign()):
+        names = [n for t in assign.targets for n in _target_names(t.target)]
+        if state in names and not m.matches(assign.value, own):
+            return True
+    return any(state in _target_names(loop.target) for loop in m.findall(func.body, m.For()))
 
 
 def _takes_params(func: cst.FunctionDef, name: str) -> bool:
