@@ -47,6 +47,11 @@ def _convert(body: str) -> str:
             id="inline-init-rngs-dict-and-apply-on-its-result",
         ),
         pytest.param(
+            "def make(key):\n  net = Net(\n  )\n  params = net.init(random_key(key), jnp.ones((3, 4)))['params']\n  return params\n",
+            "def make(key):\n  # TODO(nnx-migrate): `params` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))\n  net = Net(in_features=4, rngs=nnx.Rngs(random_key(key)))\n  return params\n",
+            id="multi-line-constructor-and-init-result-used-elsewhere",
+        ),
+        pytest.param(
             "def emb(params, x):\n  return Net().apply({'params': params}, x, method=Net.embed)\n",
             "def emb(params, x):\n  return params.embed(x)\n",
             id="apply-method",

@@ -213,7 +213,12 @@ def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE,
     if result.status == "failed":
         return result
     converted = result.new_text if result.new_text is not None else original
-    new_text, todos = convert_training(original, converted, result.path, style, external, result.exports)
+    try:
+        new_text, todos = convert_training(original, converted, result.path, style, external, result.exports)
+    except Exception as exc:  # a bug or an unforeseen construct: keep the module rewrite's result
+        why = f"training-code conversion failed ({type(exc).__name__}: {exc}); training code left as it was"
+        result.todos = [*result.todos, TodoSite(result.path, 0, "training code", why)]
+        return result
     if new_text == converted and not todos:
         return result
     # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).

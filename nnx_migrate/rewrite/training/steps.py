@@ -412,7 +412,7 @@ class TrainingTransformer(cst.CSTTransformer):
             size = _static_last_dim(inputs[idx]) or f"{code_of(inputs[idx])}.shape[-1]"
             extra.append(f"{param}={size}")
         extra.append(f"rngs={rngs}")
-        args = [code_of(a) for a in ctor.args] + extra
+        args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra
         new_ctor = cst.parse_expression(f"{code_of(ctor.func)}({', '.join(args)})")
         self._init_results[assign.targets[0].target.value] = model_var
         self.used_nnx = self.changed = True
