@@ -522,7 +522,7 @@ class TrainingTransformer(cst.CSTTransformer):
             if kind == "model" and arg.keyword.value == "params":
                 model = self._model_of_variables(arg.value)
                 if model is None:
-                    problems.append(f"params={code_of(arg.value)} is not the result of a converted `init`")
+                    problems.append(f"params={code_of(arg.value)} does not come from a converted `init` in this function: build the NNX model here (with rngs=) and call {self.helper_name}.create(model, tx)")
             elif kind == "tx":
                 tx = arg.value
             elif kind in ("model", "drop"):
