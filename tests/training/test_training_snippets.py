@@ -92,3 +92,29 @@ def test_a_state_rebound_inside_a_step_is_a_todo():
     '''
     converted = _convert(body)
     assert "# TODO(nnx-migrate): `state` is rebound in this function" in converted
+
+
+def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
+    body = """\
+    def step(state, x):
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+      return state.apply_gradients(grads=grads)
+    """
+    converted = _convert(body)
+    assert "grads = nnx.grad(lambda p: jnp.sum(p(x)))(model)" in converted
+
+
+def test_the_rewrite_path_imports_neither_jax_nor_flax():
+    import subprocess
+    import sys
+
+    from training_programs import FIXTURES, ROOT
+
+    code = (
+        "import sys; from nnx_migrate.rewrite import rewrite_source; "
+        f"r = rewrite_source(open({str(FIXTURES / 'bn_dropout_trainstate.in.py')!r}).read(), 'x.py'); "
+        "assert r.status == 'changed'; print(sorted(m for m in ('jax', 'flax') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -481,10 +481,13 @@ class TrainingTransformer(cst.CSTTransformer):
         # grad transforms over a model
         if plan.state and isinstance(func, (cst.Name, cst.Attribute)):
             nnx_name = self._is_grad_transform(func)
-            if nnx_name and updated.args and isinstance(updated.args[0].value, cst.Name) and updated.args[0].value.value in plan.differentiated:
+            target = original.args[0].value if original.args else None
+            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated) or (
+                isinstance(target, cst.Lambda) and _lambda_takes_params(target))
+            if nnx_name and over_model:
                 self.used_nnx = self.changed = True
                 args = updated.args
-                if updated.args[0].value.value in self._aux_removed:
+                if isinstance(target, cst.Name) and target.value in self._aux_removed:
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
                 return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
@@ -613,6 +616,14 @@ class TrainingTransformer(cst.CSTTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _lambda_takes_params(node: cst.Lambda) -> bool:
+    params = node.params.params
+    if not params:
+        return False
+    matcher = m.DictElement(key=m.SimpleString(), value=m.Name(params[0].name.value))
+    return any(e.key.evaluated_value == "params" for e in m.findall(node.body, matcher))
 
 
 def _rebinds(func: cst.FunctionDef, state: str) -> bool:
