@@ -26,6 +26,7 @@ from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
+_REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
 _DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 _NON_FIELD_NAMES = {"parent", "name"}
 
@@ -72,6 +73,7 @@ class Sub:
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
     loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
+    remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
 
     @property
     def members(self) -> list["Sub"]:
@@ -672,13 +674,27 @@ class ClassConverter:
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
         self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
 
+    def class_expr(self, call: cst.Call) -> cst.BaseExpression:
+        """The class a construction builds: `Block` for `Block(...)` and for
+        `nn.remat(Block)(...)` (remat a block: built as is, called through nnx.remat)."""
+        func = call.func
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in _REMAT and len(func.args) == 1 and func.args[0].keyword is None:
+            return func.args[0].value
+        return func
+
+    def is_remat(self, call: cst.Call) -> bool:
+        return self.class_expr(call) is not call.func
+
     def construction_kind(self, call: cst.Call) -> str | None:
-        qual = _qual_layer(self.ctx, call.func)
+        func = self.class_expr(call)
+        qual = _qual_layer(self.ctx, func)
+        if isinstance(func, cst.Call):
+            return None
         if qual in self.ctx.rules.layers:
             return "layer"
         if qual == "flax.linen.Sequential":
             return "sequential"
-        if self.ctx.module_class(call.func) is not None:
+        if self.ctx.module_class(func) is not None:
             return "local"
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
             return "unknown-linen"
@@ -689,11 +705,13 @@ class ClassConverter:
             return self.sub_by_node[id(ctor)]
         kind = self.construction_kind(ctor)
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        sub.remat = self.is_remat(ctor)
+        cls_expr = self.class_expr(ctor)
         if kind == "layer":
-            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, ctor.func)]
+            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.module_class(ctor.func)
+            sub.child = self.ctx.module_class(cls_expr)
             linen_class = sub.child.name
             if sub.child.has_todos:
                 sub.problems.append(f"{sub.child.name} has TODO sites of its own")
@@ -713,6 +731,8 @@ class ClassConverter:
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if sub.remat:
+            linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
         explicit = None
         name_arg = None
         for arg in ctor.args:
@@ -1523,6 +1543,13 @@ class MethodRewriter(cst.CSTTransformer):
             called = conv.sub_by_node.get(id(original.func))
         elif _self_attr(original.func) in conv.subs_by_attr:
             called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.remat:
+            if any(a.keyword is not None or a.star for a in updated.args):
+                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
+                return updated
+            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
+            args = ", ".join(code(a.value) for a in updated.args)
+            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
         if called is not None and called.kind == "layer":
             args = []
             if isinstance(original.func, cst.Call) and called.call_kwargs:
