@@ -26,6 +26,8 @@ from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
+_REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
+_SCAN = {"flax.linen.scan", "flax.linen.transforms.scan"}
 _DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 _NON_FIELD_NAMES = {"parent", "name"}
 
@@ -72,6 +74,8 @@ class Sub:
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
     loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
+    remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
+    scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
 
     @property
     def members(self) -> list["Sub"]:
@@ -487,6 +491,10 @@ class BodyWalker:
             self.expr(value)
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
+                if isinstance(target, cst.Name) and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) in _SCAN and self.origin == "compact":
+                    self.conv.scan_bindings[target.value] = value
+                    self.conv.scan_statements.add(id(line_node))
+                    continue
                 if isinstance(target, cst.Name):
                     name = target.value
                     sub = self.conv.sub_by_node.get(id(value))
@@ -663,6 +671,8 @@ class ClassConverter:
         self.list_attrs: set[str] = set()
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
+        self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
+        self.scan_statements: set[int] = set()  # those binding statements (dropped)
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -672,13 +682,41 @@ class ClassConverter:
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
         self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
 
+    def scan_of(self, call: cst.Call) -> cst.Call | None:
+        """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
+        `ScanBlock(...)` with `ScanBlock = nn.scan(Block, ...)` earlier in the method."""
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.scan_bindings:
+            return self.scan_bindings[func.value]
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in _SCAN:
+            return func
+        return None
+
+    def class_expr(self, call: cst.Call) -> cst.BaseExpression:
+        """The class a construction builds: `Block` for `Block(...)`, for
+        `nn.remat(Block)(...)` (remat a block: built as is, called through nnx.remat) and
+        for a scan over layers of Block."""
+        scan = self.scan_of(call)
+        if scan is not None and scan.args and scan.args[0].keyword is None:
+            return scan.args[0].value
+        func = call.func
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in _REMAT and len(func.args) == 1 and func.args[0].keyword is None:
+            return func.args[0].value
+        return func
+
+    def is_remat(self, call: cst.Call) -> bool:
+        return self.scan_of(call) is None and self.class_expr(call) is not call.func
+
     def construction_kind(self, call: cst.Call) -> str | None:
-        qual = _qual_layer(self.ctx, call.func)
+        func = self.class_expr(call)
+        qual = _qual_layer(self.ctx, func)
+        if isinstance(func, cst.Call):
+            return None
         if qual in self.ctx.rules.layers:
             return "layer"
         if qual == "flax.linen.Sequential":
             return "sequential"
-        if self.ctx.module_class(call.func) is not None:
+        if self.ctx.module_class(func) is not None:
             return "local"
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
             return "unknown-linen"
@@ -689,11 +727,13 @@ class ClassConverter:
             return self.sub_by_node[id(ctor)]
         kind = self.construction_kind(ctor)
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        sub.remat = self.is_remat(ctor)
+        cls_expr = self.class_expr(ctor)
         if kind == "layer":
-            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, ctor.func)]
+            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.module_class(ctor.func)
+            sub.child = self.ctx.module_class(cls_expr)
             linen_class = sub.child.name
             if sub.child.has_todos:
                 sub.problems.append(f"{sub.child.name} has TODO sites of its own")
@@ -713,6 +753,12 @@ class ClassConverter:
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if sub.remat:
+            linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
+        scan = self.scan_of(ctor)
+        if scan is not None:
+            linen_class = "Scan" + linen_class  # the class nn.scan makes
+            self._scan_options(sub, scan, walker)
         explicit = None
         name_arg = None
         for arg in ctor.args:
@@ -778,6 +824,31 @@ class ClassConverter:
             for key, value in self._linen_kwargs(sub).items():
                 sub.arg_code[key] = code(value)
         return sub
+
+    def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
+        """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
+        stacked on axis 0, one init key per layer, a static length."""
+        options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
+        compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
+        sub.scan = {"in_axes": "0", "out_axes": "0"}
+        if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
+            sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
+        split = compact(options.get("split_rngs", cst.Name("None")))
+        if split not in ("{'params':True}", "{'params':True,'dropout':True}"):
+            sub.problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
+        for key in options:
+            if key not in ("variable_axes", "split_rngs", "length", "in_axes", "out_axes"):
+                sub.problems.append(f"nn.scan option '{key}' is not converted")
+        if "length" not in options:
+            sub.problems.append("nn.scan without length=: convert by hand")
+        else:
+            try:
+                sub.scan["length"] = translate_static(options["length"], walker.scope)
+            except NotStatic as exc:
+                sub.problems.append(f"nn.scan length {exc}")
+        for key in ("in_axes", "out_axes"):
+            if key in options:
+                sub.scan[key] = code(options[key])
 
     def _linen_class(self, sub: Sub) -> str:
         return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
@@ -1129,7 +1200,11 @@ class ClassConverter:
                 size = sizes.get(param)
                 parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
             parts.append("rngs=rngs")
-            return f"{child.name}({', '.join(parts)})"
+            built = f"{child.name}({', '.join(parts)})"
+            if sub.scan is not None and "length" in sub.scan:
+                # one layer per key: nnx.vmap stacks the parameters on axis 0, as nn.scan does
+                return f"nnx.split_rngs(splits={sub.scan['length']})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
+            return built
         return code(sub.ctor)
 
     def _todo_comments(self, problems: list[str]) -> str:
@@ -1459,6 +1534,14 @@ class MethodRewriter(cst.CSTTransformer):
     def visit_Param(self, node: cst.Param):
         return self.renamer.visit_Param(node)
 
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
+        return id(node) not in self.conv.scan_statements
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if id(original) in self.conv.scan_statements:
+            return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
+        return updated
+
     def visit_Decorator(self, node: cst.Decorator):
         # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
         return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in _DECORATORS_TO_DROP
@@ -1523,6 +1606,33 @@ class MethodRewriter(cst.CSTTransformer):
             called = conv.sub_by_node.get(id(original.func))
         elif _self_attr(original.func) in conv.subs_by_attr:
             called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.scan is not None and not called.problems:
+            args = list(updated.args)
+            if not args or any(a.keyword is not None or a.star for a in args):
+                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
+                return updated
+            in_axes = called.scan["in_axes"].strip()
+            xs = [code(a.value) for a in args[1:]]
+            if in_axes.startswith("("):
+                axes = [a.strip() for a in in_axes.strip("()").split(",") if a.strip()]
+            else:
+                axes = [in_axes] * len(xs)
+            if len(axes) != len(xs):
+                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
+                return updated
+            in_spec = ", ".join(["nnx.Carry", "0", *axes])
+            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
+            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
+            return cst.parse_expression(
+                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes']}))({call_args})"
+            )
+        if called is not None and called.remat:
+            if any(a.keyword is not None or a.star for a in updated.args):
+                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
+                return updated
+            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
+            args = ", ".join(code(a.value) for a in updated.args)
+            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
         if called is not None and called.kind == "layer":
             args = []
             if isinstance(original.func, cst.Call) and called.call_kwargs:

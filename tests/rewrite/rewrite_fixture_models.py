@@ -33,6 +33,8 @@ def make_input(spec, key):
     import jax
     import jax.numpy as jnp
 
+    if spec is None:
+        return None
     if isinstance(spec, list):
         keys = jax.random.split(key, len(spec))
         return tuple(make_input(s, k) for s, k in zip(spec, keys))
