@@ -7,6 +7,8 @@ converted by the tool itself (`rewrite_source`, once per `--train-style`); the t
 programs then run the same number of steps, interleaved, R times, and the median time per
 step is reported. Models:
 - `mlp`: 3-layer MLP 32-64-64-1, batch 16, Adam: dispatch-bound, the style decides.
+- `bn_dropout`: the fixture program fixtures/training/bn_dropout_trainstate.in.py (its
+  TrainState carries batch_stats, its step takes a dropout key).
 - `cnn`: three 3x3 convolutions (32, 64, 10 channels), global mean, on 28x28x1, batch 64, SGD
   with momentum: compute-bound, the style should not matter.
 Speed is measured here, never asserted in tests (shared CPUs are noisy).
@@ -77,6 +79,11 @@ MODELS = {
         input_shape=(1, 28, 28, 1), batch=(64, 28, 28, 1), out=(64, 10), tx="optax.sgd(1e-2, 0.9)",
         description="CNN conv32-pool-conv64-conv10-mean on 28x28x1, batch 64, SGD+momentum",
     ),
+    # A whole fixture program: BatchNorm statistics and the Dropout RNG live in the state.
+    "bn_dropout": dict(
+        fixture=ROOT / "fixtures" / "training" / "bn_dropout_trainstate.in.py",
+        description="fixture bn_dropout_trainstate: Dense-BatchNorm-Dropout-Dense, batch 16, SGD+momentum",
+    ),
 }
 
 STYLES = ("linen", "flat-state", "nnx-jit")
@@ -94,7 +101,10 @@ def _load(source: str, name: str, folder: Path):
 
 def programs(model: str, folder: Path) -> dict:
     spec = MODELS[model]
-    linen = PROGRAM.format(model=spec["model"], input_shape=spec["input_shape"], tx=spec["tx"])
+    if "fixture" in spec:
+        linen = spec["fixture"].read_text()
+    else:
+        linen = PROGRAM.format(model=spec["model"], input_shape=spec["input_shape"], tx=spec["tx"])
     loaded = {"linen": _load(linen, f"bench_{model}_linen", folder)}
     for style in STYLES[1:]:
         result = rewrite_source(linen, f"bench_{model}.py", train_style=style)
@@ -103,18 +113,19 @@ def programs(model: str, folder: Path) -> dict:
     return loaded
 
 
-def time_steps(program, x, y, steps: int, state=None):
+def time_steps(program, args, steps: int, state=None):
     import jax
 
     if state is None:
-        state = program.create_train_state(jax.random.key(0))
+        # template programs take a key; fixture programs a key and a learning rate
+        state = program.create_train_state(jax.random.key(0), 0.05) if hasattr(program, "synthetic_batches") else program.create_train_state(jax.random.key(0))
         for _ in range(10):  # compile and warm up
-            state, loss = program.train_step(state, x, y)
-        jax.block_until_ready(loss)
+            state, out = program.train_step(state, *args)
+        jax.block_until_ready(out)
     start = time.perf_counter()
     for _ in range(steps):
-        state, loss = program.train_step(state, x, y)
-    jax.block_until_ready(loss)
+        state, out = program.train_step(state, *args)
+    jax.block_until_ready(out)
     return (time.perf_counter() - start) / steps, state
 
 
@@ -122,14 +133,16 @@ def measure(model: str, steps: int, repeats: int, folder: Path) -> dict[str, flo
     import jax
 
     spec = MODELS[model]
-    x = jax.random.normal(jax.random.key(1), spec["batch"])
-    y = jax.random.normal(jax.random.key(2), spec["out"])
     loaded = programs(model, folder)
+    if "fixture" in spec:
+        args = (loaded["linen"].synthetic_batches(jax.random.key(1), 1)[0], jax.random.key(2))
+    else:
+        args = (jax.random.normal(jax.random.key(1), spec["batch"]), jax.random.normal(jax.random.key(2), spec["out"]))
     states = {style: None for style in STYLES}
     samples = {style: [] for style in STYLES}
     for _ in range(repeats):
         for style in STYLES:  # interleaved, so load changes hit every style alike
-            seconds, states[style] = time_steps(loaded[style], x, y, steps, states[style])
+            seconds, states[style] = time_steps(loaded[style], args, steps, states[style])
             samples[style].append(seconds)
     return {style: statistics.median(values) for style, values in samples.items()}
 
@@ -153,7 +166,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            steps = args.steps if model == "mlp" else max(20, args.steps // 10)
+            steps = max(20, args.steps // 10) if model == "cnn" else args.steps
             t = measure(model, steps, args.repeats, Path(tmp))
             base = t["linen"]
             cells = [f"{t[s] * 1e6:.0f} us ({t[s] / base:.2f}x)" for s in STYLES]
