@@ -37,6 +37,7 @@ class Field:
     name: str
     annotation: str
     default_code: str | None  # the default as source; None when required
+    comments: tuple = ()  # the field line's own comments (leading lines, trailing comment)
 
     @property
     def has_default(self) -> bool:
@@ -274,7 +275,9 @@ class ClassShape:
                 if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
                     self.class_level.append(stmt)
                     continue
-                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value)))
+                leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
+                trailing = stmt.trailing_whitespace
+                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value), (leading, trailing if trailing.comment is not None else None)))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -1225,7 +1228,11 @@ class ClassConverter:
         inherited = set() if own_builder else {f.name for f in base.fields}
         for f in fields:
             if f.name not in inherited:  # the base class's __init__ stores its own fields
-                init_lines.append(stmt(f"self.{f.name} = {f.name}\n"))
+                line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.comments:  # the field's comments move with it
+                    leading, trailing = f.comments
+                    line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
+                init_lines.append(line)
         if self.needs_rngs_attr:
             init_lines.append(stmt("self.rngs = rngs\n"))
         if not own_builder:
@@ -1330,12 +1337,16 @@ class ClassConverter:
         if self.shape.docstring is not None:
             body.append(self.shape.docstring)
         body += [stmt.visit(self.ctx.renamer) for stmt in self.shape.class_level]
-        body.append(init_def.with_changes(leading_lines=self._method_spacing(init_def)))
+        # A blank line after the docstring or fields, as between methods.
+        spacing = [cst.EmptyLine(indent=False)] if len(body) > 0 else []
+        body.append(init_def.with_changes(leading_lines=spacing))
         rewriter = MethodRewriter(self)
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
             new = method.visit(rewriter)
+            if isinstance(new, cst.FunctionDef) and not new.leading_lines:
+                new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
@@ -1364,9 +1375,6 @@ class ClassConverter:
     @property
     def _compact_scope(self) -> Scope | None:
         return self._compact_walker.scope if getattr(self, "_compact_walker", None) else (self.call_walker.scope if self.call_walker else None)
-
-    def _method_spacing(self, node):
-        return node.leading_lines
 
     def _methods_in_order(self):
         body = list(self.node.body.body)
