@@ -674,6 +674,7 @@ class ClassConverter:
         self.list_attrs: set[str] = set()
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
+        self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
         self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
         self.scan_statements: set[int] = set()  # those binding statements (dropped)
         self.method_returns: dict[str, object] = {}
@@ -684,6 +685,8 @@ class ClassConverter:
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
         self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
+        # MethodRewriter marks the statement holding the node with a TODO comment.
+        self.todo_nodes.setdefault(id(node), (node, []))[1].append(why)
 
     def scan_of(self, call: cst.Call) -> cst.Call | None:
         """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
@@ -1527,6 +1530,7 @@ class MethodRewriter(cst.CSTTransformer):
     def __init__(self, conv: ClassConverter):
         self.conv = conv
         self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
         self.depth = 0
         self.variable_locals: set[str] = set()
 
@@ -1541,6 +1545,34 @@ class MethodRewriter(cst.CSTTransformer):
 
     def visit_Param(self, node: cst.Param):
         return self.renamer.visit_Param(node)
+
+    # TODO markers: a statement that holds a reported node gets a comment line above it.
+    def _open_statement(self, node) -> None:
+        self.pending.append([])
+
+    def _close_statement(self, updated):
+        notes = self.pending.pop()
+        if not notes:
+            return updated
+        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
+        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        entry = self.conv.todo_nodes.get(id(node))
+        if entry is not None and entry[0] is node and self.pending:
+            self.pending[-1].extend(entry[1])
+        if isinstance(node, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            self._open_statement(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            notes_holder = result
+            if isinstance(result, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+                return self._close_statement(notes_holder)
+            self.pending.pop()
+        return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
         return id(node) not in self.conv.scan_statements
