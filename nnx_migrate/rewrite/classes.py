@@ -518,7 +518,6 @@ class BodyWalker:
                     if src is not None:
                         # __init__ recomputes it: its source as of this line, and what it needs
                         self.scope.static[name] = (src, self.hoist_list(deps))
-                        self.scope.static_order.append(name)
                     else:
                         self.scope.static.pop(name, None)
                 else:
@@ -999,24 +998,24 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
+        """A user module's output size (in its own terms) in the parent's terms."""
         if isinstance(out, tuple):
             return tuple(self._child_size(sub, o, in_size) for o in out)
-        if True:
-            if out is None:
-                return None
-            if out == "in_features":
-                return in_size
-            if out.isdigit():
-                return out
-            match = re.fullmatch(r"self\.(\w+)", out)
-            if match:
-                fname = match.group(1)
-                if fname in sub.arg_code:
-                    return sub.arg_code[fname] if not sub.problems else None
-                for f in sub.child.fields:
-                    if f.name == fname and f.default_code is not None and f.default_code.isdigit():
-                        return f.default_code
+        if out is None:
             return None
+        if out == "in_features":
+            return in_size
+        if out.isdigit():
+            return out
+        match = re.fullmatch(r"self\.(\w+)", out)
+        if match:
+            fname = match.group(1)
+            if fname in sub.arg_code:
+                return sub.arg_code[fname] if not sub.problems else None
+            for f in sub.child.fields:
+                if f.name == fname and f.default_code is not None and f.default_code.isdigit():
+                    return f.default_code
+        return None
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
@@ -1247,17 +1246,10 @@ class ClassConverter:
             init_lines.extend(setup_body.body)
         # compact constructions, parameters and variables, in order of appearance
         hoisted: set[tuple[str, str]] = set()
-        call_scope = None
-        for walker in (self.call_walker,):
-            if walker is not None:
-                call_scope = walker.scope
         # In the order the compact body creates them (the analysis walks it in execution order).
         items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
         items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
-        compact_scope = None
-        if self.shape.compact is not None:
-            compact_scope = self._compact_scope
         emitted_loops: set[int] = set()
 
         def hoist_statics(pairs) -> None:
@@ -1374,10 +1366,6 @@ class ClassConverter:
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
-
-    @property
-    def _compact_scope(self) -> Scope | None:
-        return self._compact_walker.scope if getattr(self, "_compact_walker", None) else (self.call_walker.scope if self.call_walker else None)
 
     def _methods_in_order(self):
         body = list(self.node.body.body)
