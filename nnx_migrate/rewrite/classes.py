@@ -323,6 +323,7 @@ class BodyWalker:
         self.size_of = SizeOf(self.scope, self.ctx.rules.keep_last_dim, self.ctx.rules.keep_last_dim_methods, self._call_size)
         self.local_layers: dict[str, Sub] = {}
         self.variable_locals: set[str] = set()
+        self.list_locals: set[str] = set()  # setup locals holding lists (of submodules)
         self.in_loop = 0
         self.loops: list[LoopContext] = []
         self.loop_pass = 1
@@ -487,6 +488,8 @@ class BodyWalker:
                 self.scope.env[name] = None
 
     def small(self, small: cst.CSTNode, line_node) -> None:
+        if self.origin == "setup" and isinstance(small, cst.Assign) and self.conv.setup_assignment(self, small):
+            return
         if isinstance(small, (cst.Assign, cst.AnnAssign)):
             value = small.value
             if value is None:
@@ -1090,45 +1093,44 @@ class ClassConverter:
         return None
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
-        walker = self.setup_walker
-        list_locals: set[str] = set()
-        for stmt in setup.body.body:
-            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
-                assign = stmt.body[0]
-                target = assign.targets[0].target if len(assign.targets) == 1 else None
-                attr = _self_attr(target) if target is not None else None
-                value = assign.value
-                if attr is not None and isinstance(value, cst.Call) and self.construction_kind(value) is not None:
-                    for arg in value.args:
-                        walker.expr(arg.value)
-                    sub = self.new_sub(value, walker)
-                    sub.attr = attr
-                    self.subs_by_attr[attr] = sub
-                    for arg in value.args:
-                        if arg.keyword is not None and arg.keyword.value == "name":
-                            chosen = _string_value(arg.value)
-                            if chosen != attr:
-                                sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
-                    continue
-                if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
-                    self.list_attrs.add(attr)
-                if attr is not None and isinstance(value, cst.Name) and value.value in list_locals:
-                    self.list_attrs.add(attr)  # `self.blocks = blocks`, a list built above
-                if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
-                    list_locals.add(target.value)
-                if attr is not None and _self_method_call(value, "param"):
-                    walker.expr(value)
-                    site = self.var_by_node.get(id(value))
-                    if site is not None:
-                        self._setup_var_attr(site, attr, value)
-                    continue
-                if attr is not None and _self_method_call(value, "variable"):
-                    walker.expr(value)
-                    site = self.var_by_node.get(id(value))
-                    if site is not None:
-                        self._setup_var_attr(site, attr, value)
-                    continue
-            walker.statement(stmt)
+        # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
+        # by BodyWalker.setup_assignment.
+        self.setup_walker.block(setup.body.body)
+
+    def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
+        """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
+        attribute names the submodule (Linen's name too). True when handled."""
+        target = assign.targets[0].target if len(assign.targets) == 1 else None
+        attr = _self_attr(target) if target is not None else None
+        value = assign.value
+        if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
+            walker.list_locals.add(target.value)
+        if attr is None:
+            return False
+        if isinstance(value, cst.Call) and self.construction_kind(value) is not None:
+            for arg in value.args:
+                walker.expr(arg.value)
+            sub = self.new_sub(value, walker)
+            sub.attr = attr
+            if walker.in_loop:
+                sub.problems.append("submodule assigned in a loop in setup: only the last one is kept, check this is meant")
+            self.subs_by_attr[attr] = sub
+            for arg in value.args:
+                if arg.keyword is not None and arg.keyword.value == "name":
+                    chosen = _string_value(arg.value)
+                    if chosen != attr:
+                        sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
+            return True
+        if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
+            self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
+            return False
+        if _self_method_call(value, "param") or _self_method_call(value, "variable"):
+            walker.expr(value)
+            site = self.var_by_node.get(id(value))
+            if site is not None:
+                self._setup_var_attr(site, attr, value)
+            return True
+        return False
 
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
@@ -1661,6 +1663,16 @@ class MethodRewriter(cst.CSTTransformer):
             # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
             args = ", ".join(code(a.value) for a in updated.args)
             return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+        if called is not None and called.kind == "layer" and called.rule.call_keywords:
+            # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
+            # `drop(x, deterministic=True)`
+            positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
+            names = called.rule.call_keywords
+            new_args = list(updated.args)
+            for n, i in enumerate(positional[1:]):
+                if n < len(names):
+                    new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
+            updated = updated.with_changes(args=new_args)
         if called is not None and called.kind == "layer":
             args = []
             if isinstance(original.func, cst.Call) and called.call_kwargs:
