@@ -9,7 +9,8 @@ class with an entry in benchmarks/corpus_examples.py is built from its Linen fie
 compared on example inputs with `nnx_migrate.equivalence.compare` (weights copied, outputs,
 gradients and train-mode state compared). Proofs import the ORIGINAL file and its
 converted copy, so only classes whose files import nothing but flax/jax can be proven
-here (diffusers needs its package; jax_resnet is a package of relative imports).
+here (not diffusers' files that import diffusers' own package, nor jax_resnet's relative
+imports).
 """
 
 from __future__ import annotations

@@ -26,4 +26,10 @@ EXAMPLES = {
     "flax-examples/lm1b/models.py:EncoderDecoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
     "flax-examples/sst2/models.py:Embedder": {"fields": lambda m: {"vocab_size": 13, "embedding_size": 4}, "inputs": [("int", (2, 5), 13)]},
     "flax-examples/sst2/models.py:KeysOnlyMlpAttention": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 5, 6), ("bool", (2, 5))]},
+    "diffusers/models/attention_flax.py:FlaxGEGLU": {"fields": lambda m: {"dim": 4}, "inputs": [(1, 3, 4)]},
+    "diffusers/models/embeddings_flax.py:FlaxTimestepEmbedding": {"fields": lambda m: {"time_embed_dim": 8}, "inputs": [(2, 5)]},
+    "diffusers/models/embeddings_flax.py:FlaxTimesteps": {"fields": lambda m: {"dim": 8}, "inputs": [(3,)]},
+    "diffusers/models/resnet_flax.py:FlaxDownsample2D": {"fields": lambda m: {"out_channels": 4}, "inputs": [(1, 8, 8, 4)]},
+    # GroupNorm(num_groups=32) needs 32 channels
+    "diffusers/models/resnet_flax.py:FlaxResnetBlock2D": {"fields": lambda m: {"in_channels": 32, "out_channels": 32}, "inputs": [(1, 4, 4, 32), (1, 8)]},
 }

@@ -37,6 +37,7 @@ class Field:
     name: str
     annotation: str
     default_code: str | None  # the default as source; None when required
+    comments: tuple = ()  # the field line's own comments (leading lines, trailing comment)
 
     @property
     def has_default(self) -> bool:
@@ -274,7 +275,9 @@ class ClassShape:
                 if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
                     self.class_level.append(stmt)
                     continue
-                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value)))
+                leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
+                trailing = stmt.trailing_whitespace
+                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value), (leading, trailing if trailing.comment is not None else None)))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -320,6 +323,7 @@ class BodyWalker:
         self.size_of = SizeOf(self.scope, self.ctx.rules.keep_last_dim, self.ctx.rules.keep_last_dim_methods, self._call_size)
         self.local_layers: dict[str, Sub] = {}
         self.variable_locals: set[str] = set()
+        self.list_locals: set[str] = set()  # setup locals holding lists (of submodules)
         self.in_loop = 0
         self.loops: list[LoopContext] = []
         self.loop_pass = 1
@@ -484,6 +488,8 @@ class BodyWalker:
                 self.scope.env[name] = None
 
     def small(self, small: cst.CSTNode, line_node) -> None:
+        if self.origin == "setup" and isinstance(small, cst.Assign) and self.conv.setup_assignment(self, small):
+            return
         if isinstance(small, (cst.Assign, cst.AnnAssign)):
             value = small.value
             if value is None:
@@ -515,7 +521,6 @@ class BodyWalker:
                     if src is not None:
                         # __init__ recomputes it: its source as of this line, and what it needs
                         self.scope.static[name] = (src, self.hoist_list(deps))
-                        self.scope.static_order.append(name)
                     else:
                         self.scope.static.pop(name, None)
                 else:
@@ -671,6 +676,7 @@ class ClassConverter:
         self.list_attrs: set[str] = set()
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
+        self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
         self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
         self.scan_statements: set[int] = set()  # those binding statements (dropped)
         self.method_returns: dict[str, object] = {}
@@ -681,6 +687,8 @@ class ClassConverter:
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
         self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
+        # MethodRewriter marks the statement holding the node with a TODO comment.
+        self.todo_nodes.setdefault(id(node), (node, []))[1].append(why)
 
     def scan_of(self, call: cst.Call) -> cst.Call | None:
         """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
@@ -993,24 +1001,24 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
+        """A user module's output size (in its own terms) in the parent's terms."""
         if isinstance(out, tuple):
             return tuple(self._child_size(sub, o, in_size) for o in out)
-        if True:
-            if out is None:
-                return None
-            if out == "in_features":
-                return in_size
-            if out.isdigit():
-                return out
-            match = re.fullmatch(r"self\.(\w+)", out)
-            if match:
-                fname = match.group(1)
-                if fname in sub.arg_code:
-                    return sub.arg_code[fname] if not sub.problems else None
-                for f in sub.child.fields:
-                    if f.name == fname and f.default_code is not None and f.default_code.isdigit():
-                        return f.default_code
+        if out is None:
             return None
+        if out == "in_features":
+            return in_size
+        if out.isdigit():
+            return out
+        match = re.fullmatch(r"self\.(\w+)", out)
+        if match:
+            fname = match.group(1)
+            if fname in sub.arg_code:
+                return sub.arg_code[fname] if not sub.problems else None
+            for f in sub.child.fields:
+                if f.name == fname and f.default_code is not None and f.default_code.isdigit():
+                    return f.default_code
+        return None
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
@@ -1085,45 +1093,44 @@ class ClassConverter:
         return None
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
-        walker = self.setup_walker
-        list_locals: set[str] = set()
-        for stmt in setup.body.body:
-            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
-                assign = stmt.body[0]
-                target = assign.targets[0].target if len(assign.targets) == 1 else None
-                attr = _self_attr(target) if target is not None else None
-                value = assign.value
-                if attr is not None and isinstance(value, cst.Call) and self.construction_kind(value) is not None:
-                    for arg in value.args:
-                        walker.expr(arg.value)
-                    sub = self.new_sub(value, walker)
-                    sub.attr = attr
-                    self.subs_by_attr[attr] = sub
-                    for arg in value.args:
-                        if arg.keyword is not None and arg.keyword.value == "name":
-                            chosen = _string_value(arg.value)
-                            if chosen != attr:
-                                sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
-                    continue
-                if attr is not None and isinstance(value, (cst.List, cst.Tuple, cst.ListComp)):
-                    self.list_attrs.add(attr)
-                if attr is not None and isinstance(value, cst.Name) and value.value in list_locals:
-                    self.list_attrs.add(attr)  # `self.blocks = blocks`, a list built above
-                if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
-                    list_locals.add(target.value)
-                if attr is not None and _self_method_call(value, "param"):
-                    walker.expr(value)
-                    site = self.var_by_node.get(id(value))
-                    if site is not None:
-                        self._setup_var_attr(site, attr, value)
-                    continue
-                if attr is not None and _self_method_call(value, "variable"):
-                    walker.expr(value)
-                    site = self.var_by_node.get(id(value))
-                    if site is not None:
-                        self._setup_var_attr(site, attr, value)
-                    continue
-            walker.statement(stmt)
+        # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
+        # by BodyWalker.setup_assignment.
+        self.setup_walker.block(setup.body.body)
+
+    def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
+        """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
+        attribute names the submodule (Linen's name too). True when handled."""
+        target = assign.targets[0].target if len(assign.targets) == 1 else None
+        attr = _self_attr(target) if target is not None else None
+        value = assign.value
+        if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
+            walker.list_locals.add(target.value)
+        if attr is None:
+            return False
+        if isinstance(value, cst.Call) and self.construction_kind(value) is not None:
+            for arg in value.args:
+                walker.expr(arg.value)
+            sub = self.new_sub(value, walker)
+            sub.attr = attr
+            if walker.in_loop:
+                sub.problems.append("submodule assigned in a loop in setup: only the last one is kept, check this is meant")
+            self.subs_by_attr[attr] = sub
+            for arg in value.args:
+                if arg.keyword is not None and arg.keyword.value == "name":
+                    chosen = _string_value(arg.value)
+                    if chosen != attr:
+                        sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
+            return True
+        if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
+            self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
+            return False
+        if _self_method_call(value, "param") or _self_method_call(value, "variable"):
+            walker.expr(value)
+            site = self.var_by_node.get(id(value))
+            if site is not None:
+                self._setup_var_attr(site, attr, value)
+            return True
+        return False
 
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
@@ -1225,7 +1232,11 @@ class ClassConverter:
         inherited = set() if own_builder else {f.name for f in base.fields}
         for f in fields:
             if f.name not in inherited:  # the base class's __init__ stores its own fields
-                init_lines.append(stmt(f"self.{f.name} = {f.name}\n"))
+                line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.comments:  # the field's comments move with it
+                    leading, trailing = f.comments
+                    line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
+                init_lines.append(line)
         if self.needs_rngs_attr:
             init_lines.append(stmt("self.rngs = rngs\n"))
         if not own_builder:
@@ -1237,17 +1248,10 @@ class ClassConverter:
             init_lines.extend(setup_body.body)
         # compact constructions, parameters and variables, in order of appearance
         hoisted: set[tuple[str, str]] = set()
-        call_scope = None
-        for walker in (self.call_walker,):
-            if walker is not None:
-                call_scope = walker.scope
         # In the order the compact body creates them (the analysis walks it in execution order).
         items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
         items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
-        compact_scope = None
-        if self.shape.compact is not None:
-            compact_scope = self._compact_scope
         emitted_loops: set[int] = set()
 
         def hoist_statics(pairs) -> None:
@@ -1330,12 +1334,16 @@ class ClassConverter:
         if self.shape.docstring is not None:
             body.append(self.shape.docstring)
         body += [stmt.visit(self.ctx.renamer) for stmt in self.shape.class_level]
-        body.append(init_def.with_changes(leading_lines=self._method_spacing(init_def)))
+        # A blank line after the docstring or fields, as between methods.
+        spacing = [cst.EmptyLine(indent=False)] if len(body) > 0 else []
+        body.append(init_def.with_changes(leading_lines=spacing))
         rewriter = MethodRewriter(self)
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
             new = method.visit(rewriter)
+            if isinstance(new, cst.FunctionDef) and not new.leading_lines:
+                new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
@@ -1360,13 +1368,6 @@ class ClassConverter:
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
-
-    @property
-    def _compact_scope(self) -> Scope | None:
-        return self._compact_walker.scope if getattr(self, "_compact_walker", None) else (self.call_walker.scope if self.call_walker else None)
-
-    def _method_spacing(self, node):
-        return node.leading_lines
 
     def _methods_in_order(self):
         body = list(self.node.body.body)
@@ -1519,6 +1520,7 @@ class MethodRewriter(cst.CSTTransformer):
     def __init__(self, conv: ClassConverter):
         self.conv = conv
         self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
         self.depth = 0
         self.variable_locals: set[str] = set()
 
@@ -1533,6 +1535,34 @@ class MethodRewriter(cst.CSTTransformer):
 
     def visit_Param(self, node: cst.Param):
         return self.renamer.visit_Param(node)
+
+    # TODO markers: a statement that holds a reported node gets a comment line above it.
+    def _open_statement(self, node) -> None:
+        self.pending.append([])
+
+    def _close_statement(self, updated):
+        notes = self.pending.pop()
+        if not notes:
+            return updated
+        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
+        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        entry = self.conv.todo_nodes.get(id(node))
+        if entry is not None and entry[0] is node and self.pending:
+            self.pending[-1].extend(entry[1])
+        if isinstance(node, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            self._open_statement(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            notes_holder = result
+            if isinstance(result, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+                return self._close_statement(notes_holder)
+            self.pending.pop()
+        return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
         return id(node) not in self.conv.scan_statements
@@ -1633,6 +1663,16 @@ class MethodRewriter(cst.CSTTransformer):
             # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
             args = ", ".join(code(a.value) for a in updated.args)
             return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+        if called is not None and called.kind == "layer" and called.rule.call_keywords:
+            # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
+            # `drop(x, deterministic=True)`
+            positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
+            names = called.rule.call_keywords
+            new_args = list(updated.args)
+            for n, i in enumerate(positional[1:]):
+                if n < len(names):
+                    new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
+            updated = updated.with_changes(args=new_args)
         if called is not None and called.kind == "layer":
             args = []
             if isinstance(original.func, cst.Call) and called.call_kwargs:

@@ -71,8 +71,3 @@ class LineResolver:
             return placeholder
         self._resolve()
         return self._start.get(-placeholder, 0)
-
-    def span(self, node: cst.CSTNode) -> tuple[int, int]:
-        """(first line of its code, last line) of a node given to `ref` earlier."""
-        self._resolve()
-        return self._start.get(id(_anchor(node)), 0), self._end.get(id(node), 0)

@@ -37,8 +37,10 @@ class RenameLinen(_SkipImports):
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
         self.leftover_nodes: list[tuple[str, cst.CSTNode]] = []  # (name, node as visited)
-        self._not_refs: set[int] = set()  # attribute names, keywords, parameter names
-        self._replace: dict[int, str] = {}
+        # Keyed by id() but holding the node: a node that died could hand its id to a
+        # new one, and the renamer lives across many passes over new code.
+        self._not_refs: dict[int, cst.CSTNode] = {}  # attribute names, keywords, parameter names
+        self._replace: dict[int, tuple[cst.CSTNode, str]] = {}
 
     def _target(self, node) -> str | None:
         qual = self.imports.qualify(node)
@@ -57,13 +59,13 @@ class RenameLinen(_SkipImports):
         return qual is not None and (qual == LINEN or qual.startswith(LINEN + "."))
 
     def visit_Attribute(self, node: cst.Attribute):
-        self._not_refs.add(id(node.attr))
+        self._not_refs[id(node.attr)] = node.attr
         name = dotted(node)
         if name is None:
             return True
         target = self._target(node)
         if target is not None:
-            self._replace[id(node)] = target
+            self._replace[id(node)] = (node, target)
             return False
         if self._is_linen(node):
             self.leftovers.add(name)
@@ -73,7 +75,8 @@ class RenameLinen(_SkipImports):
         return True
 
     def leave_Attribute(self, original, updated):
-        target = self._replace.get(id(original))
+        entry = self._replace.get(id(original))
+        target = entry[1] if entry is not None and entry[0] is original else None
         if target is not None:
             self.changed = True
             self.used_names.add("nnx")
@@ -81,7 +84,7 @@ class RenameLinen(_SkipImports):
         return updated
 
     def leave_Name(self, original, updated):
-        if id(original) in self._not_refs:
+        if self._not_refs.get(id(original)) is original:
             return updated
         target = self._target(original)
         if target is not None:
@@ -96,9 +99,9 @@ class RenameLinen(_SkipImports):
 
     def visit_Arg(self, node: cst.Arg):
         if node.keyword is not None:
-            self._not_refs.add(id(node.keyword))
+            self._not_refs[id(node.keyword)] = node.keyword
         return True
 
     def visit_Param(self, node: cst.Param):
-        self._not_refs.add(id(node.name))
+        self._not_refs[id(node.name)] = node.name
         return True

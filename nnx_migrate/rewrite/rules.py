@@ -26,7 +26,8 @@ class LayerRule:
     call_unsupported: tuple[str, ...] = ()
     input_arg: int = 0
     out_default: str = ""
-    call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time  # where out_size's argument is absent: "input" or ""
+    call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time
+    call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword  # where out_size's argument is absent: "input" or ""
 
     @property
     def nnx_name(self) -> str:
@@ -70,6 +71,7 @@ def load_rules() -> Rules:
             input_arg=int(entry.get("input_arg", 0)),
             out_default=entry.get("out_default", ""),
             call_time=tuple(entry.get("call_time", ())),
+            call_keywords=tuple(entry.get("call_keywords", ())),
         )
     functions = _load("linen_functions.toml")
     shapes = _load("shapes.toml")["keep_last_dim"]

@@ -37,7 +37,6 @@ class Scope:
     method_locals: set[str]  # every name bound in the method (params included)
     env: dict[str, str | None] = field(default_factory=dict)  # array local -> last-dim size
     static: dict[str, tuple[str, list]] = field(default_factory=dict)  # field-only locals: (__init__ source, hoists)
-    static_order: list[str] = field(default_factory=list)
     module_names: set[str] = field(default_factory=set)  # names bound at module level
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
     loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
@@ -57,6 +56,7 @@ class _StaticTranslator(cst.CSTTransformer):
         self.used_static = used_static
         self._lambda_params: list[set[str]] = []
         self._alias_nodes: set[int] = set()
+        self._not_refs: dict[int, cst.CSTNode] = {}
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self._lambda_params.append({p.name.value for p in node.params.params})
@@ -93,6 +93,7 @@ class _StaticTranslator(cst.CSTTransformer):
         return updated
 
     def visit_Attribute(self, node: cst.Attribute):
+        self._not_refs[id(node.attr)] = node.attr  # `b` of `a.b` is no variable
         if isinstance(node.value, cst.Name) and node.value.value == "self":
             if node.attr.value not in self.scope.fields and node.attr.value not in self.scope.extra_static_attrs:
                 raise NotStatic(f"'self.{node.attr.value}' is not a field")
@@ -106,6 +107,8 @@ class _StaticTranslator(cst.CSTTransformer):
         return updated
 
     def visit_Name(self, node: cst.Name) -> None:
+        if self._not_refs.get(id(node)) is node:
+            return
         name = node.value
         if name in self.scope.aliases and not any(name in params for params in self._lambda_params):
             self._alias_nodes.add(id(node))
@@ -131,8 +134,9 @@ class _StaticTranslator(cst.CSTTransformer):
 
     # Keyword names and attribute names are not variable references.
     def visit_Arg(self, node: cst.Arg):
-        node.value.visit(self)
-        return False
+        if node.keyword is not None:
+            self._not_refs[id(node.keyword)] = node.keyword
+        return True
 
     def visit_Param(self, node: cst.Param):
         return False
@@ -143,33 +147,7 @@ def translate_static(expr: cst.BaseExpression, scope: Scope, used_static: list[s
     used = used_static if used_static is not None else []
     translator = _StaticTranslator(scope, used)
     # Attribute names (the `b` of `a.b`) are Name nodes too: shield them.
-    new = _visit_shielding_attrs(expr, translator)
-    return code(new)
-
-
-def _visit_shielding_attrs(expr, translator):
-    # libcst visits Attribute.attr as a Name; _StaticTranslator.visit_Name must ignore
-    # those, so collect them first.
-    attr_ids = set()
-
-    class Collect(cst.CSTVisitor):
-        def visit_Attribute(self, node):
-            attr_ids.add(id(node.attr))
-
-        def visit_Arg(self, node):
-            if node.keyword is not None:
-                attr_ids.add(id(node.keyword))
-
-    expr.visit(Collect())
-    original_visit_name = translator.visit_Name
-
-    def visit_name(node):
-        if id(node) in attr_ids:
-            return
-        original_visit_name(node)
-
-    translator.visit_Name = visit_name
-    return expr.visit(translator)
+    return code(expr.visit(translator))
 
 
 def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | None = None) -> str | None:
@@ -177,10 +155,6 @@ def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | 
         return translate_static(expr, scope, used_static)
     except NotStatic:
         return None
-
-
-def is_static(expr: cst.BaseExpression, scope: Scope) -> bool:
-    return try_static(expr, scope, []) is not None
 
 
 def scalar(size) -> str | None:

@@ -14,7 +14,7 @@ import libcst as cst
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.imports import fix_imports
 from nnx_migrate.rewrite.lines import LineResolver
-from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules

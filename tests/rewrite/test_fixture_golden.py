@@ -55,3 +55,12 @@ def test_every_converted_fixture_has_examples_for_every_class():
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXAMPLES"
         )
         assert set(examples) == classes, case
+
+
+def test_rewriting_is_deterministic_within_one_process():
+    # Node identities (id()) key several tables; a stale id reused by a new node once made
+    # outputs differ from run to run.
+    for case in CASES:
+        source = (FIXTURES / f"{case}.in.py").read_text()
+        outputs = {rewrite_source(source, case).new_text for _ in range(4)}
+        assert len(outputs) == 1, case
