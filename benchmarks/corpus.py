@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-prove", action="store_true", help="skip the equivalence proofs")
     parser.add_argument("--out", help="keep the converted tree here (default: a temporary folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each class and proof")
+    parser.add_argument("--training", action="store_true", help="also the example training programs (benchmarks/corpus_training.py)")
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
@@ -144,6 +145,10 @@ def main(argv=None) -> int:
     t = {k: int(v) for k, v in total.items()}
     print(f"| **all** | {t.get('files', 0)} | {t.get('classes', 0)} | {t.get('proven', 0)} | {t.get('converted_unproven', 0)} | {t.get('todo', 0)} | {t.get('proof_failed', 0)} | {t.get('failed', 0)} |")
     print(f"\nconverted tree: {out}")
+    if args.training:
+        import corpus_training
+
+        print("\n" + corpus_training.render(corpus_training.run(corpus, "flat-state"), "flat-state"))
     return 1 if total.get("proof_failed") else 0
 
 
