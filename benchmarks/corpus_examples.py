@@ -32,4 +32,5 @@ EXAMPLES = {
     "diffusers/models/resnet_flax.py:FlaxDownsample2D": {"fields": lambda m: {"out_channels": 4}, "inputs": [(1, 8, 8, 4)]},
     # GroupNorm(num_groups=32) needs 32 channels
     "diffusers/models/resnet_flax.py:FlaxResnetBlock2D": {"fields": lambda m: {"in_channels": 32, "out_channels": 32}, "inputs": [(1, 4, 4, 32), (1, 8)]},
+    "diffusers/models/resnet_flax.py:FlaxUpsample2D": {"fields": lambda m: {"out_channels": 3}, "inputs": [(1, 4, 4, 2)]},
 }

@@ -43,6 +43,10 @@ class Scope:
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
 
 
+# Functions whose result has the shape given by their `shape` argument.
+_SHAPE_FUNCTIONS = frozenset({"jax.numpy.reshape", "jax.image.resize", "jax.numpy.broadcast_to"})
+
+
 class NotStatic(Exception):
     pass
 
@@ -199,6 +203,21 @@ class SizeOf:
             func = expr.func
             if isinstance(func, cst.Attribute) and func.attr.value in self.keep_methods:
                 return scalar(self(func.value))
+            shape = None
+            if isinstance(func, cst.Attribute) and func.attr.value == "reshape" and qual is None:
+                positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+                shape = positional[0] if len(positional) == 1 else (cst.Tuple([cst.Element(v) for v in positional]) if positional else None)
+            elif qual in _SHAPE_FUNCTIONS:
+                shape = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "shape"), None)
+                positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+                if shape is None and len(positional) > 1:
+                    shape = positional[1]
+            if isinstance(shape, (cst.Tuple, cst.List)) and shape.elements and not isinstance(shape.elements[-1], cst.StarredElement):
+                # the new shape's last entry, when __init__ can compute it (`channels`
+                # from `b, h, w, channels = x.shape`, a field, a literal)
+                last = try_static(shape.elements[-1].value, scope)
+                if last is not None and last.replace(" ", "") not in ("-1",):
+                    return last
             return None
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.MatrixMultiply):
