@@ -1,0 +1,36 @@
+"""Example constructions for corpus classes, so `benchmarks/corpus.py` can prove them.
+
+Key: "<package>/<path inside the package>:<Class>". `fields(module)` gets the ORIGINAL
+Linen module object (to build config dataclasses it defines); inputs are shape tuples
+(float32 normal), ("int", shape, high) or a list of those (a tuple of arrays); `call_kwargs`
+go to both calls. Small shapes: these run on a CPU in seconds.
+"""
+
+
+def _wmt_config(m, **extra):
+    return m.TransformerConfig(
+        vocab_size=13, output_vocab_size=13, emb_dim=8, num_heads=2, num_layers=2,
+        qkv_dim=8, mlp_dim=16, max_len=16, dropout_rate=0.0, attention_dropout_rate=0.0,
+        deterministic=True, **extra,
+    )
+
+
+EXAMPLES = {
+    "flax-examples/vae/models.py:Encoder": {"fields": lambda m: {"latents": 3}, "inputs": [(2, 12)]},
+    "flax-examples/vae/models.py:Decoder": {"fields": lambda m: {}, "inputs": [(2, 3)]},
+    "flax-examples/vae/models.py:VAE": {"fields": lambda m: {"latents": 3}, "inputs": [(2, 784), ("key",)]},
+    "flax-examples/wmt/models.py:MlpBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
+    "flax-examples/wmt/models.py:Encoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
+    "flax-examples/wmt/models.py:EncoderDecoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8), (2, 4, 8)]},
+    "flax-examples/lm1b/models.py:MlpBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
+    "flax-examples/lm1b/models.py:EncoderDecoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
+    "flax-examples/sst2/models.py:Embedder": {"fields": lambda m: {"vocab_size": 13, "embedding_size": 4}, "inputs": [("int", (2, 5), 13)]},
+    "flax-examples/sst2/models.py:KeysOnlyMlpAttention": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 5, 6), ("bool", (2, 5))]},
+    "diffusers/models/attention_flax.py:FlaxGEGLU": {"fields": lambda m: {"dim": 4}, "inputs": [(1, 3, 4)]},
+    "diffusers/models/embeddings_flax.py:FlaxTimestepEmbedding": {"fields": lambda m: {"time_embed_dim": 8}, "inputs": [(2, 5)]},
+    "diffusers/models/embeddings_flax.py:FlaxTimesteps": {"fields": lambda m: {"dim": 8}, "inputs": [(3,)]},
+    "diffusers/models/resnet_flax.py:FlaxDownsample2D": {"fields": lambda m: {"out_channels": 4}, "inputs": [(1, 8, 8, 4)]},
+    # GroupNorm(num_groups=32) needs 32 channels
+    "diffusers/models/resnet_flax.py:FlaxResnetBlock2D": {"fields": lambda m: {"in_channels": 32, "out_channels": 32}, "inputs": [(1, 4, 4, 32), (1, 8)]},
+    "diffusers/models/resnet_flax.py:FlaxUpsample2D": {"fields": lambda m: {"out_channels": 3}, "inputs": [(1, 4, 4, 2)]},
+}

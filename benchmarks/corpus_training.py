@@ -1,0 +1,248 @@
+"""The corpus's Flax example training programs through `nnx-migrate rewrite`: what converts,
+what is left as TODO, and, for the programs with a driver here, whether the converted
+program trains (its loss falls over a few steps on small synthetic data, next to the
+Linen original run the same way).
+
+    python benchmarks/corpus_training.py [CORPUS_DIR] [--style flat-state|nnx-jit]
+
+CORPUS_DIR is what ../shared/corpus/get-dev-corpus.sh downloads (default: .corpus, else
+/work/corpus). Each example folder is converted as one run (the model file and the
+training loop together) into a temporary copy; nothing of the corpus is kept. Data
+loading, TensorFlow, ml_collections and file output are replaced by stubs and synthetic
+batches HERE (never in the tool): the program's own `train_and_evaluate` then runs.
+A TODO a person must finish is filled in by the driver only where the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nnx_migrate.files import iter_python_files  # noqa: E402
+from nnx_migrate.rewrite.runner import rewrite_files  # noqa: E402
+
+PROGRAMS = ("mnist", "vae", "sst2", "seq2seq", "ppo", "imagenet", "wmt", "lm1b")
+# Third-party modules the examples import that this environment does not have.
+STUBBED = ("flax.metrics.tensorboard", "tensorflow", "tensorflow_datasets", "ml_collections", "clu", "tensorflow_text", "sentencepiece", "gym", "PIL", "cv2", "atari_py")
+
+
+def find_corpus(arg: str | None) -> Path:
+    for candidate in [arg, ROOT / ".corpus", "/work/corpus"]:
+        if candidate and (Path(candidate) / "flax-examples").is_dir():
+            return Path(candidate)
+    raise SystemExit("no corpus: run ../shared/corpus/get-dev-corpus.sh first")
+
+
+def convert(src: Path, dst: Path, style: str):
+    """Copies the example folder to `dst` with every converted file replaced."""
+    shutil.copytree(src, dst)
+    files = list(iter_python_files([str(src)]))
+    results = rewrite_files(files, train_style=style)
+    for result in results:
+        if result.status == "changed":
+            (dst / Path(result.path).relative_to(src)).write_text(result.new_text)
+    return results
+
+
+class Config(dict):
+    __getattr__ = dict.__getitem__
+
+
+@contextlib.contextmanager
+def program(folder: Path, module: str = "train"):
+    """Imports `folder/<module>.py` with the folder first on sys.path and the example's
+    sibling modules fresh (the Linen and the converted copies share their names)."""
+    siblings = {p.stem for p in folder.glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in siblings}
+    stubs = {name: mock.MagicMock(name=name) for name in STUBBED if name not in sys.modules}
+    sys.modules.update(stubs)
+    sys.path.insert(0, str(folder))
+    try:
+        yield __import__(module)
+    finally:
+        sys.path.remove(str(folder))
+        for name in list(sys.modules):
+            if name.split(".")[0] in siblings or name in stubs:
+                del sys.modules[name]
+        sys.modules.update(saved)
+
+
+# ---- drivers: run the program's own loop on synthetic data -------------------------------
+
+def _images(key, n, binary=False):
+    import jax
+    import jax.numpy as jnp
+
+    k1, k2, k3 = jax.random.split(key, 3)
+    prototypes = jax.random.uniform(k1, (4, 28, 28, 1))
+    labels = jax.random.randint(k2, (n,), 0, 4)
+    images = prototypes[labels] * 0.8 + 0.2 * jax.random.uniform(k3, (n, 28, 28, 1))
+    if binary:
+        images = (images > 0.5).astype(jnp.float32)
+    return images, labels
+
+
+def drive_mnist(train, epochs=4):
+    import jax
+
+    images, labels = _images(jax.random.key(0), 128)
+    data = {"image": images, "label": labels}
+    train.get_datasets = lambda: (data, data)
+    logged = []
+    train.logging = types.SimpleNamespace(info=lambda msg, *args: logged.append(msg % args if args else msg))
+    train.tensorboard = mock.MagicMock()
+    config = Config(learning_rate=0.01, momentum=0.9, batch_size=16, num_epochs=epochs)
+    train.train_and_evaluate(config, "/tmp/unused")
+    return [float(re.search(r"train_loss: ([0-9.]+)", line).group(1)) for line in logged if "train_loss" in line]
+
+
+def drive_vae(train, epochs=4):
+    import jax
+
+    images, _ = _images(jax.random.key(0), 64, binary=True)
+    flat = images.reshape(64, 784)
+    batches = [flat[i:i + 16] for i in range(0, 64, 16)]
+
+    def train_set(batch_size, builder):
+        while True:
+            yield from batches
+
+    train.input_pipeline = types.SimpleNamespace(build_train_set=train_set, build_test_set=lambda builder: flat)
+    builder = types.SimpleNamespace(download_and_prepare=lambda: None, info=types.SimpleNamespace(splits={"train": types.SimpleNamespace(num_examples=64)}))
+    train.tfds = types.SimpleNamespace(builder=lambda name: builder)
+    train.vae_utils = types.SimpleNamespace(save_image=lambda *a, **k: None)
+    config = Config(learning_rate=1e-3, latents=8, batch_size=16, num_epochs=epochs)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train.train_and_evaluate(config, "/tmp/unused")
+    return [float(x) for x in re.findall(r"loss: ([0-9.]+)", out.getvalue())]
+
+
+DRIVERS = {"mnist": drive_mnist, "vae": drive_vae}
+# What a person must do after the rewrite, done here so the program can run (and reported).
+HAND_FIXES = {
+    "mnist": [("dense_0_in_features=None", "dense_0_in_features=7 * 7 * 64",
+               "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
+}
+
+
+def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in programs:
+            src = corpus / "flax-examples" / name
+            if not src.is_dir():
+                continue
+            dst = Path(tmp) / name
+            results = convert(src, dst, style)
+            todos = [t for r in results for t in r.todos]
+            row = {"program": name, "files": sum(r.status == "changed" for r in results),
+                   "failed": sum(r.status == "failed" for r in results), "todos": todos, "fixes": []}
+            driver = DRIVERS.get(name)
+            if driver is not None:
+                for old, new, why in HAND_FIXES.get(name, []):
+                    for path in dst.glob("*.py"):
+                        text = path.read_text()
+                        if old in text:
+                            path.write_text(text.replace(old, new))
+                            row["fixes"].append(why)
+                try:
+                    with program(src) as linen:
+                        row["linen"] = driver(linen)
+                    with program(dst) as converted:
+                        row["nnx"] = driver(converted)
+                except Exception as exc:  # report, keep going
+                    row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if name == "lm1b" and (corpus / "flax-examples" / "lm1b_nnx").is_dir():
+                row["structure"] = compare_structure(dst, corpus / "flax-examples" / "lm1b_nnx")
+            rows.append(row)
+    return rows
+
+
+# Markers compared between our conversion of lm1b and Flax's own port (lm1b_nnx).
+FEATURES = {
+    "merges NNX objects in the step": ("nnx.merge(", ".merge()"),
+    "optimizer.update(model, grads)": ("optimizer.update(",),
+    "Linen-style apply_gradients": ("apply_gradients(",),
+    "nnx.value_and_grad / nnx.grad": ("nnx.value_and_grad(", "nnx.grad("),
+    "jax.value_and_grad / jax.grad": ("jax.value_and_grad(", "jax.grad("),
+    "calls the module directly": ("model(", "module(", "params("),
+    "Linen apply / apply_fn": (".apply(", "apply_fn("),
+    "TODO(nnx-migrate)": ("TODO(nnx-migrate)",),
+}
+
+
+def compare_structure(converted: Path, reference: Path, module: str = "train.py") -> str:
+    """Per function of the reference port: which of FEATURES each side's function uses."""
+    import ast
+
+    def functions(path: Path) -> dict[str, str]:
+        text = path.read_text()
+        tree = ast.parse(text)
+        return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    ours, theirs = functions(converted / module), functions(reference / module)
+    lines = [f"Structure of {module}: ours (converted lm1b) vs Flax's lm1b_nnx port", "",
+             "| function | " + " | ".join(FEATURES) + " |", "|---|" + "---|" * len(FEATURES)]
+    for name in [n for n in theirs if n in ("train_step", "eval_step", "predict_step", "evaluate", "generate_prediction", "train_and_evaluate")]:
+        cells = []
+        for markers in FEATURES.values():
+            a = any(m in ours.get(name, "") for m in markers)
+            b = any(m in theirs[name] for m in markers)
+            cells.append({(True, True): "both", (True, False): "ours", (False, True): "port", (False, False): "-"}[(a, b)])
+        lines.append(f"| {name}{'' if name in ours else ' (missing in ours)'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _losses(values) -> str:
+    if not values:
+        return "-"
+    trend = "falls" if values[-1] < values[0] else "does NOT fall"
+    return f"{values[0]:.4f} -> {values[-1]:.4f} ({trend})"
+
+
+def render(rows: list[dict], style: str) -> str:
+    lines = [f"train style: {style}", "",
+             "| program | files changed | TODO sites | Linen loss (first -> last) | converted loss (first -> last) | hand fixes |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        if "linen" in row or "error" in row:
+            linen, nnx = _losses(row.get("linen")), _losses(row.get("nnx"))
+            if "error" in row:
+                nnx = f"error: {row['error']}"
+        else:
+            linen = nnx = "not run (no driver)"
+        lines.append(f"| {row['program']} | {row['files']} | {len(row['todos'])} | {linen} | {nnx} | {'; '.join(row['fixes']) or '-'} |")
+    for row in rows:
+        if "structure" in row:
+            lines += ["", row["structure"]]
+    lines += ["", "TODO sites:"]
+    for row in rows:
+        for todo in row["todos"]:
+            lines.append(f"- {row['program']}: {Path(todo.path).name}:{todo.line}: {todo.construct}: {todo.why}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", nargs="?")
+    parser.add_argument("--style", default="flat-state", choices=("flat-state", "nnx-jit"))
+    parser.add_argument("--programs", nargs="+", default=list(PROGRAMS), choices=PROGRAMS)
+    args = parser.parse_args(argv)
+    print(render(run(find_corpus(args.corpus), args.style, args.programs), args.style))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

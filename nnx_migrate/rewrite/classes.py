@@ -1,0 +1,1706 @@
+"""One Linen module class -> one NNX module class.
+
+The class is read in three steps:
+1. discovery (`ClassShape`): dataclass fields, `setup`, the `@nn.compact` method, other
+   methods, and the converted base class if it subclasses one;
+2. analysis (`BodyWalker`, one per method, in execution order): every submodule built
+   (in `setup` or inline in a compact body), the name Linen gives it, the input size of its
+   first call (`sizes.SizeOf`), parameters and variables, and every construct the tool
+   cannot convert (a TODO site);
+3. generation: an `__init__` (fields, setup body, the submodules and parameters hoisted
+   out of the compact body) and the methods with submodule constructions replaced by the
+   attributes (`MethodRewriter`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from nnx_migrate.naming import nnx_attribute_name, snake_case
+from nnx_migrate.rewrite.names import ImportMap, dotted, normalize_linen
+from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
+from nnx_migrate.rewrite.rules import LayerRule, Rules
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
+
+LINEN_MODULE = "flax.linen.Module"
+_REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
+_SCAN = {"flax.linen.scan", "flax.linen.transforms.scan"}
+_DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
+_NON_FIELD_NAMES = {"parent", "name"}
+
+
+@dataclass
+class Field:
+    name: str
+    annotation: str
+    default_code: str | None  # the default as source; None when required
+    comments: tuple = ()  # the field line's own comments (leading lines, trailing comment)
+
+    @property
+    def has_default(self) -> bool:
+        return self.default_code is not None
+
+
+@dataclass
+class ClassSummary:
+    """What other classes in the file need to know about a converted class."""
+
+    name: str
+    fields: list[Field]
+    size_params: list[str]  # input-size parameters of __init__, in order
+    size_param_args: dict[str, int]  # size parameter -> index of the __call__ argument
+    out_size: str | None  # in the class's own __init__ scope
+    has_todos: bool = False
+
+
+@dataclass
+class Sub:
+    """A submodule: one construction site."""
+
+    attr: str | None
+    kind: str  # "layer" | "local" | "sequential"
+    ctor: cst.Call
+    line: int
+    origin: str  # "setup" | "compact"
+    rule: LayerRule | None = None
+    child: ClassSummary | None = None
+    in_sizes: dict[str, str | None] | None = None  # set at the first call
+    guards: list[str] = field(default_factory=list)
+    hoist: list[tuple[str, str]] = field(default_factory=list)  # static locals the args need
+    arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
+    elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
+    call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
+    loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
+    carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
+    remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
+    scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
+
+    @property
+    def members(self) -> list["Sub"]:
+        """The layers among an nn.Sequential's elements (the rest are functions)."""
+        return [m for m in self.elements if isinstance(m, Sub)]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoopContext:
+    """A `for` loop of a compact body that builds submodules: `__init__` replays its header
+    and appends to an `nnx.List` per construction site."""
+
+    node: cst.For
+    index_var: str | None  # the loop variable counting 0, 1, ... (range / enumerate)
+    header: str  # `for <target> in <iter>:` as __init__ source
+    line: int
+    hoist: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class VarDef:
+    """A `self.param` / `self.variable` site."""
+
+    attr: str
+    collection: str
+    init_code: str  # NNX construction source
+    line: int
+    guards: list[str] = field(default_factory=list)
+    hoist: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FileContext:
+    def __init__(self, module: cst.Module, imports: ImportMap, rules: Rules, path: str, positions, external=None):
+        self.external = external  # ModuleIndex of the other files' converted classes
+        self.module = module
+        self.imports = imports
+        self.rules = rules
+        self.path = path
+        self.positions = positions  # node -> line
+        self.summaries: dict[str, ClassSummary] = {}
+        self.todos: list[TodoSite] = []
+        self.variable_types: dict[str, str] = {}  # collection -> generated class name
+        self.module_names: set[str] = set()
+        self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
+        self.renamer = None  # renames.RenameLinen shared by every pass over this file
+        self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
+
+    def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
+        """The converted module class `func` names: one of this file (converted above) or,
+        through the imports, one of another file of the run (`external`)."""
+        if isinstance(func, cst.Name) and func.value in self.summaries and func.value not in self.imports.aliases:
+            return self.summaries[func.value]
+        qual = self.imports.qualify(func)
+        if qual is None or qual.startswith("flax.") or not self.external:
+            return None
+        return self.external.lookup(qual)
+
+    def line(self, node: cst.CSTNode) -> int:
+        """A line placeholder, resolved with every other one when the file is done."""
+        return self.positions.ref(node)
+
+    def line_or(self, node: cst.CSTNode, fallback: cst.CSTNode) -> int:
+        """As `line`, for a node that may be generated code (not in the file): then the
+        fallback's line."""
+        placeholder = self.positions.ref(node)
+        self.fallbacks[placeholder] = self.positions.ref(fallback)
+        return placeholder
+
+    def variable_type(self, collection: str) -> str:
+        known = self.rules.collections.get(collection)
+        if known:
+            return "nnx." + known.rsplit(".", 1)[1]
+        name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", collection) if part) or "Collection"
+        if not name[0].isalpha():
+            name = "V" + name
+        self.variable_types.setdefault(collection, name)
+        return self.variable_types[collection]
+
+
+def _qual_layer(ctx: FileContext, func: cst.BaseExpression) -> str | None:
+    return normalize_linen(ctx.imports.qualify(func), ctx.rules.layers)
+
+
+def is_linen_module_base(ctx: FileContext, base: cst.BaseExpression) -> bool:
+    qual = ctx.imports.qualify(base)
+    return qual in (LINEN_MODULE, "flax.linen.module.Module")
+
+
+def _string_value(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        return node.evaluated_value if isinstance(node.evaluated_value, str) else None
+    return None
+
+
+def _self_attr(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return node.attr.value
+    return None
+
+
+def _self_method_call(node: cst.CSTNode, method: str) -> bool:
+    return isinstance(node, cst.Call) and _self_attr(node.func) == method
+
+
+def _bound_names(func: cst.FunctionDef) -> set[str]:
+    """Every name a function binds: parameters and the targets of its statements (walked
+    statement by statement; expressions are not entered, which keeps this cheap)."""
+    names = set()
+    for p in [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]:
+        names.add(p.name.value)
+    for star in (func.params.star_arg, func.params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(star.name.value)
+    for stmt in _statements(func.body.body):
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        _targets(t.target, names)
+                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                    _targets(small.target, names)
+                elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                    for alias in small.names:
+                        if alias.asname is not None:
+                            _targets(alias.asname.name, names)
+                        else:
+                            names.add((dotted(alias.name) or "").split(".")[0])
+        elif isinstance(stmt, cst.For):
+            _targets(stmt.target, names)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                if item.asname is not None:
+                    _targets(item.asname.name, names)
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        elif isinstance(stmt, cst.Try):
+            for handler in stmt.handlers:
+                if handler.name is not None:
+                    _targets(handler.name.name, names)
+    return names
+
+
+def _statements(body):
+    """Statements of a block and of the blocks nested in it (not nested functions)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        for attr in ("body", "orelse", "finalbody"):
+            block = getattr(stmt, attr, None)
+            if block is None:
+                continue
+            if isinstance(block, cst.If):
+                yield from _statements([block])
+                continue
+            inner = getattr(block, "body", None)
+            if isinstance(inner, (list, tuple)):
+                yield from _statements(inner)
+            elif isinstance(block, (cst.IndentedBlock, cst.Else, cst.Finally)):
+                yield from _statements(block.body.body if isinstance(block, (cst.Else, cst.Finally)) else block.body)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _statements(handler.body.body)
+
+
+def _targets(node, out: set[str]) -> None:
+    if isinstance(node, cst.Name):
+        out.add(node.value)
+    elif isinstance(node, (cst.Tuple, cst.List)):
+        for el in node.elements:
+            _targets(el.value, out)
+    elif isinstance(node, cst.StarredElement):
+        _targets(node.value, out)
+
+
+class ClassShape:
+    """Discovery: the parts of a Linen module class."""
+
+    def __init__(self, node: cst.ClassDef, ctx: FileContext, base: ClassSummary | None):
+        self.node = node
+        self.base = base
+        self.docstring: cst.BaseStatement | None = None
+        self.own_fields: list[Field] = []
+        self.class_level: list[cst.BaseStatement] = []  # other class-level statements
+        self.setup: cst.FunctionDef | None = None
+        self.compact: cst.FunctionDef | None = None
+        self.methods: list[cst.FunctionDef] = []
+        body = list(node.body.body) if isinstance(node.body, cst.IndentedBlock) else []
+        for i, stmt in enumerate(body):
+            if i == 0 and isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+                self.docstring = stmt
+                continue
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.AnnAssign) and isinstance(stmt.body[0].target, cst.Name):
+                ann = stmt.body[0]
+                ann_code = code(ann.annotation.annotation)
+                if "ClassVar" in ann_code or ann.target.value in _NON_FIELD_NAMES:
+                    self.class_level.append(stmt)
+                    continue
+                leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
+                trailing = stmt.trailing_whitespace
+                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value), (leading, trailing if trailing.comment is not None else None)))
+                continue
+            if isinstance(stmt, cst.FunctionDef):
+                decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
+                if stmt.name.value == "setup":
+                    self.setup = stmt
+                elif decos & {"flax.linen.compact", "flax.linen.module.compact"}:
+                    self.compact = stmt
+                else:
+                    self.methods.append(stmt)
+                continue
+            self.class_level.append(stmt)
+
+    @property
+    def fields(self) -> list[Field]:
+        if self.base is None:
+            return list(self.own_fields)
+        merged = list(self.base.fields)
+        for f in self.own_fields:
+            for i, existing in enumerate(merged):
+                if existing.name == f.name:
+                    merged[i] = f
+                    break
+            else:
+                merged.append(f)
+        return merged
+
+
+class BodyWalker:
+    """Walks one method body in execution order (analysis only, no rewriting)."""
+
+    def __init__(self, conv: "ClassConverter", method: cst.FunctionDef, origin: str):
+        self.conv = conv
+        self.ctx = conv.ctx
+        self.origin = origin
+        self.method = method
+        self.scope = Scope(
+            imports=self.ctx.imports,
+            fields={f.name for f in conv.shape.fields},
+            method_locals=_bound_names(method),
+            module_names=self.ctx.module_names,
+            extra_static_attrs=set(),
+        )
+        self.size_of = SizeOf(self.scope, self.ctx.rules.keep_last_dim, self.ctx.rules.keep_last_dim_methods, self._call_size)
+        self.local_layers: dict[str, Sub] = {}
+        self.variable_locals: set[str] = set()
+        self.list_locals: set[str] = set()  # setup locals holding lists (of submodules)
+        self.in_loop = 0
+        self.loops: list[LoopContext] = []
+        self.loop_pass = 1
+        self.dynamic_guard = 0
+        self.guards: list[str] = []
+
+    # ---- sizes -------------------------------------------------------------------
+    def _call_size(self, call: cst.Call, scope: Scope):
+        method = _self_attr(call.func)
+        if method is not None and method in self.conv.method_returns:
+            return self.conv.method_returns[method]
+        if isinstance(call.func, cst.Name) and call.func.value in self.ctx.functions and call.func.value not in self.scope.method_locals:
+            return self.conv.function_return_size(self.ctx.functions[call.func.value], call, self)
+        sub = self._sub_called_by(call)
+        if sub is None:
+            return None
+        return self.conv.out_size(sub, call, self)
+
+    def _sub_called_by(self, call: cst.Call) -> Sub | None:
+        func = call.func
+        if isinstance(func, cst.Call):
+            return self.conv.sub_by_node.get(id(func))
+        attr = _self_attr(func)
+        if attr is not None:
+            return self.conv.subs_by_attr.get(attr)
+        if isinstance(func, cst.Name):
+            return self.local_layers.get(func.value)
+        return None
+
+    # ---- statements --------------------------------------------------------------
+    def walk(self) -> None:
+        params = [p for p in self.method.params.params if p.name.value != "self"]
+        if (self.method.name.value == "__call__" or self.method is self.conv.shape.compact) and not self.scope.env:
+            for i, p in enumerate(params):
+                self.scope.env[p.name.value] = size_param_name(i, p.name.value)
+        self.block(self.method.body.body)
+
+    def block(self, stmts) -> None:
+        for stmt in stmts:
+            self.statement(stmt)
+
+    def statement(self, stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.small(small, stmt)
+        elif isinstance(stmt, cst.If):
+            self.expr(stmt.test)
+            cond = try_static(stmt.test, self.scope, [])
+            layers_before = dict(self.local_layers)
+            before = self.scope.env.copy()
+            self._guarded(cond, stmt.body.body)
+            after_body = self.scope.env
+            self.scope.env = before.copy()
+            if stmt.orelse is not None:
+                neg = None if cond is None else f"not ({cond})"
+                if isinstance(stmt.orelse, cst.If):
+                    self._guarded(neg, [stmt.orelse])
+                else:
+                    self._guarded(neg, stmt.orelse.body.body)
+            self._merge(after_body, cond)
+            for name in set(layers_before) | set(self.local_layers):
+                if layers_before.get(name) is not self.local_layers.get(name):
+                    # bound differently depending on the branch: no single submodule
+                    self.local_layers.pop(name, None)
+        elif isinstance(stmt, (cst.For, cst.While)):
+            if isinstance(stmt, cst.For):
+                self.expr(stmt.iter)
+            else:
+                self.expr(stmt.test)
+            loop = self._loop_context(stmt)
+            targets: set[str] = set()
+            if loop is not None:
+                _targets(stmt.target, targets)
+                self.loops.append(loop)
+                self.scope.loop_vars |= targets
+            before = self.scope.env.copy()
+            self.in_loop += 1
+            self.block(stmt.body.body)
+            self.loop_pass = 2
+            self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
+            self.loop_pass = 1
+            self.in_loop -= 1
+            if loop is not None:
+                self.loops.pop()
+                self.scope.loop_vars -= targets
+            self._merge(before)
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body.body)
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                self.expr(item.item)
+            self.block(stmt.body.body)
+        elif isinstance(stmt, cst.Try):
+            self.block(stmt.body.body)
+            for handler in stmt.handlers:
+                self.block(handler.body.body)
+            for extra in (stmt.orelse, stmt.finalbody):
+                if extra is not None:
+                    self.block(extra.body.body)
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            self.conv.nested_defs.append(stmt)
+        else:
+            for child in stmt.children:
+                self.expr(child)
+
+    def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
+        """The static locals `names` need, dependencies first, as (name, source)."""
+        out: list[tuple[str, str]] = []
+        for name in names:
+            entry = self.scope.static.get(name)
+            if entry is None:
+                continue
+            src, deps = entry
+            for dep in [*deps, (name, src)]:
+                if dep not in out:
+                    out.append(dep)
+        return out
+
+    def _loop_context(self, stmt) -> LoopContext | None:
+        """A loop `__init__` can replay: a `for` over something fields determine, not
+        nested in another loop or under a condition on call arguments."""
+        if not isinstance(stmt, cst.For) or self.in_loop or self.dynamic_guard or stmt.asynchronous is not None:
+            return None
+        used: list[str] = []
+        iter_src = try_static(stmt.iter, self.scope, used)
+        if iter_src is None:
+            return None
+        index_var = None
+        it = stmt.iter
+        if isinstance(it, cst.Call) and isinstance(it.func, cst.Name):
+            args = [a for a in it.args if a.keyword is None]
+            if it.func.value == "range" and isinstance(stmt.target, cst.Name):
+                if len(args) == 1 or (len(args) == 2 and code(args[0].value).strip() == "0"):
+                    index_var = stmt.target.value
+            elif it.func.value == "enumerate" and len(it.args) == 1 and isinstance(stmt.target, cst.Tuple):
+                first = stmt.target.elements[0].value
+                if isinstance(first, cst.Name):
+                    index_var = first.value
+        header = f"for {code(stmt.target)} in {iter_src}:"
+        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used))
+
+    def _guarded(self, cond: str | None, body) -> None:
+        if cond is None:
+            self.dynamic_guard += 1
+            self.block(body)
+            self.dynamic_guard -= 1
+        else:
+            self.guards.append(cond)
+            self.block(body)
+            self.guards.pop()
+
+    def _merge(self, taken: dict, cond: str | None = None) -> None:
+        """Sizes after a branch: `taken` is the environment where the branch ran. Under a
+        condition on fields a differing size becomes a conditional expression."""
+        for name in set(self.scope.env) | set(taken):
+            mine, theirs = self.scope.env.get(name), taken.get(name)
+            if mine == theirs:
+                continue
+            if cond is not None and isinstance(mine, str) and isinstance(theirs, str) and self.in_loop == 0:
+                self.scope.env[name] = f"({theirs}) if ({cond}) else ({mine})"
+            else:
+                self.scope.env[name] = None
+
+    def small(self, small: cst.CSTNode, line_node) -> None:
+        if self.origin == "setup" and isinstance(small, cst.Assign) and self.conv.setup_assignment(self, small):
+            return
+        if isinstance(small, (cst.Assign, cst.AnnAssign)):
+            value = small.value
+            if value is None:
+                return
+            self.expr(value)
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            for target in targets:
+                if isinstance(target, cst.Name) and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) in _SCAN and self.origin == "compact":
+                    self.conv.scan_bindings[target.value] = value
+                    self.conv.scan_statements.add(id(line_node))
+                    continue
+                if isinstance(target, cst.Name):
+                    name = target.value
+                    sub = self.conv.sub_by_node.get(id(value))
+                    if sub is not None:
+                        self.local_layers[name] = sub
+                    else:
+                        self.local_layers.pop(name, None)
+                    self.scope.aliases.pop(name, None)
+                    last_dim = _last_dim_of(value)
+                    if last_dim is not None and isinstance(self.scope.env.get(last_dim), str):
+                        # `features = x.shape[-1]`: a size __init__ knows
+                        self.scope.aliases[name] = self.scope.env[last_dim]
+                    if _self_method_call(value, "variable"):
+                        self.variable_locals.add(name)
+                    self.scope.env[name] = self.size_of(value)
+                    deps: list[str] = []
+                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and not self.guards and self.origin == "compact" else None
+                    if src is not None:
+                        # __init__ recomputes it: its source as of this line, and what it needs
+                        self.scope.static[name] = (src, self.hoist_list(deps))
+                    else:
+                        self.scope.static.pop(name, None)
+                else:
+                    names: set[str] = set()
+                    _targets(target, names)
+                    for name in names:
+                        self.scope.env[name] = None
+                        self.scope.static.pop(name, None)
+                    for name in names:
+                        self.local_layers.pop(name, None)
+                        self.scope.aliases.pop(name, None)
+                    if (
+                        isinstance(target, (cst.Tuple, cst.List)) and target.elements
+                        and isinstance(target.elements[-1].value, cst.Name)
+                        and isinstance(value, cst.Attribute) and value.attr.value == "shape"
+                        and isinstance(value.value, cst.Name)
+                        and isinstance(self.scope.env.get(value.value.value), str)
+                    ):
+                        # `batch, height, width, channels = x.shape`
+                        self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
+                    size = self.size_of(value)
+                    if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
+                        for el, el_size in zip(target.elements, size):
+                            if isinstance(el.value, cst.Name):
+                                self.scope.env[el.value.value] = el_size
+                    self.expr(target)
+        elif isinstance(small, cst.AugAssign):
+            self.expr(small.value)
+            if isinstance(small.target, cst.Name):
+                name = small.target.value
+                self.scope.static.pop(name, None)
+                if isinstance(small.operator, cst.MatrixMultiplyAssign):
+                    self.scope.env[name] = None
+        else:
+            for child in small.children:
+                self.expr(child)
+
+    # ---- expressions -------------------------------------------------------------
+    def expr(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.Call):
+            self.call(node)
+            return
+        if isinstance(node, (cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+            self.in_loop += 1
+            for child in node.children:
+                self.expr(child)
+            self.in_loop -= 1
+            return
+        for child in node.children:
+            self.expr(child)
+
+    def call(self, node: cst.Call) -> None:
+        conv = self.conv
+        func = node.func
+        if isinstance(func, cst.Call) and conv.construction_kind(func) is not None:
+            sub = self.construction(func)
+            for arg in node.args:
+                self.expr(arg.value)
+            self.called(sub, node)
+            return
+        if conv.construction_kind(node) is not None:
+            self.construction(node)
+            return
+        if isinstance(func, cst.Call) and self._looks_like_foreign_module(func):
+            conv.todo(node, code(func.func), "built and called like a Linen submodule, but its class is not a Linen module converted in this run: build it in __init__ by hand")
+        method = _self_attr(func)
+        callee = self.conv.method_named(method)
+        if callee is not None and callee.name.value not in self.conv.walking:
+            for arg in node.args:
+                self.expr(arg.value)
+            positional = [a.value for a in node.args if a.keyword is None and not a.star]
+            walker = BodyWalker(self.conv, callee, "method")
+            params = [p for p in callee.params.params if p.name.value != "self"]
+            for p, value in zip(params, positional):
+                walker.scope.env[p.name.value] = self.size_of(value)
+            self.conv.walk_method(walker)
+            return
+        if method in ("param", "variable"):
+            for arg in node.args:
+                self.expr(arg.value)
+            conv.var_site(node, method, self)
+            return
+        if method in ("make_rng",):
+            conv.needs_rngs_attr = True
+        if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
+            conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
+        for child in node.children:
+            self.expr(child)
+        sub = self._sub_called_by(node)
+        if sub is not None:
+            self.called(sub, node)
+
+    def _looks_like_foreign_module(self, ctor: cst.Call) -> bool:
+        """`Imported(...)(x)`: a class from outside the run (or a Linen transform) used the
+        way Linen submodules are; the tool cannot tell what it needs."""
+        qual = self.ctx.imports.qualify(ctor.func)
+        if qual is None:
+            # `self.block_cls(...)(x)`, `cls(...)(x)` with `cls = partial(self.conv_cls, ...)`:
+            # a class held in a field or a local may well be a Linen module. Only helpers
+            # of this file are known not to be.
+            func = ctor.func
+            if isinstance(func, cst.Name) and func.value in self.ctx.functions and func.value not in self.scope.method_locals:
+                return False
+            return isinstance(func, (cst.Name, cst.Attribute))
+        if qual.split(".")[0] in ("jax", "numpy", "math", "functools", "builtins", "operator", "einops", "optax"):
+            return False
+        return qual.rsplit(".", 1)[-1][:1].isupper() or qual.startswith("flax.linen.")
+
+    def construction(self, ctor: cst.Call) -> Sub:
+        for arg in ctor.args:
+            self.expr(arg.value)
+        return self.conv.new_sub(ctor, self)
+
+    def called(self, sub: Sub, call: cst.Call) -> None:
+        if sub.in_sizes is not None:
+            if sub.loop is not None and self.loop_pass == 2:
+                again = self.conv.call_in_sizes(sub, call, self)
+                for param, first in list(sub.in_sizes.items()):
+                    later = again.get(param)
+                    if later == first or param in sub.carried:
+                        continue
+                    if first is not None and later is not None:
+                        # The size changes along the loop: __init__ carries it in a variable
+                        # updated at the end of each iteration, as the data does.
+                        sub.carried[param] = (first, later)
+                    else:
+                        sub.problems.append("the input size changes from one iteration to the next")
+                        sub.in_sizes[param] = None
+            return
+        sub.in_sizes = self.conv.call_in_sizes(sub, call, self)
+
+
+class ClassConverter:
+    def __init__(self, node: cst.ClassDef, ctx: FileContext, base: ClassSummary | None):
+        self.node = node
+        self.ctx = ctx
+        self.shape = ClassShape(node, ctx, base)
+        self.name = node.name.value
+        self.subs: list[Sub] = []
+        self.sub_by_node: dict[int, Sub] = {}
+        self.subs_by_attr: dict[str, Sub] = {}
+        self.vars: list[VarDef] = []
+        self.var_by_node: dict[int, VarDef] = {}
+        self.var_attrs: dict[str, VarDef] = {}
+        self.auto_counts: dict[str, int] = {}
+        self.todos: list[TodoSite] = []
+        self.needs_rngs_attr = False
+        self.nested_defs: list = []
+        self.extra_size_params: list[str] = []  # unknown sizes turned into parameters
+        self.setup_walker: BodyWalker | None = None
+        self.call_walker: BodyWalker | None = None
+        self.return_size: str | None = None
+        self.list_attrs: set[str] = set()
+        self._anonymous: dict[int, str] = {}
+        self._order: dict[int, int] = {}  # creation order of submodules and variables
+        self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
+        self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
+        self.scan_statements: set[int] = set()  # those binding statements (dropped)
+        self.method_returns: dict[str, object] = {}
+        self.walking: set[str] = set()
+        self.walked: set[str] = set()
+        self.setup_var_attrs: dict[str, VarDef] = {}
+
+    # ---- bookkeeping ------------------------------------------------------------
+    def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
+        self.todos.append(TodoSite(self.ctx.path, self.ctx.line(node), construct, why))
+        # MethodRewriter marks the statement holding the node with a TODO comment.
+        self.todo_nodes.setdefault(id(node), (node, []))[1].append(why)
+
+    def scan_of(self, call: cst.Call) -> cst.Call | None:
+        """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
+        `ScanBlock(...)` with `ScanBlock = nn.scan(Block, ...)` earlier in the method."""
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.scan_bindings:
+            return self.scan_bindings[func.value]
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in _SCAN:
+            return func
+        return None
+
+    def class_expr(self, call: cst.Call) -> cst.BaseExpression:
+        """The class a construction builds: `Block` for `Block(...)`, for
+        `nn.remat(Block)(...)` (remat a block: built as is, called through nnx.remat) and
+        for a scan over layers of Block."""
+        scan = self.scan_of(call)
+        if scan is not None and scan.args and scan.args[0].keyword is None:
+            return scan.args[0].value
+        func = call.func
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in _REMAT and len(func.args) == 1 and func.args[0].keyword is None:
+            return func.args[0].value
+        return func
+
+    def is_remat(self, call: cst.Call) -> bool:
+        return self.scan_of(call) is None and self.class_expr(call) is not call.func
+
+    def construction_kind(self, call: cst.Call) -> str | None:
+        func = self.class_expr(call)
+        qual = _qual_layer(self.ctx, func)
+        if isinstance(func, cst.Call):
+            return None
+        if qual in self.ctx.rules.layers:
+            return "layer"
+        if qual == "flax.linen.Sequential":
+            return "sequential"
+        if self.ctx.module_class(func) is not None:
+            return "local"
+        if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
+            return "unknown-linen"
+        return None
+
+    def new_sub(self, ctor: cst.Call, walker: BodyWalker) -> Sub:
+        if id(ctor) in self.sub_by_node:
+            return self.sub_by_node[id(ctor)]
+        kind = self.construction_kind(ctor)
+        sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        sub.remat = self.is_remat(ctor)
+        cls_expr = self.class_expr(ctor)
+        if kind == "layer":
+            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
+            linen_class = sub.rule.linen
+        elif kind == "local":
+            sub.child = self.ctx.module_class(cls_expr)
+            linen_class = sub.child.name
+            if sub.child.has_todos:
+                sub.problems.append(f"{sub.child.name} has TODO sites of its own")
+        elif kind == "sequential":
+            linen_class = "Sequential"
+            seq = ctor.args[0].value if ctor.args else None
+            if isinstance(seq, (cst.List, cst.Tuple)):
+                for el in seq.elements:
+                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in ("layer", "local"):
+                        sub.elements.append(self.sub_by_node[id(el.value)])
+                    elif self.ctx.imports.qualify(el.value) in self.ctx.rules.renames or self.ctx.imports.qualify(el.value) in self.ctx.rules.keep_last_dim:
+                        sub.elements.append(el.value)  # a function: nnx.Sequential calls it as is
+                    else:
+                        sub.problems.append("an nn.Sequential member is not a layer the tool knows")
+            else:
+                sub.problems.append("nn.Sequential takes a list the tool cannot read")
+        else:
+            linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
+            sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if sub.remat:
+            linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
+        scan = self.scan_of(ctor)
+        if scan is not None:
+            linen_class = "Scan" + linen_class  # the class nn.scan makes
+            self._scan_options(sub, scan, walker)
+        explicit = None
+        name_arg = None
+        for arg in ctor.args:
+            if arg.keyword is not None and arg.keyword.value == "name":
+                name_arg = arg.value
+                explicit = _string_value(arg.value)
+        loop = walker.loops[-1] if walker.loops and walker.in_loop == len(walker.loops) else None
+        list_name = _list_element_name(name_arg, loop.index_var) if loop is not None and name_arg is not None else None
+        if name_arg is not None and explicit is None and list_name is None:
+            sub.problems.append("name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else ""))
+        if walker.origin == "compact" or walker is not self.setup_walker:
+            if walker.in_loop and list_name is not None:
+                # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.
+                sub.attr = list_name
+                sub.loop = loop
+            elif explicit is None and name_arg is None:
+                # Linen names unnamed compact submodules in call order, per class.
+                count = self.auto_counts.get(linen_class, 0)
+                self.auto_counts[linen_class] = count + 1
+                sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
+            else:
+                sub.attr = explicit
+            if walker.in_loop and sub.loop is None:
+                sub.problems.append("submodule built in a loop without name=f'<list>_{i}' (i counting from 0): Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+            if walker.dynamic_guard:
+                sub.problems.append("submodule built under a condition on call arguments; built unconditionally in __init__, check that Linen's init took this branch")
+            if walker.origin != "compact":
+                sub.problems.append("submodule built outside setup and outside a compact method")
+        self.sub_by_node[id(ctor)] = sub
+        self._order[id(sub)] = len(self._order)
+        # Members of nn.Sequential are named by Sequential, not by this class.
+        for member in sub.members:
+            if member.attr is not None and member in self.subs:
+                self.subs.remove(member)
+                self.subs_by_attr.pop(member.attr, None)
+                count = self.auto_counts.get(self._linen_class(member), 1)
+                if member.attr == nnx_attribute_name(f"{self._linen_class(member)}_{count - 1}"):
+                    self.auto_counts[self._linen_class(member)] = count - 1
+            member.attr = None
+        if sub.attr is not None:
+            if sub.attr in self.subs_by_attr or sub.attr in {f.name for f in self.shape.fields}:
+                sub.problems.append(f"attribute name '{sub.attr}' is used twice")
+            self.subs_by_attr[sub.attr] = sub
+        self.subs.append(sub)
+        # Arguments as __init__ source.
+        if walker.origin == "compact":
+            for key, value in self._linen_kwargs(sub).items():
+                used: list[str] = []
+                try:
+                    sub.arg_code[key] = translate_static(value, walker.scope, used)
+                except NotStatic as exc:
+                    if sub.rule is not None and key in sub.rule.call_time and walker.in_loop == 0:
+                        # NNX takes it at call time too: keep Linen's value, evaluated where
+                        # Linen evaluated it.
+                        sub.call_kwargs[key] = code(value)
+                        continue
+                    sub.problems.append(f"argument '{key}' {exc}")
+                    sub.arg_code[key] = code(value)
+                for pair in walker.hoist_list(used):
+                    if pair not in sub.hoist:
+                        sub.hoist.append(pair)
+        else:
+            for key, value in self._linen_kwargs(sub).items():
+                sub.arg_code[key] = code(value)
+        return sub
+
+    def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
+        """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
+        stacked on axis 0, one init key per layer, a static length."""
+        options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
+        compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
+        sub.scan = {"in_axes": "0", "out_axes": "0"}
+        if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
+            sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
+        split = compact(options.get("split_rngs", cst.Name("None")))
+        if split not in ("{'params':True}", "{'params':True,'dropout':True}"):
+            sub.problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
+        for key in options:
+            if key not in ("variable_axes", "split_rngs", "length", "in_axes", "out_axes"):
+                sub.problems.append(f"nn.scan option '{key}' is not converted")
+        if "length" not in options:
+            sub.problems.append("nn.scan without length=: convert by hand")
+        else:
+            try:
+                sub.scan["length"] = translate_static(options["length"], walker.scope)
+            except NotStatic as exc:
+                sub.problems.append(f"nn.scan length {exc}")
+        for key in ("in_axes", "out_axes"):
+            if key in options:
+                sub.scan[key] = code(options[key])
+
+    def _linen_class(self, sub: Sub) -> str:
+        return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
+
+    def _linen_kwargs(self, sub: Sub) -> dict[str, cst.BaseExpression]:
+        """The construction's arguments by Linen parameter name (positional resolved)."""
+        out: dict[str, cst.BaseExpression] = {}
+        if sub.kind == "layer":
+            names = sub.rule.linen_args
+        elif sub.kind == "local":
+            names = tuple(f.name for f in sub.child.fields)
+        else:
+            return out
+        pos = 0
+        for arg in sub.ctor.args:
+            if arg.star:
+                sub.problems.append("*args/**kwargs in a submodule construction")
+                continue
+            if arg.keyword is None:
+                if pos < len(names):
+                    out[names[pos]] = arg.value
+                else:
+                    sub.problems.append("more positional arguments than the layer takes")
+                pos += 1
+            elif arg.keyword.value not in ("name",):
+                out[arg.keyword.value] = arg.value
+        return out
+
+    def var_site(self, node: cst.Call, method: str, walker: BodyWalker) -> None:
+        args = list(node.args)
+        if method == "param":
+            name = _string_value(args[0].value) if args else None
+            rest = args[1:]
+            collection = "params"
+        else:
+            collection = _string_value(args[0].value) if args else None
+            name = _string_value(args[1].value) if len(args) > 1 else None
+            rest = args[2:]
+        if name is None or (method == "variable" and collection is None) or not rest or any(a.keyword is not None or a.star for a in rest):
+            self.todo(node, f"self.{method}(...)", "name, collection or init function is not a literal the tool can read")
+            return
+        init, init_args = rest[0].value, [a.value for a in rest[1:]]
+        used: list[str] = []
+        hoist: list[str] = []
+        try:
+            if walker.origin == "compact":
+                init_src = translate_static(init, walker.scope, used)
+                arg_src = [translate_static(a, walker.scope, used) for a in init_args]
+            else:
+                init_src, arg_src = code(init), [code(a) for a in init_args]
+        except NotStatic as exc:
+            self.todo(node, f"self.{method}('{name}')", f"its initializer {exc}")
+            return
+        hoist = walker.hoist_list(used) if walker.origin == "compact" else []
+        if not isinstance(init, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            init_src = f"({init_src})"  # a lambda is called as Linen calls it
+        vtype = self.ctx.variable_type(collection)
+        if method == "param":
+            call_src = f"{init_src}({', '.join(['rngs.params()', *arg_src])})"
+        else:
+            if isinstance(init, cst.Name) and init.value == "None":
+                self.todo(node, f"self.variable('{collection}', '{name}')", "no init function")
+                return
+            call_src = f"{init_src}({', '.join(arg_src)})"
+        site = VarDef(attr=name, collection=collection, init_code=f"{vtype}({call_src})", line=self.ctx.line(node), guards=list(walker.guards), hoist=hoist)
+        if walker.in_loop or walker.dynamic_guard:
+            self.todo(node, f"self.{method}('{name}')", "created in a loop or under a condition on call arguments")
+        if name in self.var_attrs and walker.origin == "compact":
+            self.var_by_node[id(node)] = self.var_attrs[name]
+            return
+        if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
+            self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
+        self.var_by_node[id(node)] = site
+        self._order[id(site)] = len(self._order)
+        self.var_attrs[name] = site
+        self.vars.append(site)
+
+    # ---- sizes ------------------------------------------------------------------
+    def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if sub.kind == "layer":
+            if not sub.rule.in_size:
+                return {}
+            idx = sub.rule.input_arg
+            size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
+            return {sub.rule.in_size: size}
+        if sub.kind == "local":
+            sizes = {}
+            for param in sub.child.size_params:
+                idx = sub.child.size_param_args.get(param)
+                sizes[param] = scalar(walker.size_of(positional[idx])) if idx is not None and idx < len(positional) else None
+            return sizes
+        if sub.kind == "sequential":
+            size = scalar(walker.size_of(positional[0])) if positional else None
+            for member in sub.elements:
+                if not isinstance(member, Sub):
+                    size = self._function_size(member, size)
+                    continue
+                if member.kind == "layer" and member.rule.in_size:
+                    member.in_sizes = {member.rule.in_size: size}
+                elif member.kind == "local":
+                    member.in_sizes = {p: (size if member.child.size_param_args.get(p) == 0 else None) for p in member.child.size_params}
+                else:
+                    member.in_sizes = {}
+                size = self.out_size(member, None, walker, in_size=size)
+            return {}
+        return {}
+
+    def out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
+        if call is not None:
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            if sub.kind == "layer":
+                idx = sub.rule.input_arg
+                in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
+            elif positional:
+                in_size = scalar(walker.size_of(positional[0]))
+        if sub.kind == "layer":
+            rule = sub.rule
+            if rule.out_size == "input":
+                return in_size
+            if not rule.out_size:
+                return None
+            if rule.out_size in sub.arg_code and not sub.problems:
+                value = sub.arg_code[rule.out_size]
+                return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
+            if rule.out_size not in sub.arg_code and rule.out_default == "input":
+                return in_size
+            return None
+        if sub.kind == "local":
+            out = sub.child.out_size
+            if isinstance(out, tuple):
+                return tuple(self._child_size(sub, o, in_size) for o in out)
+            return self._child_size(sub, out, in_size)
+        if sub.kind == "sequential":
+            size = in_size
+            for member in sub.elements:
+                size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
+            return size
+        return None
+
+    def _function_size(self, node: cst.BaseExpression, size: str | None) -> str | None:
+        return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
+
+    def _child_size(self, sub: Sub, out, in_size):
+        """A user module's output size (in its own terms) in the parent's terms."""
+        if isinstance(out, tuple):
+            return tuple(self._child_size(sub, o, in_size) for o in out)
+        if out is None:
+            return None
+        if out == "in_features":
+            return in_size
+        if out.isdigit():
+            return out
+        match = re.fullmatch(r"self\.(\w+)", out)
+        if match:
+            fname = match.group(1)
+            if fname in sub.arg_code:
+                return sub.arg_code[fname] if not sub.problems else None
+            for f in sub.child.fields:
+                if f.name == fname and f.default_code is not None and f.default_code.isdigit():
+                    return f.default_code
+        return None
+
+    # ---- driver -----------------------------------------------------------------
+    def analyse(self) -> None:
+        if self.shape.setup is not None:
+            self.setup_walker = BodyWalker(self, self.shape.setup, "setup")
+            self._collect_setup(self.shape.setup)
+        methods = []
+        if self.shape.compact is not None:
+            methods.append(self.shape.compact)
+        methods += [m for m in self.shape.methods if m.name.value == "__call__"]
+        methods += [m for m in self.shape.methods if m.name.value != "__call__"]
+        for method in methods:
+            if method.name.value in self.walked:
+                continue
+            walker = BodyWalker(self, method, "compact" if method is self.shape.compact else "method")
+            if method.name.value == "__call__":
+                self.call_walker = walker
+            self.walk_method(walker)
+        for sub in self.subs:
+            self._check_sizes(sub)
+        for nested in self.nested_defs:
+            if _constructs_inside(nested, self):
+                self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def function_return_size(self, func: cst.FunctionDef, call: cst.Call, caller: BodyWalker):
+        """The size a module-level helper function returns, for these argument sizes
+        (`reparameterize(rng, mean, logvar)` -> the size of `mean`)."""
+        name = func.name.value
+        if name in self.walking or _constructs_inside(func, self) or any(a.keyword is not None or a.star for a in call.args):
+            return None
+        walker = BodyWalker(self, func, "function")
+        params = [p for p in func.params.params]
+        for p, arg in zip(params, call.args):
+            walker.scope.env[p.name.value] = caller.size_of(arg.value)
+        self.walking.add(name)
+        try:
+            walker.block(func.body.body)
+        finally:
+            self.walking.discard(name)
+        return self._return_size(func, walker)
+
+    def method_named(self, name: str | None) -> cst.FunctionDef | None:
+        if name is None:
+            return None
+        for m in self.shape.methods:
+            if m.name.value == name and m.name.value != "__call__":
+                return m
+        return None
+
+    def walk_method(self, walker: BodyWalker) -> None:
+        name = walker.method.name.value
+        self.walking.add(name)
+        walker.walk()
+        self.walking.discard(name)
+        self.walked.add(name)
+        size = self._return_size(walker.method, walker)
+        self.method_returns.setdefault(name, size)
+        if name == "__call__":
+            self.return_size = size
+
+    def _return_size(self, method: cst.FunctionDef, walker: BodyWalker):
+        returns = [
+            small
+            for stmt in _statements(method.body.body)
+            if isinstance(stmt, cst.SimpleStatementLine)
+            for small in stmt.body
+            if isinstance(small, cst.Return)
+        ]
+        if len(returns) == 1 and returns[0].value is not None:
+            # The walker's final environment holds the sizes at the end of the method.
+            return walker.size_of(returns[0].value)
+        return None
+
+    def _collect_setup(self, setup: cst.FunctionDef) -> None:
+        # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
+        # by BodyWalker.setup_assignment.
+        self.setup_walker.block(setup.body.body)
+
+    def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
+        """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
+        attribute names the submodule (Linen's name too). True when handled."""
+        target = assign.targets[0].target if len(assign.targets) == 1 else None
+        attr = _self_attr(target) if target is not None else None
+        value = assign.value
+        if target is not None and isinstance(target, cst.Name) and isinstance(value, (cst.List, cst.ListComp)):
+            walker.list_locals.add(target.value)
+        if attr is None:
+            return False
+        if isinstance(value, cst.Call) and self.construction_kind(value) is not None:
+            for arg in value.args:
+                walker.expr(arg.value)
+            sub = self.new_sub(value, walker)
+            sub.attr = attr
+            if walker.in_loop:
+                sub.problems.append("submodule assigned in a loop in setup: only the last one is kept, check this is meant")
+            self.subs_by_attr[attr] = sub
+            for arg in value.args:
+                if arg.keyword is not None and arg.keyword.value == "name":
+                    chosen = _string_value(arg.value)
+                    if chosen != attr:
+                        sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
+            return True
+        if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
+            self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
+            return False
+        if _self_method_call(value, "param") or _self_method_call(value, "variable"):
+            walker.expr(value)
+            site = self.var_by_node.get(id(value))
+            if site is not None:
+                self._setup_var_attr(site, attr, value)
+            return True
+        return False
+
+    def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
+        if site.attr != attr:
+            self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
+            self.var_attrs.pop(site.attr, None)
+            site.attr = attr
+            self.var_attrs[attr] = site
+        self.setup_var_attrs[attr] = site
+
+    def _check_sizes(self, sub: Sub) -> None:
+        if sub.kind == "sequential":
+            for member in sub.members:
+                self._check_sizes(member)
+            return
+        needed: list[str] = []
+        if sub.kind == "layer" and sub.rule.in_size:
+            needed = [sub.rule.in_size]
+        elif sub.kind == "local":
+            needed = list(sub.child.size_params)
+        sizes = sub.in_sizes or {}
+        for param in needed:
+            if sizes.get(param) is None:
+                if sub.in_sizes is None and sub.attr is not None:
+                    why = "the submodule is never called in a way the tool can follow"
+                else:
+                    why = "the input size cannot be derived from fields or call arguments"
+                sub.problems.append(f"'{param}': {why}; it became a constructor argument")
+
+    # ---- generation -------------------------------------------------------------
+    def unknown_size_param(self, sub: Sub, param: str) -> str:
+        if sub.attr is None:
+            # An unnamed element (of a list or nn.Sequential): one parameter per site.
+            key = id(sub)
+            if key not in self._anonymous:
+                cls = snake_case(self._linen_class(sub))
+                self._anonymous[key] = f"{cls}_{sum(1 for v in self._anonymous.values() if v.startswith(cls + '_'))}"
+            base = self._anonymous[key]
+        else:
+            base = sub.attr
+        name = f"{base}_{param}"
+        if name not in self.extra_size_params:
+            self.extra_size_params.append(name)
+        return name
+
+    def ctor_source(self, sub: Sub) -> str:
+        sizes = sub.in_sizes or {}
+        if sub.kind == "sequential":
+            members = ", ".join(self.ctor_source(m) if isinstance(m, Sub) else code(m) for m in sub.elements)
+            return f"nnx.Sequential({members})"
+        parts: list[str] = []
+        if sub.kind == "layer":
+            rule = sub.rule
+            if rule.in_size:
+                size = sizes.get(rule.in_size)
+                parts.append(f"{rule.in_size}={size if size is not None else self.unknown_size_param(sub, rule.in_size)}")
+            for key, value in sub.arg_code.items():
+                if key in rule.unsupported:
+                    sub.problems.append(f"Linen argument '{key}' has no NNX counterpart")
+                    continue
+                if key == "parent":
+                    sub.problems.append("parent= is not supported")
+                    continue
+                parts.append(f"{rule.rename.get(key, key)}={value}")
+            for key, value in rule.defaults.items():
+                if key not in sub.arg_code:
+                    parts.append(f"{key}={value}")
+            parts.append("rngs=rngs")
+            return f"nnx.{rule.nnx_name}({', '.join(parts)})"
+        if sub.kind == "local":
+            child = sub.child
+            for key, value in sub.arg_code.items():
+                parts.append(f"{key}={value}")
+            for param in child.size_params:
+                size = sizes.get(param)
+                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
+            parts.append("rngs=rngs")
+            built = f"{child.name}({', '.join(parts)})"
+            if sub.scan is not None and "length" in sub.scan:
+                # one layer per key: nnx.vmap stacks the parameters on axis 0, as nn.scan does
+                return f"nnx.split_rngs(splits={sub.scan['length']})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
+            return built
+        return code(sub.ctor)
+
+    def _todo_comments(self, problems: list[str]) -> str:
+        return "".join(f"# {TODO_MARK}: {p}\n" for p in dict.fromkeys(problems))
+
+    def build(self) -> tuple[cst.ClassDef, ClassSummary]:
+        self._leftovers_before = len(self.ctx.renamer.leftover_nodes)
+        self.analyse()
+        cfg = self.ctx.module.config_for_parsing
+        fields = self.shape.fields
+        init_lines: list[cst.BaseStatement] = []
+
+        def stmt(src: str) -> cst.BaseStatement:
+            return cst.parse_statement(src, config=cfg)
+
+        base = self.shape.base
+        own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
+        inherited = set() if own_builder else {f.name for f in base.fields}
+        for f in fields:
+            if f.name not in inherited:  # the base class's __init__ stores its own fields
+                line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.comments:  # the field's comments move with it
+                    leading, trailing = f.comments
+                    line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
+                init_lines.append(line)
+        if self.needs_rngs_attr:
+            init_lines.append(stmt("self.rngs = rngs\n"))
+        if not own_builder:
+            args = [f"{f.name}={f.name}" for f in base.fields] + [f"{p}={p}" for p in base.size_params] + ["rngs=rngs"]
+            init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))
+        # setup body
+        if self.shape.setup is not None:
+            setup_body = self.shape.setup.body.visit(SetupRewriter(self))
+            init_lines.extend(setup_body.body)
+        # compact constructions, parameters and variables, in order of appearance
+        hoisted: set[tuple[str, str]] = set()
+        # In the order the compact body creates them (the analysis walks it in execution order).
+        items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
+        items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
+        items.sort(key=lambda item: item[0])
+        emitted_loops: set[int] = set()
+
+        def hoist_statics(pairs) -> None:
+            for name, src in pairs:
+                if (name, src) not in hoisted:
+                    hoisted.add((name, src))
+                    init_lines.append(stmt(f"{name} = {src}\n"))
+
+        def guarded(src: str, guards: list[str], indent: str = "") -> str:
+            if not guards:
+                return indent + src
+            cond = " and ".join(f"({g})" for g in guards) if len(guards) > 1 else guards[0]
+            return f"{indent}if {cond}:\n{indent}    {src}"
+
+        for _, item in items:
+            if isinstance(item, Sub) and item.loop is not None:
+                loop = item.loop
+                if id(loop.node) in emitted_loops:
+                    continue
+                emitted_loops.add(id(loop.node))
+                members = [s for s in self.subs if s.loop is loop and s.attr is not None]
+                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
+                problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
+                src = "".join(f"self.{attr} = nnx.List()\n" for attr in dict.fromkeys(m.attr for m in members))
+                updates = []
+                for m in members:
+                    for param, (first, later) in m.carried.items():
+                        var = f"{m.attr}_{param}"
+                        src += f"{var} = {first}\n"
+                        m.in_sizes[param] = var
+                        updates.append(f"    {var} = {later}\n")
+                src += loop.header + "\n"
+                src += "".join(guarded(f"self.{m.attr}.append({self.ctor_source(m)})\n", m.guards, "    ") for m in members)
+                src += "".join(updates)
+                for line_stmt in cst.parse_module(self._todo_comments(problems) + src, config=cfg).body:
+                    init_lines.append(line_stmt)
+                for m in members:
+                    for p in dict.fromkeys(m.problems):
+                        self.todo(m.ctor, f"{m.attr}[...]", p)
+                continue
+            hoist_statics(item.hoist)
+            if isinstance(item, Sub):
+                src = f"self.{item.attr} = {self.ctor_source(item)}\n"
+                problems = item.problems + [p for m in item.members for p in m.problems]
+            else:
+                src = f"self.{item.attr} = {item.init_code}\n"
+                problems = []
+            init_lines.append(stmt(self._todo_comments(problems) + guarded(src, item.guards)))
+            for p in dict.fromkeys(problems):
+                self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
+        for sub in self.subs:
+            if sub.origin == "setup":
+                for p in dict.fromkeys(sub.problems + [q for m in sub.members for q in m.problems]):
+                    self.todo(sub.ctor, f"self.{sub.attr}" if sub.attr else code(sub.ctor.func), p)
+        # signature
+        size_params = self._size_params()
+        params_src = []
+        for f in fields:
+            ann = f": {f.annotation}" if f.annotation else ""
+            default = f" = {f.default_code}" if f.has_default else ""
+            params_src.append(f"{f.name}{ann}{default}")
+        any_default = any(f.has_default for f in fields)
+        sizes_src = [f"{p}: int" for p in size_params]
+        if sizes_src and not any_default:
+            params_src += sizes_src
+            params_src.append("*")
+        else:
+            params_src.append("*")
+            params_src += sizes_src
+        params_src.append("rngs: nnx.Rngs")
+        if not init_lines:
+            init_lines.append(stmt("pass\n"))
+        header = f"def __init__(self, {', '.join(params_src)}):\n    pass\n"
+        init_def = cst.parse_statement(header, config=cfg)
+        init_def = init_def.with_changes(body=init_def.body.with_changes(body=init_lines))
+        # Generated code carries Linen names (initializers, activations): rename them.
+        init_def = init_def.visit(self.ctx.renamer)
+        # methods
+        body: list[cst.BaseStatement] = []
+        if self.shape.docstring is not None:
+            body.append(self.shape.docstring)
+        body += [stmt.visit(self.ctx.renamer) for stmt in self.shape.class_level]
+        # A blank line after the docstring or fields, as between methods.
+        spacing = [cst.EmptyLine(indent=False)] if len(body) > 0 else []
+        body.append(init_def.with_changes(leading_lines=spacing))
+        rewriter = MethodRewriter(self)
+        for method in self._methods_in_order():
+            if method is self.shape.setup:
+                continue
+            new = method.visit(rewriter)
+            if isinstance(new, cst.FunctionDef) and not new.leading_lines:
+                new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+            body.append(new)
+        # Linen API left in this class (no NNX rule): each use is a site to finish.
+        for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
+            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+        if base is not None and base.has_todos:
+            self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
+        self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
+        todo_count = len(self.todos)
+        new_bases = [b for b in self.node.bases]
+        if base is None:
+            new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
+        new_bases = [b.visit(self.ctx.renamer) for b in new_bases]
+        decorators = [d.visit(self.ctx.renamer) for d in self.node.decorators]
+        new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))
+        summary = ClassSummary(
+            name=self.name,
+            fields=fields,
+            size_params=size_params,
+            size_param_args=self._size_param_args(size_params),
+            out_size=_portable_size(self.return_size),
+            has_todos=bool(todo_count),
+        )
+        self.ctx.todos.extend(self.todos)
+        return new_class, summary
+
+    def _methods_in_order(self):
+        body = list(self.node.body.body)
+        return [s for s in body if isinstance(s, cst.FunctionDef)]
+
+    def _size_params(self) -> list[str]:
+        """Input-size parameters the generated __init__ needs, in __call__ order."""
+        base = self.shape.base
+        own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
+        if not own_builder:
+            return list(base.size_params)
+        call = self.shape.compact if self.shape.compact is not None and self.shape.compact.name.value == "__call__" else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+        if call is None and self.shape.compact is not None:
+            call = self.shape.compact
+        names: list[str] = []
+        source = "\n".join(self._all_size_sources())
+        if call is not None:
+            params = [p for p in call.params.params if p.name.value != "self"]
+            for i, p in enumerate(params):
+                pname = size_param_name(i, p.name.value)
+                if re.search(rf"\b{re.escape(pname)}\b", source):
+                    names.append(pname)
+        return names + [p for p in self.extra_size_params if p not in names]
+
+    def _size_param_args(self, size_params: list[str]) -> dict[str, int]:
+        call = self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+        mapping = {}
+        if call is not None:
+            params = [p for p in call.params.params if p.name.value != "self"]
+            for i, p in enumerate(params):
+                mapping[size_param_name(i, p.name.value)] = i
+        if self.shape.base is not None:
+            mapping.update(self.shape.base.size_param_args)
+        return {p: mapping[p] for p in size_params if p in mapping}
+
+    def _all_size_sources(self) -> list[str]:
+        out = []
+        for sub in self.subs:
+            for member in [sub, *sub.members]:
+                out += [v for v in (member.in_sizes or {}).values() if v]
+                out += [v for pair in member.carried.values() for v in pair]
+                out += list(member.arg_code.values())
+        for var in self.vars:
+            out.append(var.init_code)
+        if self.shape.compact is not None and self.call_walker is not None:
+            scope = self.call_walker.scope
+            out += [src for src, _ in scope.static.values()]
+        return out
+
+
+def _last_dim_of(node) -> str | None:
+    """`x.shape[-1]` -> "x"."""
+    if (
+        isinstance(node, cst.Subscript) and len(node.slice) == 1
+        and isinstance(node.slice[0].slice, cst.Index)
+        and code(node.slice[0].slice.value).replace(" ", "") == "-1"
+        and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape"
+        and isinstance(node.value.value, cst.Name)
+    ):
+        return node.value.value.value
+    return None
+
+
+def _list_element_name(name_arg, index_var: str | None) -> str | None:
+    """`f'blocks_{i}'` with `i` the loop counter -> "blocks"."""
+    if index_var is None or not isinstance(name_arg, cst.FormattedString) or len(name_arg.parts) != 2:
+        return None
+    text, expr = name_arg.parts
+    if not isinstance(text, cst.FormattedStringText) or not isinstance(expr, cst.FormattedStringExpression):
+        return None
+    if not text.value.endswith("_") or not text.value[:-1].isidentifier():
+        return None
+    if not isinstance(expr.expression, cst.Name) or expr.expression.value != index_var or expr.format_spec or expr.conversion:
+        return None
+    return text.value[:-1]
+
+
+def _portable_size(size):
+    """A return size a parent can translate: `in_features`, a literal or `self.<field>`
+    (or a tuple of those)."""
+    if isinstance(size, tuple):
+        return tuple(_portable_size(s) for s in size)
+    if isinstance(size, str) and (size == "in_features" or size.isdigit() or re.fullmatch(r"self\.\w+", size)):
+        return size
+    return None
+
+
+def _constructs_inside(node, conv: ClassConverter) -> bool:
+    found = []
+
+    class Find(cst.CSTVisitor):
+        def visit_Call(self, call):
+            if conv.construction_kind(call) is not None or _self_attr(call.func) in ("param", "variable"):
+                found.append(call)
+
+    node.visit(Find())
+    return bool(found)
+
+
+class SetupRewriter(cst.CSTTransformer):
+    """`setup()` body -> `__init__` body."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None:
+            return cst.parse_expression(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            return cst.parse_expression(site.init_code)
+        return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
+        if len(original.targets) == 1:
+            attr = _self_attr(original.targets[0].target)
+            if attr is not None and attr in self.conv.list_attrs:
+                value = updated.value
+                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.Name)):
+                    src = code(value)
+                    if isinstance(value, cst.Tuple):
+                        src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
+                    return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        # TODO comments for setup submodules go on the line that builds them.
+        problems = []
+
+        class Find(cst.CSTVisitor):
+            def visit_Call(inner, call):
+                sub = self.conv.sub_by_node.get(id(call))
+                if sub is not None:
+                    problems.extend(sub.problems + [p for m in sub.members for p in m.problems])
+
+        original.visit(Find())
+        if not problems:
+            return updated
+        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {p}")) for p in dict.fromkeys(problems)]
+        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+
+class MethodRewriter(cst.CSTTransformer):
+    """A Linen method -> the NNX method: submodule constructions become attributes, the
+    calls keep their arguments (call-time `deterministic=` / `use_running_average=` stay
+    where Linen had them), `self.param`/`self.variable` read the NNX variables."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+        self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
+        self.depth = 0
+        self.variable_locals: set[str] = set()
+
+    def visit_Attribute(self, node: cst.Attribute):
+        return self.renamer.visit_Attribute(node)
+
+    def leave_Name(self, original, updated):
+        return self.renamer.leave_Name(original, updated)
+
+    def visit_Arg(self, node: cst.Arg):
+        return self.renamer.visit_Arg(node)
+
+    def visit_Param(self, node: cst.Param):
+        return self.renamer.visit_Param(node)
+
+    # TODO markers: a statement that holds a reported node gets a comment line above it.
+    def _open_statement(self, node) -> None:
+        self.pending.append([])
+
+    def _close_statement(self, updated):
+        notes = self.pending.pop()
+        if not notes:
+            return updated
+        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
+        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        entry = self.conv.todo_nodes.get(id(node))
+        if entry is not None and entry[0] is node and self.pending:
+            self.pending[-1].extend(entry[1])
+        if isinstance(node, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            self._open_statement(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+            notes_holder = result
+            if isinstance(result, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
+                return self._close_statement(notes_holder)
+            self.pending.pop()
+        return result
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
+        return id(node) not in self.conv.scan_statements
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if id(original) in self.conv.scan_statements:
+            return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
+        return updated
+
+    def visit_Decorator(self, node: cst.Decorator):
+        # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
+        return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in _DECORATORS_TO_DROP
+
+    def visit_Call(self, node: cst.Call):
+        # A construction or self.param/variable call is replaced whole in leave_Call.
+        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node
+
+    def _generated(self, src: str) -> cst.BaseExpression:
+        """New code from text, with Linen names renamed like the rest."""
+        return cst.parse_expression(src).visit(self.renamer)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef):
+        self.depth += 1
+        if self.depth == 1:
+            self.variable_locals = {
+                small.targets[0].target.value
+                for stmt in _statements(node.body.body)
+                if isinstance(stmt, cst.SimpleStatementLine)
+                for small in stmt.body
+                if isinstance(small, cst.Assign) and _self_method_call(small.value, "variable")
+                and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+            }
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        self.depth -= 1
+        if self.depth == 0:
+            decorators = [d for d in updated.decorators if normalize_linen(self.conv.ctx.imports.qualify(d.decorator), {}) not in _DECORATORS_TO_DROP]
+            return updated.with_changes(decorators=decorators)
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None and sub.attr is not None and sub.loop is not None:
+            return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
+        if sub is not None and sub.attr is not None:
+            return cst.parse_expression(f"self.{sub.attr}")
+        if sub is not None:
+            return self._generated(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            if site.collection == "params" and _self_attr(original.func) == "param":
+                return cst.parse_expression(f"self.{site.attr}[...]")
+            return cst.parse_expression(f"self.{site.attr}")
+        method = _self_attr(original.func)
+        if method == "is_initializing" and not original.args:
+            return cst.Name("False")
+        if method == "make_rng" and len(original.args) == 1:
+            stream = _string_value(original.args[0].value)
+            if stream is not None and stream.isidentifier():
+                return cst.parse_expression(f"self.rngs.{stream}()")
+        if method == "sow" and original.args:
+            collection = _string_value(original.args[0].value)
+            if collection is not None:
+                vtype = conv.ctx.variable_type(collection)
+                return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
+        # call-time keyword renames for layer calls
+        called = None
+        if isinstance(original.func, cst.Call):
+            called = conv.sub_by_node.get(id(original.func))
+        elif _self_attr(original.func) in conv.subs_by_attr:
+            called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.scan is not None and not called.problems:
+            args = list(updated.args)
+            if not args or any(a.keyword is not None or a.star for a in args):
+                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
+                return updated
+            in_axes = called.scan["in_axes"].strip()
+            xs = [code(a.value) for a in args[1:]]
+            if in_axes.startswith("("):
+                axes = [a.strip() for a in in_axes.strip("()").split(",") if a.strip()]
+            else:
+                axes = [in_axes] * len(xs)
+            if len(axes) != len(xs):
+                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
+                return updated
+            in_spec = ", ".join(["nnx.Carry", "0", *axes])
+            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
+            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
+            return cst.parse_expression(
+                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes']}))({call_args})"
+            )
+        if called is not None and called.remat:
+            if any(a.keyword is not None or a.star for a in updated.args):
+                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
+                return updated
+            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
+            args = ", ".join(code(a.value) for a in updated.args)
+            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+        if called is not None and called.kind == "layer" and called.rule.call_keywords:
+            # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
+            # `drop(x, deterministic=True)`
+            positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
+            names = called.rule.call_keywords
+            new_args = list(updated.args)
+            for n, i in enumerate(positional[1:]):
+                if n < len(names):
+                    new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
+            updated = updated.with_changes(args=new_args)
+        if called is not None and called.kind == "layer":
+            args = []
+            if isinstance(original.func, cst.Call) and called.call_kwargs:
+                given = {a.keyword.value for a in updated.args if a.keyword is not None}
+                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
+                if extra and updated.args:
+                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
+                elif extra:
+                    updated = updated.with_changes(args=extra)
+            elif called.call_kwargs:
+                conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
+            for arg in updated.args:
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:
+                    conv.todo(original, f"{called.attr}(..., {arg.keyword.value}=...)", "call-time argument with no NNX counterpart")
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_rename:
+                    arg = arg.with_changes(keyword=cst.Name(called.rule.call_rename[arg.keyword.value]))
+                args.append(arg)
+            return updated.with_changes(args=args)
+        return updated
+
+    def leave_Attribute(self, original: cst.Attribute, updated):
+        renamed = self.renamer.leave_Attribute(original, updated)
+        if renamed is not updated:
+            return renamed
+        # `.value` of a Linen variable -> `[...]`
+        if original.attr.value == "value":
+            target = original.value
+            is_var = (isinstance(target, cst.Name) and target.value in self.variable_locals) or (_self_attr(target) in self.conv.setup_var_attrs)
+            if is_var:
+                return cst.Subscript(value=updated.value, slice=[cst.SubscriptElement(slice=cst.Index(value=cst.Ellipsis()))])
+        return updated

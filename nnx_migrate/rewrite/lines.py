@@ -1,0 +1,73 @@
+"""Line numbers for the few nodes a report names, in one code-generation pass.
+
+LibCST's PositionProvider records a position for every node of the file, which costs
+about twice a parse; a report needs a handful. `LineResolver.ref(node)` hands out a
+placeholder, and `resolve()` renders the module once, counting newlines, and fills in the
+start and end line of just those nodes.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst._nodes.internal import CodegenState
+
+
+def _anchor(node: cst.CSTNode) -> cst.CSTNode:
+    # Statements start with their leading blank lines and decorators; the line a reader
+    # looks for is the one with the name or the code.
+    if isinstance(node, (cst.ClassDef, cst.FunctionDef)):
+        return node.name
+    if isinstance(node, cst.SimpleStatementLine) and node.body:
+        return node.body[0]
+    return node
+
+
+class _Counting(CodegenState):
+    def __init__(self, module: cst.Module, targets: dict[int, cst.CSTNode]):
+        super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
+        self.line = 1
+        self.targets = targets
+        self.start: dict[int, int] = {}
+        self.end: dict[int, int] = {}
+
+    def add_token(self, value: str) -> None:
+        self.tokens.append(value)
+        self.line += value.count("\n")
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        key = id(node)
+        if key in self.targets and key not in self.start:
+            self.start[key] = self.line
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        key = id(node)
+        if key in self.targets:
+            self.end[key] = self.line
+
+
+class LineResolver:
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self._targets: dict[int, cst.CSTNode] = {}
+        self._start: dict[int, int] | None = None
+        self._end: dict[int, int] = {}
+
+    def ref(self, node: cst.CSTNode) -> int:
+        """A placeholder (negative) for the node's start line, resolved by `line()`."""
+        anchor = _anchor(node)
+        self._targets[id(anchor)] = anchor
+        self._targets[id(node)] = node
+        self._start = None
+        return -id(anchor)
+
+    def _resolve(self) -> None:
+        if self._start is None:
+            state = _Counting(self.module, self._targets)
+            self.module._codegen(state)
+            self._start, self._end = state.start, state.end
+
+    def line(self, placeholder: int) -> int:
+        if placeholder >= 0:
+            return placeholder
+        self._resolve()
+        return self._start.get(-placeholder, 0)

@@ -1,0 +1,107 @@
+"""Linen names outside layers: `nn.relu` -> `nnx.relu`, `nn.initializers.x` ->
+`nnx.initializers.x`, `nn.Module` (in annotations) -> `nnx.Module`; and the Linen names that
+are left over once everything convertible is converted."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
+from nnx_migrate.rewrite.rules import Rules
+
+# Type-level renames: used in annotations, isinstance checks.
+_TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
+
+
+def _nnx_source(qualified: str) -> str:
+    assert qualified.startswith("flax.nnx")
+    return "nnx" + qualified[len("flax.nnx"):]
+
+
+class _SkipImports(cst.CSTTransformer):
+    def visit_Import(self, node) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node) -> bool:
+        return False
+
+
+class RenameLinen(_SkipImports):
+    """One pass over the converted module: renames what has an NNX name, and records the
+    names still used (for import pruning) and the Linen references left (for the report)."""
+
+    def __init__(self, imports: ImportMap, rules: Rules):
+        self.imports = imports
+        self.table = {**rules.renames, **_TYPES}
+        self.changed = False
+        self.used_names: set[str] = set()
+        self.leftovers: set[str] = set()
+        self.leftover_nodes: list[tuple[str, cst.CSTNode]] = []  # (name, node as visited)
+        # Keyed by id() but holding the node: a node that died could hand its id to a
+        # new one, and the renamer lives across many passes over new code.
+        self._not_refs: dict[int, cst.CSTNode] = {}  # attribute names, keywords, parameter names
+        self._replace: dict[int, tuple[cst.CSTNode, str]] = {}
+
+    def _target(self, node) -> str | None:
+        qual = self.imports.qualify(node)
+        if qual is None or not qual.startswith(LINEN):
+            return None
+        qual = normalize_linen(qual, self.table)
+        for key, new in self.table.items():
+            if qual == key:
+                return _nnx_source(new)
+            if qual.startswith(key + "."):
+                return _nnx_source(new) + qual[len(key):]
+        return None
+
+    def _is_linen(self, node) -> bool:
+        qual = self.imports.qualify(node)
+        return qual is not None and (qual == LINEN or qual.startswith(LINEN + "."))
+
+    def visit_Attribute(self, node: cst.Attribute):
+        self._not_refs[id(node.attr)] = node.attr
+        name = dotted(node)
+        if name is None:
+            return True
+        target = self._target(node)
+        if target is not None:
+            self._replace[id(node)] = (node, target)
+            return False
+        if self._is_linen(node):
+            self.leftovers.add(name)
+            self.leftover_nodes.append((name, node))
+            self.used_names.add(name.split(".")[0])
+            return False
+        return True
+
+    def leave_Attribute(self, original, updated):
+        entry = self._replace.get(id(original))
+        target = entry[1] if entry is not None and entry[0] is original else None
+        if target is not None:
+            self.changed = True
+            self.used_names.add("nnx")
+            return cst.parse_expression(target)
+        return updated
+
+    def leave_Name(self, original, updated):
+        if self._not_refs.get(id(original)) is original:
+            return updated
+        target = self._target(original)
+        if target is not None:
+            self.changed = True
+            self.used_names.add("nnx")
+            return cst.parse_expression(target)
+        self.used_names.add(original.value)
+        if self._is_linen(original):
+            self.leftovers.add(original.value)
+            self.leftover_nodes.append((original.value, original))
+        return updated
+
+    def visit_Arg(self, node: cst.Arg):
+        if node.keyword is not None:
+            self._not_refs[id(node.keyword)] = node.keyword
+        return True
+
+    def visit_Param(self, node: cst.Param):
+        self._not_refs[id(node.name)] = node.name
+        return True

@@ -1,0 +1,94 @@
+"""Many files: read, rewrite (in parallel), collect results in a stable order.
+
+An own process pool rather than LibCST's `parallel_exec_transform_with_prettyprint`:
+that runner prints diffs and returns only counts, while the command needs each file's
+result (new text, per-class outcome, TODO sites) for the report, `--output-dir` and exit
+codes. Workers get paths, not texts, so only results cross process boundaries.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+from nnx_migrate.files import SourceError, read_source
+from nnx_migrate.rewrite.index import ModuleIndex
+from nnx_migrate.rewrite.report import FileResult
+from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
+from nnx_migrate.rewrite.transform import forget_parses, rewrite_source
+
+
+def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
+    try:
+        source = read_source(Path(path))
+    except SourceError as exc:
+        return FileResult(path=path, status="failed", error=str(exc))
+    try:
+        return rewrite_source(source.text, path, external, train_style)
+    except Exception as exc:  # never let one file stop a repository run
+        return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+# A file is rewritten again when a module class it imports from another file of the run
+# changed its constructor; chains of imports settle in a few rounds.
+MAX_ROUNDS = 4
+
+
+def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+    """Rewrites every file; files that build module classes defined in other files of the
+    run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
+    names = [str(p) for p in paths]
+    forget_parses()  # the cache serves the rounds of one run, never a later run
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(names) > 1 else None
+    try:
+        results = dict(zip(names, _map(pool, names, None, jobs, advance, train_style)))
+        index = _index(results.values())
+        todo = [r.path for r in results.values() if _depends_on(r, index)]
+        for _ in range(MAX_ROUNDS - 1):
+            if not todo:
+                break
+            before = {name: results[name].exports for name in todo}
+            for result in _map(pool, todo, index, jobs, lambda: None, train_style):
+                results[result.path] = result
+            index = _index(results.values())
+            changed = {name for name in todo if results[name].exports != before[name]}
+            if not changed:
+                break
+            todo = [r.path for r in results.values() if r.path not in changed and _depends_on(r, index)]
+    finally:
+        forget_parses()
+        if pool is not None:
+            pool.shutdown()
+    return [results[name] for name in names]
+
+
+def _index(results) -> ModuleIndex:
+    index = ModuleIndex()
+    for result in results:
+        if result.exports:
+            index.add(result.path, result.exports)
+    return index
+
+
+def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
+    return any(index.lookup(q) is not None for q in result.imported)
+
+
+def _map(pool, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+    results: list[FileResult] = []
+    if pool is None:
+        for name in names:
+            results.append(rewrite_file(name, index, train_style))
+            advance()
+        return results
+    chunk = max(1, min(16, len(names) // (jobs * 4) or 1))
+    for result in pool.map(rewrite_file, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
+        results.append(result)
+        advance()
+    return results

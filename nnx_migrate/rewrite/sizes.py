@@ -1,0 +1,256 @@
+"""Input-size inference: the last dimension of the arrays a method computes, as Python
+source that is valid in the generated `__init__` (fields via `self.`, input-size
+parameters such as `in_features`, literals, hoisted static locals). Unknown is None,
+never a guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import libcst as cst
+
+from nnx_migrate.rewrite.names import ImportMap
+
+_EMPTY = cst.Module(body=[])
+
+# Builtins an `__init__` may call while computing a size from fields.
+_STATIC_BUILTINS = frozenset({"int", "len", "max", "min", "sum", "round", "abs", "tuple", "list", "range", "float", "bool", "str", "None", "True", "False", "isinstance", "dict", "sorted", "zip", "enumerate", "any", "all"})
+
+
+def code(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+def size_param_name(index: int, arg: str) -> str:
+    """Contract with the harness: first positional `__call__` argument -> `in_features`,
+    another positional argument `a` -> `a_in_features`."""
+    return "in_features" if index == 0 else f"{arg}_in_features"
+
+
+@dataclass
+class Scope:
+    """What one method body knows while it is walked in execution order."""
+
+    imports: ImportMap
+    fields: set[str]
+    method_locals: set[str]  # every name bound in the method (params included)
+    env: dict[str, str | None] = field(default_factory=dict)  # array local -> last-dim size
+    static: dict[str, tuple[str, list]] = field(default_factory=dict)  # field-only locals: (__init__ source, hoists)
+    module_names: set[str] = field(default_factory=set)  # names bound at module level
+    extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
+    loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
+    aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
+
+
+# Functions whose result has the shape given by their `shape` argument.
+_SHAPE_FUNCTIONS = frozenset({"jax.numpy.reshape", "jax.image.resize", "jax.numpy.broadcast_to"})
+
+
+class NotStatic(Exception):
+    pass
+
+
+class _StaticTranslator(cst.CSTTransformer):
+    """Rewrites `x.shape[-1]` into x's known size; raises NotStatic on anything that
+    depends on the method's arrays."""
+
+    def __init__(self, scope: Scope, used_static: list[str]) -> None:
+        self.scope = scope
+        self.used_static = used_static
+        self._lambda_params: list[set[str]] = []
+        self._alias_nodes: set[int] = set()
+        self._not_refs: dict[int, cst.CSTNode] = {}
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._lambda_params.append({p.name.value for p in node.params.params})
+
+    def leave_Lambda(self, original, updated):
+        self._lambda_params.pop()
+        return updated
+
+    @staticmethod
+    def _is_last_dim(original: cst.Subscript) -> bool:
+        value = original.value
+        return (
+            isinstance(value, cst.Attribute)
+            and value.attr.value == "shape"
+            and isinstance(value.value, cst.Name)
+            and len(original.slice) == 1
+            and isinstance(original.slice[0].slice, cst.Index)
+            and code(original.slice[0].slice.value).replace(" ", "") == "-1"
+        )
+
+    def visit_Subscript(self, node: cst.Subscript):
+        if self._is_last_dim(node) and node.value.value.value in self.scope.env:
+            return False
+        return True
+
+    def leave_Subscript(self, original: cst.Subscript, updated):
+        # x.shape[-1]
+        value = original.value
+        if self._is_last_dim(original) and value.value.value in self.scope.env:
+            size = self.scope.env[value.value.value]
+            if size is None:
+                raise NotStatic(f"the size of '{value.value.value}' is not known")
+            return cst.parse_expression(f"({size})" if not size.isidentifier() and not size.isdigit() else size)
+        return updated
+
+    def visit_Attribute(self, node: cst.Attribute):
+        self._not_refs[id(node.attr)] = node.attr  # `b` of `a.b` is no variable
+        if isinstance(node.value, cst.Name) and node.value.value == "self":
+            if node.attr.value not in self.scope.fields and node.attr.value not in self.scope.extra_static_attrs:
+                raise NotStatic(f"'self.{node.attr.value}' is not a field")
+            return False
+        return True
+
+    def leave_Name(self, original: cst.Name, updated):
+        if id(original) in self._alias_nodes:
+            size = self.scope.aliases[original.value]
+            return cst.parse_expression(size if size.isidentifier() or size.isdigit() else f"({size})")
+        return updated
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if self._not_refs.get(id(node)) is node:
+            return
+        name = node.value
+        if name in self.scope.aliases and not any(name in params for params in self._lambda_params):
+            self._alias_nodes.add(id(node))
+            return
+        if any(name in params for params in self._lambda_params):
+            return
+        if name == "self":
+            raise NotStatic("uses 'self'")
+        if name in self.scope.loop_vars:
+            return
+        if name in self.scope.static:
+            if name not in self.used_static:
+                self.used_static.append(name)
+            return
+        if name in self.scope.method_locals:
+            raise NotStatic(f"depends on the local '{name}'")
+
+    def visit_Call(self, node: cst.Call):
+        func = node.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            raise NotStatic("calls a method of the module")
+        return True
+
+    # Keyword names and attribute names are not variable references.
+    def visit_Arg(self, node: cst.Arg):
+        if node.keyword is not None:
+            self._not_refs[id(node.keyword)] = node.keyword
+        return True
+
+    def visit_Param(self, node: cst.Param):
+        return False
+
+
+def translate_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | None = None) -> str:
+    """The expression as `__init__` source, or NotStatic saying why it cannot be."""
+    used = used_static if used_static is not None else []
+    translator = _StaticTranslator(scope, used)
+    # Attribute names (the `b` of `a.b`) are Name nodes too: shield them.
+    return code(expr.visit(translator))
+
+
+def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | None = None) -> str | None:
+    try:
+        return translate_static(expr, scope, used_static)
+    except NotStatic:
+        return None
+
+
+def scalar(size) -> str | None:
+    """A single array's size; None for a tuple or unknown."""
+    return size if isinstance(size, str) else None
+
+
+class SizeOf:
+    """Last-dimension size of an expression, given callbacks for the constructs the class
+    converter knows (layer calls)."""
+
+    def __init__(self, scope: Scope, keep_last_dim: frozenset[str], keep_methods: frozenset[str], call_size: Callable[[cst.Call, Scope], str | None]):
+        self.scope = scope
+        self.keep = keep_last_dim
+        self.keep_methods = keep_methods
+        self.call_size = call_size
+
+    def __call__(self, expr: cst.BaseExpression):
+        """A size (str), a tuple of sizes for a tuple of arrays, or None."""
+        scope = self.scope
+        if isinstance(expr, cst.Name):
+            return scope.env.get(expr.value)
+        if isinstance(expr, cst.Tuple):
+            if any(isinstance(el, cst.StarredElement) for el in expr.elements):
+                return None
+            return tuple(self(el.value) for el in expr.elements)
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) and isinstance(expr.slice[0].slice.value, cst.Integer):
+            whole = self(expr.value)
+            index = int(expr.slice[0].slice.value.value)
+            if isinstance(whole, tuple) and index < len(whole):
+                return whole[index]
+            return None
+        if isinstance(expr, cst.Call):
+            known = self.call_size(expr, scope)
+            if known is not None:
+                return known
+            qual = scope.imports.qualify(expr.func)
+            if qual in self.keep and expr.args:
+                return scalar(self(expr.args[0].value))
+            if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
+                return self._concat(expr)
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in self.keep_methods:
+                return scalar(self(func.value))
+            shape = None
+            if isinstance(func, cst.Attribute) and func.attr.value == "reshape" and qual is None:
+                positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+                shape = positional[0] if len(positional) == 1 else (cst.Tuple([cst.Element(v) for v in positional]) if positional else None)
+            elif qual in _SHAPE_FUNCTIONS:
+                shape = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "shape"), None)
+                positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+                if shape is None and len(positional) > 1:
+                    shape = positional[1]
+            if isinstance(shape, (cst.Tuple, cst.List)) and shape.elements and not isinstance(shape.elements[-1], cst.StarredElement):
+                # the new shape's last entry, when __init__ can compute it (`channels`
+                # from `b, h, w, channels = x.shape`, a field, a literal)
+                last = try_static(shape.elements[-1].value, scope)
+                if last is not None and last.replace(" ", "") not in ("-1",):
+                    return last
+            return None
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, cst.MatrixMultiply):
+                return None
+            left = scalar(self(expr.left))
+            if left is not None:
+                return left
+            if isinstance(expr.left, (cst.Integer, cst.Float)):
+                return scalar(self(expr.right))
+            return None
+        if isinstance(expr, cst.UnaryOperation):
+            return scalar(self(expr.expression))
+        if isinstance(expr, cst.IfExp):
+            a, b = self(expr.body), self(expr.orelse)
+            return a if a == b else None
+        return None
+
+    def _concat(self, expr: cst.Call) -> str | None:
+        axis = None
+        for arg in expr.args[1:]:
+            if arg.keyword is None or arg.keyword.value == "axis":
+                axis = code(arg.value).replace(" ", "")
+        if axis not in ("-1",):
+            return None
+        seq = expr.args[0].value
+        if not isinstance(seq, (cst.List, cst.Tuple)):
+            return None
+        parts = []
+        for el in seq.elements:
+            if isinstance(el, cst.StarredElement):
+                return None
+            size = scalar(self(el.value))
+            if size is None:
+                return None
+            parts.append(size if size.isidentifier() or size.isdigit() else f"({size})")
+        return " + ".join(parts) if parts else None

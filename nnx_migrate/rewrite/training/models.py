@@ -1,0 +1,140 @@
+"""Which names in a file are Linen model classes the rewrite converts, and the input-size
+parameters their NNX constructors take (`in_features`, ...).
+
+The answer comes from the module rewrite itself (its per-class `ClassSummary`), run on
+this file and on the local modules the file imports (`import models`,
+`from models import CNN`, `from . import models`). So a model defined in one file and
+created in another gets the constructor the model file's rewrite emits, whichever file is
+converted first. Within a CLI run the run-wide `index.ModuleIndex` is asked first.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import libcst as cst
+
+from nnx_migrate.rewrite.classes import ClassConverter, ClassSummary, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.rules import load_rules
+
+
+class _NoPositions:
+    def __getitem__(self, node):
+        raise KeyError(node)
+
+
+def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
+    """Class name -> summary, for the Linen classes of one parsed (unconverted) file."""
+    imports = ImportMap(module)
+    if not imports.linen_aliases():
+        return {}
+    ctx = FileContext(module, imports, load_rules(), path, _NoPositions())
+    ctx.module_names = {s.name.value for s in module.body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.ClassDef):
+            continue
+        for base in stmt.bases:
+            if base.keyword is not None:
+                continue
+            parent = dotted(base.value)
+            if is_linen_module_base(ctx, base.value) or parent in ctx.summaries:
+                try:
+                    _, summary = ClassConverter(stmt, ctx, ctx.summaries.get(parent)).build()
+                except Exception:  # the module rewrite reports it; here: not a known model
+                    break
+                ctx.summaries[stmt.name.value] = summary
+                break
+    return with_factories(module, ctx.summaries)
+
+
+def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:
+    summaries = dict(summaries)
+    for name, cls in factories(module, summaries).items():
+        summaries[name] = summaries[cls]
+    return summaries
+
+
+def factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, str]:
+    """Module-level functions that only build a model: `def model(latents): return
+    VAE(latents=latents)` -> {"model": "VAE"}. The pass lets them forward the NNX
+    constructor's extra arguments (`**kwargs`), so callers can treat them as the class."""
+    found = {}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.FunctionDef):
+            continue
+        body = [s for s in stmt.body.body if not _is_docstring(s)]
+        if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Return):
+            value = body[0].body[0].value
+            if isinstance(value, cst.Call) and dotted(value.func) in summaries:
+                found[stmt.name.value] = dotted(value.func)
+    return found
+
+
+def _is_docstring(stmt) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def _summaries_of_path(path: str) -> dict[str, ClassSummary]:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return {}
+    return _summaries_of_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, ClassSummary]:
+    """Cached per file version, so an edited file is read again."""
+    from nnx_migrate.rewrite.transform import _rewrite_classes  # the same rewrite as the file gets
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if "linen" not in text:
+            return {}
+        return with_factories(cst.parse_module(text), _rewrite_classes(text, path).exports)
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+        return {}
+
+
+def _local_module_file(path: str, qualified_module: str) -> str | None:
+    """`models` or `.models` imported by the file at `path` -> the sibling file, if any."""
+    if path.startswith("<"):
+        return None
+    folder = Path(path).resolve().parent
+    stripped = qualified_module.lstrip(".")
+    ups = len(qualified_module) - len(stripped)
+    for _ in range(max(0, ups - 1)):
+        folder = folder.parent
+    candidate = folder.joinpath(*stripped.split(".")).with_suffix(".py") if stripped else None
+    return str(candidate) if candidate is not None and candidate.is_file() else None
+
+
+class ModelIndex:
+    """Resolves an expression such as `CNN`, `models.CNN` or `m.Encoder` to a summary."""
+
+    def __init__(self, module: cst.Module, path: str, own: dict[str, ClassSummary] | None = None, external=None):
+        self.path = path
+        self.external = external  # the run's index.ModuleIndex, when the CLI has one
+        self.imports = ImportMap(module)
+        self.own = own if own is not None else summaries_of(module, path)
+
+    def lookup(self, func: cst.BaseExpression) -> ClassSummary | None:
+        name = dotted(func)
+        if name is None:
+            return None
+        if name in self.own:
+            return self.own[name]
+        qualified = self.imports.qualify(func)
+        if not qualified or "." not in qualified:
+            return None
+        if self.external:
+            found = self.external.lookup(qualified)
+            if found is not None:
+                return found
+        module_name, _, cls = qualified.rpartition(".")
+        file = _local_module_file(self.path, module_name)
+        if file is None:
+            return None
+        return _summaries_of_path(file).get(cls)

@@ -1,0 +1,231 @@
+"""One file through the training pass: `convert_training(original, converted, path, style)`.
+
+Runs after the module-class rewrite, on its output; the class summaries (input-size
+parameters) come from the original text. Returns the new text and the TODO sites.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
+from nnx_migrate.rewrite.training.api_map import load_training_rules
+from nnx_migrate.rewrite.training.models import ModelIndex, factories, summaries_of, with_factories
+from nnx_migrate.rewrite.training.state_helper import helper_source
+from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
+
+TRAIN_STYLES = ("flat-state", "nnx-jit")
+DEFAULT_TRAIN_STYLE = "flat-state"
+
+# Words without which a file has nothing for this pass (checked before parsing).
+_MARKERS = (".init(", ".apply(", "apply_fn", "TrainState", "apply_gradients", "pmap", "checkpoints")
+
+
+def might_train(text: str) -> bool:
+    return any(marker in text for marker in _MARKERS)
+
+
+def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None) -> tuple[str, list[TodoSite]]:
+    """`converted` is the module rewrite's output for `original`; `external` (the run's
+    `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
+    if style not in TRAIN_STYLES:
+        raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
+    if not might_train(converted) and "linen" not in original:
+        return converted, []
+    try:
+        original_module = cst.parse_module(original)
+        module = cst.parse_module(converted)
+    except cst.ParserSyntaxError:
+        return converted, []
+    if _already_nnx(original_module):
+        return converted, []
+    rules = load_training_rules()
+    imports = ImportMap(module)
+    own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path)
+    models = ModelIndex(module, path, own=own, external=external)
+    subclasses = _train_state_subclasses(module, imports, rules)
+    helper_name = subclasses[0].name.value if subclasses else "TrainState"
+    knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
+    transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    new = module.visit(transformer)
+    new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
+    if not transformer.changed and not transformer.todos and not forwarded:
+        return converted, []
+    to_original = _line_map(converted, original)
+    todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
+    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
+    todos += helper_todos
+    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
+    if transformer.converted_linen:
+        new = _drop_unused_linen_imports(new)
+    return new.code, todos
+
+
+def _already_nnx(module: cst.Module) -> bool:
+    """NNX code that keeps using Linen-era helpers (Flax's own lm1b_nnx port subclasses
+    TrainState with a `graphdef` field) is not training code to convert."""
+    imports = ImportMap(module)
+    uses_nnx = any(q == "flax.nnx" or q.startswith("flax.nnx.") for q in imports.aliases.values())
+    return uses_nnx and not imports.linen_aliases()
+
+
+def _line_map(converted: str, original: str):
+    """Line in the module rewrite's output -> line in the original file, so report lines
+    point at what the user wrote (the class rewrite changes line counts above)."""
+    matcher = difflib.SequenceMatcher(None, converted.splitlines(), original.splitlines(), autojunk=False)
+    blocks = matcher.get_opcodes()
+
+    def lookup(line: int) -> int:
+        if line <= 0:
+            return line
+        for tag, a0, a1, b0, b1 in blocks:
+            if a0 < line <= a1 or (a0 == a1 and line == a0 + 1):
+                return b0 + (line - 1 - a0) + 1 if tag == "equal" else b0 + 1
+        return line
+
+    return lookup
+
+
+def _line(positions, node) -> int:
+    try:
+        return positions[node].start.line
+    except KeyError:
+        return 0
+
+
+def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> list[cst.ClassDef]:
+    found = []
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and any(imports.qualify(b.value) in rules.train_state_classes for b in stmt.bases):
+            found.append(stmt)
+    return found
+
+
+def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int]):
+    todos = []
+    indent = module.default_indent
+    source = helper_source(style, name, indent)
+    body = list(module.body)
+    if subclasses:
+        for i, stmt in enumerate(body):
+            if not (isinstance(stmt, cst.ClassDef) and stmt.name.value in {c.name.value for c in subclasses}):
+                continue
+            extra = []
+            for member in stmt.body.body:
+                if isinstance(member, cst.FunctionDef):
+                    extra.append(f"method `{member.name.value}`")
+                elif isinstance(member, cst.SimpleStatementLine) and isinstance(member.body[0], cst.AnnAssign):
+                    field = dotted(member.body[0].target)
+                    if field != "batch_stats":
+                        extra.append(f"field `{field}`")
+            helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
+            if extra:
+                why = f"custom TrainState {', '.join(extra)} of Linen class {stmt.name.value} not converted: carry them on the model or beside the state"
+                helper = helper.with_changes(leading_lines=[*stmt.leading_lines, cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}"))])
+                todos.append(TodoSite(path, lines.get(stmt.name.value, 0), f"class {stmt.name.value}", why))
+            body[i] = helper
+        return module.with_changes(body=body), todos
+    if not used or name in {s.name.value for s in body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}:
+        return module, todos
+    for i, stmt in enumerate(body):
+        if name in _names_in(stmt) and not isinstance(stmt, cst.SimpleStatementLine):
+            helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
+            body.insert(i, helper)
+            break
+    return module.with_changes(body=body), todos
+
+
+def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Module:
+    imports = ImportMap(module)
+    used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
+    body = []
+    for stmt in module.body:
+        if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
+            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
+            if not names:
+                continue
+            if len(names) != len(stmt.body[0].names):
+                names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                stmt = stmt.with_changes(body=[stmt.body[0].with_changes(names=names)])
+        body.append(stmt)
+    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
+    additions = []
+    if need_jax and imports.aliases.get("jax") != "jax":
+        additions.append("import jax\n")
+    if need_nnx and imports.aliases.get("nnx") != "flax.nnx":
+        additions.append("from flax import nnx\n")
+    for i, line in enumerate(additions):
+        body.insert(last_import + 1 + i, cst.parse_statement(line))
+    return module.with_changes(body=body)
+
+
+def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:
+    """`def model(latents): return VAE(latents=latents)` -> the same with `**kwargs`
+    forwarded, so `model(latents, in_features=..., rngs=...)` builds the NNX model."""
+    changed = False
+    body = []
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in found and stmt.params.star_kwarg is None:
+            lines = list(stmt.body.body)
+            i = next(i for i, s in enumerate(lines) if isinstance(s, cst.SimpleStatementLine) and isinstance(s.body[0], cst.Return))
+            ret = lines[i].body[0]
+            call = ret.value
+            args = [*call.args]
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            call = call.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
+            lines[i] = lines[i].with_changes(body=[ret.with_changes(value=call)])
+            params = stmt.params.with_changes(star_kwarg=cst.Param(name=cst.Name("kwargs")))
+            stmt = stmt.with_changes(params=params, body=stmt.body.with_changes(body=lines))
+            changed = True
+        body.append(stmt)
+    return module.with_changes(body=body), changed
+
+
+def _drop_unused_linen_imports(module: cst.Module) -> cst.Module:
+    imports = ImportMap(module)
+    linen = imports.linen_aliases() - {"flax"}
+    if not linen or linen & _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)])):
+        return module
+    body = []
+    for stmt in module.body:
+        if _is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
+            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) not in linen]
+            if not names:
+                continue
+        body.append(stmt)
+    return module.with_changes(body=body)
+
+
+def _is_import_line(stmt) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
+
+
+def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE, external=None):
+    """The module rewrite's `FileResult` for one file -> the same with the training pass
+    applied (new text, extra TODO sites)."""
+    if result.status == "failed":
+        return result
+    converted = result.new_text if result.new_text is not None else original
+    try:
+        new_text, todos = convert_training(original, converted, result.path, style, external, result.exports)
+    except Exception as exc:  # a bug or an unforeseen construct: keep the module rewrite's result
+        why = f"training-code conversion failed ({type(exc).__name__}: {exc}); training code left as it was"
+        result.todos = [*result.todos, TodoSite(result.path, 0, "training code", why)]
+        return result
+    if new_text == converted and not todos:
+        return result
+    # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).
+    still = ImportMap(cst.parse_module(new_text)).linen_aliases()
+    result.todos = [t for t in result.todos if still or "Linen API" not in t.why]
+    result.new_text = new_text
+    result.old_text = original
+    result.todos = [*result.todos, *todos]
+    result.status = "changed" if new_text != original else "unchanged"
+    return result

@@ -1,0 +1,693 @@
+"""The LibCST transform of the training pass, one function at a time.
+
+What changes inside a function (see `rules/linen_training.toml` for the data):
+
+- `model = CNN(...)` + `params = model.init(key, x)['params']` -> one
+  `model = CNN(..., in_features=<x's last dim>, rngs=nnx.Rngs(key))`; `init`'s result
+  then stands for the model.
+- `TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=...)` ->
+  `TrainState.create(model, tx)` (the emitted helper, see `state_helper`).
+- A function that applies or trains a state (`state.apply_fn(...)`,
+  `state.apply_gradients(...)`, a gradient over `state.params`) starts with
+  `model, optimizer = state.merge()`; then `state.apply_fn({'params': p, ...}, x, ...)`
+  -> `p(x, ...)` (`mutable=`/`rngs=` dropped: NNX updates variables in place and the model
+  draws from its own RNG streams), `jax.value_and_grad(loss_fn)(state.params)` ->
+  `nnx.value_and_grad(loss_fn)(model)` with `loss_fn`'s parameter renamed `model`,
+  `state = state.apply_gradients(grads=g)` -> `optimizer.update(model, g)` +
+  `state = state.updated(model, optimizer)`, `state.step` -> `optimizer.step[...]`. The
+  `updates` a `mutable=` call returned are removed where they were unpacked and returned,
+  and `state.replace(batch_stats=...)` disappears.
+- Elsewhere `state.params` -> `state.model`, `state.step` -> `state.optimizer.step[...]`.
+- `Model(...).apply({'params': p}, x)` -> `p(x)` (`p` is the model after conversion).
+
+What it cannot convert gets a `# TODO(nnx-migrate): ...` line and a report entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.report import TODO_MARK
+from nnx_migrate.rewrite.training.api_map import TrainingRules
+from nnx_migrate.rewrite.training.models import ModelIndex
+
+
+def code_of(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _bound_in(func: cst.FunctionDef) -> set[str]:
+    names: set[str] = set()
+
+    class Collect(cst.CSTVisitor):
+        def visit_Param(self, node):
+            names.add(node.name.value)
+
+        def visit_AssignTarget(self, node):
+            for n in _target_names(node.target):
+                names.add(n)
+
+        def visit_For(self, node):
+            names.update(_target_names(node.target))
+
+    func.visit(Collect())
+    return names
+
+
+def _target_names(node) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        out = []
+        for el in node.elements:
+            out += _target_names(el.value)
+        return out
+    return []
+
+
+def _subscript_key(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
+    """`x['params']` -> (x, 'params')."""
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+        index = node.slice[0].slice
+        if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString):
+            key = index.value.evaluated_value
+            if isinstance(key, str):
+                return node.value, key
+    return None
+
+
+def _dict_entries(node: cst.BaseExpression) -> dict[str, cst.BaseExpression] | None:
+    if not isinstance(node, cst.Dict):
+        return None
+    out = {}
+    for el in node.elements:
+        if not isinstance(el, cst.DictElement) or not isinstance(el.key, cst.SimpleString):
+            return None
+        out[el.key.evaluated_value] = el.value
+    return out
+
+
+def _static_last_dim(node: cst.BaseExpression) -> str | None:
+    """`jnp.ones((1, 28, 28, 1))` -> "1": the size is written in the source."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("ones", "zeros", "empty") and node.args:
+        shape = node.args[0].value
+        if isinstance(shape, (cst.Tuple, cst.List)) and shape.elements:
+            last = shape.elements[-1].value
+            if isinstance(last, cst.Integer):
+                return last.value
+    return None
+
+
+@dataclass
+class FunctionPlan:
+    """What the pre-analysis of one top-level function found."""
+
+    state: str | None = None  # the train-state name whose steps get `model, optimizer`
+    extra_states: list[str] = field(default_factory=list)
+    eager_states: set[str] = field(default_factory=set)
+    ctor_bindings: dict[str, cst.Call] = field(default_factory=dict)  # V -> Cls(...)
+    inited: set[str] = field(default_factory=set)  # V with a `V.init(...)` site
+    differentiated: set[str] = field(default_factory=set)  # inner functions under jax.grad
+    model_name: str = "model"
+    optimizer_name: str = "optimizer"
+
+
+class TrainingTransformer(cst.CSTTransformer):
+    def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
+                 state_class_names: set[str], helper_name: str, knows_train_state: bool):
+        super().__init__()
+        self.imports = imports
+        self.rules = rules
+        self.models = models
+        self.style = style
+        self.state_class_names = state_class_names  # local subclasses + the helper
+        self.helper_name = helper_name
+        self.knows_train_state = knows_train_state
+        self.todos: list[tuple[cst.CSTNode, str, str]] = []  # (statement, construct, why)
+        self.used_nnx = False
+        self.used_helper = False
+        self.changed = False
+        self._plan: FunctionPlan | None = None
+        self._depth = 0
+        self._stmt_stack: list[dict] = []
+        self._init_results: dict[str, str] = {}  # init's result name -> model variable
+        self._removed_names: set[str] = set()
+        self._applied_gradients = False
+        self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
+        self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
+        self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
+        self._functions: list[str] = []  # names of the enclosing functions
+        self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+
+    # ---- analysis ---------------------------------------------------------------------
+
+    def _qualify(self, node) -> str | None:
+        return self.imports.qualify(node)
+
+    def _is_train_state_class(self, node) -> bool:
+        name = dotted(node)
+        if name in self.state_class_names:
+            return True
+        return self._qualify(node) in self.rules.train_state_classes
+
+    def _is_grad_transform(self, node) -> str | None:
+        q = self._qualify(node)
+        return self.rules.grad_transforms.get(q) if q else None
+
+    def _plan_function(self, func: cst.FunctionDef) -> FunctionPlan:
+        plan = FunctionPlan()
+        attrs_used: dict[str, set[str]] = {}
+        step_uses: list[str] = []
+        rules = self.rules
+        outer = self
+
+        class Analyse(cst.CSTVisitor):
+            def visit_Attribute(self, node):
+                if isinstance(node.value, cst.Name) and node.attr.value in rules.state_attribute_names:
+                    attrs_used.setdefault(node.value.value, set()).add(node.attr.value)
+
+            def visit_Call(self, node):
+                f = node.func
+                if isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name):
+                    if f.attr.value in ("apply_fn", "apply_gradients"):
+                        step_uses.append(f.value.value)
+                    if f.attr.value == "init":
+                        plan.inited.add(f.value.value)
+                if isinstance(f, cst.Call) and outer._is_grad_transform(f.func) and f.args:
+                    inner = f.args[0].value
+                    if isinstance(inner, cst.Name):
+                        plan.differentiated.add(inner.value)
+                    for arg in node.args:
+                        v = arg.value
+                        if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
+                            step_uses.append(v.value.value)
+                if outer._is_grad_transform(f) and node.args and isinstance(node.args[0].value, cst.Name):
+                    plan.differentiated.add(node.args[0].value.value)
+
+        func.body.visit(Analyse())
+        plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
+        # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
+        grad_fn_names = set()
+        for stmt in _walk_statements(func.body):
+            if m.matches(stmt, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
+                call = stmt.value
+                if self._is_grad_transform(call.func):
+                    grad_fn_names.add(stmt.targets[0].target.value)
+        if grad_fn_names:
+            class GradCalls(cst.CSTVisitor):
+                def visit_Call(self, node):
+                    if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
+                        for arg in node.args:
+                            v = arg.value
+                            if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
+                                step_uses.append(v.value.value)
+            func.body.visit(GradCalls())
+        for stmt in func.body.body:
+            if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])):
+                assign = stmt.body[0]
+                if self.models.lookup(assign.value.func) is not None:
+                    plan.ctor_bindings[assign.targets[0].target.value] = assign.value
+        plan.inited &= set(plan.ctor_bindings)
+        states = list(dict.fromkeys(step_uses))
+        if states:
+            plan.state = states[0]
+            plan.extra_states = states[1:]
+        if self.knows_train_state:
+            plan.eager_states = {n for n, used in attrs_used.items() if used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) and n != "self"} - set(states)
+        bound = _bound_in(func)
+        if plan.state:
+            if "model" in bound:
+                plan.model_name = f"{plan.state}_model"
+            if "optimizer" in bound:
+                plan.optimizer_name = f"{plan.state}_optimizer"
+        return plan
+
+    # ---- functions ---------------------------------------------------------------------
+
+    def visit_FunctionDef(self, node):
+        self._functions.append(node.name.value)
+        self._depth += 1
+        if self._depth == 1:
+            self._plan = self._plan_function(node)
+            self._init_results = {}
+            self._removed_names = set()
+            self._applied_gradients = False
+        return True
+
+    def leave_Return(self, original, updated):
+        # `return loss, updates` -> `return loss`: the function no longer has an aux output
+        if isinstance(original.value, cst.Tuple) and len(original.value.elements) == 2 and not isinstance(updated.value, cst.Tuple):
+            self._aux_removed.add(self._functions[-1])
+        return updated
+
+    def leave_FunctionDef(self, original, updated):
+        self._functions.pop()
+        self._depth -= 1
+        plan = self._plan
+        if plan is None:
+            return updated
+        if self._depth >= 1 and original.name.value in plan.differentiated and plan.state:
+            updated = self._rename_differentiated_param(updated, plan)
+        if self._depth == 0:
+            updated = self._finish_function(original, updated, plan)
+            self._plan = None
+        return updated
+
+    def _rename_differentiated_param(self, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
+        params = func.params.params
+        if not params:
+            return func
+        old = params[0].name.value
+        new = plan.model_name
+        if old == new:
+            return func
+
+        class Rename(cst.CSTTransformer):
+            def leave_Name(self, o, u):
+                return u.with_changes(value=new) if u.value == old else u
+
+            def leave_Attribute(self, o, u):
+                return u.with_changes(attr=o.attr)
+
+            def leave_Arg(self, o, u):
+                return u.with_changes(keyword=o.keyword)
+
+        self.changed = True
+        return func.with_changes(
+            params=func.params.with_changes(params=[params[0].with_changes(name=cst.Name(new)), *params[1:]]),
+            body=func.body.visit(Rename()),
+        )
+
+    def _finish_function(self, original: cst.FunctionDef, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
+        if plan.state:
+            self.changed = True
+            optimizer = plan.optimizer_name if plan.optimizer_name in _names_in(func.body) else "_"
+            prologue = cst.parse_statement(f"{plan.model_name}, {optimizer} = {plan.state}.merge()\n")
+            body = list(func.body.body)
+            at = 1 if body and _is_docstring(body[0]) else 0
+            body.insert(at, prologue)
+            if _rebinds(original, plan.state):
+                why = f"`{plan.state}` is rebound in this function: `{plan.model_name}, {plan.optimizer_name}` come from its first value only"
+                body[at] = _with_todo(body[at], why)
+                self.todos.append((original, f"def {original.name.value}", why))
+            if plan.extra_states:
+                body[at] = _with_todo(body[at], f"this function also trains {', '.join(plan.extra_states)}: only {plan.state} was converted")
+                self.todos.append((original, f"def {original.name.value}", f"more than one train state ({plan.state}, {', '.join(plan.extra_states)}); only {plan.state} converted"))
+            func = func.with_changes(body=func.body.with_changes(body=body))
+            if self.style == "nnx-jit":
+                decorators = []
+                for dec in func.decorators:
+                    if self._qualify(dec.decorator) == "jax.jit":
+                        dec = dec.with_changes(decorator=cst.parse_expression("nnx.jit"))
+                    decorators.append(dec)
+                func = func.with_changes(decorators=decorators)
+        for dec in original.decorators:
+            for construct, why in self._unsupported_in(dec):
+                self.todos.append((dec, f"@{construct}", why))
+                func = _with_todo(func, why)
+        leftovers = set(self._init_results) & _names_in(func.body)
+        if leftovers:
+            why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
+            self.todos.append((original, f"def {original.name.value}", why))
+            body = list(func.body.body)
+            at = 1 if body and _is_docstring(body[0]) else 0
+            body[at] = _with_todo(body[at], why)
+            func = func.with_changes(body=func.body.with_changes(body=body))
+        return func
+
+    # ---- statements ---------------------------------------------------------------------
+
+    def visit_SimpleStatementLine(self, node):
+        self._stmt_stack.append({"before": [], "todos": [], "drop": False})
+        return True
+
+    def leave_SimpleStatementLine(self, original, updated):
+        frame = self._stmt_stack[-1]
+        plan = self._plan
+        if plan is not None and len(updated.body) == 1:
+            small = updated.body[0]
+            replaced = self._rewrite_init(small, plan) if isinstance(small, cst.Assign) else None
+            if replaced is not None:
+                updated = updated.with_changes(body=[replaced])
+                frame.pop("init_todo", None)
+            elif (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+                  and small.targets[0].target.value in plan.inited and isinstance(small.value, cst.Call)
+                  and self.models.lookup(small.value.func) is not None):
+                self.changed = True
+                self._stmt_stack.pop()
+                return cst.RemovalSentinel.REMOVE  # the constructor moves to the init site
+        self._stmt_stack.pop()
+        if frame["drop"]:
+            self.changed = True
+            return cst.RemovalSentinel.REMOVE
+        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + self._unsupported_in(original)
+        for construct, why in todos:
+            self.todos.append((original, construct, why))
+            updated = _with_todo(updated, why)
+        if frame["before"]:
+            self.changed = True
+            first = frame["before"][0].with_changes(leading_lines=updated.leading_lines)
+            return cst.FlattenSentinel([first, *frame["before"][1:], updated.with_changes(leading_lines=[])])
+        return updated
+
+    def _unsupported_in(self, stmt: cst.CSTNode) -> list[tuple[str, str]]:
+        found = []
+        outer = self
+
+        class Find(cst.CSTVisitor):
+            def visit_Attribute(self, node):
+                self._check(node)
+
+            def visit_Name(self, node):
+                self._check(node)
+
+            def _check(self, node):
+                q = outer._qualify(node) or ""
+                for prefix, why in outer.rules.unsupported.items():
+                    if q == prefix:
+                        found.append((dotted(node) or q, why))
+
+        stmt.visit(Find())
+        if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in getattr(stmt, "body", [])):
+            return []
+        return list(dict.fromkeys(found))
+
+    def _rewrite_init(self, assign: cst.Assign, plan: FunctionPlan) -> cst.Assign | None:
+        if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+            return None
+        value = assign.value
+        sub = _subscript_key(value)
+        if sub is not None:
+            value = sub[0]
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "init"):
+            return None
+        receiver = value.func.value
+        if isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings:
+            ctor, model_var = plan.ctor_bindings[receiver.value], receiver.value
+        elif isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None:
+            ctor, model_var = receiver, "model" if "model" not in self._init_results.values() else assign.targets[0].target.value
+        else:
+            return None
+        summary = self.models.lookup(ctor.func)
+        positional = [a.value for a in value.args if a.keyword is None and not a.star]
+        if not positional:
+            return None
+        rng_arg, inputs = positional[0], positional[1:]
+        entries = _dict_entries(rng_arg)
+        if entries is not None:
+            rngs = "nnx.Rngs(" + ", ".join(f"{k}={code_of(v)}" for k, v in entries.items()) + ")"
+        else:
+            rngs = f"nnx.Rngs({code_of(rng_arg)})"
+        extra = []
+        for param in summary.size_params:
+            idx = summary.size_param_args.get(param)
+            if idx is None or idx >= len(inputs):
+                self._stmt_stack[-1]["todos"].append((f"{code_of(value.func)}(...)", f"the NNX constructor needs `{param}`: pass the input size by hand"))
+                extra.append(f"{param}=None")
+                continue
+            size = _static_last_dim(inputs[idx]) or f"{code_of(inputs[idx])}.shape[-1]"
+            extra.append(f"{param}={size}")
+        extra.append(f"rngs={rngs}")
+        args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra
+        new_ctor = cst.parse_expression(f"{code_of(ctor.func)}({', '.join(args)})")
+        self._init_results[assign.targets[0].target.value] = model_var
+        self.used_nnx = self.changed = True
+        return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)
+
+    def leave_Assign(self, original, updated):
+        # `out, updates = <module call that had mutable=...>`: NNX updated the model in place.
+        if id(original.value) in self._mutable_calls:
+            target = updated.targets[0].target
+            if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
+                self._removed_names.add(target.elements[1].value.value)
+                return updated.with_changes(targets=[updated.targets[0].with_changes(target=target.elements[0].value)])
+            if isinstance(target, cst.Name):
+                self._stmt_stack[-1]["todos"].append(("mutable=", f"`{target.value}` was (output, updated variables); NNX returns only the output"))
+        if self._plan and self._plan.state and len(updated.targets) == 1:
+            # `state = state.replace(batch_stats=...)` after the gradients were applied
+            if self._applied_gradients and m.matches(updated.value, m.Call(func=m.Attribute(value=m.Name(self._plan.state), attr=m.Name("updated")))) and id(original.value) in self._replace_calls:
+                self._stmt_stack[-1]["drop"] = True
+        return updated
+
+    # ---- expressions ---------------------------------------------------------------------
+
+    def leave_Attribute(self, original, updated):
+        plan = self._plan
+        if isinstance(original.value, cst.Name):
+            owner, attr = original.value.value, original.attr.value
+            if plan is not None and owner == plan.state and attr in self.rules.state_attributes:
+                self.changed = True
+                return cst.parse_expression(self.rules.state_attributes[attr].format(model=plan.model_name, optimizer=plan.optimizer_name))
+            if plan is not None and owner in plan.eager_states and attr in self.rules.state_attributes_eager:
+                self.changed = True
+                return cst.parse_expression(self.rules.state_attributes_eager[attr].format(state=owner))
+        if self.helper_name and self._qualify(original) in self.rules.train_state_classes:
+            self.used_helper = self.changed = True
+            return cst.Name(self.helper_name)
+        return updated
+
+    def leave_Tuple(self, original, updated):
+        if not self._removed_names:
+            return updated
+        keep = [el for el in updated.elements if not (isinstance(el.value, cst.Name) and el.value.value in self._removed_names)]
+        if len(keep) == len(updated.elements):
+            return updated
+        self.changed = True
+        if len(keep) == 1:
+            return keep[0].value
+        return updated.with_changes(elements=[*keep[:-1], keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)])
+
+    def leave_Call(self, original, updated):
+        plan = self._plan
+        func = updated.func
+        # nn.apply(fn, Model(...))({'params': p}) -> fn(p): `fn` gets the NNX model itself
+        if isinstance(func, cst.Call) and self._qualify(func.func) == "flax.linen.apply" and len(func.args) == 2 and len(updated.args) == 1:
+            receiver = func.args[1].value
+            entries = _dict_entries(updated.args[0].value)
+            if isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None and entries is not None and "params" in entries:
+                self.converted_linen.add(dotted(func.func))
+                self.changed = True
+                return cst.Call(func=func.args[0].value, args=[cst.Arg(entries["params"])])
+        # TrainState.create(...)
+        if isinstance(func, cst.Attribute) and func.attr.value == "create" and (
+            self._is_train_state_class(original.func.value) or dotted(func.value) == self.helper_name):
+            return self._rewrite_create(original, updated)
+        if plan is None:
+            return updated
+        # grad transforms over a model
+        if plan.state and isinstance(func, (cst.Name, cst.Attribute)):
+            nnx_name = self._is_grad_transform(func)
+            target = original.args[0].value if original.args else None
+            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated) or (
+                isinstance(target, cst.Lambda) and _lambda_takes_params(target))
+            if nnx_name and over_model:
+                self.used_nnx = self.changed = True
+                args = updated.args
+                if isinstance(target, cst.Name) and target.value in self._aux_removed:
+                    args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
+                    args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            owner, attr = func.value.value, func.attr.value
+            if plan.state == owner and attr == "apply_gradients":
+                return self._rewrite_apply_gradients(updated, plan)
+            if plan.state == owner and attr == "replace":
+                return self._rewrite_replace(original, updated, plan)
+            if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
+                return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
+        if isinstance(func, cst.Attribute) and func.attr.value == "init" and self._stmt_stack:
+            receiver = func.value
+            if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
+                    isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
+                # cleared when the statement is the `variables = model.init(...)` form
+                self._stmt_stack[-1]["init_todo"] = (f"{code_of(func)}(...)", "`init` of a converted model outside `variables = model.init(...)`: build the NNX model with rngs= instead")
+        if isinstance(func, cst.Attribute) and func.attr.value == "apply":
+            receiver = func.value
+            if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
+                    isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
+                return self._rewrite_apply(original, updated, eager_owner=None)
+        return updated
+
+    def _rewrite_create(self, original, updated):
+        if dotted(updated.func.value) == self.helper_name and updated.args and all(a.keyword is None for a in updated.args):
+            return updated  # already the helper's create(model, tx)
+        model = tx = None
+        problems = []
+        for arg in updated.args:
+            if arg.keyword is None:
+                problems.append("positional TrainState.create argument")
+                continue
+            kind = self.rules.create_keywords.get(arg.keyword.value)
+            if kind == "model" and arg.keyword.value == "params":
+                model = self._model_of_variables(arg.value)
+                if model is None:
+                    problems.append(f"params={code_of(arg.value)} does not come from a converted `init` in this function: build the NNX model here (with rngs=) and call {self.helper_name}.create(model, tx)")
+            elif kind == "tx":
+                tx = arg.value
+            elif kind in ("model", "drop"):
+                continue
+            else:
+                problems.append(f"TrainState field `{arg.keyword.value}` has no NNX counterpart here")
+        if model is None or tx is None or problems:
+            for p in problems or ["TrainState.create without params= and tx="]:
+                self._stmt_stack[-1]["todos"].append(("TrainState.create", p))
+            return updated
+        self.used_helper = self.used_nnx = self.changed = True
+        return cst.parse_expression(f"{self.helper_name}.create({model}, {code_of(tx)})")
+
+    def _model_of_variables(self, node) -> str | None:
+        """`params`, `variables['params']` -> the model variable init's result became."""
+        sub = _subscript_key(node)
+        if sub is not None:
+            node = sub[0]
+        if isinstance(node, cst.Name) and node.value in self._init_results:
+            return self._init_results[node.value]
+        return None
+
+    def _rewrite_apply_gradients(self, updated, plan):
+        grads = next((a.value for a in updated.args if a.keyword is not None and a.keyword.value == "grads"), None)
+        if grads is None or len(updated.args) != 1:
+            self._stmt_stack[-1]["todos"].append(("apply_gradients", "only apply_gradients(grads=...) is converted"))
+            return updated
+        update = cst.parse_statement(f"{plan.optimizer_name}.update({plan.model_name}, {code_of(grads)})\n")
+        self._stmt_stack[-1]["before"].append(update)
+        self._applied_gradients = self.changed = True
+        return cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+
+    def _rewrite_replace(self, original, updated, plan):
+        fields = [a.keyword.value if a.keyword else None for a in updated.args]
+        if fields and all(self.rules.replace_fields.get(f) == "drop" for f in fields):
+            new = cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+            self._replace_calls.add(id(original))
+            self.changed = True
+            return new
+        self._stmt_stack[-1]["todos"].append((f"{plan.state}.replace", f"TrainState fields {fields} have no NNX counterpart here"))
+        return updated
+
+    def _rewrite_apply(self, original, updated, eager_owner):
+        args = list(updated.args)
+        positional = [a for a in args if a.keyword is None and not a.star]
+        if not positional:
+            return updated
+        variables = positional[0].value
+        entries = _dict_entries(variables)
+        callee = None
+        if entries is not None and "params" in entries:
+            callee = entries["params"]
+        elif isinstance(variables, cst.Name) and variables.value in self._init_results:
+            callee = cst.Name(self._init_results[variables.value])
+        elif eager_owner is None and isinstance(variables, cst.Name):
+            callee = variables  # a model passed where Linen passed its variables
+        if callee is None:
+            self._stmt_stack[-1]["todos"].append(("apply", f"variables {code_of(variables)} not understood; call the NNX model instead"))
+            return updated
+        rest = []
+        mutable = False
+        for a in args:
+            if a is positional[0]:
+                continue
+            kw = a.keyword.value if a.keyword is not None else None
+            action = self.rules.apply_keywords.get(kw) if kw else None
+            if action == "drop":
+                if kw == "mutable" and not (isinstance(a.value, cst.Name) and a.value.value == "False"):
+                    mutable = True
+                continue
+            if action == "method":
+                method = a.value
+                name = method.value if isinstance(method, cst.SimpleString) and isinstance(method.evaluated_value, str) else None
+                name = method.evaluated_value if name else (method.attr.value if isinstance(method, cst.Attribute) else None)
+                if name is None:
+                    self._stmt_stack[-1]["todos"].append(("method=", "method given as a function object: call it on the model by hand"))
+                    return updated
+                callee = cst.Attribute(value=callee, attr=cst.Name(name))
+                continue
+            rest.append(a)
+        if rest and len(rest) + 1 < len(args):
+            rest[-1] = rest[-1].with_changes(comma=args[-1].comma)
+        self.changed = True
+        new = updated.with_changes(func=callee, args=rest)
+        compact = cst.Call(func=callee, args=[cst.Arg(value=a.value, keyword=a.keyword, star=a.star) for a in rest])
+        if len(code_of(compact)) <= 60:  # what is left fits on a line: write it on one
+            new = compact
+        if mutable:
+            self._mutable_calls.add(id(original))
+        return new
+
+
+def _lambda_takes_params(node: cst.Lambda) -> bool:
+    params = node.params.params
+    if not params:
+        return False
+    matcher = m.DictElement(key=m.SimpleString(), value=m.Name(params[0].name.value))
+    return any(e.key.evaluated_value == "params" for e in m.findall(node.body, matcher))
+
+
+def _rebinds(func: cst.FunctionDef, state: str) -> bool:
+    """Whether `state` gets a new value other than from its own apply_gradients/replace."""
+    own = m.Call(func=m.Attribute(value=m.Name(state), attr=m.Name("apply_gradients") | m.Name("replace")))
+    for assign in m.findall(func.body, m.Assign()):
+        names = [n for t in assign.targets for n in _target_names(t.target)]
+        if state in names and not m.matches(assign.value, own):
+            return True
+    return any(state in _target_names(loop.target) for loop in m.findall(func.body, m.For()))
+
+
+def _takes_params(func: cst.FunctionDef, name: str) -> bool:
+    """Whether the inner function `name` passes its first parameter as Linen's
+    `{'params': p}`: only then is it differentiated with respect to the model."""
+    found = []
+
+    class Find(cst.CSTVisitor):
+        def visit_FunctionDef(self, node):
+            if node.name.value == name and node.params.params:
+                first = node.params.params[0].name.value
+                matcher = m.DictElement(key=m.SimpleString(), value=m.Name(first))
+                found.extend(e for e in m.findall(node.body, matcher) if e.key.evaluated_value == "params")
+
+    func.body.visit(Find())
+    return bool(found)
+
+
+def _walk_statements(block):
+    out = []
+
+    class Walk(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node):
+            out.extend(node.body)
+
+    block.visit(Walk())
+    return out
+
+
+def _names_in(node) -> set[str]:
+    names = set()
+
+    class Collect(cst.CSTVisitor):
+        def visit_Attribute(self, node):
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node):
+            node.value.visit(self)
+            return False
+
+        def visit_Name(self, node):
+            names.add(node.value)
+
+    node.visit(Collect())
+    return names
+
+
+def _is_docstring(stmt) -> bool:
+    return m.matches(stmt, m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]))
+
+
+def _with_todo(stmt, why: str):
+    comment = cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}"))
+    if any(line.comment is not None and line.comment.value == comment.comment.value for line in stmt.leading_lines):
+        return stmt
+    return stmt.with_changes(leading_lines=[*stmt.leading_lines, comment])

@@ -1,0 +1,164 @@
+"""One file: Linen module classes -> NNX classes, Linen functions -> NNX names, imports.
+
+`rewrite_source(text, path)` is the pure API every caller (CLI, tests, benchmarks) uses.
+Files that do not mention `linen` are returned untouched without being parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import libcst as cst
+
+from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.imports import fix_imports
+from nnx_migrate.rewrite.lines import LineResolver
+from nnx_migrate.rewrite.names import ImportMap
+from nnx_migrate.rewrite.renames import RenameLinen
+from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
+from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
+
+
+# Files rewritten again in a later round of a run (runner.py) are parsed once.
+_PARSED: dict[str, cst.Module] = {}
+
+
+def parse(text: str) -> cst.Module:
+    module = _PARSED.get(text)
+    if module is None:
+        module = cst.parse_module(text)
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[text] = module
+    return module
+
+
+def forget_parses() -> None:
+    _PARSED.clear()
+
+
+def might_use_linen(text: str) -> bool:
+    return "linen" in text
+
+
+def rewrite_source(text: str, path: str = "<string>", external=None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
+    """Converts one file's source: module classes, then the training code (training/)."""
+    return apply_training_pass(_rewrite_classes(text, path, external), text, train_style, external)
+
+
+def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileResult:
+    """Converts one file's source. Never raises for bad input: a file that does not parse
+    is a `failed` result whose `error` says why. `external` (an `index.ModuleIndex`) holds
+    the converted classes of the other files of the run."""
+    if not might_use_linen(text):
+        return FileResult(path=path, status="skipped", old_text=text, new_text=text)
+    try:
+        module = parse(text)
+    except cst.ParserSyntaxError as exc:
+        return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
+    try:
+        return _rewrite_module(module, text, path, external)
+    except RecursionError:
+        return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser")
+
+
+def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileResult:
+    imports = ImportMap(module)
+    if not imports.linen_aliases():
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    rules = load_rules()
+    positions = LineResolver(module)
+    ctx = FileContext(module, imports, rules, path, positions, external)
+    ctx.module_names = _module_level_names(module)
+    ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
+    renamer = ctx.renamer = RenameLinen(imports, rules)
+    alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
+    outcomes: list[ClassOutcome] = []
+    class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
+    outside_classes: list = []  # leftover Linen uses outside converted classes
+    new_body = []
+    first_converted_index = None
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef):
+            kind, base = _linen_class_kind(stmt, ctx)
+            if kind is not None:
+                before = len(ctx.todos)
+                try:
+                    new_cls, summary = ClassConverter(stmt, ctx, base).build()
+                except Exception as exc:  # a bug or an unforeseen construct: report, keep going
+                    del ctx.todos[before:]
+                    ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
+                    outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1))
+                    new_body.append(stmt)
+                    continue
+                ctx.summaries[stmt.name.value] = summary
+                todos = len(ctx.todos) - before
+                outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "todo" if todos else "converted", todos))
+                class_nodes.append((outcomes[-1], stmt))
+                if first_converted_index is None:
+                    first_converted_index = len(new_body)
+                new_body.append(new_cls)  # renamed while it was built
+                continue
+        if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
+            new_body.append(stmt)
+            continue
+        # Other statements: renamed only if their text mentions a Linen alias at all
+        # (rendering one statement is much cheaper than transforming it).
+        if alias_pattern.search(module.code_for_node(stmt)):
+            before = len(renamer.leftover_nodes)
+            stmt = stmt.visit(renamer)
+            outside_classes.extend(renamer.leftover_nodes[before:])
+        new_body.append(stmt)
+    converted = module.with_changes(body=new_body)
+    if not outcomes and not renamer.changed:
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    # Generated Variable types for collections NNX has no type for.
+    if ctx.variable_types and first_converted_index is not None:
+        defs = [
+            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+            for collection, name in ctx.variable_types.items()
+        ]
+        body = list(converted.body)
+        body[first_converted_index:first_converted_index] = defs
+        converted = converted.with_changes(body=body)
+    converted = fix_imports(converted, renamer.used_names)
+    for name, node in outside_classes:
+        ctx.todos.append(TodoSite(path, ctx.line(node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+    # Line numbers: one rendering of the original file for all reported nodes.
+    def resolve(placeholder: int) -> int:
+        line = positions.line(placeholder)
+        if line == 0 and placeholder in ctx.fallbacks:
+            line = positions.line(ctx.fallbacks[placeholder])
+        return line
+
+    ctx.todos = [t if t.line >= 0 else replace(t, line=resolve(t.line)) for t in ctx.todos]
+    for outcome in outcomes:
+        outcome.line = positions.line(outcome.line)
+    new_text = converted.code
+    status = "changed" if new_text != text else "unchanged"
+    result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
+    result.exports = dict(ctx.summaries)
+    result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+    return result
+
+
+def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
+    for base in node.bases:
+        if base.keyword is not None:
+            continue
+        if is_linen_module_base(ctx, base.value):
+            return "linen", None
+        summary = ctx.module_class(base.value)
+        if summary is not None:
+            return "subclass", summary
+    return None, None
+
+
+def _module_level_names(module: cst.Module) -> set[str]:
+    names = set()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
+            names.add(stmt.name.value)
+    return names

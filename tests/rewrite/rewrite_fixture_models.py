@@ -1,0 +1,44 @@
+"""Loading the model fixtures in fixtures/modules/ and building their example inputs.
+
+Each `<case>.in.py` defines `EXAMPLES = {ClassName: {"fields": {...}, "inputs": [...]}}`
+(plain Python, so the file also survives the rewrite unchanged and the `.out.py` has the
+same table). An input is a shape tuple (float32 normal), a list of shapes (a tuple of
+arrays, e.g. an LSTM carry), or ("int", shape, high) (integer tokens in [0, high)).
+Optional "nnx_kwargs" are extra constructor arguments for classes with TODO sites.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures" / "modules"
+
+
+def cases() -> list[str]:
+    return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_input(spec, key):
+    import jax
+    import jax.numpy as jnp
+
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        keys = jax.random.split(key, len(spec))
+        return tuple(make_input(s, k) for s, k in zip(spec, keys))
+    if isinstance(spec, tuple) and spec and spec[0] == "int":
+        _, shape, high = spec
+        return jax.random.randint(key, shape, 0, high)
+    return jax.random.normal(key, spec, jnp.float32)

@@ -1,0 +1,84 @@
+"""The whole-program fixtures in fixtures/training/ and how to run them side by side.
+
+A case is `<case>.in.py` (Linen) with one golden output per train style:
+`<case>.out.py` (flat-state, the default) and `<case>.nnx_jit.out.py`. Every program
+defines `create_train_state(key, learning_rate)`, `synthetic_batches(key, steps)`,
+`train(state, batches, *TRAIN_ARGS)` and `evaluate(state, batches)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures" / "training"
+STYLES = {"flat-state": ".out.py", "nnx-jit": ".nnx_jit.out.py"}
+
+
+def cases() -> list[str]:
+    return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+
+
+def runnable_cases() -> list[str]:
+    """Cases that train (`todo_*` document what is left to a person, `noop_*` stay as they are)."""
+    return [case for case in cases() if not case.startswith(("todo_", "noop_"))]
+
+
+def expected_todos(case: str) -> str:
+    path = FIXTURES / f"{case}.todos.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def output_path(case: str, style: str) -> Path:
+    return FIXTURES / f"{case}{STYLES[style]}"
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def linen_variables(state) -> dict:
+    variables = {"params": state.params}
+    if hasattr(state, "batch_stats"):
+        variables["batch_stats"] = state.batch_stats
+    return variables
+
+
+def start_from_linen_weights(nnx_state, linen_state):
+    """The converted program's state, with the Linen program's initial weights copied in
+    through the equivalence harness's weight map (exact names, nothing guessed)."""
+    from nnx_migrate.equivalence import map_weights
+
+    model, optimizer = nnx_state.merge()
+    variables = linen_variables(linen_state)
+    weight_map = map_weights(variables, model, match="names")
+    assert weight_map.complete, weight_map.problems()
+    weight_map.load(variables)
+    return nnx_state.updated(model, optimizer), weight_map
+
+
+SPLIT = FIXTURES / "split_program"
+
+
+@contextlib.contextmanager
+def program_folder(folder: Path, module: str = "train"):
+    """Imports `folder/<module>.py` with `folder` first on sys.path and its sibling modules
+    fresh, so the Linen and converted copies of a multi-file program never mix."""
+    siblings = {p.stem for p in folder.glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
