@@ -1472,6 +1472,7 @@ class SetupRewriter(cst.CSTTransformer):
 
     def __init__(self, conv: ClassConverter):
         self.conv = conv
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
@@ -1495,21 +1496,36 @@ class SetupRewriter(cst.CSTTransformer):
                     return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
         return updated
 
-    def leave_SimpleStatementLine(self, original, updated):
-        # TODO comments for setup submodules go on the line that builds them.
-        problems = []
+    # TODO comments go on the statement that holds the site (a submodule with problems,
+    # or a node reported while the setup body was analysed).
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, _STATEMENTS):
+            self.pending.append([])
+        elif self.pending:
+            entry = self.conv.todo_nodes.get(id(node))
+            if entry is not None and entry[0] is node:
+                self.pending[-1].extend(entry[1])
+            sub = self.conv.sub_by_node.get(id(node))
+            if sub is not None and sub.ctor is node:
+                self.pending[-1].extend(sub.problems + [p for m in sub.members for p in m.problems])
+        return super().on_visit(node)
 
-        class Find(cst.CSTVisitor):
-            def visit_Call(inner, call):
-                sub = self.conv.sub_by_node.get(id(call))
-                if sub is not None:
-                    problems.extend(sub.problems + [p for m in sub.members for p in m.problems])
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, _STATEMENTS):
+            return _with_todo_comments(result, self.pending.pop())
+        return result
 
-        original.visit(Find())
-        if not problems:
-            return updated
-        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {p}")) for p in dict.fromkeys(problems)]
-        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
+
+def _with_todo_comments(statement, notes: list[str]):
+    """The statement with a `# TODO(nnx-migrate): why` line above it per note."""
+    if not notes or not isinstance(statement, _STATEMENTS):
+        return statement
+    comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
+    return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
+
+
+_STATEMENTS = (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)
 
 
 class MethodRewriter(cst.CSTTransformer):
@@ -1537,31 +1553,19 @@ class MethodRewriter(cst.CSTTransformer):
         return self.renamer.visit_Param(node)
 
     # TODO markers: a statement that holds a reported node gets a comment line above it.
-    def _open_statement(self, node) -> None:
-        self.pending.append([])
-
-    def _close_statement(self, updated):
-        notes = self.pending.pop()
-        if not notes:
-            return updated
-        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
-        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
-
     def on_visit(self, node: cst.CSTNode) -> bool:
-        entry = self.conv.todo_nodes.get(id(node))
-        if entry is not None and entry[0] is node and self.pending:
-            self.pending[-1].extend(entry[1])
-        if isinstance(node, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-            self._open_statement(node)
+        if isinstance(node, _STATEMENTS):
+            self.pending.append([])
+        elif self.pending:
+            entry = self.conv.todo_nodes.get(id(node))
+            if entry is not None and entry[0] is node:
+                self.pending[-1].extend(entry[1])
         return super().on_visit(node)
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
-        if isinstance(original, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-            notes_holder = result
-            if isinstance(result, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-                return self._close_statement(notes_holder)
-            self.pending.pop()
+        if isinstance(original, _STATEMENTS):
+            return _with_todo_comments(result, self.pending.pop())
         return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
