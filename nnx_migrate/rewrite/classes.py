@@ -77,6 +77,8 @@ class Sub:
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
     remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
     scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
+    auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
+    list_index: str | None = None  # element of an nnx.List named after the class: its index
 
     @property
     def members(self) -> list["Sub"]:
@@ -95,6 +97,9 @@ class LoopContext:
     header: str  # `for <target> in <iter>:` as __init__ source
     line: int
     hoist: list[tuple[str, str]] = field(default_factory=list)
+    iter_src: str = ""  # the iterable as __init__ source
+    counter: str | None = None  # the counter __call__ gets (enumerate) when it has none
+    carried_vars: dict = field(default_factory=dict)  # array local -> (before, end of body, variable)
 
 
 @dataclass
@@ -406,10 +411,21 @@ class BodyWalker:
             self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
             self.loop_pass = 1
             self.in_loop -= 1
+            carried = {}
+            if loop is not None and any(s.loop is loop for s in self.conv.subs):
+                # __init__ replays this loop: sizes that change along it are carried in a
+                # variable there, which also gives their size after the loop.
+                for name, first in before.items():
+                    end = self.scope.env.get(name)
+                    if isinstance(first, str) and isinstance(end, str) and end != first:
+                        carried[name] = (first, end, f"{name}_size")
+                loop.carried_vars = carried
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
             self._merge(before)
+            for name, (_, _, var) in carried.items():
+                self.scope.env[name] = var
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body)
         elif isinstance(stmt, cst.With):
@@ -463,7 +479,7 @@ class BodyWalker:
                 if isinstance(first, cst.Name):
                     index_var = first.value
         header = f"for {code(stmt.target)} in {iter_src}:"
-        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used))
+        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used), iter_src)
 
     def _guarded(self, cond: str | None, body) -> None:
         if cond is None:
@@ -787,6 +803,11 @@ class ClassConverter:
                 count = self.auto_counts.get(linen_class, 0)
                 self.auto_counts[linen_class] = count + 1
                 sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
+                if walker.origin == "compact":
+                    sub.auto_class = linen_class
+                if walker.in_loop and loop is not None and walker.origin == "compact":
+                    # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
+                    sub.loop = loop
             else:
                 sub.attr = explicit
             if walker.in_loop and sub.loop is None:
@@ -1037,6 +1058,7 @@ class ClassConverter:
             if method.name.value == "__call__":
                 self.call_walker = walker
             self.walk_method(walker)
+        self._auto_named_lists()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
@@ -1059,6 +1081,53 @@ class ClassConverter:
         finally:
             self.walking.discard(name)
         return self._return_size(func, walker)
+
+    def _auto_named_lists(self) -> None:
+        """Unnamed submodules of one class built in a loop: Linen calls them `Dense_0`,
+        `Dense_1`, ... in creation order, across the loop and the code around it. They
+        become the elements of one nnx.List named after the class (`self.Dense`, Linen's
+        `Dense_<k>` is its element k), indexed in __call__ by a count that follows the
+        same order."""
+        by_class: dict[str, list[Sub]] = {}
+        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+            if sub.auto_class is not None:
+                by_class.setdefault(sub.auto_class, []).append(sub)
+        for cls, subs in by_class.items():
+            if not any(s.loop is not None for s in subs):
+                continue
+            loops_seen: list[LoopContext] = []
+            if any(s.guards for s in subs) or cls in {f.name for f in self.shape.fields} or cls in self.shape_method_names:
+                for sub in subs:
+                    if sub.loop is not None:
+                        sub.loop = None  # built as a plain attribute, marked TODO
+                        sub.problems.append("submodule built in a loop without name=f'<list>_{i}', next to conditional ones of its class: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+                continue
+            index = "0"
+            i = 0
+            while i < len(subs):
+                sub = subs[i]
+                if sub.loop is None:
+                    sub.list_index = index
+                    index = _plus(index, "1")
+                    i += 1
+                    continue
+                loop = sub.loop
+                group = [s for s in subs[i:] if s.loop is loop]
+                if loop.counter is None:
+                    loop.counter = loop.index_var or f"_{cls.lower()}_count"
+                for j, member in enumerate(group):
+                    member.list_index = _plus(index, _times(loop.counter, len(group)), str(j))
+                index = _plus(index, _times(f"len({loop.iter_src})", len(group)))
+                i += len(group)
+                loops_seen.append(loop)
+            for sub in subs:
+                self.subs_by_attr.pop(sub.attr, None)
+                sub.attr = cls
+            self.subs_by_attr[cls] = subs[0]
+
+    @property
+    def shape_method_names(self) -> set[str]:
+        return {m.name.value for m in self.shape.methods}
 
     def method_named(self, name: str | None) -> cst.FunctionDef | None:
         if name is None:
@@ -1253,6 +1322,7 @@ class ClassConverter:
         items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
         emitted_loops: set[int] = set()
+        created_lists: set[str] = set()
 
         def hoist_statics(pairs) -> None:
             for name, src in pairs:
@@ -1273,10 +1343,18 @@ class ClassConverter:
                     continue
                 emitted_loops.add(id(loop.node))
                 members = [s for s in self.subs if s.loop is loop and s.attr is not None]
+                members.sort(key=lambda m: self._order[id(m)])
                 hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
                 problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
-                src = "".join(f"self.{attr} = nnx.List()\n" for attr in dict.fromkeys(m.attr for m in members))
+                src = ""
+                for attr in dict.fromkeys(m.attr for m in members):
+                    if attr not in created_lists:
+                        created_lists.add(attr)
+                        src += f"self.{attr} = nnx.List()\n"
                 updates = []
+                for _, (first, end, var) in loop.carried_vars.items():
+                    src += f"{var} = {first}\n"
+                    updates.append(f"    {var} = {end}\n")
                 for m in members:
                     for param, (first, later) in m.carried.items():
                         var = f"{m.attr}_{param}"
@@ -1293,6 +1371,13 @@ class ClassConverter:
                         self.todo(m.ctor, f"{m.attr}[...]", p)
                 continue
             hoist_statics(item.hoist)
+            if isinstance(item, Sub) and item.list_index is not None:
+                src = "" if item.attr in created_lists else f"self.{item.attr} = nnx.List()\n"
+                created_lists.add(item.attr)
+                init_lines.extend(cst.parse_module(src + f"self.{item.attr}.append({self.ctor_source(item)})\n", config=cfg).body)
+                for p in dict.fromkeys(item.problems):
+                    self.todo(item.ctor, f"{item.attr}[{item.list_index}]", p)
+                continue
             if isinstance(item, Sub):
                 src = f"self.{item.attr} = {self.ctor_source(item)}\n"
                 problems = item.problems + [p for m in item.members for p in m.problems]
@@ -1416,6 +1501,16 @@ class ClassConverter:
             scope = self.call_walker.scope
             out += [src for src, _ in scope.static.values()]
         return out
+
+
+def _plus(*terms: str) -> str:
+    """Sum of index terms as source, without `0 + ...` noise."""
+    kept = [t for t in terms if t != "0"]
+    return " + ".join(kept) if kept else "0"
+
+
+def _times(term: str, factor: int) -> str:
+    return term if factor == 1 else f"{term} * {factor}"
 
 
 def _last_dim_of(node) -> str | None:
@@ -1576,6 +1671,20 @@ class MethodRewriter(cst.CSTTransformer):
             return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
         return updated
 
+    def leave_For(self, original: cst.For, updated: cst.For):
+        # a loop that builds auto-named submodules counts its iterations for their index
+        for sub in self.conv.subs:
+            loop = sub.loop
+            if loop is not None and loop.node is original and loop.counter and loop.counter != loop.index_var:
+                target = updated.target
+                if isinstance(target, cst.Tuple) and not target.lpar:
+                    target = target.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                return updated.with_changes(
+                    target=cst.Tuple([cst.Element(cst.Name(loop.counter)), cst.Element(target)], lpar=[], rpar=[]),
+                    iter=cst.Call(func=cst.Name("enumerate"), args=[cst.Arg(updated.iter)]),
+                )
+        return updated
+
     def visit_Decorator(self, node: cst.Decorator):
         # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
         return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in _DECORATORS_TO_DROP
@@ -1611,6 +1720,8 @@ class MethodRewriter(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
         sub = conv.sub_by_node.get(id(original))
+        if sub is not None and sub.attr is not None and sub.list_index is not None:
+            return cst.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
         if sub is not None and sub.attr is not None and sub.loop is not None:
             return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
         if sub is not None and sub.attr is not None:

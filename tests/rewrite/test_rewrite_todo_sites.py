@@ -67,15 +67,18 @@ CASES = [
 
         class M(nn.Module):
           sizes: tuple = (3, 4)
+          use_head: bool = True
 
           @nn.compact
           def __call__(self, x):
             for s in self.sizes:
               x = nn.Dense(s)(x)
+            if self.use_head:
+              x = nn.Dense(2)(x)
             return x
         """,
-        10, "built in a loop without name=", None,
-        id="auto-named-layer-in-a-loop",
+        11, "built in a loop without name=", None,
+        id="auto-named-layer-in-a-loop-next-to-a-conditional-one",
     ),
     pytest.param(
         """
