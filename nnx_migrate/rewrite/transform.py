@@ -109,6 +109,9 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
             outside_classes.extend(renamer.leftover_nodes[before:])
         new_body.append(stmt)
     converted = module.with_changes(body=new_body)
+    for node in renamer.unconverted_classes:
+        outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
+        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
     if not outcomes and not renamer.changed:
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     # Generated Variable types for collections NNX has no type for.

@@ -205,3 +205,22 @@ def test_classes_from_other_files_of_the_run_are_built_with_their_constructor(tm
     assert "self.block_0 = Block(width=8, in_features=in_features, rngs=rngs)" in model.new_text
     assert "self.dense_0 = nnx.Linear(in_features=8, out_features=2, rngs=rngs)" in model.new_text
     assert model.todos == []
+
+
+def test_linen_class_inside_a_function_is_left_as_linen_and_reported():
+    result = convert(
+        """
+        import flax.linen as nn
+
+        def make():
+          class Inner(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+              return nn.Dense(3)(x)
+          return Inner()
+        """
+    )
+    assert "class Inner(nn.Module):" in result.new_text  # its base is not renamed
+    assert "import flax.linen as nn" in result.new_text
+    assert [(c.name, c.status) for c in result.classes] == [("Inner", "failed")]
+    assert any(t.line == 5 and "inside a function" in t.why for t in result.todos)
