@@ -39,6 +39,8 @@ class Field:
     annotation: str
     default_code: str | None  # the default as source; None when required
     comments: tuple = ()  # the field line's own comments (leading lines, trailing comment)
+    factory: str | None = None  # dataclasses.field(default_factory=...): called when not given
+    problem: str | None = None  # a field declaration the tool does not convert
 
     @property
     def has_default(self) -> bool:
@@ -197,7 +199,8 @@ class ClassShape:
                     continue
                 leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
                 trailing = stmt.trailing_whitespace
-                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value), (leading, trailing if trailing.comment is not None else None)))
+                default_code, factory, problem = _field_default(ann.value, ctx)
+                self.own_fields.append(Field(ann.target.value, ann_code, default_code, (leading, trailing if trailing.comment is not None else None), factory, problem))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -1216,7 +1219,13 @@ class ClassConverter:
         inherited = set() if own_builder else {f.name for f in base.fields}
         for f in fields:
             if f.name not in inherited:  # the base class's __init__ stores its own fields
-                line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.factory is not None:
+                    line = stmt(f"self.{f.name} = {f.factory}() if {f.name} is None else {f.name}\n")
+                else:
+                    line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.problem is not None:
+                    self.todo(self.node, f"field {f.name}", f.problem)
+                    line = line.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {f.problem}"))])
                 if f.comments:  # the field's comments move with it
                     leading, trailing = f.comments
                     line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
@@ -1416,6 +1425,29 @@ class ClassConverter:
             scope = self.call_walker.scope
             out += [src for src, _ in scope.static.values()]
         return out
+
+
+_DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
+
+
+def _field_default(value, ctx: "FileContext") -> tuple[str | None, str | None, str | None]:
+    """(default source, default factory source, problem) of a dataclass field's value:
+    `= 3`, `= field(default=3)`, `= field(default_factory=list)` (the __init__ default
+    becomes None and the factory is called), anything else a TODO."""
+    if value is None:
+        return None, None, None
+    if isinstance(value, cst.Call) and ctx.imports.qualify(value.func) in _DATACLASS_FIELD:
+        options = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
+        others = sorted(set(options) - {"default", "default_factory"})
+        problem = f"dataclasses.field({', '.join(others)}=...) is not converted" if others or any(a.keyword is None for a in value.args) else None
+        if "default_factory" in options:
+            factory = options["default_factory"]
+            factory_src = code(factory) if isinstance(factory, (cst.Name, cst.Attribute)) else f"({code(factory)})"
+            return "None", factory_src, problem
+        if "default" in options:
+            return code(options["default"]), None, problem
+        return None, None, problem
+    return code(value), None, None
 
 
 def _plus(*terms: str) -> str:
