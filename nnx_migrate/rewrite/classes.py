@@ -736,8 +736,10 @@ class ClassConverter:
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
         self._order[id(sub)] = len(self._order)
-        # Members of nn.Sequential are named by Sequential, not by this class.
-        for member in sub.members:
+        # Members of an nn.Sequential built in setup are Sequential's (`body/layers_0`); in a
+        # compact body Linen names them as this module's own submodules (`Dense_1`), so
+        # they stay attributes here and the NNX Sequential refers to them.
+        for member in sub.members if walker.origin != "compact" else ():
             if member.attr is not None and member in self.subs:
                 self.subs.remove(member)
                 self.subs_by_attr.pop(member.attr, None)
@@ -1165,7 +1167,10 @@ class ClassConverter:
     def ctor_source(self, sub: Sub) -> str:
         sizes = sub.in_sizes or {}
         if sub.kind == "sequential":
-            members = ", ".join(self.ctor_source(m) if isinstance(m, Sub) else code(m) for m in sub.elements)
+            members = ", ".join(
+                (f"self.{m.attr}" if m.attr is not None else self.ctor_source(m)) if isinstance(m, Sub) else code(m)
+                for m in sub.elements
+            )
             return f"nnx.Sequential({members})"
         parts: list[str] = []
         if sub.kind == "layer":
