@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
                 difflib.unified_diff(
                     result.old_text.splitlines(keepends=True),
                     result.new_text.splitlines(keepends=True),
-                    fromfile=f"a/{result.path}",
-                    tofile=f"b/{result.path}",
+                    fromfile=f"a/{result.path.lstrip('/')}",
+                    tofile=f"b/{result.path.lstrip('/')}",
                 )
             )
         elif args.mode == "write":
