@@ -82,6 +82,7 @@ class Sub:
     scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
+    comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
 
     @property
     def members(self) -> list["Sub"]:
@@ -317,6 +318,7 @@ class BodyWalker:
             else:
                 self.expr(stmt.test)
             loop = self._loop_context(stmt)
+            chain = self._chain_over_list(stmt) if isinstance(stmt, cst.For) else None
             targets: set[str] = set()
             if loop is not None:
                 _targets(stmt.target, targets)
@@ -375,6 +377,20 @@ class BodyWalker:
                 if dep not in out:
                     out.append(dep)
         return out
+
+    def _chain_over_list(self, stmt: cst.For):
+        """`for layer in self.layers:` / `for i, layer in enumerate(self.layers):` over a
+        planned setup list: binds the element submodule to the loop variable."""
+        it, target = stmt.iter, stmt.target
+        if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and len(it.args) == 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            it, target = it.args[0].value, target.elements[1].value
+        attr = _self_attr(it)
+        plan = self.conv.comp_plans.get(attr) if attr is not None else None
+        if plan is None or not isinstance(target, cst.Name) or self.in_loop:
+            return None
+        plan["chained"] = True
+        self.local_layers[target.value] = plan["sub"]
+        return plan
 
     def _loop_context(self, stmt) -> LoopContext | None:
         """A loop `__init__` can replay: a `for` over something fields determine, not
@@ -570,7 +586,7 @@ class BodyWalker:
 
     def called(self, sub: Sub, call: cst.Call) -> None:
         if sub.in_sizes is not None:
-            if sub.loop is not None and self.loop_pass == 2:
+            if (sub.loop is not None or sub.comp_attr is not None) and self.loop_pass == 2:
                 again = self.conv.call_in_sizes(sub, call, self)
                 for param, first in list(sub.in_sizes.items()):
                     later = again.get(param)
@@ -608,6 +624,7 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self.comp_plans: dict[str, dict] = {}  # setup list comprehensions of submodules
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
         self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
@@ -1096,6 +1113,11 @@ class ClassConverter:
             walker.list_locals.add(target.value)
         if attr is None:
             return False
+        plan = self._list_comp_plan(attr, value, walker) if walker.in_loop == 0 and not walker.guards and not walker.dynamic_guard else None
+        if plan is not None:
+            self.comp_plans[attr] = plan
+            self.list_attrs.add(attr)
+            return True
         if isinstance(value, cst.Call) and self.construction_kind(value) is not None:
             for arg in value.args:
                 walker.expr(arg.value)
@@ -1121,6 +1143,28 @@ class ClassConverter:
             return True
         return False
 
+    def _list_comp_plan(self, attr: str, value, walker: "BodyWalker"):
+        """`self.layers = [nn.Dense(f) for f in self.features]`: one construction per
+        element of something fields determine. When a method runs the elements as a chain
+        (`for layer in self.layers: x = layer(x)`), each element's input size is the
+        previous one's output, and __init__ builds the list with that loop."""
+        if not isinstance(value, cst.ListComp) or not isinstance(value.elt, cst.Call):
+            return None
+        comp = value.for_in
+        if comp.inner_for_in is not None or comp.ifs or comp.asynchronous is not None:
+            return None
+        if self.construction_kind(value.elt) not in ("layer", "local") or try_static(comp.iter, walker.scope, []) is None:
+            return None
+        walker.in_loop += 1
+        try:
+            for arg in value.elt.args:
+                walker.expr(arg.value)
+            sub = self.new_sub(value.elt, walker)
+        finally:
+            walker.in_loop -= 1
+        sub.comp_attr = attr
+        return {"sub": sub, "target": code(comp.target), "iter": code(comp.iter), "chained": False}
+
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
             self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
@@ -1140,6 +1184,8 @@ class ClassConverter:
         elif sub.kind == "local":
             needed = list(sub.child.size_params)
         sizes = sub.in_sizes or {}
+        if sub.comp_attr is not None and needed and not self.comp_plans[sub.comp_attr]["chained"]:
+            sub.problems.append(f"the elements of self.{sub.comp_attr} may need different input sizes: no method runs them one after the other")
         for param in needed:
             if sizes.get(param) is None:
                 if sub.in_sizes is None and sub.attr is not None:

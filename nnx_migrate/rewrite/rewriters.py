@@ -40,6 +40,27 @@ class SetupRewriter(cst.CSTTransformer):
             return cst.parse_expression(site.init_code)
         return updated
 
+    def leave_SimpleStatementLine(self, original, updated):
+        """`self.layers = [Layer(...) for v in it]` planned as a chain -> a loop that
+        appends each element with the size the previous one gives it."""
+        if len(original.body) == 1 and isinstance(original.body[0], cst.Assign) and len(original.body[0].targets) == 1:
+            attr = _self_attr(original.body[0].targets[0].target)
+            plan = self.conv.comp_plans.get(attr) if attr is not None else None
+            if plan is not None:
+                sub = plan["sub"]
+                src = f"self.{attr} = nnx.List()\n"
+                updates = ""
+                for param, (first, later) in sub.carried.items():
+                    var = f"{attr}_{param}"
+                    src += f"{var} = {first}\n"
+                    sub.in_sizes[param] = var
+                    updates += f"    {var} = {later}\n"
+                src += f"for {plan['target']} in {plan['iter']}:\n    self.{attr}.append({self.conv.ctor_source(sub)})\n" + updates
+                statements = list(cst.parse_module(src, config=self.conv.ctx.module.config_for_parsing).body)
+                statements[0] = statements[0].with_changes(leading_lines=updated.leading_lines)
+                return cst.FlattenSentinel(statements)
+        return updated
+
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
         if len(original.targets) == 1:
             attr = _self_attr(original.targets[0].target)
@@ -75,6 +96,9 @@ class SetupRewriter(cst.CSTTransformer):
 
 def _with_todo_comments(statement, notes: list[str]):
     """The statement with a `# TODO(nnx-migrate): why` line above it per note."""
+    if notes and isinstance(statement, cst.FlattenSentinel) and statement.nodes:
+        first, *rest = statement.nodes
+        return cst.FlattenSentinel([_with_todo_comments(first, notes), *rest])
     if not notes or not isinstance(statement, STATEMENTS):
         return statement
     comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]

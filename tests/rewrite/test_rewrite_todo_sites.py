@@ -138,6 +138,26 @@ CASES = [
 ]
 
 
+CASES.append(
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          features: tuple = (3, 4)
+
+          def setup(self):
+            self.layers = [nn.Dense(f) for f in self.features]
+
+          def __call__(self, x):
+            return self.layers[0](x) + self.layers[1](x)
+        """,
+        8, "may need different input sizes", None,
+        id="list-of-layers-not-run-as-a-chain",
+    )
+)
+
+
 @pytest.mark.parametrize("source,line,why,in_output", CASES)
 def test_unconvertible_sites_are_marked_and_reported(source, line, why, in_output):
     result = convert(source)
