@@ -201,6 +201,8 @@ class ClassShape:
                 leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
                 trailing = stmt.trailing_whitespace
                 default_code, factory, problem = _field_default(ann.value, ctx)
+                if problem == "init=False":
+                    continue  # set by setup, not a constructor argument
                 self.own_fields.append(Field(ann.target.value, ann_code, default_code, (leading, trailing if trailing.comment is not None else None), factory, problem))
                 continue
             if isinstance(stmt, cst.FunctionDef):
@@ -1369,18 +1371,28 @@ class ClassConverter:
         # signature
         size_params = self._size_params()
         params_src = []
+        keyword_only = False
+        seen_default = False
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
             default = f" = {f.default_code}" if f.has_default else ""
+            if not f.has_default and seen_default and not keyword_only:
+                # a required field after defaulted ones (Linen's kw_only dataclasses,
+                # subclasses): keyword-only from here, as Python requires
+                params_src.append("*")
+                keyword_only = True
+            seen_default = seen_default or f.has_default
             params_src.append(f"{f.name}{ann}{default}")
-        any_default = any(f.has_default for f in fields)
         sizes_src = [f"{p}: int" for p in size_params]
-        if sizes_src and not any_default:
+        if sizes_src and not seen_default:
             params_src += sizes_src
             params_src.append("*")
         else:
-            params_src.append("*")
+            if not keyword_only:
+                params_src.append("*")
             params_src += sizes_src
+        if not keyword_only and "*" not in params_src:
+            params_src.append("*")
         params_src.append("rngs: nnx.Rngs")
         if not init_lines:
             init_lines.append(stmt("pass\n"))
@@ -1489,6 +1501,8 @@ def _field_default(value, ctx: "FileContext") -> tuple[str | None, str | None, s
         return None, None, None
     if isinstance(value, cst.Call) and ctx.imports.qualify(value.func) in _DATACLASS_FIELD:
         options = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
+        if "init" in options and code(options["init"]).strip() == "False":
+            return None, None, "init=False"
         others = sorted(set(options) - {"default", "default_factory"})
         problem = f"dataclasses.field({', '.join(others)}=...) is not converted" if others or any(a.keyword is None for a in value.args) else None
         if "default_factory" in options:

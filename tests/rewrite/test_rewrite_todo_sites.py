@@ -244,3 +244,27 @@ def test_linen_class_inside_a_function_is_left_as_linen_and_reported():
     assert "import flax.linen as nn" in result.new_text
     assert [(c.name, c.status) for c in result.classes] == [("Inner", "failed")]
     assert any(t.line == 5 and "inside a function" in t.why for t in result.todos)
+
+
+def test_required_field_after_defaulted_ones_becomes_keyword_only_and_init_false_is_skipped():
+    result = convert(
+        """
+        import dataclasses
+        import flax.linen as nn
+
+        class Base(nn.Module):
+          scale: float = 1.0
+
+        class M(Base):
+          features: int
+          table: object = dataclasses.field(init=False)
+
+          def setup(self):
+            self.table = nn.Dense(self.features)
+
+          def __call__(self, x):
+            return self.table(x) * self.scale
+        """
+    )
+    assert "def __init__(self, scale: float = 1.0, *, features: int, in_features: int, rngs: nnx.Rngs):" in result.new_text
+    assert [c.status for c in result.classes] == ["converted", "converted"]
