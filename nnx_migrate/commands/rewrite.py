@@ -10,9 +10,9 @@ from pathlib import Path
 NAME = "rewrite"
 HELP = "convert Linen module classes into NNX module classes"
 DESCRIPTION = """\
-Converts every Linen module class (nn.Module subclasses, whatever the import alias, and
-subclasses of converted classes in the same file) into an NNX class that computes the
-same numbers with the same weights. Dataclass fields become __init__ parameters; setup()
+Converts every Linen module class (nn.Module subclasses, whatever the import alias,
+subclasses of converted classes, and module classes imported from other files of the
+run) into an NNX class that computes the same numbers with the same weights. Dataclass fields become __init__ parameters; setup()
 and @nn.compact bodies become the constructor; every layer gets its input size from
 fields or call arguments (`in_features`, `<arg>_in_features` parameters); what cannot be
 converted safely is marked `# TODO(nnx-migrate): ...` and listed in the report.
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
                 difflib.unified_diff(
                     result.old_text.splitlines(keepends=True),
                     result.new_text.splitlines(keepends=True),
-                    fromfile=f"a/{result.path}",
-                    tofile=f"b/{result.path}",
+                    fromfile=f"a/{result.path.lstrip('/')}",
+                    tofile=f"b/{result.path.lstrip('/')}",
                 )
             )
         elif args.mode == "write":

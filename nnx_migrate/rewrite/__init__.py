@@ -4,9 +4,13 @@ Layout, one concern per module:
 - `names`     which dotted name an expression refers to (import aliases)
 - `rules`     the layer/function map, read from the top-level `rules/*.toml`
 - `sizes`     input-size inference (last dimension of arrays, as `__init__` source)
+- `nodes`     small questions about LibCST nodes (self.x, statements, bound names)
 - `classes`   one Linen class -> one NNX class (discovery, analysis, generation)
+- `rewriters` the setup body and the methods rewritten (TODO markers included)
 - `renames`   Linen functions and types -> NNX names; leftover Linen references
 - `imports`   `from flax import nnx` added, unused Linen imports removed
+- `lines`     line numbers for the report, in one rendering of the file
+- `index`     the converted classes of the other files of a run
 - `transform` one file (the pure API: `rewrite_source`)
 - `runner`    many files, in parallel; summary
 - `report`    results, TODO sites, JSON and Markdown

@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
-from nnx_migrate.rewrite.names import ImportMap, dotted, normalize_linen
+from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
+from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
+from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
 _SCAN = {"flax.linen.scan", "flax.linen.transforms.scan"}
-_DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 _NON_FIELD_NAMES = {"parent", "name"}
 
 
@@ -38,6 +39,8 @@ class Field:
     annotation: str
     default_code: str | None  # the default as source; None when required
     comments: tuple = ()  # the field line's own comments (leading lines, trailing comment)
+    factory: str | None = None  # dataclasses.field(default_factory=...): called when not given
+    problem: str | None = None  # a field declaration the tool does not convert
 
     @property
     def has_default(self) -> bool:
@@ -77,6 +80,9 @@ class Sub:
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
     remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
     scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
+    auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
+    list_index: str | None = None  # element of an nnx.List named after the class: its index
+    comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
 
     @property
     def members(self) -> list["Sub"]:
@@ -95,6 +101,9 @@ class LoopContext:
     header: str  # `for <target> in <iter>:` as __init__ source
     line: int
     hoist: list[tuple[str, str]] = field(default_factory=list)
+    iter_src: str = ""  # the iterable as __init__ source
+    counter: str | None = None  # the counter __call__ gets (enumerate) when it has none
+    carried_vars: dict = field(default_factory=dict)  # array local -> (before, end of body, variable)
 
 
 @dataclass
@@ -166,92 +175,6 @@ def is_linen_module_base(ctx: FileContext, base: cst.BaseExpression) -> bool:
     return qual in (LINEN_MODULE, "flax.linen.module.Module")
 
 
-def _string_value(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        return node.evaluated_value if isinstance(node.evaluated_value, str) else None
-    return None
-
-
-def _self_attr(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
-        return node.attr.value
-    return None
-
-
-def _self_method_call(node: cst.CSTNode, method: str) -> bool:
-    return isinstance(node, cst.Call) and _self_attr(node.func) == method
-
-
-def _bound_names(func: cst.FunctionDef) -> set[str]:
-    """Every name a function binds: parameters and the targets of its statements (walked
-    statement by statement; expressions are not entered, which keeps this cheap)."""
-    names = set()
-    for p in [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]:
-        names.add(p.name.value)
-    for star in (func.params.star_arg, func.params.star_kwarg):
-        if isinstance(star, cst.Param):
-            names.add(star.name.value)
-    for stmt in _statements(func.body.body):
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, cst.Assign):
-                    for t in small.targets:
-                        _targets(t.target, names)
-                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-                    _targets(small.target, names)
-                elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
-                    for alias in small.names:
-                        if alias.asname is not None:
-                            _targets(alias.asname.name, names)
-                        else:
-                            names.add((dotted(alias.name) or "").split(".")[0])
-        elif isinstance(stmt, cst.For):
-            _targets(stmt.target, names)
-        elif isinstance(stmt, cst.With):
-            for item in stmt.items:
-                if item.asname is not None:
-                    _targets(item.asname.name, names)
-        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            names.add(stmt.name.value)
-        elif isinstance(stmt, cst.Try):
-            for handler in stmt.handlers:
-                if handler.name is not None:
-                    _targets(handler.name.name, names)
-    return names
-
-
-def _statements(body):
-    """Statements of a block and of the blocks nested in it (not nested functions)."""
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            continue
-        for attr in ("body", "orelse", "finalbody"):
-            block = getattr(stmt, attr, None)
-            if block is None:
-                continue
-            if isinstance(block, cst.If):
-                yield from _statements([block])
-                continue
-            inner = getattr(block, "body", None)
-            if isinstance(inner, (list, tuple)):
-                yield from _statements(inner)
-            elif isinstance(block, (cst.IndentedBlock, cst.Else, cst.Finally)):
-                yield from _statements(block.body.body if isinstance(block, (cst.Else, cst.Finally)) else block.body)
-        for handler in getattr(stmt, "handlers", ()):
-            yield from _statements(handler.body.body)
-
-
-def _targets(node, out: set[str]) -> None:
-    if isinstance(node, cst.Name):
-        out.add(node.value)
-    elif isinstance(node, (cst.Tuple, cst.List)):
-        for el in node.elements:
-            _targets(el.value, out)
-    elif isinstance(node, cst.StarredElement):
-        _targets(node.value, out)
-
-
 class ClassShape:
     """Discovery: the parts of a Linen module class."""
 
@@ -277,7 +200,10 @@ class ClassShape:
                     continue
                 leading = tuple(line for line in stmt.leading_lines if line.comment is not None)
                 trailing = stmt.trailing_whitespace
-                self.own_fields.append(Field(ann.target.value, ann_code, None if ann.value is None else code(ann.value), (leading, trailing if trailing.comment is not None else None)))
+                default_code, factory, problem = _field_default(ann.value, ctx)
+                if problem == "init=False":
+                    continue  # set by setup, not a constructor argument
+                self.own_fields.append(Field(ann.target.value, ann_code, default_code, (leading, trailing if trailing.comment is not None else None), factory, problem))
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
@@ -394,6 +320,7 @@ class BodyWalker:
             else:
                 self.expr(stmt.test)
             loop = self._loop_context(stmt)
+            chain = self._chain_over_list(stmt) if isinstance(stmt, cst.For) else None
             targets: set[str] = set()
             if loop is not None:
                 _targets(stmt.target, targets)
@@ -406,10 +333,21 @@ class BodyWalker:
             self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
             self.loop_pass = 1
             self.in_loop -= 1
+            carried = {}
+            if loop is not None and any(s.loop is loop for s in self.conv.subs):
+                # __init__ replays this loop: sizes that change along it are carried in a
+                # variable there, which also gives their size after the loop.
+                for name, first in before.items():
+                    end = self.scope.env.get(name)
+                    if isinstance(first, str) and isinstance(end, str) and end != first:
+                        carried[name] = (first, end, f"{name}_size")
+                loop.carried_vars = carried
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
             self._merge(before)
+            for name, (_, _, var) in carried.items():
+                self.scope.env[name] = var
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body)
         elif isinstance(stmt, cst.With):
@@ -442,6 +380,20 @@ class BodyWalker:
                     out.append(dep)
         return out
 
+    def _chain_over_list(self, stmt: cst.For):
+        """`for layer in self.layers:` / `for i, layer in enumerate(self.layers):` over a
+        planned setup list: binds the element submodule to the loop variable."""
+        it, target = stmt.iter, stmt.target
+        if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and len(it.args) == 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            it, target = it.args[0].value, target.elements[1].value
+        attr = _self_attr(it)
+        plan = self.conv.comp_plans.get(attr) if attr is not None else None
+        if plan is None or not isinstance(target, cst.Name) or self.in_loop:
+            return None
+        plan["chained"] = True
+        self.local_layers[target.value] = plan["sub"]
+        return plan
+
     def _loop_context(self, stmt) -> LoopContext | None:
         """A loop `__init__` can replay: a `for` over something fields determine, not
         nested in another loop or under a condition on call arguments."""
@@ -463,7 +415,7 @@ class BodyWalker:
                 if isinstance(first, cst.Name):
                     index_var = first.value
         header = f"for {code(stmt.target)} in {iter_src}:"
-        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used))
+        return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used), iter_src)
 
     def _guarded(self, cond: str | None, body) -> None:
         if cond is None:
@@ -636,7 +588,7 @@ class BodyWalker:
 
     def called(self, sub: Sub, call: cst.Call) -> None:
         if sub.in_sizes is not None:
-            if sub.loop is not None and self.loop_pass == 2:
+            if (sub.loop is not None or sub.comp_attr is not None) and self.loop_pass == 2:
                 again = self.conv.call_in_sizes(sub, call, self)
                 for param, first in list(sub.in_sizes.items()):
                     later = again.get(param)
@@ -674,6 +626,7 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self.comp_plans: dict[str, dict] = {}  # setup list comprehensions of submodules
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
         self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
@@ -787,6 +740,11 @@ class ClassConverter:
                 count = self.auto_counts.get(linen_class, 0)
                 self.auto_counts[linen_class] = count + 1
                 sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
+                if walker.origin == "compact":
+                    sub.auto_class = linen_class
+                if walker.in_loop and loop is not None and walker.origin == "compact":
+                    # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
+                    sub.loop = loop
             else:
                 sub.attr = explicit
             if walker.in_loop and sub.loop is None:
@@ -797,8 +755,10 @@ class ClassConverter:
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
         self._order[id(sub)] = len(self._order)
-        # Members of nn.Sequential are named by Sequential, not by this class.
-        for member in sub.members:
+        # Members of an nn.Sequential built in setup are Sequential's (`body/layers_0`); in a
+        # compact body Linen names them as this module's own submodules (`Dense_1`), so
+        # they stay attributes here and the NNX Sequential refers to them.
+        for member in sub.members if walker.origin != "compact" else ():
             if member.attr is not None and member in self.subs:
                 self.subs.remove(member)
                 self.subs_by_attr.pop(member.attr, None)
@@ -1037,6 +997,7 @@ class ClassConverter:
             if method.name.value == "__call__":
                 self.call_walker = walker
             self.walk_method(walker)
+        self._auto_named_lists()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
@@ -1059,6 +1020,53 @@ class ClassConverter:
         finally:
             self.walking.discard(name)
         return self._return_size(func, walker)
+
+    def _auto_named_lists(self) -> None:
+        """Unnamed submodules of one class built in a loop: Linen calls them `Dense_0`,
+        `Dense_1`, ... in creation order, across the loop and the code around it. They
+        become the elements of one nnx.List named after the class (`self.Dense`, Linen's
+        `Dense_<k>` is its element k), indexed in __call__ by a count that follows the
+        same order."""
+        by_class: dict[str, list[Sub]] = {}
+        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+            if sub.auto_class is not None:
+                by_class.setdefault(sub.auto_class, []).append(sub)
+        for cls, subs in by_class.items():
+            if not any(s.loop is not None for s in subs):
+                continue
+            loops_seen: list[LoopContext] = []
+            if any(s.guards for s in subs) or cls in {f.name for f in self.shape.fields} or cls in self.shape_method_names:
+                for sub in subs:
+                    if sub.loop is not None:
+                        sub.loop = None  # built as a plain attribute, marked TODO
+                        sub.problems.append("submodule built in a loop without name=f'<list>_{i}', next to conditional ones of its class: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+                continue
+            index = "0"
+            i = 0
+            while i < len(subs):
+                sub = subs[i]
+                if sub.loop is None:
+                    sub.list_index = index
+                    index = _plus(index, "1")
+                    i += 1
+                    continue
+                loop = sub.loop
+                group = [s for s in subs[i:] if s.loop is loop]
+                if loop.counter is None:
+                    loop.counter = loop.index_var or f"_{cls.lower()}_count"
+                for j, member in enumerate(group):
+                    member.list_index = _plus(index, _times(loop.counter, len(group)), str(j))
+                index = _plus(index, _times(f"len({loop.iter_src})", len(group)))
+                i += len(group)
+                loops_seen.append(loop)
+            for sub in subs:
+                self.subs_by_attr.pop(sub.attr, None)
+                sub.attr = cls
+            self.subs_by_attr[cls] = subs[0]
+
+    @property
+    def shape_method_names(self) -> set[str]:
+        return {m.name.value for m in self.shape.methods}
 
     def method_named(self, name: str | None) -> cst.FunctionDef | None:
         if name is None:
@@ -1107,6 +1115,11 @@ class ClassConverter:
             walker.list_locals.add(target.value)
         if attr is None:
             return False
+        plan = self._list_comp_plan(attr, value, walker) if walker.in_loop == 0 and not walker.guards and not walker.dynamic_guard else None
+        if plan is not None:
+            self.comp_plans[attr] = plan
+            self.list_attrs.add(attr)
+            return True
         if isinstance(value, cst.Call) and self.construction_kind(value) is not None:
             for arg in value.args:
                 walker.expr(arg.value)
@@ -1132,6 +1145,28 @@ class ClassConverter:
             return True
         return False
 
+    def _list_comp_plan(self, attr: str, value, walker: "BodyWalker"):
+        """`self.layers = [nn.Dense(f) for f in self.features]`: one construction per
+        element of something fields determine. When a method runs the elements as a chain
+        (`for layer in self.layers: x = layer(x)`), each element's input size is the
+        previous one's output, and __init__ builds the list with that loop."""
+        if not isinstance(value, cst.ListComp) or not isinstance(value.elt, cst.Call):
+            return None
+        comp = value.for_in
+        if comp.inner_for_in is not None or comp.ifs or comp.asynchronous is not None:
+            return None
+        if self.construction_kind(value.elt) not in ("layer", "local") or try_static(comp.iter, walker.scope, []) is None:
+            return None
+        walker.in_loop += 1
+        try:
+            for arg in value.elt.args:
+                walker.expr(arg.value)
+            sub = self.new_sub(value.elt, walker)
+        finally:
+            walker.in_loop -= 1
+        sub.comp_attr = attr
+        return {"sub": sub, "target": code(comp.target), "iter": code(comp.iter), "chained": False}
+
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
             self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
@@ -1151,6 +1186,8 @@ class ClassConverter:
         elif sub.kind == "local":
             needed = list(sub.child.size_params)
         sizes = sub.in_sizes or {}
+        if sub.comp_attr is not None and needed and not self.comp_plans[sub.comp_attr]["chained"]:
+            sub.problems.append(f"the elements of self.{sub.comp_attr} may need different input sizes: no method runs them one after the other")
         for param in needed:
             if sizes.get(param) is None:
                 if sub.in_sizes is None and sub.attr is not None:
@@ -1178,7 +1215,10 @@ class ClassConverter:
     def ctor_source(self, sub: Sub) -> str:
         sizes = sub.in_sizes or {}
         if sub.kind == "sequential":
-            members = ", ".join(self.ctor_source(m) if isinstance(m, Sub) else code(m) for m in sub.elements)
+            members = ", ".join(
+                (f"self.{m.attr}" if m.attr is not None else self.ctor_source(m)) if isinstance(m, Sub) else code(m)
+                for m in sub.elements
+            )
             return f"nnx.Sequential({members})"
         parts: list[str] = []
         if sub.kind == "layer":
@@ -1232,7 +1272,13 @@ class ClassConverter:
         inherited = set() if own_builder else {f.name for f in base.fields}
         for f in fields:
             if f.name not in inherited:  # the base class's __init__ stores its own fields
-                line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.factory is not None:
+                    line = stmt(f"self.{f.name} = {f.factory}() if {f.name} is None else {f.name}\n")
+                else:
+                    line = stmt(f"self.{f.name} = {f.name}\n")
+                if f.problem is not None:
+                    self.todo(self.node, f"field {f.name}", f.problem)
+                    line = line.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {f.problem}"))])
                 if f.comments:  # the field's comments move with it
                     leading, trailing = f.comments
                     line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
@@ -1253,6 +1299,7 @@ class ClassConverter:
         items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
         emitted_loops: set[int] = set()
+        created_lists: set[str] = set()
 
         def hoist_statics(pairs) -> None:
             for name, src in pairs:
@@ -1273,10 +1320,18 @@ class ClassConverter:
                     continue
                 emitted_loops.add(id(loop.node))
                 members = [s for s in self.subs if s.loop is loop and s.attr is not None]
+                members.sort(key=lambda m: self._order[id(m)])
                 hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
                 problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
-                src = "".join(f"self.{attr} = nnx.List()\n" for attr in dict.fromkeys(m.attr for m in members))
+                src = ""
+                for attr in dict.fromkeys(m.attr for m in members):
+                    if attr not in created_lists:
+                        created_lists.add(attr)
+                        src += f"self.{attr} = nnx.List()\n"
                 updates = []
+                for _, (first, end, var) in loop.carried_vars.items():
+                    src += f"{var} = {first}\n"
+                    updates.append(f"    {var} = {end}\n")
                 for m in members:
                     for param, (first, later) in m.carried.items():
                         var = f"{m.attr}_{param}"
@@ -1293,6 +1348,13 @@ class ClassConverter:
                         self.todo(m.ctor, f"{m.attr}[...]", p)
                 continue
             hoist_statics(item.hoist)
+            if isinstance(item, Sub) and item.list_index is not None:
+                src = "" if item.attr in created_lists else f"self.{item.attr} = nnx.List()\n"
+                created_lists.add(item.attr)
+                init_lines.extend(cst.parse_module(src + f"self.{item.attr}.append({self.ctor_source(item)})\n", config=cfg).body)
+                for p in dict.fromkeys(item.problems):
+                    self.todo(item.ctor, f"{item.attr}[{item.list_index}]", p)
+                continue
             if isinstance(item, Sub):
                 src = f"self.{item.attr} = {self.ctor_source(item)}\n"
                 problems = item.problems + [p for m in item.members for p in m.problems]
@@ -1309,18 +1371,28 @@ class ClassConverter:
         # signature
         size_params = self._size_params()
         params_src = []
+        keyword_only = False
+        seen_default = False
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
             default = f" = {f.default_code}" if f.has_default else ""
+            if not f.has_default and seen_default and not keyword_only:
+                # a required field after defaulted ones (Linen's kw_only dataclasses,
+                # subclasses): keyword-only from here, as Python requires
+                params_src.append("*")
+                keyword_only = True
+            seen_default = seen_default or f.has_default
             params_src.append(f"{f.name}{ann}{default}")
-        any_default = any(f.has_default for f in fields)
         sizes_src = [f"{p}: int" for p in size_params]
-        if sizes_src and not any_default:
+        if sizes_src and not seen_default:
             params_src += sizes_src
             params_src.append("*")
         else:
-            params_src.append("*")
+            if not keyword_only:
+                params_src.append("*")
             params_src += sizes_src
+        if not keyword_only and "*" not in params_src:
+            params_src.append("*")
         params_src.append("rngs: nnx.Rngs")
         if not init_lines:
             init_lines.append(stmt("pass\n"))
@@ -1418,6 +1490,41 @@ class ClassConverter:
         return out
 
 
+_DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
+
+
+def _field_default(value, ctx: "FileContext") -> tuple[str | None, str | None, str | None]:
+    """(default source, default factory source, problem) of a dataclass field's value:
+    `= 3`, `= field(default=3)`, `= field(default_factory=list)` (the __init__ default
+    becomes None and the factory is called), anything else a TODO."""
+    if value is None:
+        return None, None, None
+    if isinstance(value, cst.Call) and ctx.imports.qualify(value.func) in _DATACLASS_FIELD:
+        options = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
+        if "init" in options and code(options["init"]).strip() == "False":
+            return None, None, "init=False"
+        others = sorted(set(options) - {"default", "default_factory"})
+        problem = f"dataclasses.field({', '.join(others)}=...) is not converted" if others or any(a.keyword is None for a in value.args) else None
+        if "default_factory" in options:
+            factory = options["default_factory"]
+            factory_src = code(factory) if isinstance(factory, (cst.Name, cst.Attribute)) else f"({code(factory)})"
+            return "None", factory_src, problem
+        if "default" in options:
+            return code(options["default"]), None, problem
+        return None, None, problem
+    return code(value), None, None
+
+
+def _plus(*terms: str) -> str:
+    """Sum of index terms as source, without `0 + ...` noise."""
+    kept = [t for t in terms if t != "0"]
+    return " + ".join(kept) if kept else "0"
+
+
+def _times(term: str, factor: int) -> str:
+    return term if factor == 1 else f"{term} * {factor}"
+
+
 def _last_dim_of(node) -> str | None:
     """`x.shape[-1]` -> "x"."""
     if (
@@ -1465,242 +1572,3 @@ def _constructs_inside(node, conv: ClassConverter) -> bool:
 
     node.visit(Find())
     return bool(found)
-
-
-class SetupRewriter(cst.CSTTransformer):
-    """`setup()` body -> `__init__` body."""
-
-    def __init__(self, conv: ClassConverter):
-        self.conv = conv
-
-    def leave_Call(self, original: cst.Call, updated: cst.Call):
-        conv = self.conv
-        sub = conv.sub_by_node.get(id(original))
-        if sub is not None:
-            return cst.parse_expression(conv.ctor_source(sub))
-        site = conv.var_by_node.get(id(original))
-        if site is not None:
-            return cst.parse_expression(site.init_code)
-        return updated
-
-    def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
-        if len(original.targets) == 1:
-            attr = _self_attr(original.targets[0].target)
-            if attr is not None and attr in self.conv.list_attrs:
-                value = updated.value
-                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.Name)):
-                    src = code(value)
-                    if isinstance(value, cst.Tuple):
-                        src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
-                    return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
-        return updated
-
-    def leave_SimpleStatementLine(self, original, updated):
-        # TODO comments for setup submodules go on the line that builds them.
-        problems = []
-
-        class Find(cst.CSTVisitor):
-            def visit_Call(inner, call):
-                sub = self.conv.sub_by_node.get(id(call))
-                if sub is not None:
-                    problems.extend(sub.problems + [p for m in sub.members for p in m.problems])
-
-        original.visit(Find())
-        if not problems:
-            return updated
-        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {p}")) for p in dict.fromkeys(problems)]
-        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
-
-
-class MethodRewriter(cst.CSTTransformer):
-    """A Linen method -> the NNX method: submodule constructions become attributes, the
-    calls keep their arguments (call-time `deterministic=` / `use_running_average=` stay
-    where Linen had them), `self.param`/`self.variable` read the NNX variables."""
-
-    def __init__(self, conv: ClassConverter):
-        self.conv = conv
-        self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
-        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
-        self.depth = 0
-        self.variable_locals: set[str] = set()
-
-    def visit_Attribute(self, node: cst.Attribute):
-        return self.renamer.visit_Attribute(node)
-
-    def leave_Name(self, original, updated):
-        return self.renamer.leave_Name(original, updated)
-
-    def visit_Arg(self, node: cst.Arg):
-        return self.renamer.visit_Arg(node)
-
-    def visit_Param(self, node: cst.Param):
-        return self.renamer.visit_Param(node)
-
-    # TODO markers: a statement that holds a reported node gets a comment line above it.
-    def _open_statement(self, node) -> None:
-        self.pending.append([])
-
-    def _close_statement(self, updated):
-        notes = self.pending.pop()
-        if not notes:
-            return updated
-        comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
-        return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        entry = self.conv.todo_nodes.get(id(node))
-        if entry is not None and entry[0] is node and self.pending:
-            self.pending[-1].extend(entry[1])
-        if isinstance(node, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-            self._open_statement(node)
-        return super().on_visit(node)
-
-    def on_leave(self, original, updated):
-        result = super().on_leave(original, updated)
-        if isinstance(original, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-            notes_holder = result
-            if isinstance(result, (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)):
-                return self._close_statement(notes_holder)
-            self.pending.pop()
-        return result
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
-        return id(node) not in self.conv.scan_statements
-
-    def leave_SimpleStatementLine(self, original, updated):
-        if id(original) in self.conv.scan_statements:
-            return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
-        return updated
-
-    def visit_Decorator(self, node: cst.Decorator):
-        # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
-        return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in _DECORATORS_TO_DROP
-
-    def visit_Call(self, node: cst.Call):
-        # A construction or self.param/variable call is replaced whole in leave_Call.
-        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node
-
-    def _generated(self, src: str) -> cst.BaseExpression:
-        """New code from text, with Linen names renamed like the rest."""
-        return cst.parse_expression(src).visit(self.renamer)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef):
-        self.depth += 1
-        if self.depth == 1:
-            self.variable_locals = {
-                small.targets[0].target.value
-                for stmt in _statements(node.body.body)
-                if isinstance(stmt, cst.SimpleStatementLine)
-                for small in stmt.body
-                if isinstance(small, cst.Assign) and _self_method_call(small.value, "variable")
-                and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
-            }
-        return True
-
-    def leave_FunctionDef(self, original, updated):
-        self.depth -= 1
-        if self.depth == 0:
-            decorators = [d for d in updated.decorators if normalize_linen(self.conv.ctx.imports.qualify(d.decorator), {}) not in _DECORATORS_TO_DROP]
-            return updated.with_changes(decorators=decorators)
-        return updated
-
-    def leave_Call(self, original: cst.Call, updated: cst.Call):
-        conv = self.conv
-        sub = conv.sub_by_node.get(id(original))
-        if sub is not None and sub.attr is not None and sub.loop is not None:
-            return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
-        if sub is not None and sub.attr is not None:
-            return cst.parse_expression(f"self.{sub.attr}")
-        if sub is not None:
-            return self._generated(conv.ctor_source(sub))
-        site = conv.var_by_node.get(id(original))
-        if site is not None:
-            if site.collection == "params" and _self_attr(original.func) == "param":
-                return cst.parse_expression(f"self.{site.attr}[...]")
-            return cst.parse_expression(f"self.{site.attr}")
-        method = _self_attr(original.func)
-        if method == "is_initializing" and not original.args:
-            return cst.Name("False")
-        if method == "make_rng" and len(original.args) == 1:
-            stream = _string_value(original.args[0].value)
-            if stream is not None and stream.isidentifier():
-                return cst.parse_expression(f"self.rngs.{stream}()")
-        if method == "sow" and original.args:
-            collection = _string_value(original.args[0].value)
-            if collection is not None:
-                vtype = conv.ctx.variable_type(collection)
-                return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
-        # call-time keyword renames for layer calls
-        called = None
-        if isinstance(original.func, cst.Call):
-            called = conv.sub_by_node.get(id(original.func))
-        elif _self_attr(original.func) in conv.subs_by_attr:
-            called = conv.subs_by_attr[_self_attr(original.func)]
-        if called is not None and called.scan is not None and not called.problems:
-            args = list(updated.args)
-            if not args or any(a.keyword is not None or a.star for a in args):
-                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
-                return updated
-            in_axes = called.scan["in_axes"].strip()
-            xs = [code(a.value) for a in args[1:]]
-            if in_axes.startswith("("):
-                axes = [a.strip() for a in in_axes.strip("()").split(",") if a.strip()]
-            else:
-                axes = [in_axes] * len(xs)
-            if len(axes) != len(xs):
-                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
-                return updated
-            in_spec = ", ".join(["nnx.Carry", "0", *axes])
-            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
-            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
-            return cst.parse_expression(
-                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes']}))({call_args})"
-            )
-        if called is not None and called.remat:
-            if any(a.keyword is not None or a.star for a in updated.args):
-                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
-                return updated
-            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
-            args = ", ".join(code(a.value) for a in updated.args)
-            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
-        if called is not None and called.kind == "layer" and called.rule.call_keywords:
-            # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
-            # `drop(x, deterministic=True)`
-            positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
-            names = called.rule.call_keywords
-            new_args = list(updated.args)
-            for n, i in enumerate(positional[1:]):
-                if n < len(names):
-                    new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
-            updated = updated.with_changes(args=new_args)
-        if called is not None and called.kind == "layer":
-            args = []
-            if isinstance(original.func, cst.Call) and called.call_kwargs:
-                given = {a.keyword.value for a in updated.args if a.keyword is not None}
-                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
-                if extra and updated.args:
-                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
-                elif extra:
-                    updated = updated.with_changes(args=extra)
-            elif called.call_kwargs:
-                conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
-            for arg in updated.args:
-                if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:
-                    conv.todo(original, f"{called.attr}(..., {arg.keyword.value}=...)", "call-time argument with no NNX counterpart")
-                if arg.keyword is not None and arg.keyword.value in called.rule.call_rename:
-                    arg = arg.with_changes(keyword=cst.Name(called.rule.call_rename[arg.keyword.value]))
-                args.append(arg)
-            return updated.with_changes(args=args)
-        return updated
-
-    def leave_Attribute(self, original: cst.Attribute, updated):
-        renamed = self.renamer.leave_Attribute(original, updated)
-        if renamed is not updated:
-            return renamed
-        # `.value` of a Linen variable -> `[...]`
-        if original.attr.value == "value":
-            target = original.value
-            is_var = (isinstance(target, cst.Name) and target.value in self.variable_locals) or (_self_attr(target) in self.conv.setup_var_attrs)
-            if is_var:
-                return cst.Subscript(value=updated.value, slice=[cst.SubscriptElement(slice=cst.Index(value=cst.Ellipsis()))])
-        return updated

@@ -41,6 +41,8 @@ class RenameLinen(_SkipImports):
         # new one, and the renamer lives across many passes over new code.
         self._not_refs: dict[int, cst.CSTNode] = {}  # attribute names, keywords, parameter names
         self._replace: dict[int, tuple[cst.CSTNode, str]] = {}
+        self._skip_bases: dict[int, cst.CSTNode] = {}
+        self.unconverted_classes: list[cst.ClassDef] = []  # Linen classes not at module level
 
     def _target(self, node) -> str | None:
         qual = self.imports.qualify(node)
@@ -101,6 +103,23 @@ class RenameLinen(_SkipImports):
         if node.keyword is not None:
             self._not_refs[id(node.keyword)] = node.keyword
         return True
+
+    def visit_ClassDef(self, node: cst.ClassDef):
+        # A Linen class this pass reaches was not converted (it is nested in a function or
+        # a block): its base must stay Linen, and it is reported.
+        for base in node.bases:
+            if base.keyword is None and normalize_linen(self.imports.qualify(base.value), _TYPES) in _TYPES:
+                self.unconverted_classes.append(node)
+                name = dotted(base.value) or "Module"
+                self.leftovers.add(name)
+                self.used_names.add(name.split(".")[0])
+                self._skip_bases[id(base.value)] = base.value
+        return True
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._skip_bases.get(id(node)) is node:
+            return False
+        return super().on_visit(node)
 
     def visit_Param(self, node: cst.Param):
         self._not_refs[id(node.name)] = node.name

@@ -6,6 +6,7 @@ Files that do not mention `linen` are returned untouched without being parsed.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import replace
 
@@ -75,12 +76,13 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     renamer = ctx.renamer = RenameLinen(imports, rules)
     alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
+    statement_texts = _statement_texts(text, module)
     outcomes: list[ClassOutcome] = []
     class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
     outside_classes: list = []  # leftover Linen uses outside converted classes
     new_body = []
     first_converted_index = None
-    for stmt in module.body:
+    for index, stmt in enumerate(module.body):
         if isinstance(stmt, cst.ClassDef):
             kind, base = _linen_class_kind(stmt, ctx)
             if kind is not None:
@@ -105,13 +107,17 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
             new_body.append(stmt)
             continue
         # Other statements: renamed only if their text mentions a Linen alias at all
-        # (rendering one statement is much cheaper than transforming it).
-        if alias_pattern.search(module.code_for_node(stmt)):
+        # (reading their source lines is much cheaper than transforming them).
+        stmt_text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
+        if alias_pattern.search(stmt_text):
             before = len(renamer.leftover_nodes)
             stmt = stmt.visit(renamer)
             outside_classes.extend(renamer.leftover_nodes[before:])
         new_body.append(stmt)
     converted = module.with_changes(body=new_body)
+    for node in renamer.unconverted_classes:
+        outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
+        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
     if not outcomes and not renamer.changed:
         return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
     # Generated Variable types for collections NNX has no type for.
@@ -142,6 +148,28 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     result.exports = dict(ctx.summaries)
     result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
     return result
+
+
+def _statement_texts(text: str, module: cst.Module) -> list[str] | None:
+    """The source lines of each top-level statement, from Python's own (C) parser's line
+    numbers; None if the two parsers do not line up (then statements are rendered)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    lines = text.splitlines(keepends=True)
+    nodes = tree.body
+    texts: list[str] = []
+    i = 0
+    for stmt in module.body:
+        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        group = nodes[i : i + count]
+        if len(group) != count:
+            return None
+        i += count
+        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
+        texts.append("".join(lines[first - 1 : group[-1].end_lineno]))
+    return texts if i == len(nodes) else None
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):

@@ -67,15 +67,18 @@ CASES = [
 
         class M(nn.Module):
           sizes: tuple = (3, 4)
+          use_head: bool = True
 
           @nn.compact
           def __call__(self, x):
             for s in self.sizes:
               x = nn.Dense(s)(x)
+            if self.use_head:
+              x = nn.Dense(2)(x)
             return x
         """,
-        10, "built in a loop without name=", None,
-        id="auto-named-layer-in-a-loop",
+        11, "built in a loop without name=", None,
+        id="auto-named-layer-in-a-loop-next-to-a-conditional-one",
     ),
     pytest.param(
         """
@@ -133,6 +136,26 @@ CASES = [
         id="module-method-without-counterpart",
     ),
 ]
+
+
+CASES.append(
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          features: tuple = (3, 4)
+
+          def setup(self):
+            self.layers = [nn.Dense(f) for f in self.features]
+
+          def __call__(self, x):
+            return self.layers[0](x) + self.layers[1](x)
+        """,
+        8, "may need different input sizes", None,
+        id="list-of-layers-not-run-as-a-chain",
+    )
+)
 
 
 @pytest.mark.parametrize("source,line,why,in_output", CASES)
@@ -202,3 +225,46 @@ def test_classes_from_other_files_of_the_run_are_built_with_their_constructor(tm
     assert "self.block_0 = Block(width=8, in_features=in_features, rngs=rngs)" in model.new_text
     assert "self.dense_0 = nnx.Linear(in_features=8, out_features=2, rngs=rngs)" in model.new_text
     assert model.todos == []
+
+
+def test_linen_class_inside_a_function_is_left_as_linen_and_reported():
+    result = convert(
+        """
+        import flax.linen as nn
+
+        def make():
+          class Inner(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+              return nn.Dense(3)(x)
+          return Inner()
+        """
+    )
+    assert "class Inner(nn.Module):" in result.new_text  # its base is not renamed
+    assert "import flax.linen as nn" in result.new_text
+    assert [(c.name, c.status) for c in result.classes] == [("Inner", "failed")]
+    assert any(t.line == 5 and "inside a function" in t.why for t in result.todos)
+
+
+def test_required_field_after_defaulted_ones_becomes_keyword_only_and_init_false_is_skipped():
+    result = convert(
+        """
+        import dataclasses
+        import flax.linen as nn
+
+        class Base(nn.Module):
+          scale: float = 1.0
+
+        class M(Base):
+          features: int
+          table: object = dataclasses.field(init=False)
+
+          def setup(self):
+            self.table = nn.Dense(self.features)
+
+          def __call__(self, x):
+            return self.table(x) * self.scale
+        """
+    )
+    assert "def __init__(self, scale: float = 1.0, *, features: int, in_features: int, rngs: nnx.Rngs):" in result.new_text
+    assert [c.status for c in result.classes] == ["converted", "converted"]

@@ -1,0 +1,305 @@
+"""The second half of a class conversion: rewriting method bodies.
+
+`SetupRewriter` turns the `setup()` body into `__init__` statements; `MethodRewriter` turns
+each Linen method into its NNX form (submodule constructions become attributes, variables
+are read the NNX way, Linen names are renamed in the same pass). Both put a
+`# TODO(nnx-migrate)` comment above each statement that holds a reported site.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from nnx_migrate.rewrite.names import normalize_linen
+from nnx_migrate.rewrite.nodes import STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
+from nnx_migrate.rewrite.report import TODO_MARK
+from nnx_migrate.rewrite.sizes import code
+
+if TYPE_CHECKING:
+    from nnx_migrate.rewrite.classes import ClassConverter
+
+DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
+
+
+class SetupRewriter(cst.CSTTransformer):
+    """`setup()` body -> `__init__` body."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None:
+            return cst.parse_expression(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            return cst.parse_expression(site.init_code)
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        """`self.layers = [Layer(...) for v in it]` planned as a chain -> a loop that
+        appends each element with the size the previous one gives it."""
+        if len(original.body) == 1 and isinstance(original.body[0], cst.Assign) and len(original.body[0].targets) == 1:
+            attr = _self_attr(original.body[0].targets[0].target)
+            plan = self.conv.comp_plans.get(attr) if attr is not None else None
+            if plan is not None:
+                sub = plan["sub"]
+                src = f"self.{attr} = nnx.List()\n"
+                updates = ""
+                for param, (first, later) in sub.carried.items():
+                    var = f"{attr}_{param}"
+                    src += f"{var} = {first}\n"
+                    sub.in_sizes[param] = var
+                    updates += f"    {var} = {later}\n"
+                src += f"for {plan['target']} in {plan['iter']}:\n    self.{attr}.append({self.conv.ctor_source(sub)})\n" + updates
+                statements = list(cst.parse_module(src, config=self.conv.ctx.module.config_for_parsing).body)
+                statements[0] = statements[0].with_changes(leading_lines=updated.leading_lines)
+                return cst.FlattenSentinel(statements)
+        return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
+        if len(original.targets) == 1:
+            attr = _self_attr(original.targets[0].target)
+            if attr is not None and attr in self.conv.list_attrs:
+                value = updated.value
+                if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.Name)):
+                    src = code(value)
+                    if isinstance(value, cst.Tuple):
+                        src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
+                    return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
+        return updated
+
+    # TODO comments go on the statement that holds the site (a submodule with problems,
+    # or a node reported while the setup body was analysed).
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, STATEMENTS):
+            self.pending.append([])
+        elif self.pending:
+            entry = self.conv.todo_nodes.get(id(node))
+            if entry is not None and entry[0] is node:
+                self.pending[-1].extend(entry[1])
+            sub = self.conv.sub_by_node.get(id(node))
+            if sub is not None and sub.ctor is node:
+                self.pending[-1].extend(sub.problems + [p for m in sub.members for p in m.problems])
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, STATEMENTS):
+            return _with_todo_comments(result, self.pending.pop())
+        return result
+
+
+def _with_todo_comments(statement, notes: list[str]):
+    """The statement with a `# TODO(nnx-migrate): why` line above it per note."""
+    if notes and isinstance(statement, cst.FlattenSentinel) and statement.nodes:
+        first, *rest = statement.nodes
+        return cst.FlattenSentinel([_with_todo_comments(first, notes), *rest])
+    if not notes or not isinstance(statement, STATEMENTS):
+        return statement
+    comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
+    return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
+
+
+
+
+class MethodRewriter(cst.CSTTransformer):
+    """A Linen method -> the NNX method: submodule constructions become attributes, the
+    calls keep their arguments (call-time `deterministic=` / `use_running_average=` stay
+    where Linen had them), `self.param`/`self.variable` read the NNX variables."""
+
+    def __init__(self, conv: ClassConverter):
+        self.conv = conv
+        self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
+        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
+        self.depth = 0
+        self.variable_locals: set[str] = set()
+
+    def visit_Attribute(self, node: cst.Attribute):
+        return self.renamer.visit_Attribute(node)
+
+    def leave_Name(self, original, updated):
+        return self.renamer.leave_Name(original, updated)
+
+    def visit_Arg(self, node: cst.Arg):
+        return self.renamer.visit_Arg(node)
+
+    def visit_Param(self, node: cst.Param):
+        return self.renamer.visit_Param(node)
+
+    # TODO markers: a statement that holds a reported node gets a comment line above it.
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, STATEMENTS):
+            self.pending.append([])
+        elif self.pending:
+            entry = self.conv.todo_nodes.get(id(node))
+            if entry is not None and entry[0] is node:
+                self.pending[-1].extend(entry[1])
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, STATEMENTS):
+            return _with_todo_comments(result, self.pending.pop())
+        return result
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
+        return id(node) not in self.conv.scan_statements
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if id(original) in self.conv.scan_statements:
+            return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
+        return updated
+
+    def leave_For(self, original: cst.For, updated: cst.For):
+        # a loop that builds auto-named submodules counts its iterations for their index
+        for sub in self.conv.subs:
+            loop = sub.loop
+            if loop is not None and loop.node is original and loop.counter and loop.counter != loop.index_var:
+                target = updated.target
+                if isinstance(target, cst.Tuple) and not target.lpar:
+                    target = target.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                return updated.with_changes(
+                    target=cst.Tuple([cst.Element(cst.Name(loop.counter)), cst.Element(target)], lpar=[], rpar=[]),
+                    iter=cst.Call(func=cst.Name("enumerate"), args=[cst.Arg(updated.iter)]),
+                )
+        return updated
+
+    def visit_Decorator(self, node: cst.Decorator):
+        # @nn.compact / @nn.nowrap are dropped in leave_FunctionDef: not a leftover
+        return normalize_linen(self.conv.ctx.imports.qualify(node.decorator), {}) not in DECORATORS_TO_DROP
+
+    def visit_Call(self, node: cst.Call):
+        # A construction or self.param/variable call is replaced whole in leave_Call.
+        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node
+
+    def _generated(self, src: str) -> cst.BaseExpression:
+        """New code from text, with Linen names renamed like the rest."""
+        return cst.parse_expression(src).visit(self.renamer)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef):
+        self.depth += 1
+        if self.depth == 1:
+            self.variable_locals = {
+                small.targets[0].target.value
+                for stmt in _statements(node.body.body)
+                if isinstance(stmt, cst.SimpleStatementLine)
+                for small in stmt.body
+                if isinstance(small, cst.Assign) and _self_method_call(small.value, "variable")
+                and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+            }
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        self.depth -= 1
+        if self.depth == 0:
+            decorators = [d for d in updated.decorators if normalize_linen(self.conv.ctx.imports.qualify(d.decorator), {}) not in DECORATORS_TO_DROP]
+            return updated.with_changes(decorators=decorators)
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        sub = conv.sub_by_node.get(id(original))
+        if sub is not None and sub.attr is not None and sub.list_index is not None:
+            return cst.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
+        if sub is not None and sub.attr is not None and sub.loop is not None:
+            return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
+        if sub is not None and sub.attr is not None:
+            return cst.parse_expression(f"self.{sub.attr}")
+        if sub is not None:
+            return self._generated(conv.ctor_source(sub))
+        site = conv.var_by_node.get(id(original))
+        if site is not None:
+            if site.collection == "params" and _self_attr(original.func) == "param":
+                return cst.parse_expression(f"self.{site.attr}[...]")
+            return cst.parse_expression(f"self.{site.attr}")
+        method = _self_attr(original.func)
+        if method == "is_initializing" and not original.args:
+            return cst.Name("False")
+        if method == "make_rng" and len(original.args) == 1:
+            stream = _string_value(original.args[0].value)
+            if stream is not None and stream.isidentifier():
+                return cst.parse_expression(f"self.rngs.{stream}()")
+        if method == "sow" and original.args:
+            collection = _string_value(original.args[0].value)
+            if collection is not None:
+                vtype = conv.ctx.variable_type(collection)
+                return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
+        # call-time keyword renames for layer calls
+        called = None
+        if isinstance(original.func, cst.Call):
+            called = conv.sub_by_node.get(id(original.func))
+        elif _self_attr(original.func) in conv.subs_by_attr:
+            called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.scan is not None and not called.problems:
+            args = list(updated.args)
+            if not args or any(a.keyword is not None or a.star for a in args):
+                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
+                return updated
+            in_axes = called.scan["in_axes"].strip()
+            xs = [code(a.value) for a in args[1:]]
+            if in_axes.startswith("("):
+                axes = [a.strip() for a in in_axes.strip("()").split(",") if a.strip()]
+            else:
+                axes = [in_axes] * len(xs)
+            if len(axes) != len(xs):
+                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
+                return updated
+            in_spec = ", ".join(["nnx.Carry", "0", *axes])
+            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
+            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
+            return cst.parse_expression(
+                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes']}))({call_args})"
+            )
+        if called is not None and called.remat:
+            if any(a.keyword is not None or a.star for a in updated.args):
+                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
+                return updated
+            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
+            args = ", ".join(code(a.value) for a in updated.args)
+            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+        if called is not None and called.kind == "layer" and called.rule.call_keywords:
+            # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
+            # `drop(x, deterministic=True)`
+            positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
+            names = called.rule.call_keywords
+            new_args = list(updated.args)
+            for n, i in enumerate(positional[1:]):
+                if n < len(names):
+                    new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
+            updated = updated.with_changes(args=new_args)
+        if called is not None and called.kind == "layer":
+            args = []
+            if isinstance(original.func, cst.Call) and called.call_kwargs:
+                given = {a.keyword.value for a in updated.args if a.keyword is not None}
+                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
+                if extra and updated.args:
+                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
+                elif extra:
+                    updated = updated.with_changes(args=extra)
+            elif called.call_kwargs:
+                conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
+            for arg in updated.args:
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:
+                    conv.todo(original, f"{called.attr}(..., {arg.keyword.value}=...)", "call-time argument with no NNX counterpart")
+                if arg.keyword is not None and arg.keyword.value in called.rule.call_rename:
+                    arg = arg.with_changes(keyword=cst.Name(called.rule.call_rename[arg.keyword.value]))
+                args.append(arg)
+            return updated.with_changes(args=args)
+        return updated
+
+    def leave_Attribute(self, original: cst.Attribute, updated):
+        renamed = self.renamer.leave_Attribute(original, updated)
+        if renamed is not updated:
+            return renamed
+        # `.value` of a Linen variable -> `[...]`
+        if original.attr.value == "value":
+            target = original.value
+            is_var = (isinstance(target, cst.Name) and target.value in self.variable_locals) or (_self_attr(target) in self.conv.setup_var_attrs)
+            if is_var:
+                return cst.Subscript(value=updated.value, slice=[cst.SubscriptElement(slice=cst.Index(value=cst.Ellipsis()))])
+        return updated
