@@ -452,6 +452,7 @@ class BodyWalker:
                 if isinstance(target, cst.Name) and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) in _SCAN and self.origin == "compact":
                     self.conv.scan_bindings[target.value] = value
                     self.conv.scan_statements.add(id(line_node))
+                    self.conv._keyed_nodes.append(line_node)
                     continue
                 if isinstance(target, cst.Name):
                     name = target.value
@@ -632,6 +633,9 @@ class ClassConverter:
         self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
         self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
         self.scan_statements: set[int] = set()  # those binding statements (dropped)
+        # The tables above are keyed by id(node); holding the nodes here keeps a freed
+        # node's id from being reused by a new node (which made output nondeterministic).
+        self._keyed_nodes: list[cst.CSTNode] = []
         self.method_returns: dict[str, object] = {}
         self.walking: set[str] = set()
         self.walked: set[str] = set()
@@ -754,6 +758,7 @@ class ClassConverter:
             if walker.origin != "compact":
                 sub.problems.append("submodule built outside setup and outside a compact method")
         self.sub_by_node[id(ctor)] = sub
+        self._keyed_nodes.append(ctor)
         self._order[id(sub)] = len(self._order)
         # Members of an nn.Sequential built in setup are Sequential's (`body/layers_0`); in a
         # compact body Linen names them as this module's own submodules (`Dense_1`), so
@@ -886,10 +891,12 @@ class ClassConverter:
             self.todo(node, f"self.{method}('{name}')", "created in a loop or under a condition on call arguments")
         if name in self.var_attrs and walker.origin == "compact":
             self.var_by_node[id(node)] = self.var_attrs[name]
+            self._keyed_nodes.append(node)
             return
         if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
             self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
         self.var_by_node[id(node)] = site
+        self._keyed_nodes.append(node)
         self._order[id(site)] = len(self._order)
         self.var_attrs[name] = site
         self.vars.append(site)
