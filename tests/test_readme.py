@@ -20,9 +20,11 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci
 
 
-def test_readme_example_exists(cli):
+def test_readme_main_job_converts_the_bundled_example(cli):
     blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
     main_job = blocks[0].strip().split("&&")[1].split()
     assert main_job[0] == "nnx-migrate"
     result = cli(*main_job[1:])
-    assert result.code == 1 and "+    optimizer = nnx.Optimizer(model, optax.sgd(0.05), wrt=nnx.Param)" in result.out
+    assert result.code == 0, result.err
+    assert "+class MLP(nnx.Module):" in result.out and "-from flax import linen as nn" in result.out
+    assert "1 modules converted, 0 converted with TODO sites" in result.err
