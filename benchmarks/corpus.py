@@ -16,7 +16,6 @@ imports).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -30,16 +29,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nnx_migrate.files import iter_python_files  # noqa: E402
 from nnx_migrate.rewrite.runner import rewrite_files  # noqa: E402
+from nnx_migrate.equivalence.loading import load_python_file  # noqa: E402
 
 PACKAGES = ("flax-examples", "diffusers", "jax_resnet", "evojax")
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _input(spec, key):
@@ -65,8 +59,8 @@ def prove(key: str, example: dict, original: Path, converted: Path) -> tuple[boo
 
     _, cls = key.rsplit(":", 1)
     tag = str(abs(hash(key)))
-    linen_mod = _load(original, f"corpus_linen_{tag}")
-    nnx_mod = _load(converted, f"corpus_nnx_{tag}")
+    linen_mod = load_python_file(original, f"corpus_linen_{tag}")
+    nnx_mod = load_python_file(converted, f"corpus_nnx_{tag}")
     keys = jax.random.split(jax.random.key(0), len(example["inputs"]))
     inputs = [_input(s, k) for s, k in zip(example["inputs"], keys)]
     linen_instance = getattr(linen_mod, cls)(**example["fields"](linen_mod))

@@ -320,7 +320,8 @@ class BodyWalker:
             else:
                 self.expr(stmt.test)
             loop = self._loop_context(stmt)
-            chain = self._chain_over_list(stmt) if isinstance(stmt, cst.For) else None
+            if isinstance(stmt, cst.For):
+                self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
             targets: set[str] = set()
             if loop is not None:
                 _targets(stmt.target, targets)

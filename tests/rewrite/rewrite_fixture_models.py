@@ -9,9 +9,9 @@ Optional "nnx_kwargs" are extra constructor arguments for classes with TODO site
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from nnx_migrate.equivalence.loading import load_python_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "modules"
@@ -21,12 +21,8 @@ def cases() -> list[str]:
     return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
 
 
-def load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+# Fixture programs are imported as fresh modules, the way `nnx-migrate check` does.
+load_module = load_python_file
 
 
 def make_input(spec, key):

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from nnx_migrate.cli import main
 from training_programs import FIXTURES, ROOT, expected_todos, output_path

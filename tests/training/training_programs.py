@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
+
+from nnx_migrate.equivalence.loading import load_python_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "training"
@@ -37,12 +38,8 @@ def output_path(case: str, style: str) -> Path:
     return FIXTURES / f"{case}{STYLES[style]}"
 
 
-def load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+# Fixture programs are imported as fresh modules, the way `nnx-migrate check` does.
+load_module = load_python_file
 
 
 def linen_variables(state) -> dict:
