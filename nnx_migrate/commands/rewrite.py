@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 
 NAME = "rewrite"
-HELP = "convert Linen module classes into NNX module classes"
+HELP = "convert Linen modules and the code that trains them (init/apply, TrainState, steps) to NNX"
 DESCRIPTION = """\
 Converts every Linen module class (nn.Module subclasses, whatever the import alias,
 subclasses of converted classes, and module classes imported from other files of the
-run) into an NNX class that computes the same numbers with the same weights. Dataclass fields become __init__ parameters; setup()
-and @nn.compact bodies become the constructor; every layer gets its input size from
-fields or call arguments (`in_features`, `<arg>_in_features` parameters); what cannot be
-converted safely is marked `# TODO(nnx-migrate): ...` and listed in the report.
+run) into an NNX class that computes the same numbers with the same weights. Dataclass
+fields become __init__ parameters; setup() and @nn.compact bodies become the
+constructor; every layer gets its input size from fields or call arguments
+(`in_features`, `<arg>_in_features` parameters). Then the code around the models is
+converted: `init`/`apply`, TrainState and its `apply_gradients`, jitted train and eval
+steps (see --train-style). What cannot be converted safely is marked
+`# TODO(nnx-migrate): ...` and listed in the report; nothing is guessed.
 
 By default the diff is printed and nothing is written."""
 
