@@ -36,9 +36,11 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
     if not might_train(converted) and "linen" not in original:
         return converted, []
+    from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
+
     try:
-        original_module = cst.parse_module(original)
-        module = cst.parse_module(converted)
+        original_module = parse(original)
+        module = original_module if converted == original else parse(converted)
     except cst.ParserSyntaxError:
         return converted, []
     if _already_nnx(original_module):
@@ -51,12 +53,12 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
     new = module.visit(transformer)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
+    # Positions of the (unchanged, immutable) input tree, only for files that get reported.
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     to_original = _line_map(converted, original)
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})

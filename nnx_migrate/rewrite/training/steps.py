@@ -165,7 +165,12 @@ class TrainingTransformer(cst.CSTTransformer):
         rules = self.rules
         outer = self
 
+        statements = []  # the small statements of every line, as _walk_statements gives them
+
         class Analyse(cst.CSTVisitor):
+            def visit_SimpleStatementLine(self, node):
+                statements.extend(node.body)
+
             def visit_Attribute(self, node):
                 if isinstance(node.value, cst.Name) and node.attr.value in rules.state_attribute_names:
                     attrs_used.setdefault(node.value.value, set()).add(node.attr.value)
@@ -192,7 +197,7 @@ class TrainingTransformer(cst.CSTTransformer):
         plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
         grad_fn_names = set()
-        for stmt in _walk_statements(func.body):
+        for stmt in statements:
             if m.matches(stmt, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
@@ -218,8 +223,8 @@ class TrainingTransformer(cst.CSTTransformer):
             plan.extra_states = states[1:]
         if self.knows_train_state:
             plan.eager_states = {n for n, used in attrs_used.items() if used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) and n != "self"} - set(states)
-        bound = _bound_in(func)
         if plan.state:
+            bound = _bound_in(func)
             if "model" in bound:
                 plan.model_name = f"{plan.state}_model"
             if "optimizer" in bound:
