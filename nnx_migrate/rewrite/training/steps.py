@@ -142,6 +142,12 @@ class TrainingTransformer(cst.CSTTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        # Import aliases through which a name can qualify to an unsupported API: names with
+        # any other head never match, so the per-statement check skips them cheaply.
+        self._unsupported_heads = {
+            head for head, full in imports.aliases.items()
+            if any(prefix == full or prefix.startswith(full + ".") for prefix in rules.unsupported)
+        }
 
     # ---- analysis ---------------------------------------------------------------------
 
@@ -314,7 +320,7 @@ class TrainingTransformer(cst.CSTTransformer):
             for construct, why in self._unsupported_in(dec):
                 self.todos.append((dec, f"@{construct}", why))
                 func = _with_todo(func, why)
-        leftovers = set(self._init_results) & _names_in(func.body)
+        leftovers = set(self._init_results) & _names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
             self.todos.append((original, f"def {original.name.value}", why))
@@ -327,8 +333,27 @@ class TrainingTransformer(cst.CSTTransformer):
     # ---- statements ---------------------------------------------------------------------
 
     def visit_SimpleStatementLine(self, node):
-        self._stmt_stack.append({"before": [], "todos": [], "drop": False})
+        self._stmt_stack.append({"before": [], "todos": [], "drop": False, "unsupported": []})
         return True
+
+    # Unsupported APIs of a statement line, found during the one traversal (what
+    # `_unsupported_in` would find visiting the line again; lines do not nest).
+    def visit_Name(self, node):
+        if self._stmt_stack:
+            self._check_unsupported(node)
+
+    def visit_Attribute(self, node):
+        if self._stmt_stack:
+            self._check_unsupported(node)
+
+    def _check_unsupported(self, node):
+        name = dotted(node)
+        if name is None or name.partition(".")[0] not in self._unsupported_heads:
+            return
+        q = self._qualify(node) or ""
+        for prefix, why in self.rules.unsupported.items():
+            if q == prefix:
+                self._stmt_stack[-1]["unsupported"].append((name or q, why))
 
     def leave_SimpleStatementLine(self, original, updated):
         frame = self._stmt_stack[-1]
@@ -349,7 +374,8 @@ class TrainingTransformer(cst.CSTTransformer):
         if frame["drop"]:
             self.changed = True
             return cst.RemovalSentinel.REMOVE
-        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + self._unsupported_in(original)
+        unsupported = [] if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in original.body) else list(dict.fromkeys(frame["unsupported"]))
+        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + unsupported
         for construct, why in todos:
             self.todos.append((original, construct, why))
             updated = _with_todo(updated, why)
