@@ -7,6 +7,7 @@ parameters) come from the original text. Returns the new text and the TODO sites
 from __future__ import annotations
 
 import difflib
+import re
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -52,6 +53,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
+    if not _may_transform(converted, imports, rules, knows) and not factories(original_module, models.own):
+        return converted, []
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
     new = module.visit(transformer)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
@@ -67,6 +70,31 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
+
+
+# Attribute and function names every change or TODO of `TrainingTransformer` starts from
+# (`init`/`apply` of a model, `TrainState.create`, a state's `apply_fn`/`apply_gradients`/
+# `replace`, gradients over `state.params`); see steps.py.
+_TRIGGER_WORDS = ("init", "apply", "apply_fn", "apply_gradients", "params", "create", "replace")
+
+
+def _may_transform(text: str, imports: ImportMap, rules, knows_train_state: bool) -> bool:
+    """False only if the transformer cannot change or report anything in `text`: none of
+    the names its rules start from is written in it (as a whole word). A cheap text check
+    that saves a full-tree visit of files with nothing to convert."""
+    words = set(_TRIGGER_WORDS)
+    if knows_train_state:  # `s.params`, `s.step`, ... of any state-like name become NNX
+        words.update(rules.state_attributes_eager)
+        words.update(rules.state_attributes)
+    # Names that qualify to an unsupported API or to the TrainState class (through any
+    # import alias): the last part of each local spelling.
+    for head, full in imports.aliases.items():
+        for target in (*rules.unsupported, *rules.train_state_classes):
+            if target == full or target.startswith(full + "."):
+                local = head + target[len(full):]
+                words.add(local.rpartition(".")[2])
+    pattern = r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words)))
+    return re.search(pattern, text) is not None
 
 
 def _already_nnx(module: cst.Module) -> bool:
