@@ -10,8 +10,8 @@ import difflib
 import re
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
+from nnx_migrate.rewrite.lines import start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -60,8 +60,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
-    # Positions of the (unchanged, immutable) input tree, only for files that get reported.
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    # Start lines of the (unchanged, immutable) input tree, only for files that get reported.
+    positions = start_lines(module)
     to_original = _line_map(converted, original)
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
@@ -122,11 +122,8 @@ def _line_map(converted: str, original: str):
     return lookup
 
 
-def _line(positions, node) -> int:
-    try:
-        return positions[node].start.line
-    except KeyError:
-        return 0
+def _line(positions: dict[int, int], node) -> int:
+    return positions.get(id(node), 0)  # 0: a node the pass created
 
 
 def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> list[cst.ClassDef]:
