@@ -6,6 +6,7 @@ parameters) come from the original text. Returns the new text and the TODO sites
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 
@@ -53,10 +54,11 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
-    if not _may_transform(converted, imports, rules, knows) and not factories(original_module, models.own):
+    triggers = _trigger_pattern(imports, rules, knows)
+    if not triggers.search(converted) and not factories(original_module, models.own):
         return converted, []
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
-    new = module.visit(transformer)
+    new = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
@@ -78,10 +80,10 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
 _TRIGGER_WORDS = ("init", "apply", "apply_fn", "apply_gradients", "params", "create", "replace")
 
 
-def _may_transform(text: str, imports: ImportMap, rules, knows_train_state: bool) -> bool:
-    """False only if the transformer cannot change or report anything in `text`: none of
-    the names its rules start from is written in it (as a whole word). A cheap text check
-    that saves a full-tree visit of files with nothing to convert."""
+def _trigger_pattern(imports: ImportMap, rules, knows_train_state: bool) -> re.Pattern:
+    """Code in which none of these names is written (as a whole word) is code the
+    transformer cannot change or report anything in. A cheap text check that saves
+    full-tree visits of files and top-level statements with nothing to convert."""
     words = set(_TRIGGER_WORDS)
     if knows_train_state:  # `s.params`, `s.step`, ... of any state-like name become NNX
         words.update(rules.state_attributes_eager)
@@ -93,8 +95,51 @@ def _may_transform(text: str, imports: ImportMap, rules, knows_train_state: bool
             if target == full or target.startswith(full + "."):
                 local = head + target[len(full):]
                 words.add(local.rpartition(".")[2])
-    pattern = r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words)))
-    return re.search(pattern, text) is not None
+    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
+
+
+def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> cst.Module:
+    """`module.visit(transformer)`, visiting only the top-level statements whose source
+    mentions a trigger name; a skipped statement leaves the transformer as a visit would
+    (it forgets the previous function's init results, see `TrainingTransformer.skipped`)."""
+    spans = _statement_spans(text, module)
+    if spans is None:
+        return module.visit(transformer)
+    body = []
+    for stmt, (stmt_text, has_function) in zip(module.body, spans):
+        if transformer.may_change_unmentioned() or triggers.search(stmt_text):
+            new = stmt.visit(transformer)
+            if isinstance(new, cst.FlattenSentinel):
+                body.extend(new.nodes)
+            elif not isinstance(new, cst.RemovalSentinel):
+                body.append(new)
+        else:
+            transformer.skipped(has_function)
+            body.append(stmt)
+    return module.with_changes(body=body)
+
+
+def _statement_spans(text: str, module: cst.Module) -> list[tuple[str, bool]] | None:
+    """Per top-level statement: its source lines (from Python's own parser's line
+    numbers) and whether it defines a function anywhere; None if the parsers disagree."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    lines = text.splitlines(keepends=True)
+    nodes = tree.body
+    spans = []
+    i = 0
+    for stmt in module.body:
+        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        group = nodes[i : i + count]
+        if len(group) != count:
+            return None
+        i += count
+        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
+        has_function = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for g in group for n in ast.walk(g))
+        spans.append(("".join(lines[first - 1 : group[-1].end_lineno]), has_function))
+    return spans if i == len(nodes) else None
 
 
 def _already_nnx(module: cst.Module) -> bool:

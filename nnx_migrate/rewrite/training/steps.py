@@ -237,6 +237,22 @@ class TrainingTransformer(cst.CSTTransformer):
                 plan.optimizer_name = f"{plan.state}_optimizer"
         return plan
 
+    # ---- statements the pass skips (run.py) ---------------------------------------------
+
+    def may_change_unmentioned(self) -> bool:
+        """Whether a statement without any trigger name could still change: a tuple naming
+        the `updates` a converted call no longer returns (`leave_Tuple`)."""
+        return bool(self._removed_names)
+
+    def skipped(self, has_function: bool) -> None:
+        """What visiting a top-level statement without trigger names leaves behind: each
+        function in it starts a new plan (`visit_FunctionDef`), and none is left open."""
+        if has_function:
+            self._init_results = {}
+            self._removed_names = set()
+            self._applied_gradients = False
+            self._plan = None
+
     # ---- functions ---------------------------------------------------------------------
 
     def visit_FunctionDef(self, node):
