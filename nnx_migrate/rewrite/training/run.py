@@ -215,10 +215,12 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
 
 def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Module:
     imports = ImportMap(module)
-    used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
+    used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
     body = []
     for stmt in module.body:
         if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
+            if used is None:
+                used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
             names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
             if not names:
                 continue
@@ -294,6 +296,7 @@ def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE,
     if new_text == converted and not todos:
         return result
     # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).
+    # (parsing the new text also keeps an output that does not parse from being written)
     still = ImportMap(cst.parse_module(new_text)).linen_aliases()
     result.todos = [t for t in result.todos if still or "Linen API" not in t.why]
     result.new_text = new_text
