@@ -99,46 +99,64 @@ def _trigger_pattern(imports: ImportMap, rules, knows_train_state: bool) -> re.P
 
 
 def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> cst.Module:
-    """`module.visit(transformer)`, visiting only the top-level statements whose source
-    mentions a trigger name; a skipped statement leaves the transformer as a visit would
-    (it forgets the previous function's init results, see `TrainingTransformer.skipped`)."""
-    spans = _statement_spans(text, module)
-    if spans is None:
+    """`module.visit(transformer)`, visiting only the top-level statements (and the
+    statements of top-level classes) whose source mentions a trigger name; a skipped
+    statement leaves the transformer as a visit would (it forgets the previous function's
+    init results, see `TrainingTransformer.skipped`)."""
+    if _OTHER_LINE_BREAKS.search(text):  # str.splitlines would not count lines as ast does
         return module.visit(transformer)
-    body = []
-    for stmt, (stmt_text, has_function) in zip(module.body, spans):
-        if transformer.may_change_unmentioned() or triggers.search(stmt_text):
-            new = stmt.visit(transformer)
-            if isinstance(new, cst.FlattenSentinel):
-                body.extend(new.nodes)
-            elif not isinstance(new, cst.RemovalSentinel):
-                body.append(new)
-        else:
-            transformer.skipped(has_function)
-            body.append(stmt)
-    return module.with_changes(body=body)
-
-
-def _statement_spans(text: str, module: cst.Module) -> list[tuple[str, bool]] | None:
-    """Per top-level statement: its source lines (from Python's own parser's line
-    numbers) and whether it defines a function anywhere; None if the parsers disagree."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return None
+        return module.visit(transformer)
     lines = text.splitlines(keepends=True)
-    nodes = tree.body
+    spans = _statement_spans(tree.body, module.body)
+    if spans is None:
+        return module.visit(transformer)
+    return module.with_changes(body=_visit_body(module.body, spans, lines, transformer, triggers, top=True))
+
+
+_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool) -> list:
+    body = []
+    for stmt, group in zip(stmts, spans):
+        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
+        if not transformer.may_change_unmentioned() and not triggers.search("".join(lines[first - 1 : group[-1].end_lineno])):
+            transformer.skipped(any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for g in group for n in ast.walk(g)))
+            body.append(stmt)
+            continue
+        if top and isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            # A class whose header (decorators, bases) names no trigger: only its members
+            # that do are visited (the transformer has no hook for the class itself).
+            inner = group[0].body
+            header_end = min([inner[0].lineno, *(d.lineno for d in getattr(inner[0], "decorator_list", ()))]) - 1
+            inner_spans = _statement_spans(inner, stmt.body.body)
+            if inner_spans is not None and header_end >= group[0].lineno and not triggers.search("".join(lines[first - 1 : header_end])):
+                members = _visit_body(stmt.body.body, inner_spans, lines, transformer, triggers, top=False)
+                body.append(stmt.with_changes(body=stmt.body.with_changes(body=members)))
+                continue
+        new = stmt.visit(transformer)
+        if isinstance(new, cst.FlattenSentinel):
+            body.extend(new.nodes)
+        elif not isinstance(new, cst.RemovalSentinel):
+            body.append(new)
+    return body
+
+
+def _statement_spans(nodes: list, stmts) -> list[list] | None:
+    """The ast statements of each LibCST statement (a line of `a; b` is several); None
+    if the two parsers do not line up."""
     spans = []
     i = 0
-    for stmt in module.body:
+    for stmt in stmts:
         count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
         group = nodes[i : i + count]
         if len(group) != count:
             return None
         i += count
-        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
-        has_function = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for g in group for n in ast.walk(g))
-        spans.append(("".join(lines[first - 1 : group[-1].end_lineno]), has_function))
+        spans.append(group)
     return spans if i == len(nodes) else None
 
 
