@@ -62,9 +62,13 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
-    # Start lines of the (unchanged, immutable) input tree, only for files that get reported.
-    positions = start_lines(module)
-    to_original = _line_map(converted, original)
+    # Start lines of the (unchanged, immutable) input tree, only for files with something
+    # to report (a render and a diff).
+    if transformer.todos or subclasses:
+        positions = start_lines(module)
+        to_original = _line_map(converted, original)
+    else:
+        positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
     todos += helper_todos
