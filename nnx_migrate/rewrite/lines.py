@@ -8,6 +8,8 @@ start and end line of just those nodes.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
@@ -71,3 +73,51 @@ class LineResolver:
             return placeholder
         self._resolve()
         return self._start.get(-placeholder, 0)
+
+
+def _newlines(value: str) -> int:
+    # what LibCST's position providers count as line breaks: \r\n, \r, \n
+    return value.count("\n") + value.count("\r") - value.count("\r\n")
+
+
+class _StartLines(CodegenState):
+    """The start line LibCST's `PositionProvider` gives every node, without its columns,
+    ranges and metadata machinery (same codegen hooks, same precedence)."""
+
+    def __init__(self, module: cst.Module):
+        super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
+        self.line = 1
+        self.start: dict[int, int] = {}
+        self._stack: list[int] = []
+
+    def add_indent_tokens(self) -> None:
+        self.tokens.extend(self.indent_tokens)
+        for token in self.indent_tokens:
+            self.line += _newlines(token)
+
+    def add_token(self, value: str) -> None:
+        self.tokens.append(value)
+        self.line += _newlines(value)
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        self._stack.append(self.line)
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        start = self._stack.pop()
+        self.start.setdefault(id(node), start)  # a syntactic position, once recorded, wins
+
+    @contextmanager
+    def record_syntactic_position(self, node, *, start_node=None, end_node=None):
+        start = self.line
+        try:
+            yield
+        finally:
+            self.start[id(node)] = self.start[id(start_node)] if start_node is not None else start
+
+
+def start_lines(module: cst.Module) -> dict[int, int]:
+    """id(node) -> `PositionProvider`'s start line, for every node of `module` (keep the
+    module alive while using the ids)."""
+    state = _StartLines(module)
+    module._codegen(state)
+    return state.start

@@ -44,7 +44,7 @@ def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], No
     """Rewrites every file; files that build module classes defined in other files of the
     run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
     names = [str(p) for p in paths]
-    forget_parses()  # the cache serves the rounds of one run, never a later run
+    forget_parses(remember=True)  # the caches serve the rounds of one run, never a later run
     pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(names) > 1 else None
     try:
         results = dict(zip(names, _map(pool, names, None, jobs, advance, train_style)))

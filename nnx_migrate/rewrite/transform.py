@@ -36,8 +36,20 @@ def parse(text: str) -> cst.Module:
     return module
 
 
-def forget_parses() -> None:
+# The class rewrite of a file without the run's index is a function of (text, path): within
+# a run (runner.py) it is computed once, whether the runner or the training pass (reading a
+# sibling file's model classes, training/models.py) asks first.
+_CLASS_RESULTS: dict[tuple[str, str], FileResult] = {}
+_remember_class_results = False
+
+
+def forget_parses(remember: bool = False) -> None:
+    """Empties the run caches; `remember` turns the class-result cache on (a runner run)
+    or off (the end of one)."""
+    global _remember_class_results
     _PARSED.clear()
+    _CLASS_RESULTS.clear()
+    _remember_class_results = remember
 
 
 def might_use_linen(text: str) -> bool:
@@ -50,6 +62,17 @@ def rewrite_source(text: str, path: str = "<string>", external=None, train_style
 
 
 def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileResult:
+    if external is not None or not _remember_class_results:
+        return _rewrite_classes_once(text, path, external)
+    key = (text, path)
+    result = _CLASS_RESULTS.get(key)
+    if result is None:
+        result = _CLASS_RESULTS[key] = _rewrite_classes_once(text, path, None)
+    # a fresh record each time: callers replace its fields (apply_training_pass)
+    return replace(result)
+
+
+def _rewrite_classes_once(text: str, path: str = "<string>", external=None) -> FileResult:
     """Converts one file's source. Never raises for bad input: a file that does not parse
     is a `failed` result whose `error` says why. `external` (an `index.ModuleIndex`) holds
     the converted classes of the other files of the run."""

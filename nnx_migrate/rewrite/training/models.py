@@ -87,13 +87,13 @@ def _summaries_of_path(path: str) -> dict[str, ClassSummary]:
 @functools.lru_cache(maxsize=256)
 def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, ClassSummary]:
     """Cached per file version, so an edited file is read again."""
-    from nnx_migrate.rewrite.transform import _rewrite_classes  # the same rewrite as the file gets
+    from nnx_migrate.rewrite.transform import _rewrite_classes, parse  # the same rewrite as the file gets
 
     try:
         text = Path(path).read_text(encoding="utf-8")
         if "linen" not in text:
             return {}
-        return with_factories(cst.parse_module(text), _rewrite_classes(text, path).exports)
+        return with_factories(parse(text), _rewrite_classes(text, path).exports)
     except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
         return {}
 

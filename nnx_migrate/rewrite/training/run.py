@@ -6,11 +6,13 @@ parameters) come from the original text. Returns the new text and the TODO sites
 
 from __future__ import annotations
 
+import ast
 import difflib
+import re
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
+from nnx_migrate.rewrite.lines import start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -36,9 +38,11 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
     if not might_train(converted) and "linen" not in original:
         return converted, []
+    from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
+
     try:
-        original_module = cst.parse_module(original)
-        module = cst.parse_module(converted)
+        original_module = parse(original)
+        module = original_module if converted == original else parse(converted)
     except cst.ParserSyntaxError:
         return converted, []
     if _already_nnx(original_module):
@@ -50,14 +54,21 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
+    triggers = _trigger_pattern(imports, rules, knows)
+    if not triggers.search(converted) and not factories(original_module, models.own):
+        return converted, []
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
-    new = module.visit(transformer)
+    new = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
-    to_original = _line_map(converted, original)
+    # Start lines of the (unchanged, immutable) input tree, only for files with something
+    # to report (a render and a diff).
+    if transformer.todos or subclasses:
+        positions = start_lines(module)
+        to_original = _line_map(converted, original)
+    else:
+        positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
     todos += helper_todos
@@ -65,6 +76,92 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
+
+
+# Attribute and function names every change or TODO of `TrainingTransformer` starts from
+# (`init`/`apply` of a model, `TrainState.create`, a state's `apply_fn`/`apply_gradients`/
+# `replace`, gradients over `state.params`); see steps.py.
+_TRIGGER_WORDS = ("init", "apply", "apply_fn", "apply_gradients", "params", "create", "replace")
+
+
+def _trigger_pattern(imports: ImportMap, rules, knows_train_state: bool) -> re.Pattern:
+    """Code in which none of these names is written (as a whole word) is code the
+    transformer cannot change or report anything in. A cheap text check that saves
+    full-tree visits of files and top-level statements with nothing to convert."""
+    words = set(_TRIGGER_WORDS)
+    if knows_train_state:  # `s.params`, `s.step`, ... of any state-like name become NNX
+        words.update(rules.state_attributes_eager)
+        words.update(rules.state_attributes)
+    # Names that qualify to an unsupported API or to the TrainState class (through any
+    # import alias): the last part of each local spelling.
+    for head, full in imports.aliases.items():
+        for target in (*rules.unsupported, *rules.train_state_classes):
+            if target == full or target.startswith(full + "."):
+                local = head + target[len(full):]
+                words.add(local.rpartition(".")[2])
+    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
+
+
+def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> cst.Module:
+    """`module.visit(transformer)`, visiting only the top-level statements (and the
+    statements of top-level classes) whose source mentions a trigger name; a skipped
+    statement leaves the transformer as a visit would (it forgets the previous function's
+    init results, see `TrainingTransformer.skipped`)."""
+    if _OTHER_LINE_BREAKS.search(text):  # str.splitlines would not count lines as ast does
+        return module.visit(transformer)
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return module.visit(transformer)
+    lines = text.splitlines(keepends=True)
+    spans = _statement_spans(tree.body, module.body)
+    if spans is None:
+        return module.visit(transformer)
+    return module.with_changes(body=_visit_body(module.body, spans, lines, transformer, triggers, top=True))
+
+
+_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool) -> list:
+    body = []
+    for stmt, group in zip(stmts, spans):
+        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
+        if not transformer.may_change_unmentioned() and not triggers.search("".join(lines[first - 1 : group[-1].end_lineno])):
+            transformer.skipped(any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for g in group for n in ast.walk(g)))
+            body.append(stmt)
+            continue
+        if top and isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            # A class whose header (decorators, bases) names no trigger: only its members
+            # that do are visited (the transformer has no hook for the class itself).
+            inner = group[0].body
+            header_end = min([inner[0].lineno, *(d.lineno for d in getattr(inner[0], "decorator_list", ()))]) - 1
+            inner_spans = _statement_spans(inner, stmt.body.body)
+            if inner_spans is not None and header_end >= group[0].lineno and not triggers.search("".join(lines[first - 1 : header_end])):
+                members = _visit_body(stmt.body.body, inner_spans, lines, transformer, triggers, top=False)
+                body.append(stmt.with_changes(body=stmt.body.with_changes(body=members)))
+                continue
+        new = stmt.visit(transformer)
+        if isinstance(new, cst.FlattenSentinel):
+            body.extend(new.nodes)
+        elif not isinstance(new, cst.RemovalSentinel):
+            body.append(new)
+    return body
+
+
+def _statement_spans(nodes: list, stmts) -> list[list] | None:
+    """The ast statements of each LibCST statement (a line of `a; b` is several); None
+    if the two parsers do not line up."""
+    spans = []
+    i = 0
+    for stmt in stmts:
+        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        group = nodes[i : i + count]
+        if len(group) != count:
+            return None
+        i += count
+        spans.append(group)
+    return spans if i == len(nodes) else None
 
 
 def _already_nnx(module: cst.Module) -> bool:
@@ -92,11 +189,8 @@ def _line_map(converted: str, original: str):
     return lookup
 
 
-def _line(positions, node) -> int:
-    try:
-        return positions[node].start.line
-    except KeyError:
-        return 0
+def _line(positions: dict[int, int], node) -> int:
+    return positions.get(id(node), 0)  # 0: a node the pass created
 
 
 def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> list[cst.ClassDef]:
@@ -143,10 +237,12 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
 
 def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Module:
     imports = ImportMap(module)
-    used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
+    used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
     body = []
     for stmt in module.body:
         if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
+            if used is None:
+                used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
             names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
             if not names:
                 continue
@@ -222,6 +318,7 @@ def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE,
     if new_text == converted and not todos:
         return result
     # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).
+    # (parsing the new text also keeps an output that does not parse from being written)
     still = ImportMap(cst.parse_module(new_text)).linen_aliases()
     result.todos = [t for t in result.todos if still or "Linen API" not in t.why]
     result.new_text = new_text

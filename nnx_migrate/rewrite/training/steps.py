@@ -142,6 +142,12 @@ class TrainingTransformer(cst.CSTTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        # Import aliases through which a name can qualify to an unsupported API: names with
+        # any other head never match, so the per-statement check skips them cheaply.
+        self._unsupported_heads = {
+            head for head, full in imports.aliases.items()
+            if any(prefix == full or prefix.startswith(full + ".") for prefix in rules.unsupported)
+        }
 
     # ---- analysis ---------------------------------------------------------------------
 
@@ -165,7 +171,12 @@ class TrainingTransformer(cst.CSTTransformer):
         rules = self.rules
         outer = self
 
+        statements = []  # the small statements of every line, as _walk_statements gives them
+
         class Analyse(cst.CSTVisitor):
+            def visit_SimpleStatementLine(self, node):
+                statements.extend(node.body)
+
             def visit_Attribute(self, node):
                 if isinstance(node.value, cst.Name) and node.attr.value in rules.state_attribute_names:
                     attrs_used.setdefault(node.value.value, set()).add(node.attr.value)
@@ -192,7 +203,7 @@ class TrainingTransformer(cst.CSTTransformer):
         plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
         grad_fn_names = set()
-        for stmt in _walk_statements(func.body):
+        for stmt in statements:
             if m.matches(stmt, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
@@ -218,13 +229,29 @@ class TrainingTransformer(cst.CSTTransformer):
             plan.extra_states = states[1:]
         if self.knows_train_state:
             plan.eager_states = {n for n, used in attrs_used.items() if used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) and n != "self"} - set(states)
-        bound = _bound_in(func)
         if plan.state:
+            bound = _bound_in(func)
             if "model" in bound:
                 plan.model_name = f"{plan.state}_model"
             if "optimizer" in bound:
                 plan.optimizer_name = f"{plan.state}_optimizer"
         return plan
+
+    # ---- statements the pass skips (run.py) ---------------------------------------------
+
+    def may_change_unmentioned(self) -> bool:
+        """Whether a statement without any trigger name could still change: a tuple naming
+        the `updates` a converted call no longer returns (`leave_Tuple`)."""
+        return bool(self._removed_names)
+
+    def skipped(self, has_function: bool) -> None:
+        """What visiting a top-level statement without trigger names leaves behind: each
+        function in it starts a new plan (`visit_FunctionDef`), and none is left open."""
+        if has_function:
+            self._init_results = {}
+            self._removed_names = set()
+            self._applied_gradients = False
+            self._plan = None
 
     # ---- functions ---------------------------------------------------------------------
 
@@ -309,7 +336,7 @@ class TrainingTransformer(cst.CSTTransformer):
             for construct, why in self._unsupported_in(dec):
                 self.todos.append((dec, f"@{construct}", why))
                 func = _with_todo(func, why)
-        leftovers = set(self._init_results) & _names_in(func.body)
+        leftovers = set(self._init_results) & _names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
             self.todos.append((original, f"def {original.name.value}", why))
@@ -322,8 +349,27 @@ class TrainingTransformer(cst.CSTTransformer):
     # ---- statements ---------------------------------------------------------------------
 
     def visit_SimpleStatementLine(self, node):
-        self._stmt_stack.append({"before": [], "todos": [], "drop": False})
+        self._stmt_stack.append({"before": [], "todos": [], "drop": False, "unsupported": []})
         return True
+
+    # Unsupported APIs of a statement line, found during the one traversal (what
+    # `_unsupported_in` would find visiting the line again; lines do not nest).
+    def visit_Name(self, node):
+        if self._stmt_stack:
+            self._check_unsupported(node)
+
+    def visit_Attribute(self, node):
+        if self._stmt_stack:
+            self._check_unsupported(node)
+
+    def _check_unsupported(self, node):
+        name = dotted(node)
+        if name is None or name.partition(".")[0] not in self._unsupported_heads:
+            return
+        q = self._qualify(node) or ""
+        for prefix, why in self.rules.unsupported.items():
+            if q == prefix:
+                self._stmt_stack[-1]["unsupported"].append((name or q, why))
 
     def leave_SimpleStatementLine(self, original, updated):
         frame = self._stmt_stack[-1]
@@ -344,7 +390,8 @@ class TrainingTransformer(cst.CSTTransformer):
         if frame["drop"]:
             self.changed = True
             return cst.RemovalSentinel.REMOVE
-        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + self._unsupported_in(original)
+        unsupported = [] if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in original.body) else list(dict.fromkeys(frame["unsupported"]))
+        todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + unsupported
         for construct, why in todos:
             self.todos.append((original, construct, why))
             updated = _with_todo(updated, why)

@@ -1,0 +1,47 @@
+"""The training pass's shortcuts give what the plain passes give: `lines.start_lines` is
+LibCST's PositionProvider start line for every node, and visiting only the statements
+that mention a trigger name (`run._visit_statements`) converts and reports exactly what
+one full-tree visit does, in both train styles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnx_migrate.rewrite import transform
+from nnx_migrate.rewrite.lines import start_lines
+from nnx_migrate.rewrite.training import run
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted(p for p in (ROOT / "fixtures").rglob("*.py"))
+
+
+@pytest.mark.parametrize("text", [
+    *(p.read_text(encoding="utf-8") for p in SOURCES[:40]),
+    "x = 1\r\ny = (1,\r\n 2)\r\n",
+    "a = 1\rb = [\r2]\r",
+    "@dec\r\n# c\r\ndef f():\r\n    '''a\r\nb'''\r\n    return 1\r\n",
+])
+def test_start_lines_are_position_provider_start_lines(text):
+    module = cst.parse_module(text)
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    mine = start_lines(module)
+    assert {id(node): r.start.line for node, r in positions.items()} == mine
+
+
+def test_statement_visits_equal_full_visits(monkeypatch):
+    files = [p for p in SOURCES if not p.name.endswith(".out.py")]
+    assert files
+    for style in run.TRAIN_STYLES:
+        for path in files:
+            text = path.read_text(encoding="utf-8")
+            fast = transform.rewrite_source(text, str(path), None, style)
+            with monkeypatch.context() as patch:
+                patch.setattr(run, "_visit_statements", lambda module, text, transformer, triggers: module.visit(transformer))
+                patch.setattr(run, "_trigger_pattern", lambda *args: re.compile(""))
+                full = transform.rewrite_source(text, str(path), None, style)
+            assert (fast.status, fast.new_text, fast.todos) == (full.status, full.new_text, full.todos), (style, path)
