@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from nnx_migrate import __version__
-from nnx_migrate.lint.rules import all_rules
-from nnx_migrate.lint.runner import LintRun
+
+if TYPE_CHECKING:  # imported lazily: `nnx-migrate --help` reads FORMATS and must start fast
+    from nnx_migrate.lint.runner import LintRun
 
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -62,6 +64,8 @@ def _github(run: LintRun) -> str:
 
 
 def _sarif(run: LintRun) -> str:
+    from nnx_migrate.lint.rules import all_rules
+
     rules = [
         {
             "id": rule.CODE,
