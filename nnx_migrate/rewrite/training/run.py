@@ -62,6 +62,10 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
+    if not transformer.changed and not forwarded and "flax" not in original:
+        # Only TODOs (say, `jax.pmap`) in a file that uses neither flax nor a model of the
+        # run: not Linen code, so it is not ours to mark (files without Linen stay untouched).
+        return converted, []
     # Start lines of the (unchanged, immutable) input tree, only for files with something
     # to report (a render and a diff).
     if transformer.todos or subclasses:

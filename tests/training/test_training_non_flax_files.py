@@ -1,0 +1,28 @@
+"""Files that use neither flax nor a Linen model of the run are never touched, even when
+they contain APIs the training pass reports in Linen programs (`jax.pmap`, checkpoints)."""
+
+from nnx_migrate.rewrite.transform import rewrite_source
+
+PLAIN_JAX = '''\
+import jax
+import jax.numpy as jnp
+
+
+def step(params, batch):
+    return jax.tree.map(lambda p: p - 0.1 * p, params)
+
+
+parallel_step = jax.pmap(step, axis_name="batch")
+'''
+
+
+def test_plain_jax_file_with_pmap_is_left_byte_identical():
+    result = rewrite_source(PLAIN_JAX, "plain.py")
+    assert result.new_text == PLAIN_JAX
+    assert result.todos == []
+
+
+def test_the_same_pmap_in_a_linen_program_is_reported():
+    source = PLAIN_JAX.replace("import jax\n", "import jax\nfrom flax.training import train_state\n", 1)
+    result = rewrite_source(source, "train.py")
+    assert any("pmap" in todo.why for todo in result.todos)
