@@ -191,27 +191,20 @@ class _Passes:
     # -- the passes ------------------------------------------------------------------
     def inference(self, result: ComparisonResult, label: str, kwargs, gradients: bool) -> None:
         """Outputs, gradients and state after the inference call."""
-        snapshot = _snapshot(self.nnx_module)
         with_grads = gradients and "params" in self.variables and bool(self.weight_map.param_pairs())
+        self._call_and_check(result, label, kwargs, with_grads)
+
+    def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
+        """Outputs and updated state (BatchNorm statistics) of the train-mode call."""
+        self._call_and_check(result, label, kwargs, with_grads=False)
+
+    def _call_and_check(self, result: ComparisonResult, label: str, kwargs, with_grads: bool) -> None:
+        snapshot = _snapshot(self.nnx_module)
         linen, nnx_run = self._run_both(label, kwargs, with_grads)
         outputs = self._output_check(label, linen.outputs, nnx_run.outputs)
         result.checks.append(outputs)
         if with_grads:
             result.checks.append(self._gradient_check(f"gradients ({label})", linen.grads, nnx_run.grads))
-        state = None
-        if self.weight_map.state_pairs():
-            state = self._state_check(f"state after {label}", linen.state)
-            result.checks.append(state)
-        if not outputs.ok or (state is not None and not state.ok):
-            self._add_divergence(result, label, linen.records, nnx_run.records, state)
-        _restore(snapshot)
-
-    def train_mode(self, result: ComparisonResult, label: str, kwargs) -> None:
-        """Outputs and updated state (BatchNorm statistics) of the train-mode call."""
-        snapshot = _snapshot(self.nnx_module)
-        linen, nnx_run = self._run_both(label, kwargs, with_grads=False)
-        outputs = self._output_check(label, linen.outputs, nnx_run.outputs)
-        result.checks.append(outputs)
         state = None
         if self.weight_map.state_pairs():
             state = self._state_check(f"state after {label}", linen.state)
