@@ -8,6 +8,7 @@ start and end line of just those nodes.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import libcst as cst
@@ -121,3 +122,13 @@ def start_lines(module: cst.Module) -> dict[int, int]:
     state = _StartLines(module)
     module._codegen(state)
     return state.start
+
+
+# Characters `str.splitlines` treats as line breaks but Python's parser (and `ast` line
+# numbers) does not: text with one of them cannot be cut into lines by `splitlines`.
+_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def splits_lines_like_ast(text: str) -> bool:
+    """Whether `text.splitlines()` numbers lines as `ast` does."""
+    return _OTHER_LINE_BREAKS.search(text) is None

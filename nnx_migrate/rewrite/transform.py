@@ -14,7 +14,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.imports import fix_imports
-from nnx_migrate.rewrite.lines import LineResolver
+from nnx_migrate.rewrite.lines import LineResolver, splits_lines_like_ast
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
@@ -176,6 +176,8 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
 def _statement_texts(text: str, module: cst.Module) -> list[str] | None:
     """The source lines of each top-level statement, from Python's own (C) parser's line
     numbers; None if the two parsers do not line up (then statements are rendered)."""
+    if not splits_lines_like_ast(text):
+        return None
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):

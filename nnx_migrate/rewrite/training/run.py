@@ -12,7 +12,7 @@ import re
 
 import libcst as cst
 
-from nnx_migrate.rewrite.lines import start_lines
+from nnx_migrate.rewrite.lines import splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -111,7 +111,7 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
     statements of top-level classes) whose source mentions a trigger name; a skipped
     statement leaves the transformer as a visit would (it forgets the previous function's
     init results, see `TrainingTransformer.skipped`)."""
-    if _OTHER_LINE_BREAKS.search(text):  # str.splitlines would not count lines as ast does
+    if not splits_lines_like_ast(text):
         return module.visit(transformer)
     try:
         tree = ast.parse(text)
@@ -122,9 +122,6 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
     if spans is None:
         return module.visit(transformer)
     return module.with_changes(body=_visit_body(module.body, spans, lines, transformer, triggers, top=True))
-
-
-_OTHER_LINE_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool) -> list:
