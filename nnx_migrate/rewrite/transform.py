@@ -57,41 +57,49 @@ def might_use_linen(text: str) -> bool:
 
 
 def rewrite_source(text: str, path: str = "<string>", external=None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
-    """Converts one file's source: module classes, then the training code (training/)."""
-    return apply_training_pass(_rewrite_classes(text, path, external), text, train_style, external)
+    """Converts one file's source: module classes, then the training code (training/).
+    The training pass works on the class pass's tree (not on its text parsed again)."""
+    result, tree = _rewrite_classes_and_tree(text, path, external)
+    return apply_training_pass(result, text, train_style, external, tree)
 
 
 def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileResult:
+    return _rewrite_classes_and_tree(text, path, external)[0]
+
+
+def _rewrite_classes_and_tree(text: str, path: str = "<string>", external=None) -> tuple[FileResult, cst.Module | None]:
+    """The class pass's result and the tree of its `new_text` (None where that text is
+    the input's)."""
     if external is not None or not _remember_class_results:
         return _rewrite_classes_once(text, path, external)
     key = (text, path)
-    result = _CLASS_RESULTS.get(key)
-    if result is None:
-        result = _CLASS_RESULTS[key] = _rewrite_classes_once(text, path, None)
+    cached = _CLASS_RESULTS.get(key)
+    if cached is None:
+        cached = _CLASS_RESULTS[key] = _rewrite_classes_once(text, path, None)
     # a fresh record each time: callers replace its fields (apply_training_pass)
-    return replace(result)
+    return replace(cached[0]), cached[1]
 
 
-def _rewrite_classes_once(text: str, path: str = "<string>", external=None) -> FileResult:
+def _rewrite_classes_once(text: str, path: str = "<string>", external=None) -> tuple[FileResult, cst.Module | None]:
     """Converts one file's source. Never raises for bad input: a file that does not parse
     is a `failed` result whose `error` says why. `external` (an `index.ModuleIndex`) holds
     the converted classes of the other files of the run."""
     if not might_use_linen(text):
-        return FileResult(path=path, status="skipped", old_text=text, new_text=text)
+        return FileResult(path=path, status="skipped", old_text=text, new_text=text), None
     try:
         module = parse(text)
     except cst.ParserSyntaxError as exc:
-        return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}")
+        return FileResult(path=path, status="failed", old_text=text, error=f"does not parse: line {exc.raw_line}: {exc.message}"), None
     try:
         return _rewrite_module(module, text, path, external)
     except RecursionError:
-        return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser")
+        return FileResult(path=path, status="failed", old_text=text, error="too deeply nested for the parser"), None
 
 
-def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileResult:
+def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple[FileResult, cst.Module | None]:
     imports = ImportMap(module)
     if not imports.linen_aliases():
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
     rules = load_rules()
     positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
@@ -142,7 +150,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
         ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
     if not outcomes and not renamer.changed:
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
@@ -170,7 +178,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
     result.exports = dict(ctx.summaries)
     result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
-    return result
+    return result, (converted if status == "changed" else None)
 
 
 def _statement_texts(text: str, module: cst.Module) -> list[str] | None:

@@ -31,22 +31,29 @@ def might_train(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None) -> tuple[str, list[TodoSite]]:
+def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None, tree: cst.Module | None = None) -> tuple[str, list[TodoSite]]:
     """`converted` is the module rewrite's output for `original`; `external` (the run's
-    `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
+    `index.ModuleIndex`, optional) knows model classes of the other files of the run;
+    `tree` (optional) is `converted` as a tree, so that it need not be parsed again."""
+    new_text, todos, _ = _convert_training(original, converted, path, style, external, exports, tree)
+    return new_text, todos
+
+
+def _convert_training(original: str, converted: str, path: str, style: str, external, exports, tree: cst.Module | None) -> tuple[str, list[TodoSite], cst.Module | None]:
+    """`convert_training`, also returning the tree of the new text (None: unchanged)."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
     if not might_train(converted) and "linen" not in original:
-        return converted, []
+        return converted, [], None
     from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
 
     try:
         original_module = parse(original)
-        module = original_module if converted == original else parse(converted)
+        module = original_module if converted == original else tree if tree is not None else parse(converted)
     except cst.ParserSyntaxError:
-        return converted, []
+        return converted, [], None
     if _already_nnx(original_module):
-        return converted, []
+        return converted, [], None
     rules = load_training_rules()
     imports = ImportMap(module)
     own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path)
@@ -56,16 +63,16 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
     if not triggers.search(converted) and not factories(original_module, models.own):
-        return converted, []
+        return converted, [], None
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
     new = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
-        return converted, []
+        return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
         # Only TODOs (say, `jax.pmap`) in a file that uses neither flax nor a model of the
         # run: not Linen code, so it is not ours to mark (files without Linen stay untouched).
-        return converted, []
+        return converted, [], None
     # Start lines of the (unchanged, immutable) input tree, only for files with something
     # to report (a render and a diff).
     if transformer.todos or subclasses:
@@ -79,7 +86,7 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
-    return new.code, todos
+    return new.code, todos, new
 
 
 # Attribute and function names every change or TODO of `TrainingTransformer` starts from
@@ -304,23 +311,26 @@ def _is_import_line(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
 
-def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE, external=None):
+def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None):
     """The module rewrite's `FileResult` for one file -> the same with the training pass
-    applied (new text, extra TODO sites)."""
+    applied (new text, extra TODO sites). `tree`: the module rewrite's output as a tree,
+    if the caller has it."""
     if result.status == "failed":
         return result
     converted = result.new_text if result.new_text is not None else original
     try:
-        new_text, todos = convert_training(original, converted, result.path, style, external, result.exports)
+        new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree)
     except Exception as exc:  # a bug or an unforeseen construct: keep the module rewrite's result
         why = f"training-code conversion failed ({type(exc).__name__}: {exc}); training code left as it was"
         result.todos = [*result.todos, TodoSite(result.path, 0, "training code", why)]
         return result
     if new_text == converted and not todos:
         return result
+    # An output that Python does not parse is never written (a SyntaxError makes the file
+    # `failed`); Python's own parser checks that in a fraction of a LibCST parse.
+    ast.parse(new_text)
     # Leftover-Linen sites the module rewrite reported and this pass converted (nn.apply).
-    # (parsing the new text also keeps an output that does not parse from being written)
-    still = ImportMap(cst.parse_module(new_text)).linen_aliases()
+    still = ImportMap(new_tree).linen_aliases()
     result.todos = [t for t in result.todos if still or "Linen API" not in t.why]
     result.new_text = new_text
     result.old_text = original
