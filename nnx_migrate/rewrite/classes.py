@@ -26,6 +26,7 @@ from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
+from nnx_migrate.rewrite.visitors import FastVisitor
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
@@ -1573,7 +1574,7 @@ def _portable_size(size):
 def _constructs_inside(node, conv: ClassConverter) -> bool:
     found = []
 
-    class Find(cst.CSTVisitor):
+    class Find(FastVisitor):
         def visit_Call(self, call):
             if conv.construction_kind(call) is not None or _self_attr(call.func) in ("param", "variable"):
                 found.append(call)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import libcst as cst
 
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 
 def _is_linen(full: str) -> bool:
     return full == LINEN or full.startswith(LINEN + ".")
 
 
-class _PruneLinenImports(cst.CSTTransformer):
+class _PruneLinenImports(FastTransformer):
     def __init__(self, used: set[str]):
         self.used = used
         self.removed_any = False

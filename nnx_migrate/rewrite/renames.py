@@ -8,6 +8,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 # Type-level renames: used in annotations, isinstance checks.
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
@@ -18,7 +19,7 @@ def _nnx_source(qualified: str) -> str:
     return "nnx" + qualified[len("flax.nnx"):]
 
 
-class _SkipImports(cst.CSTTransformer):
+class _SkipImports(FastTransformer):
     def visit_Import(self, node) -> bool:
         return False
 

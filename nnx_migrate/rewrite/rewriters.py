@@ -16,6 +16,7 @@ from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes import ClassConverter
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 
 
-class SetupRewriter(cst.CSTTransformer):
+class SetupRewriter(FastTransformer):
     """`setup()` body -> `__init__` body."""
 
     def __init__(self, conv: ClassConverter):
@@ -107,7 +108,7 @@ def _with_todo_comments(statement, notes: list[str]):
 
 
 
-class MethodRewriter(cst.CSTTransformer):
+class MethodRewriter(FastTransformer):
     """A Linen method -> the NNX method: submodule constructions become attributes, the
     calls keep their arguments (call-time `deterministic=` / `use_running_average=` stay
     where Linen had them), `self.param`/`self.variable` read the NNX variables."""

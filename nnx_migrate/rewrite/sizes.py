@@ -11,6 +11,7 @@ from typing import Callable
 import libcst as cst
 
 from nnx_migrate.rewrite.names import ImportMap
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 _EMPTY = cst.Module(body=[])
 
@@ -51,7 +52,7 @@ class NotStatic(Exception):
     pass
 
 
-class _StaticTranslator(cst.CSTTransformer):
+class _StaticTranslator(FastTransformer):
     """Rewrites `x.shape[-1]` into x's known size; raises NotStatic on anything that
     depends on the method's arrays."""
 

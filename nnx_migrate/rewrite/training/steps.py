@@ -34,6 +34,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.models import ModelIndex
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -43,7 +44,7 @@ def code_of(node: cst.CSTNode) -> str:
 def _bound_in(func: cst.FunctionDef) -> set[str]:
     names: set[str] = set()
 
-    class Collect(cst.CSTVisitor):
+    class Collect(FastVisitor):
         def visit_Param(self, node):
             names.add(node.name.value)
 
@@ -116,7 +117,7 @@ class FunctionPlan:
     optimizer_name: str = "optimizer"
 
 
-class TrainingTransformer(cst.CSTTransformer):
+class TrainingTransformer(FastTransformer):
     def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
                  state_class_names: set[str], helper_name: str, knows_train_state: bool):
         super().__init__()
@@ -173,7 +174,7 @@ class TrainingTransformer(cst.CSTTransformer):
 
         statements = []  # the small statements of every line, as _walk_statements gives them
 
-        class Analyse(cst.CSTVisitor):
+        class Analyse(FastVisitor):
             def visit_SimpleStatementLine(self, node):
                 statements.extend(node.body)
 
@@ -209,7 +210,7 @@ class TrainingTransformer(cst.CSTTransformer):
                 if self._is_grad_transform(call.func):
                     grad_fn_names.add(stmt.targets[0].target.value)
         if grad_fn_names:
-            class GradCalls(cst.CSTVisitor):
+            class GradCalls(FastVisitor):
                 def visit_Call(self, node):
                     if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
                         for arg in node.args:
@@ -293,7 +294,7 @@ class TrainingTransformer(cst.CSTTransformer):
         if old == new:
             return func
 
-        class Rename(cst.CSTTransformer):
+        class Rename(FastTransformer):
             def leave_Name(self, o, u):
                 return u.with_changes(value=new) if u.value == old else u
 
@@ -405,7 +406,7 @@ class TrainingTransformer(cst.CSTTransformer):
         found = []
         outer = self
 
-        class Find(cst.CSTVisitor):
+        class Find(FastVisitor):
             def visit_Attribute(self, node):
                 self._check(node)
 
@@ -688,7 +689,7 @@ def _takes_params(func: cst.FunctionDef, name: str) -> bool:
     `{'params': p}`: only then is it differentiated with respect to the model."""
     found = []
 
-    class Find(cst.CSTVisitor):
+    class Find(FastVisitor):
         def visit_FunctionDef(self, node):
             if node.name.value == name and node.params.params:
                 first = node.params.params[0].name.value
@@ -702,7 +703,7 @@ def _takes_params(func: cst.FunctionDef, name: str) -> bool:
 def _walk_statements(block):
     out = []
 
-    class Walk(cst.CSTVisitor):
+    class Walk(FastVisitor):
         def visit_SimpleStatementLine(self, node):
             out.extend(node.body)
 
@@ -713,7 +714,7 @@ def _walk_statements(block):
 def _names_in(node) -> set[str]:
     names = set()
 
-    class Collect(cst.CSTVisitor):
+    class Collect(FastVisitor):
         def visit_Attribute(self, node):
             node.value.visit(self)
             return False

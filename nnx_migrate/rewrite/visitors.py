@@ -1,0 +1,66 @@
+"""Bases for the rewrite's LibCST visitors and transformers: same callbacks, cheaper dispatch.
+
+LibCST finds a visitor's `visit_<Node>`/`leave_<Node>` with a `getattr` of a freshly
+formatted name on every node, and does the same twice more per child attribute of every
+node for `visit_<Node>_<attribute>` hooks. Over a visit that is a third of the time spent
+outside our own callbacks. These bases look each callback up once per (visitor class,
+node type), skip LibCST's no-op stubs, and make attribute hooks a no-op: no visitor of
+the rewrite defines one (tests/rewrite/test_visitors.py checks that).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import libcst as cst
+
+
+def _callback(visitor_class: type, prefix: str, node_type: type) -> Callable | None:
+    # The table lives on the class itself (not a global keyed by class), so the classes
+    # some functions define for one walk take their tables with them when they go.
+    table = visitor_class.__dict__.get("_callback_table")
+    if table is None:
+        table = {}
+        visitor_class._callback_table = table
+    key = (prefix, node_type)
+    try:
+        return table[key]
+    except KeyError:
+        found = getattr(visitor_class, f"{prefix}_{node_type.__name__}", None)
+        if getattr(found, "_is_no_op", False):  # LibCST's typed stubs do nothing
+            found = None
+        table[key] = found
+        return found
+
+
+class FastVisitor(cst.CSTVisitor):
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        visit = _callback(type(self), "visit", type(node))
+        return visit is None or visit(self, node) is not False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        leave = _callback(type(self), "leave", type(original_node))
+        if leave is not None:
+            leave(self, original_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+
+class FastTransformer(cst.CSTTransformer):
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        visit = _callback(type(self), "visit", type(node))
+        return visit is None or visit(self, node) is not False
+
+    def on_leave(self, original_node, updated_node):
+        leave = _callback(type(self), "leave", type(original_node))
+        return updated_node if leave is None else leave(self, original_node, updated_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass

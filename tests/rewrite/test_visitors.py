@@ -1,0 +1,78 @@
+"""`visitors.FastVisitor`/`FastTransformer` call the callbacks LibCST's bases call, in the
+same order with the same results; they drop only attribute hooks, which no visitor of the
+rewrite defines."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import libcst as cst
+
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = (ROOT / "fixtures/modules/setup_methods.in.py").read_text(encoding="utf-8")
+
+
+def _recorder(base):
+    class Record(base):
+        def __init__(self):
+            self.events = []
+
+        def visit_Call(self, node):
+            self.events.append(("visit Call", cst.Module([]).code_for_node(node.func)))
+            return not (isinstance(node.func, cst.Name) and node.func.value == "len")  # skip some children
+
+        def leave_Call(self, *nodes):
+            self.events.append(("leave Call",))
+            return nodes[-1] if len(nodes) == 2 else None
+
+        def visit_Name(self, node):
+            self.events.append(("visit Name", node.value))
+
+        def leave_Name(self, *nodes):
+            self.events.append(("leave Name", nodes[0].value))
+            if len(nodes) == 2:  # a transformer: rename
+                return nodes[1].with_changes(value=nodes[1].value.upper())
+            return None
+
+        def visit_FunctionDef(self, node):
+            self.events.append(("visit def", node.name.value))
+            return node.name.value != "__call__"
+
+    return Record
+
+
+def test_fast_visitor_calls_what_libcst_calls():
+    module = cst.parse_module(SOURCE + "\nn = len(skipped_name.y)\n")
+    slow, fast = _recorder(cst.CSTVisitor)(), _recorder(FastVisitor)()
+    module.visit(slow)
+    module.visit(fast)
+    assert fast.events == slow.events
+    assert ("visit Name", "skipped_name") not in fast.events  # children of len(...) skipped
+    assert any(e[0] == "visit Name" for e in fast.events)
+
+
+def test_fast_transformer_transforms_as_libcst_does():
+    module = cst.parse_module(SOURCE + "\nn = len(skipped_name.y)\n")
+    slow, fast = _recorder(cst.CSTTransformer)(), _recorder(FastTransformer)()
+    slow_out = module.visit(slow)
+    fast_out = module.visit(fast)
+    assert fast.events == slow.events
+    assert fast_out.code == slow_out.code != module.code
+
+
+def test_no_rewrite_visitor_defines_attribute_hooks():
+    hook = re.compile(r"^(visit|leave)_[A-Z][A-Za-z]*_[a-z_]+$")
+    files = sorted(p for p in (ROOT / "nnx_migrate/rewrite").rglob("*.py") if p.name != "visitors.py")
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                assert not hook.match(node.name), f"{path.name}: {node.name} would never be called"
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b) for b in node.bases}
+                assert not bases & {"cst.CSTVisitor", "cst.CSTTransformer"}, f"{path.name}: {node.name} (use visitors.FastVisitor/FastTransformer)"
