@@ -10,6 +10,7 @@ the rewrite defines one (tests/rewrite/test_visitors.py checks that).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import libcst as cst
@@ -64,3 +65,25 @@ class FastTransformer(cst.CSTTransformer):
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         pass
+
+
+# A read-only question that does not depend on the order of the nodes (which names occur)
+# needs no visitor: LibCST's `visit` (and `children`) rebuild every node they pass, a
+# copy and a validation per node, even for a `CSTVisitor`. `child_nodes` reads the
+# dataclass fields instead (field order, not source order).
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The node's direct children, in no particular order."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = _CHILD_FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
+    out = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, cst.CSTNode))
+        elif isinstance(value, cst.CSTNode):
+            out.append(value)
+    return out

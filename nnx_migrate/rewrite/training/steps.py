@@ -34,7 +34,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.models import ModelIndex
-from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, child_nodes
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -712,21 +712,18 @@ def _walk_statements(block):
 
 
 def _names_in(node) -> set[str]:
+    """The names a node's code reads or binds (not attribute names, not keywords)."""
     names = set()
-
-    class Collect(FastVisitor):
-        def visit_Attribute(self, node):
-            node.value.visit(self)
-            return False
-
-        def visit_Arg(self, node):
-            node.value.visit(self)
-            return False
-
-        def visit_Name(self, node):
+    stack = [node]
+    while stack:  # a set: order does not matter, so no (rebuilding) visit
+        node = stack.pop()
+        kind = type(node)
+        if kind is cst.Name:
             names.add(node.value)
-
-    node.visit(Collect())
+        elif kind is cst.Attribute or kind is cst.Arg:
+            stack.append(node.value)
+        else:
+            stack.extend(child_nodes(node))
     return names
 
 
