@@ -8,7 +8,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
-from nnx_migrate.rewrite.visitors import FastTransformer
+from nnx_migrate.rewrite.visitors import FastTransformer, child_nodes
 
 # Type-level renames: used in annotations, isinstance checks.
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
@@ -17,6 +17,18 @@ _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "f
 def _nnx_source(qualified: str) -> str:
     assert qualified.startswith("flax.nnx")
     return "nnx" + qualified[len("flax.nnx"):]
+
+
+def _mentions(node: cst.CSTNode, names: frozenset[str]) -> bool:
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if type(node) is cst.Name:
+            if node.value in names:
+                return True
+        else:
+            stack.extend(child_nodes(node))
+    return False
 
 
 class _SkipImports(FastTransformer):
@@ -44,6 +56,7 @@ class RenameLinen(_SkipImports):
         self._replace: dict[int, tuple[cst.CSTNode, str]] = {}
         self._skip_bases: dict[int, cst.CSTNode] = {}
         self.unconverted_classes: list[cst.ClassDef] = []  # Linen classes not at module level
+        self._linen_names = frozenset(imports.linen_aliases())
 
     def _target(self, node) -> str | None:
         qual = self.imports.qualify(node)
@@ -119,6 +132,12 @@ class RenameLinen(_SkipImports):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if self._skip_bases.get(id(node)) is node:
+            return False
+        # Every Linen reference starts with a name bound by a Linen import, and the pass
+        # does nothing else a caller sees (`used_names` matters only for those names).
+        # A statement line without such a name is left as it is, unvisited: a cheap walk
+        # instead of a visit that rebuilds every node (most generated `__init__` lines).
+        if type(node) is cst.SimpleStatementLine and not _mentions(node, self._linen_names):
             return False
         return super().on_visit(node)
 
