@@ -26,7 +26,7 @@ from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
-from nnx_migrate.rewrite.visitors import FastVisitor
+from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
@@ -366,7 +366,7 @@ class BodyWalker:
         elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
             self.conv.nested_defs.append(stmt)
         else:
-            for child in stmt.children:
+            for child in children_in_order(stmt):
                 self.expr(child)
 
     def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
@@ -510,7 +510,7 @@ class BodyWalker:
                 if isinstance(small.operator, cst.MatrixMultiplyAssign):
                     self.scope.env[name] = None
         else:
-            for child in small.children:
+            for child in children_in_order(small):
                 self.expr(child)
 
     # ---- expressions -------------------------------------------------------------
@@ -520,11 +520,11 @@ class BodyWalker:
             return
         if isinstance(node, (cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
             self.in_loop += 1
-            for child in node.children:
+            for child in children_in_order(node):
                 self.expr(child)
             self.in_loop -= 1
             return
-        for child in node.children:
+        for child in children_in_order(node):
             self.expr(child)
 
     def call(self, node: cst.Call) -> None:
@@ -562,7 +562,7 @@ class BodyWalker:
             conv.needs_rngs_attr = True
         if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
-        for child in node.children:
+        for child in children_in_order(node):
             self.expr(child)
         sub = self._sub_called_by(node)
         if sub is not None:

@@ -8,7 +8,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
-from nnx_migrate.rewrite.visitors import FastTransformer, child_nodes
+from nnx_migrate.rewrite.visitors import FastTransformer, children_in_order
 
 # Type-level renames: used in annotations, isinstance checks.
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
@@ -27,7 +27,7 @@ def _mentions(node: cst.CSTNode, names: frozenset[str]) -> bool:
             if node.value in names:
                 return True
         else:
-            stack.extend(child_nodes(node))
+            stack.extend(children_in_order(node))
     return False
 
 

@@ -67,23 +67,45 @@ class FastTransformer(cst.CSTTransformer):
         pass
 
 
-# A read-only question that does not depend on the order of the nodes (which names occur)
-# needs no visitor: LibCST's `visit` (and `children`) rebuild every node they pass, a
-# copy and a validation per node, even for a `CSTVisitor`. `child_nodes` reads the
-# dataclass fields instead (field order, not source order).
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+# A read-only walk needs no visitor: LibCST's `visit` (and `children`) rebuild every node
+# they pass, a copy and a validation per node, even for a `CSTVisitor`.
+class _FieldOrder(cst.CSTVisitor):
+    """Records the attributes LibCST's own traversal visits, in its (source) order."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.fields.append(attribute)
 
 
-def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The node's direct children, in no particular order."""
-    names = _CHILD_FIELDS.get(type(node))
-    if names is None:
-        names = _CHILD_FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
+_SOURCE_ORDER: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """`node.children` (the direct children in source order) without rebuilding the node:
+    the attribute order is learnt once per node type from LibCST's own traversal."""
+    entry = _SOURCE_ORDER.get(type(node))
+    if entry is None:
+        order = _FieldOrder()
+        node._visit_and_replace_children(order)
+        names = tuple(dict.fromkeys(order.fields))
+        entry = _SOURCE_ORDER[type(node)] = (names, tuple(f.name for f in dataclasses.fields(node) if f.name not in names))
+    names, unlearnt = entry
+    for name in unlearnt:
+        # A few types visit a field only when it is set (an f-string's format spec):
+        # where the instance the order was learnt from lacked it, LibCST answers.
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode) or (isinstance(value, (list, tuple)) and value):
+            return list(node.children)
     out = []
     for name in names:
         value = getattr(node, name)
         if isinstance(value, (list, tuple)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode))
+            out.extend(value)
         elif isinstance(value, cst.CSTNode):
             out.append(value)
     return out

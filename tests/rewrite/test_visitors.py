@@ -10,7 +10,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = (ROOT / "fixtures/modules/setup_methods.in.py").read_text(encoding="utf-8")
@@ -76,3 +76,16 @@ def test_no_rewrite_visitor_defines_attribute_hooks():
             if isinstance(node, ast.ClassDef):
                 bases = {ast.unparse(b) for b in node.bases}
                 assert not bases & {"cst.CSTVisitor", "cst.CSTTransformer"}, f"{path.name}: {node.name} (use visitors.FastVisitor/FastTransformer)"
+
+
+def test_children_in_order_are_libcsts_children():
+    text = SOURCE + '\nx = f"{a!r:>{width}} {b=}" + f"{c:{d}}"\ny = (a if b else c)[1:2, ::3]\n'
+    module = cst.parse_module(text)
+    stack, seen = [module], 0
+    while stack:
+        node = stack.pop()
+        mine = children_in_order(node)
+        assert [id(c) for c in mine] == [id(c) for c in node.children], type(node).__name__
+        stack.extend(mine)
+        seen += 1
+    assert seen > 500

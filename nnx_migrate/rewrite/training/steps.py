@@ -34,7 +34,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.models import ModelIndex
-from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, child_nodes
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -723,7 +723,7 @@ def _names_in(node) -> set[str]:
         elif kind is cst.Attribute or kind is cst.Arg:
             stack.append(node.value)
         else:
-            stack.extend(child_nodes(node))
+            stack.extend(children_in_order(node))
     return names
 
 
