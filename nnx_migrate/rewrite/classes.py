@@ -1579,5 +1579,5 @@ def _constructs_inside(node, conv: ClassConverter) -> bool:
             if conv.construction_kind(call) is not None or _self_attr(call.func) in ("param", "variable"):
                 found.append(call)
 
-    node.visit(Find())
+    Find().walk(node)
     return bool(found)

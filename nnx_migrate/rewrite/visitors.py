@@ -35,6 +35,14 @@ def _callback(visitor_class: type, prefix: str, node_type: type) -> Callable | N
 
 
 class FastVisitor(cst.CSTVisitor):
+    def walk(self, node: cst.CSTNode) -> None:
+        """`node.visit(self)`: the same callbacks in the same order, without rebuilding
+        every node passed (which LibCST does even for a visitor that changes nothing)."""
+        if self.on_visit(node):
+            for child in children_in_order(node):
+                self.walk(child)
+        self.on_leave(node)
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         visit = _callback(type(self), "visit", type(node))
         return visit is None or visit(self, node) is not False

@@ -89,3 +89,11 @@ def test_children_in_order_are_libcsts_children():
         stack.extend(mine)
         seen += 1
     assert seen > 500
+
+
+def test_walk_calls_what_visit_calls():
+    module = cst.parse_module(SOURCE + "\nn = len(skipped_name.y)\n")
+    visited, walked = _recorder(FastVisitor)(), _recorder(FastVisitor)()
+    module.visit(visited)
+    walked.walk(module)
+    assert walked.events == visited.events and len(walked.events) > 20

@@ -55,7 +55,7 @@ def _bound_in(func: cst.FunctionDef) -> set[str]:
         def visit_For(self, node):
             names.update(_target_names(node.target))
 
-    func.visit(Collect())
+    Collect().walk(func)
     return names
 
 
@@ -200,7 +200,7 @@ class TrainingTransformer(FastTransformer):
                 if outer._is_grad_transform(f) and node.args and isinstance(node.args[0].value, cst.Name):
                     plan.differentiated.add(node.args[0].value.value)
 
-        func.body.visit(Analyse())
+        Analyse().walk(func.body)
         plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
         grad_fn_names = set()
@@ -217,7 +217,7 @@ class TrainingTransformer(FastTransformer):
                             v = arg.value
                             if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
                                 step_uses.append(v.value.value)
-            func.body.visit(GradCalls())
+            GradCalls().walk(func.body)
         for stmt in func.body.body:
             if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])):
                 assign = stmt.body[0]
@@ -419,7 +419,7 @@ class TrainingTransformer(FastTransformer):
                     if q == prefix:
                         found.append((dotted(node) or q, why))
 
-        stmt.visit(Find())
+        Find().walk(stmt)
         if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in getattr(stmt, "body", [])):
             return []
         return list(dict.fromkeys(found))
@@ -696,7 +696,7 @@ def _takes_params(func: cst.FunctionDef, name: str) -> bool:
                 matcher = m.DictElement(key=m.SimpleString(), value=m.Name(first))
                 found.extend(e for e in m.findall(node.body, matcher) if e.key.evaluated_value == "params")
 
-    func.body.visit(Find())
+    Find().walk(func.body)
     return bool(found)
 
 
@@ -707,7 +707,7 @@ def _walk_statements(block):
         def visit_SimpleStatementLine(self, node):
             out.extend(node.body)
 
-    block.visit(Walk())
+    Walk().walk(block)
     return out
 
 
