@@ -10,17 +10,16 @@ from typing import Callable
 
 import libcst as cst
 
+from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.visitors import FastTransformer
-
-_EMPTY = cst.Module(body=[])
 
 # Builtins an `__init__` may call while computing a size from fields.
 _STATIC_BUILTINS = frozenset({"int", "len", "max", "min", "sum", "round", "abs", "tuple", "list", "range", "float", "bool", "str", "None", "True", "False", "isinstance", "dict", "sorted", "zip", "enumerate", "any", "all"})
 
 
 def code(node: cst.CSTNode) -> str:
-    return _EMPTY.code_for_node(node)
+    return render(node)
 
 
 def size_param_name(index: int, arg: str) -> str:

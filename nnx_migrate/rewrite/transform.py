@@ -14,7 +14,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.imports import fix_imports
-from nnx_migrate.rewrite.lines import LineResolver, splits_lines_like_ast
+from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
@@ -139,7 +139,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
             continue
         # Other statements: renamed only if their text mentions a Linen alias at all
         # (reading their source lines is much cheaper than transforming them).
-        stmt_text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
+        stmt_text = statement_texts[index] if statement_texts is not None else render(stmt, module)
         if alias_pattern.search(stmt_text):
             before = len(renamer.leftover_nodes)
             stmt = stmt.visit(renamer)
@@ -173,7 +173,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     ctx.todos = [t if t.line >= 0 else replace(t, line=resolve(t.line)) for t in ctx.todos]
     for outcome in outcomes:
         outcome.line = positions.line(outcome.line)
-    new_text = converted.code
+    new_text = render(converted)
     status = "changed" if new_text != text else "unchanged"
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
     result.exports = dict(ctx.summaries)

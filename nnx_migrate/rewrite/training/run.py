@@ -12,7 +12,7 @@ import re
 
 import libcst as cst
 
-from nnx_migrate.rewrite.lines import splits_lines_like_ast, start_lines
+from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -86,7 +86,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
-    return new.code, todos, new
+    return render(new), todos, new
 
 
 # Attribute and function names every change or TODO of `TrainingTransformer` starts from

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
+from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
@@ -38,7 +39,7 @@ from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_
 
 
 def code_of(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
+    return render(node)
 
 
 def _bound_in(func: cst.FunctionDef) -> set[str]:
