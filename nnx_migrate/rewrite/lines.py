@@ -162,12 +162,33 @@ class _RecordStart:
         return False
 
 
-def start_lines(module: cst.Module) -> dict[int, int]:
+def start_lines(module: cst.Module, only: dict[int, int] | None = None) -> dict[int, int]:
     """id(node) -> `PositionProvider`'s start line, for every node of `module` (keep the
-    module alive while using the ids)."""
+    module alive while using the ids). `only` ({index of a top-level statement: the line
+    its code starts on}, see `statement_starts`) renders just those statements."""
     state = _StartLines(module)
-    module._codegen(state)
+    if only is None:
+        module._codegen(state)
+    else:
+        for index, line in sorted(only.items()):
+            state.line = line
+            module.body[index]._codegen(state)
     return state.start
+
+
+def statement_starts(statements, spans) -> list[int]:
+    """The line each top-level statement's code starts on, its leading blank and comment
+    lines included (as LibCST renders it), from Python's `ast` statements of each
+    (`spans`, one group per LibCST statement): every leading line is one line."""
+    starts = []
+    for stmt, group in zip(statements, spans):
+        first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
+        lead = len(stmt.leading_lines)
+        decorators = getattr(stmt, "decorators", ())
+        if decorators:  # (LibCST puts the lines above the first one on the statement)
+            lead += len(decorators[0].leading_lines)
+        starts.append(first - lead)
+    return starts
 
 
 # Characters `str.splitlines` treats as line breaks but Python's parser (and `ast` line

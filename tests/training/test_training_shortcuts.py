@@ -5,6 +5,7 @@ one full-tree visit does, in both train styles."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnx_migrate.rewrite import transform
-from nnx_migrate.rewrite.lines import start_lines
+from nnx_migrate.rewrite.lines import start_lines, statement_starts
 from nnx_migrate.rewrite.training import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,21 @@ def test_start_lines_are_position_provider_start_lines(text):
     assert {id(node): r.start.line for node, r in positions.items()} == mine
 
 
+@pytest.mark.parametrize("text", [
+    *(p.read_text(encoding="utf-8") for p in SOURCES[:40]),
+    "# header\n\nx = 1\n\n# c\n@d\n\n# e\n@g(\n  1)\ndef f(): pass\n# tail\n\nclass A:\n    x = 1\n    # inner\n# outer\n\ny = 2; z = '''a\nb'''\n",
+    "x = 1\r\n\r\n# c\r\ny = (1,\r\n 2)\r\nif y:\r\n    pass\r\n",
+])
+def test_start_lines_of_some_statements_are_those_of_the_whole_module(text):
+    module = cst.parse_module(text)
+    spans = run._statement_spans(ast.parse(text).body, module.body)
+    starts = statement_starts(module.body, spans)
+    full = start_lines(module)
+    for index in range(len(module.body)):
+        part = start_lines(module, {index: starts[index]})
+        assert part and all(full[key] == line for key, line in part.items()), index
+
+
 def test_statement_visits_equal_full_visits(monkeypatch):
     files = [p for p in SOURCES if not p.name.endswith(".out.py")]
     assert files
@@ -41,7 +57,7 @@ def test_statement_visits_equal_full_visits(monkeypatch):
             text = path.read_text(encoding="utf-8")
             fast = transform.rewrite_source(text, str(path), None, style)
             with monkeypatch.context() as patch:
-                patch.setattr(run, "_visit_statements", lambda module, text, transformer, triggers: module.visit(transformer))
+                patch.setattr(run, "_visit_statements", lambda module, text, transformer, triggers: (module.visit(transformer), None, []))
                 patch.setattr(run, "_trigger_pattern", lambda *args: re.compile(""))
                 full = transform.rewrite_source(text, str(path), None, style)
             assert (fast.status, fast.new_text, fast.todos) == (full.status, full.new_text, full.todos), (style, path)

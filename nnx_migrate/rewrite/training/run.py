@@ -12,7 +12,7 @@ import re
 
 import libcst as cst
 
-from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines
+from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_starts
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -65,7 +65,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if not triggers.search(converted) and not factories(original_module, models.own):
         return converted, [], None
     transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
-    new = _visit_statements(module, converted, transformer, triggers)
+    new, spans, owners = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
@@ -76,7 +76,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     # Start lines of the (unchanged, immutable) input tree, only for files with something
     # to report (a render and a diff).
     if transformer.todos or subclasses:
-        positions = start_lines(module)
+        positions = _start_lines(module, spans, owners, transformer.todos, subclasses)
         to_original = _line_map(converted, original)
     else:
         positions, to_original = {}, None
@@ -113,27 +113,33 @@ def _trigger_pattern(imports: ImportMap, rules, knows_train_state: bool) -> re.P
     return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
 
 
-def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> cst.Module:
+def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> tuple[cst.Module, list | None, list[int]]:
     """`module.visit(transformer)`, visiting only the top-level statements (and the
     statements of top-level classes) whose source mentions a trigger name; a skipped
     statement leaves the transformer as a visit would (it forgets the previous function's
-    init results, see `TrainingTransformer.skipped`)."""
+    init results, see `TrainingTransformer.skipped`). Also returns the `ast` statements
+    of each top-level statement (None if the two parsers do not line up) and, for each of
+    `transformer.todos`, the index of the top-level statement it was found in."""
     if not splits_lines_like_ast(text):
-        return module.visit(transformer)
+        return module.visit(transformer), None, []
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return module.visit(transformer)
+        return module.visit(transformer), None, []
     lines = text.splitlines(keepends=True)
     spans = _statement_spans(tree.body, module.body)
     if spans is None:
-        return module.visit(transformer)
-    return module.with_changes(body=_visit_body(module.body, spans, lines, transformer, triggers, top=True))
+        return module.visit(transformer), None, []
+    owners: list[int] = []
+    body = _visit_body(module.body, spans, lines, transformer, triggers, top=True, owners=owners)
+    return module.with_changes(body=body), spans, owners
 
 
-def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool) -> list:
+def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool, owners: list[int] | None = None) -> list:
     body = []
-    for stmt, group in zip(stmts, spans):
+    for index, (stmt, group) in enumerate(zip(stmts, spans)):
+        if top:
+            owners.extend([index - 1] * (len(transformer.todos) - len(owners)))
         first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
         if not transformer.may_change_unmentioned() and not triggers.search("".join(lines[first - 1 : group[-1].end_lineno])):
             transformer.skipped(any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for g in group for n in ast.walk(g)))
@@ -154,6 +160,8 @@ def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers:
             body.extend(new.nodes)
         elif not isinstance(new, cst.RemovalSentinel):
             body.append(new)
+    if top:
+        owners.extend([len(stmts) - 1] * (len(transformer.todos) - len(owners)))
     return body
 
 
@@ -170,6 +178,20 @@ def _statement_spans(nodes: list, stmts) -> list[list] | None:
         i += count
         spans.append(group)
     return spans if i == len(nodes) else None
+
+
+def _start_lines(module: cst.Module, spans, owners: list[int], todos, subclasses) -> dict[int, int]:
+    """`lines.start_lines(module)` for the nodes the pass reports, rendering only the
+    top-level statements that hold them (from `ast`'s line numbers); the whole module
+    where that cannot answer for every one of them."""
+    if spans is not None:
+        indices = set(owners)
+        indices.update(i for i, stmt in enumerate(module.body) if any(stmt is c for c in subclasses))
+        starts = statement_starts(module.body, spans)
+        positions = start_lines(module, {i: starts[i] for i in indices})
+        if all(id(node) in positions for node, _, _ in todos) and all(id(c) in positions for c in subclasses):
+            return positions
+    return start_lines(module)
 
 
 def _already_nnx(module: cst.Module) -> bool:
