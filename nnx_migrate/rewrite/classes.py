@@ -1299,6 +1299,8 @@ class ClassConverter:
             init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))
         # setup body
         if self.shape.setup is not None:
+            # A LibCST visit (every node a new copy), not `transform`: Linen names the renamer
+            # leaves in the generated __init__ are then reported at the class line, as before.
             setup_body = self.shape.setup.body.visit(SetupRewriter(self))
             init_lines.extend(setup_body.body)
         # compact constructions, parameters and variables, in order of appearance
@@ -1409,12 +1411,12 @@ class ClassConverter:
         init_def = cst.parse_statement(header, config=cfg)
         init_def = init_def.with_changes(body=init_def.body.with_changes(body=init_lines))
         # Generated code carries Linen names (initializers, activations): rename them.
-        init_def = init_def.visit(self.ctx.renamer)
+        init_def = self.ctx.renamer.transform(init_def)
         # methods
         body: list[cst.BaseStatement] = []
         if self.shape.docstring is not None:
             body.append(self.shape.docstring)
-        body += [stmt.visit(self.ctx.renamer) for stmt in self.shape.class_level]
+        body += [self.ctx.renamer.transform(stmt) for stmt in self.shape.class_level]
         # A blank line after the docstring or fields, as between methods.
         spacing = [cst.EmptyLine(indent=False)] if len(body) > 0 else []
         body.append(init_def.with_changes(leading_lines=spacing))
@@ -1422,7 +1424,7 @@ class ClassConverter:
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
-            new = method.visit(rewriter)
+            new = rewriter.transform(method)
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             body.append(new)
@@ -1436,8 +1438,8 @@ class ClassConverter:
         new_bases = [b for b in self.node.bases]
         if base is None:
             new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
-        new_bases = [b.visit(self.ctx.renamer) for b in new_bases]
-        decorators = [d.visit(self.ctx.renamer) for d in self.node.decorators]
+        new_bases = [self.ctx.renamer.transform(b) for b in new_bases]
+        decorators = [self.ctx.renamer.transform(d) for d in self.node.decorators]
         new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))
         summary = ClassSummary(
             name=self.name,

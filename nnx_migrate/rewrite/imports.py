@@ -69,7 +69,7 @@ def fix_imports(module: cst.Module, used: set[str]) -> cst.Module:
         if _imports_linen(stmt):
             if anchor is None:
                 anchor = len(body)
-            new = stmt.visit(pruner)
+            new = pruner.transform(stmt)
             if isinstance(new, cst.RemovalSentinel) or (isinstance(new, cst.SimpleStatementLine) and not new.body):
                 if anchor == len(body):
                     leading = stmt.leading_lines

@@ -151,7 +151,7 @@ def translate_static(expr: cst.BaseExpression, scope: Scope, used_static: list[s
     used = used_static if used_static is not None else []
     translator = _StaticTranslator(scope, used)
     # Attribute names (the `b` of `a.b`) are Name nodes too: shield them.
-    return code(expr.visit(translator))
+    return code(translator.transform(expr))
 
 
 def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | None = None) -> str | None:

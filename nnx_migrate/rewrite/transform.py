@@ -142,7 +142,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
         stmt_text = statement_texts[index] if statement_texts is not None else render(stmt, module)
         if alias_pattern.search(stmt_text):
             before = len(renamer.leftover_nodes)
-            stmt = stmt.visit(renamer)
+            stmt = renamer.transform(stmt)
             outside_classes.extend(renamer.leftover_nodes[before:])
         new_body.append(stmt)
     converted = module.with_changes(body=new_body)

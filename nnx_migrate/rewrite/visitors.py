@@ -11,6 +11,7 @@ the rewrite defines one (tests/rewrite/test_visitors.py checks that).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Callable
 
 import libcst as cst
@@ -60,6 +61,20 @@ class FastVisitor(cst.CSTVisitor):
 
 
 class FastTransformer(cst.CSTTransformer):
+    def transform(self, node: cst.CSTNode):
+        """`node.visit(self)`: the same callbacks in the same order and the same result,
+        except that a node none of whose children changed is kept (LibCST rebuilds and
+        validates every node it passes). So `updated_node is original_node` in `leave_`
+        callbacks where nothing below changed."""
+        if self.on_visit(node):
+            updated = _transform_children(self, node)
+        else:
+            updated = node
+        result = self.on_leave(node, updated)
+        if not isinstance(result, (cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel)):
+            return node.visit(_Raise(result))  # LibCST's own error for a bad return value
+        return result
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         visit = _callback(type(self), "visit", type(node))
         return visit is None or visit(self, node) is not False
@@ -117,3 +132,106 @@ def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
         elif isinstance(value, cst.CSTNode):
             out.append(value)
     return out
+
+
+# How LibCST's traversal treats each child attribute: the helper of libcst/_nodes/internal.py
+# that visits it decides what a removed or flattened child becomes.
+_REQUIRED, _OPTIONAL, _SENTINEL, _SEQUENCE, _BODY = "visit_required", "visit_optional", "visit_sentinel", "visit_iterable", "visit_body_iterable"
+
+
+class _FieldKinds(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.fields: list[tuple[str, str]] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.fields.append((attribute, sys._getframe(1).f_code.co_name))
+
+
+_KINDS: dict[type, tuple[tuple[tuple[str, str], ...], tuple[str, ...]] | None] = {}
+
+
+def _field_kinds(node: cst.CSTNode):
+    kinds = _KINDS.get(type(node), False)
+    if kinds is False:
+        order = _FieldKinds()
+        node._visit_and_replace_children(order)
+        fields = tuple(dict.fromkeys(order.fields))
+        known = {_REQUIRED, _OPTIONAL, _SENTINEL, _SEQUENCE, _BODY}
+        names = {name for name, _ in fields}
+        # a helper we do not know, or a field visited twice: leave that type to LibCST
+        kinds = None if any(kind not in known for _, kind in fields) or len(names) != len(fields) else (
+            fields, tuple(f.name for f in dataclasses.fields(node) if f.name not in names))
+        _KINDS[type(node)] = kinds
+    return kinds
+
+
+def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.CSTNode:
+    kinds = _field_kinds(node)
+    if kinds is not None:
+        for name in kinds[1]:  # a field set here but absent where the order was learnt
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode) or (isinstance(value, (list, tuple)) and value):
+                kinds = None
+                break
+    if kinds is None or isinstance(node, cst.Module):
+        return node._visit_and_replace_children(transformer)
+    changes = {}
+    for name, kind in kinds[0]:
+        value = getattr(node, name)
+        if kind is _SEQUENCE or kind is _BODY:
+            new_items = []
+            changed = False
+            for child in value:
+                new = transformer.transform(child)
+                if new is not child:
+                    changed = True
+                if isinstance(new, cst.RemovalSentinel):
+                    continue
+                if isinstance(new, cst.FlattenSentinel):
+                    items = list(new)
+                else:
+                    items = [new]
+                if kind is _BODY and not child._is_removable():
+                    items = [item for item in items if not item._is_removable()]
+                new_items.extend(items)
+            if changed:
+                changes[name] = tuple(new_items)
+            continue
+        if value is None or isinstance(value, cst.MaybeSentinel):
+            continue  # (optional / sentinel attributes that are unset)
+        new = transformer.transform(value)
+        if new is value:
+            continue
+        if isinstance(new, cst.FlattenSentinel) or (kind is _REQUIRED and isinstance(new, cst.RemovalSentinel)):
+            return node._visit_and_replace_children(_Replay(transformer, value, new))
+        if isinstance(new, cst.RemovalSentinel):
+            new = None if kind is _OPTIONAL else cst.MaybeSentinel.DEFAULT
+        changes[name] = new
+    return node.with_changes(**changes) if changes else node
+
+
+class _Replay(cst.CSTTransformer):
+    """Makes LibCST raise its own error for a child a parent cannot lose or split."""
+
+    def __init__(self, transformer, child, result):
+        self.child, self.result = child, result
+
+    def on_visit(self, node):
+        return False
+
+    def on_leave(self, original, updated):
+        return self.result if original is self.child else updated
+
+
+class _Raise(cst.CSTTransformer):
+    def __init__(self, result):
+        self.result = result
+
+    def on_visit(self, node):
+        return False
+
+    def on_leave(self, original, updated):
+        return self.result

@@ -97,3 +97,61 @@ def test_walk_calls_what_visit_calls():
     module.visit(visited)
     walked.walk(module)
     assert walked.events == visited.events and len(walked.events) > 20
+
+
+def test_transform_transforms_as_visit_does():
+    module = cst.parse_module(SOURCE + "\nn = len(skipped_name.y)\n")
+    visited, transformed = _recorder(FastTransformer)(), _recorder(FastTransformer)()
+    out_visit = module.visit(visited)
+    out_transform = module.with_changes(body=[transformed.transform(s) for s in module.body])
+    assert transformed.events == visited.events
+    assert out_transform.code == out_visit.code != module.code
+
+
+class _Edits(FastTransformer):
+    """Removes `pass` lines and return annotations, splits `a = b = 1`, drops decorators
+    named `drop`; changes nothing else."""
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if isinstance(updated.body[0], cst.Pass):
+            return cst.RemoveFromParent()
+        small = updated.body[0]
+        if isinstance(small, cst.Assign) and len(small.targets) == 2:
+            return cst.FlattenSentinel([updated.with_changes(body=[small.with_changes(targets=[t])]) for t in small.targets])
+        return updated
+
+    def leave_Annotation(self, original, updated):
+        return cst.RemoveFromParent()
+
+    def leave_Decorator(self, original, updated):
+        return cst.RemoveFromParent() if isinstance(updated.decorator, cst.Name) and updated.decorator.value == "drop" else updated
+
+    def leave_Param(self, original, updated):
+        return updated.with_changes(annotation=None) if updated.annotation is None else updated
+
+
+EDITED = '''
+@drop
+@keep
+def f(a, b) -> int:
+    pass
+    x = y = 1
+    if x:
+        pass
+    return [a, b]
+
+
+def g():
+    return 1
+'''
+
+
+def test_transform_edits_as_visit_does_and_keeps_unchanged_nodes():
+    module = cst.parse_module(EDITED)
+    by_visit = [s.visit(_Edits()) for s in module.body]
+    by_transform = [_Edits().transform(s) for s in module.body]
+    assert [cst.Module(body=[s]).code for s in by_transform] == [cst.Module(body=[s]).code for s in by_visit]
+    code = cst.Module(body=by_transform).code
+    assert "    pass\n    x" not in code and "    x = 1\n    y = 1\n" in code and "-> int" not in code and "@drop" not in code
+    assert by_transform[1] is module.body[1]  # nothing in g changed: not rebuilt
+    assert by_visit[1] is not module.body[1]

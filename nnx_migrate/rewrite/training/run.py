@@ -155,7 +155,7 @@ def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers:
                 members = _visit_body(stmt.body.body, inner_spans, lines, transformer, triggers, top=False)
                 body.append(stmt.with_changes(body=stmt.body.with_changes(body=members)))
                 continue
-        new = stmt.visit(transformer)
+        new = transformer.transform(stmt)
         if isinstance(new, cst.FlattenSentinel):
             body.extend(new.nodes)
         elif not isinstance(new, cst.RemovalSentinel):

@@ -308,7 +308,7 @@ class TrainingTransformer(FastTransformer):
         self.changed = True
         return func.with_changes(
             params=func.params.with_changes(params=[params[0].with_changes(name=cst.Name(new)), *params[1:]]),
-            body=func.body.visit(Rename()),
+            body=Rename().transform(func.body),
         )
 
     def _finish_function(self, original: cst.FunctionDef, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
