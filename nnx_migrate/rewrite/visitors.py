@@ -17,6 +17,19 @@ from typing import Callable
 import libcst as cst
 
 
+# `isinstance(x, cst.CSTNode)` goes through ABCMeta (nodes are abstract-base dataclasses):
+# a cached answer per concrete type is several times cheaper on hot paths.
+_NODE_TYPES: dict[type, bool] = {}
+
+
+def _is_node(value) -> bool:
+    kind = type(value)
+    known = _NODE_TYPES.get(kind)
+    if known is None:
+        known = _NODE_TYPES[kind] = issubclass(kind, cst.CSTNode)
+    return known
+
+
 def _callback(visitor_class: type, prefix: str, node_type: type) -> Callable | None:
     # The table lives on the class itself (not a global keyed by class), so the classes
     # some functions define for one walk take their tables with them when they go.
@@ -71,7 +84,7 @@ class FastTransformer(cst.CSTTransformer):
         else:
             updated = node
         result = self.on_leave(node, updated)
-        if not isinstance(result, (cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel)):
+        if not (_is_node(result) or result is cst.RemovalSentinel.REMOVE or type(result) is cst.FlattenSentinel):
             return node.visit(_Raise(result))  # LibCST's own error for a bad return value
         return result
 
@@ -122,14 +135,15 @@ def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
         # A few types visit a field only when it is set (an f-string's format spec):
         # where the instance the order was learnt from lacked it, LibCST answers.
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode) or (isinstance(value, (list, tuple)) and value):
+        if _is_node(value) or (type(value) in (list, tuple) and value):
             return list(node.children)
     out = []
     for name in names:
         value = getattr(node, name)
-        if isinstance(value, (list, tuple)):
+        kind = type(value)
+        if kind is tuple or kind is list:
             out.extend(value)
-        elif isinstance(value, cst.CSTNode):
+        elif _is_node(value):
             out.append(value)
     return out
 
@@ -186,11 +200,13 @@ def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.
             changed = False
             for child in value:
                 new = transformer.transform(child)
-                if new is not child:
-                    changed = True
-                if isinstance(new, cst.RemovalSentinel):
+                if new is child:
+                    new_items.append(new)
                     continue
-                if isinstance(new, cst.FlattenSentinel):
+                changed = True
+                if new is cst.RemovalSentinel.REMOVE:
+                    continue
+                if type(new) is cst.FlattenSentinel:
                     items = list(new)
                 else:
                     items = [new]
@@ -200,14 +216,14 @@ def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.
             if changed:
                 changes[name] = tuple(new_items)
             continue
-        if value is None or isinstance(value, cst.MaybeSentinel):
+        if value is None or value is cst.MaybeSentinel.DEFAULT:
             continue  # (optional / sentinel attributes that are unset)
         new = transformer.transform(value)
         if new is value:
             continue
-        if isinstance(new, cst.FlattenSentinel) or (kind is _REQUIRED and isinstance(new, cst.RemovalSentinel)):
+        if type(new) is cst.FlattenSentinel or (kind is _REQUIRED and new is cst.RemovalSentinel.REMOVE):
             return node._visit_and_replace_children(_Replay(transformer, value, new))
-        if isinstance(new, cst.RemovalSentinel):
+        if new is cst.RemovalSentinel.REMOVE:
             new = None if kind is _OPTIONAL else cst.MaybeSentinel.DEFAULT
         changes[name] = new
     return node.with_changes(**changes) if changes else node
