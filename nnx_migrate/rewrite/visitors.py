@@ -31,20 +31,20 @@ def _is_node(value) -> bool:
 
 
 def _callback(visitor_class: type, prefix: str, node_type: type) -> Callable | None:
-    # The table lives on the class itself (not a global keyed by class), so the classes
+    # The tables live on the class itself (not a global keyed by class), so the classes
     # some functions define for one walk take their tables with them when they go.
-    table = visitor_class.__dict__.get("_callback_table")
-    if table is None:
-        table = {}
-        visitor_class._callback_table = table
-    key = (prefix, node_type)
+    tables = visitor_class.__dict__.get("_callback_tables")
+    if tables is None:
+        tables = {"visit": {}, "leave": {}}
+        visitor_class._callback_tables = tables
+    table = tables[prefix]
     try:
-        return table[key]
+        return table[node_type]
     except KeyError:
         found = getattr(visitor_class, f"{prefix}_{node_type.__name__}", None)
         if getattr(found, "_is_no_op", False):  # LibCST's typed stubs do nothing
             found = None
-        table[key] = found
+        table[node_type] = found
         return found
 
 
