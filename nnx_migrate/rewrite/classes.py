@@ -232,6 +232,9 @@ class ClassShape:
         return merged
 
 
+_OWN_SCOPES = frozenset({cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp})
+
+
 class BodyWalker:
     """Walks one method body in execution order (analysis only, no rewriting)."""
 
@@ -515,10 +518,12 @@ class BodyWalker:
 
     # ---- expressions -------------------------------------------------------------
     def expr(self, node: cst.CSTNode) -> None:
-        if isinstance(node, cst.Call):
+        # (exact type tests: these classes have no subclasses, and `isinstance` against
+        # LibCST's abstract node classes is slow on this per-node path)
+        if type(node) is cst.Call:
             self.call(node)
             return
-        if isinstance(node, (cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+        if type(node) in _OWN_SCOPES:
             self.in_loop += 1
             for child in children_in_order(node):
                 self.expr(child)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.rewrite.names import normalize_linen
-from nnx_migrate.rewrite.nodes import STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
+from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -77,7 +77,7 @@ class SetupRewriter(FastTransformer):
     # TODO comments go on the statement that holds the site (a submodule with problems,
     # or a node reported while the setup body was analysed).
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, STATEMENTS):
+        if type(node) in STATEMENT_TYPES:
             self.pending.append([])
         elif self.pending:
             entry = self.conv.todo_nodes.get(id(node))
@@ -90,7 +90,7 @@ class SetupRewriter(FastTransformer):
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
-        if isinstance(original, STATEMENTS):
+        if type(original) in STATEMENT_TYPES:
             return _with_todo_comments(result, self.pending.pop())
         return result
 
@@ -134,7 +134,7 @@ class MethodRewriter(FastTransformer):
 
     # TODO markers: a statement that holds a reported node gets a comment line above it.
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, STATEMENTS):
+        if type(node) in STATEMENT_TYPES:
             self.pending.append([])
         elif self.pending:
             entry = self.conv.todo_nodes.get(id(node))
@@ -144,7 +144,7 @@ class MethodRewriter(FastTransformer):
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
-        if isinstance(original, STATEMENTS):
+        if type(original) in STATEMENT_TYPES:
             return _with_todo_comments(result, self.pending.pop())
         return result
 

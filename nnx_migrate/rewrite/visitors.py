@@ -187,10 +187,10 @@ def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.
     if kinds is not None:
         for name in kinds[1]:  # a field set here but absent where the order was learnt
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode) or (isinstance(value, (list, tuple)) and value):
+            if _is_node(value) or (type(value) in (list, tuple) and value):
                 kinds = None
                 break
-    if kinds is None or isinstance(node, cst.Module):
+    if kinds is None or type(node) is cst.Module:
         return node._visit_and_replace_children(transformer)
     changes = {}
     for name, kind in kinds[0]:

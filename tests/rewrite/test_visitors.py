@@ -155,3 +155,11 @@ def test_transform_edits_as_visit_does_and_keeps_unchanged_nodes():
     assert "    pass\n    x" not in code and "    x = 1\n    y = 1\n" in code and "-> int" not in code and "@drop" not in code
     assert by_transform[1] is module.body[1]  # nothing in g changed: not rebuilt
     assert by_visit[1] is not module.body[1]
+
+
+def test_classes_tested_by_exact_type_have_no_subclasses():
+    from nnx_migrate.rewrite.classes import _OWN_SCOPES
+    from nnx_migrate.rewrite.nodes import STATEMENT_TYPES
+
+    for cls in (*STATEMENT_TYPES, *_OWN_SCOPES, cst.Call, cst.Name, cst.Attribute, cst.Arg, cst.SimpleStatementLine, cst.Module, cst.FlattenSentinel):
+        assert not cls.__subclasses__(), cls
