@@ -36,6 +36,21 @@ def parse(text: str) -> cst.Module:
     return module
 
 
+# Python's own tree of a text (line numbers of its statements), asked for by the class pass
+# and again by the training pass when the class pass left the text as it was.
+_AST: dict[str, ast.Module] = {}
+
+
+def parse_ast(text: str) -> ast.Module:
+    tree = _AST.get(text)
+    if tree is None:
+        tree = ast.parse(text)
+        if len(_AST) > 256:
+            _AST.clear()
+        _AST[text] = tree
+    return tree
+
+
 # The class rewrite of a file without the run's index is a function of (text, path): within
 # a run (runner.py) it is computed once, whether the runner or the training pass (reading a
 # sibling file's model classes, training/models.py) asks first.
@@ -48,6 +63,7 @@ def forget_parses(remember: bool = False) -> None:
     or off (the end of one)."""
     global _remember_class_results
     _PARSED.clear()
+    _AST.clear()
     _CLASS_RESULTS.clear()
     _remember_class_results = remember
 
@@ -187,7 +203,7 @@ def _statement_texts(text: str, module: cst.Module) -> list[str] | None:
     if not splits_lines_like_ast(text):
         return None
     try:
-        tree = ast.parse(text)
+        tree = parse_ast(text)
     except (SyntaxError, ValueError):
         return None
     lines = text.splitlines(keepends=True)

@@ -122,8 +122,10 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
     `transformer.todos`, the index of the top-level statement it was found in."""
     if not splits_lines_like_ast(text):
         return module.visit(transformer), None, []
+    from nnx_migrate.rewrite.transform import parse_ast  # the run's cache
+
     try:
-        tree = ast.parse(text)
+        tree = parse_ast(text)
     except (SyntaxError, ValueError):
         return module.visit(transformer), None, []
     lines = text.splitlines(keepends=True)
