@@ -251,3 +251,16 @@ class _Raise(cst.CSTTransformer):
 
     def on_leave(self, original, updated):
         return self.result
+
+
+def nodes_of_type(node: cst.CSTNode, kind: type) -> list[cst.CSTNode]:
+    """Every node of exactly this type in `node` (itself included), in source order: what
+    `libcst.matchers.findall(node, m.Kind())` finds, without its rebuilding visit."""
+    found = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if type(node) is kind:
+            found.append(node)
+        stack.extend(reversed(children_in_order(node)))
+    return found

@@ -163,3 +163,14 @@ def test_classes_tested_by_exact_type_have_no_subclasses():
 
     for cls in (*STATEMENT_TYPES, *_OWN_SCOPES, cst.Call, cst.Name, cst.Attribute, cst.Arg, cst.SimpleStatementLine, cst.Module, cst.FlattenSentinel):
         assert not cls.__subclasses__(), cls
+
+
+def test_nodes_of_type_finds_what_matchers_find():
+    import libcst.matchers as m
+
+    from nnx_migrate.rewrite.visitors import nodes_of_type
+
+    module = cst.parse_module(SOURCE + EDITED + "\nd = {'params': p, **q}\nfor (a, b) in c:\n    x = y = {'k': [1, {'j': 2}]}\n")
+    for kind in (cst.Assign, cst.For, cst.DictElement, cst.Name, cst.Call):
+        assert nodes_of_type(module, kind) == list(m.findall(module, getattr(m, kind.__name__)())), kind
+    assert len(nodes_of_type(module, cst.DictElement)) >= 3

@@ -35,7 +35,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.models import ModelIndex
-from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order, nodes_of_type
 
 
 def code_of(node: cst.CSTNode) -> str:
@@ -672,17 +672,17 @@ def _lambda_takes_params(node: cst.Lambda) -> bool:
     if not params:
         return False
     matcher = m.DictElement(key=m.SimpleString(), value=m.Name(params[0].name.value))
-    return any(e.key.evaluated_value == "params" for e in m.findall(node.body, matcher))
+    return any(e.key.evaluated_value == "params" for e in nodes_of_type(node.body, cst.DictElement) if m.matches(e, matcher))
 
 
 def _rebinds(func: cst.FunctionDef, state: str) -> bool:
     """Whether `state` gets a new value other than from its own apply_gradients/replace."""
     own = m.Call(func=m.Attribute(value=m.Name(state), attr=m.Name("apply_gradients") | m.Name("replace")))
-    for assign in m.findall(func.body, m.Assign()):
+    for assign in nodes_of_type(func.body, cst.Assign):
         names = [n for t in assign.targets for n in _target_names(t.target)]
         if state in names and not m.matches(assign.value, own):
             return True
-    return any(state in _target_names(loop.target) for loop in m.findall(func.body, m.For()))
+    return any(state in _target_names(loop.target) for loop in nodes_of_type(func.body, cst.For))
 
 
 def _takes_params(func: cst.FunctionDef, name: str) -> bool:
@@ -695,7 +695,7 @@ def _takes_params(func: cst.FunctionDef, name: str) -> bool:
             if node.name.value == name and node.params.params:
                 first = node.params.params[0].name.value
                 matcher = m.DictElement(key=m.SimpleString(), value=m.Name(first))
-                found.extend(e for e in m.findall(node.body, matcher) if e.key.evaluated_value == "params")
+                found.extend(e for e in nodes_of_type(node.body, cst.DictElement) if m.matches(e, matcher) and e.key.evaluated_value == "params")
 
     Find().walk(func.body)
     return bool(found)
