@@ -11,6 +11,7 @@ the rewrite defines one (tests/rewrite/test_visitors.py checks that).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import sys
 from typing import Callable
 
@@ -118,7 +119,20 @@ class _FieldOrder(cst.CSTVisitor):
         self.fields.append(attribute)
 
 
-_SOURCE_ORDER: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_SOURCE_ORDER: dict[type, tuple[Callable, tuple[str, ...]]] = {}
+
+
+def _learn_order(node: cst.CSTNode) -> tuple[Callable, tuple[str, ...]]:
+    order = _FieldOrder()
+    node._visit_and_replace_children(order)
+    names = tuple(dict.fromkeys(order.fields))
+    # Fields LibCST did not visit here: plain values (a name's text), or a field visited
+    # only when it is set (an f-string's format spec) that this instance lacked.
+    unset = tuple(f.name for f in dataclasses.fields(node) if f.name not in names and (getattr(node, f.name) is None or type(getattr(node, f.name)) in (list, tuple)))
+    if not names:
+        return (lambda node: ()), unset
+    get = operator.attrgetter(*names)
+    return (get if len(names) > 1 else lambda node: (get(node),)), unset
 
 
 def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
@@ -126,20 +140,14 @@ def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
     the attribute order is learnt once per node type from LibCST's own traversal."""
     entry = _SOURCE_ORDER.get(type(node))
     if entry is None:
-        order = _FieldOrder()
-        node._visit_and_replace_children(order)
-        names = tuple(dict.fromkeys(order.fields))
-        entry = _SOURCE_ORDER[type(node)] = (names, tuple(f.name for f in dataclasses.fields(node) if f.name not in names))
-    names, unlearnt = entry
-    for name in unlearnt:
-        # A few types visit a field only when it is set (an f-string's format spec):
-        # where the instance the order was learnt from lacked it, LibCST answers.
+        entry = _SOURCE_ORDER[type(node)] = _learn_order(node)
+    get, unset = entry
+    for name in unset:  # set on this instance: LibCST answers
         value = getattr(node, name)
         if _is_node(value) or (type(value) in (list, tuple) and value):
             return list(node.children)
     out = []
-    for name in names:
-        value = getattr(node, name)
+    for value in get(node):
         kind = type(value)
         if kind is tuple or kind is list:
             out.extend(value)

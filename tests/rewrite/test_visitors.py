@@ -78,6 +78,16 @@ def test_no_rewrite_visitor_defines_attribute_hooks():
                 assert not bases & {"cst.CSTVisitor", "cst.CSTTransformer"}, f"{path.name}: {node.name} (use visitors.FastVisitor/FastTransformer)"
 
 
+def test_children_in_order_learn_fields_visited_only_when_set():
+    from nnx_migrate.rewrite import visitors
+
+    plain, spec = cst.parse_expression('f"{a}"').parts[0], cst.parse_expression('f"{a:>{w}}"').parts[0]
+    visitors._SOURCE_ORDER.pop(type(plain), None)  # learn from the instance without a spec
+    for node in (plain, spec):
+        assert [id(c) for c in children_in_order(node)] == [id(c) for c in node.children]
+    assert len(children_in_order(spec)) > len(children_in_order(plain))
+
+
 def test_children_in_order_are_libcsts_children():
     text = SOURCE + '\nx = f"{a!r:>{width}} {b=}" + f"{c:{d}}"\ny = (a if b else c)[1:2, ::3]\n'
     module = cst.parse_module(text)
