@@ -31,25 +31,26 @@ def _is_node(value) -> bool:
     return known
 
 
-def _callback(visitor_class: type, prefix: str, node_type: type) -> Callable | None:
-    # The tables live on the class itself (not a global keyed by class), so the classes
-    # some functions define for one walk take their tables with them when they go.
-    tables = visitor_class.__dict__.get("_callback_tables")
-    if tables is None:
-        tables = {"visit": {}, "leave": {}}
-        visitor_class._callback_tables = tables
-    table = tables[prefix]
-    try:
-        return table[node_type]
-    except KeyError:
-        found = getattr(visitor_class, f"{prefix}_{node_type.__name__}", None)
-        if getattr(found, "_is_no_op", False):  # LibCST's typed stubs do nothing
-            found = None
-        table[node_type] = found
-        return found
+def _find_callback(visitor_class: type, prefix: str, node_type: type, table: dict) -> Callable | None:
+    found = getattr(visitor_class, f"{prefix}_{node_type.__name__}", None)
+    if getattr(found, "_is_no_op", False):  # LibCST's typed stubs do nothing
+        found = None
+    table[node_type] = found
+    return found
 
 
-class FastVisitor(cst.CSTVisitor):
+class _Tables:
+    """Each visitor class gets its own callback tables (node type -> function or None);
+    on the class itself, so the classes some functions define for one walk take their
+    tables with them when they go."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._visit_table = {}
+        cls._leave_table = {}
+
+
+class FastVisitor(_Tables, cst.CSTVisitor):
     def walk(self, node: cst.CSTNode) -> None:
         """`node.visit(self)`: the same callbacks in the same order, without rebuilding
         every node passed (which LibCST does even for a visitor that changes nothing)."""
@@ -59,11 +60,19 @@ class FastVisitor(cst.CSTVisitor):
         self.on_leave(node)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        visit = _callback(type(self), "visit", type(node))
+        kind = type(node)
+        try:
+            visit = self._visit_table[kind]
+        except KeyError:
+            visit = _find_callback(type(self), "visit", kind, self._visit_table)
         return visit is None or visit(self, node) is not False
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        leave = _callback(type(self), "leave", type(original_node))
+        kind = type(original_node)
+        try:
+            leave = self._leave_table[kind]
+        except KeyError:
+            leave = _find_callback(type(self), "leave", kind, self._leave_table)
         if leave is not None:
             leave(self, original_node)
 
@@ -74,7 +83,7 @@ class FastVisitor(cst.CSTVisitor):
         pass
 
 
-class FastTransformer(cst.CSTTransformer):
+class FastTransformer(_Tables, cst.CSTTransformer):
     def transform(self, node: cst.CSTNode):
         """`node.visit(self)`: the same callbacks in the same order and the same result,
         except that a node none of whose children changed is kept (LibCST rebuilds and
@@ -90,11 +99,19 @@ class FastTransformer(cst.CSTTransformer):
         return result
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        visit = _callback(type(self), "visit", type(node))
+        kind = type(node)
+        try:
+            visit = self._visit_table[kind]
+        except KeyError:
+            visit = _find_callback(type(self), "visit", kind, self._visit_table)
         return visit is None or visit(self, node) is not False
 
     def on_leave(self, original_node, updated_node):
-        leave = _callback(type(self), "leave", type(original_node))
+        kind = type(original_node)
+        try:
+            leave = self._leave_table[kind]
+        except KeyError:
+            leave = _find_callback(type(self), "leave", kind, self._leave_table)
         return updated_node if leave is None else leave(self, original_node, updated_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
