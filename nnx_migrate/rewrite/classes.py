@@ -14,6 +14,7 @@ The class is read in three steps:
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -751,7 +752,7 @@ class ClassConverter:
                     # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
                     sub.loop = loop
             else:
-                sub.attr = explicit
+                sub.attr = explicit if explicit is None or explicit.isidentifier() and not keyword.iskeyword(explicit) else nnx_attribute_name(explicit)
             if walker.in_loop and sub.loop is None:
                 sub.problems.append("submodule built in a loop without name=f'<list>_{i}' (i counting from 0): Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
             if walker.dynamic_guard:
