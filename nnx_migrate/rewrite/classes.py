@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
+from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -530,6 +531,8 @@ class BodyWalker:
     def call(self, node: cst.Call) -> None:
         conv = self.conv
         func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "initialize_carry" and self._initialize_carry(node):
+            return
         if isinstance(func, cst.Call) and conv.construction_kind(func) is not None:
             sub = self.construction(func)
             for arg in node.args:
@@ -567,6 +570,33 @@ class BodyWalker:
         sub = self._sub_called_by(node)
         if sub is not None:
             self.called(sub, node)
+
+    def _initialize_carry(self, node: cst.Call) -> bool:
+        """Linen's `cell.initialize_carry(rng, shape)` of a recurrent cell the rules know:
+        a throwaway `Cell(..., parent=None)` or a converted submodule. True when handled."""
+        receiver = node.func.value
+        plain = len(node.args) == 2 and all(a.keyword is None and not a.star for a in node.args)
+        if isinstance(receiver, cst.Call) and recurrent.is_parent_none(receiver) and self.conv.construction_kind(receiver) == "layer":
+            rule = self.ctx.rules.layers[_qual_layer(self.ctx, receiver.func)]
+            if not rule.initialize_carry or not plain or receiver.func is not self.conv.class_expr(receiver):
+                return False
+            for arg in [*receiver.args, *node.args]:
+                self.expr(arg.value)
+            src, problems = recurrent.throwaway_cell(rule, receiver, code(node.args[0].value), node.args[1].value)
+            for why in problems:
+                self.conv.todo(node, f"{rule.linen}(parent=None).initialize_carry(...)", why)
+            if src is not None:
+                self.conv.carry_inits[id(node)] = src
+                self.conv._keyed_nodes.append(node)
+            return True
+        sub = self._sub_called_by(cst.Call(func=receiver)) if not isinstance(receiver, cst.Call) else self.conv.sub_by_node.get(id(receiver))
+        if sub is not None and sub.kind == "layer" and sub.rule.initialize_carry:
+            if plain:
+                self.conv.carry_swaps.add(id(node))
+                self.conv._keyed_nodes.append(node)
+            else:
+                self.conv.todo(node, f"{code(receiver)}.initialize_carry(...)", "NNX takes initialize_carry(input_shape, rngs): reorder the arguments by hand")
+        return False
 
     def _looks_like_foreign_module(self, ctor: cst.Call) -> bool:
         """`Imported(...)(x)`: a class from outside the run (or a Linen transform) used the
@@ -635,6 +665,10 @@ class ClassConverter:
         self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
         self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
         self.scan_statements: set[int] = set()  # those binding statements (dropped)
+        # methods Linen scans over time (`@partial(nn.scan, variable_broadcast='params')`)
+        self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
+        self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
+        self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
         # The tables above are keyed by id(node); holding the nodes here keeps a freed
         # node's id from being reused by a new node (which made output nondeterministic).
         self._keyed_nodes: list[cst.CSTNode] = []
@@ -802,8 +836,14 @@ class ClassConverter:
 
     def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
         """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
-        stacked on axis 0, one init key per layer, a static length."""
+        stacked on axis 0, one init key per layer, a static length. (A scan over time,
+        parameters broadcast, is recurrent.py's.)"""
         options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
+        if recurrent.is_time_scan(options):
+            over_time = recurrent.time_scan(options)
+            sub.scan = {"time": over_time}
+            sub.problems += over_time.problems
+            return
         compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
         sub.scan = {"in_axes": "0", "out_axes": "0"}
         if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
@@ -991,6 +1031,15 @@ class ClassConverter:
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
+        for method in [m for m in (self.shape.compact, *self.shape.methods) if m is not None]:
+            found = recurrent.scan_decorator(self.ctx.imports, method)
+            if found is not None and recurrent.is_time_scan(found[1]):
+                over_time = recurrent.time_scan(found[1])
+                if over_time.problems:
+                    for why in over_time.problems:
+                        self.todo(found[0], f"@nn.scan on {method.name.value}", why)
+                else:
+                    self.time_scans[method.name.value] = (found[0], over_time)
         if self.shape.setup is not None:
             self.setup_walker = BodyWalker(self, self.shape.setup, "setup")
             self._collect_setup(self.shape.setup)
@@ -1422,9 +1471,20 @@ class ClassConverter:
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
+            scanned = self.time_scans.get(method.name.value)
+            if scanned is not None:
+                method = method.with_changes(decorators=[d for d in method.decorators if d is not scanned[0]])
             new = method.visit(rewriter)
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+            if scanned is not None:
+                split = recurrent.split_scanned_method(new, scanned[1], cfg)
+                if split is None:
+                    self.todo(scanned[0], f"@nn.scan on {method.name.value}", "the scanned method does not take (self, carry, *xs) as plain parameters, or in_axes do not match them: convert by hand")
+                    new = new.with_changes(decorators=[scanned[0], *new.decorators])
+                else:
+                    body.append(split[0])
+                    new = split[1]
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:

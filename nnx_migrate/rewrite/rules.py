@@ -28,6 +28,7 @@ class LayerRule:
     out_default: str = ""
     call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time
     call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword  # where out_size's argument is absent: "input" or ""
+    initialize_carry: bool = False  # a recurrent cell: initialize_carry(rng, shape) -> (shape, rngs)
 
     @property
     def nnx_name(self) -> str:
@@ -72,6 +73,7 @@ def load_rules() -> Rules:
             out_default=entry.get("out_default", ""),
             call_time=tuple(entry.get("call_time", ())),
             call_keywords=tuple(entry.get("call_keywords", ())),
+            initialize_carry=bool(entry.get("initialize_carry", False)),
         )
     functions = _load("linen_functions.toml")
     shapes = _load("shapes.toml")["keep_last_dim"]

@@ -101,3 +101,15 @@ def test_collections_map_to_variable_types():
 def test_shape_preserving_functions_exist():
     for qualified in RULES.keep_last_dim:
         assert callable(resolve(qualified)), qualified
+
+
+CELLS = [r for r in LAYERS if r.initialize_carry]
+
+
+@pytest.mark.parametrize("rule", CELLS, ids=[r.linen for r in CELLS])
+def test_initialize_carry_rules_swap_key_and_shape(rule):
+    """Linen's `initialize_carry(rng, input_shape)` is NNX's `initialize_carry(input_shape, rngs)`."""
+    linen = list(params_of(getattr(nn, rule.linen).initialize_carry))
+    ours = list(params_of(resolve(rule.nnx).initialize_carry))
+    assert linen[1:3] == ["rng", "input_shape"]
+    assert ours[1:3] == ["input_shape", "rngs"]
