@@ -172,9 +172,17 @@ def _qual_layer(ctx: FileContext, func: cst.BaseExpression) -> str | None:
     return normalize_linen(ctx.imports.qualify(func), ctx.rules.layers)
 
 
+# Linen base classes of a module class -> the NNX base of the converted class.
+_LINEN_BASES = {
+    LINEN_MODULE: "nnx.Module",
+    "flax.linen.module.Module": "nnx.Module",
+    "flax.linen.RNNCellBase": "nnx.RNNCellBase",
+    "flax.linen.recurrent.RNNCellBase": "nnx.RNNCellBase",
+}
+
+
 def is_linen_module_base(ctx: FileContext, base: cst.BaseExpression) -> bool:
-    qual = ctx.imports.qualify(base)
-    return qual in (LINEN_MODULE, "flax.linen.module.Module")
+    return ctx.imports.qualify(base) in _LINEN_BASES
 
 
 class ClassShape:
@@ -754,6 +762,8 @@ class ClassConverter:
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if kind == "layer" and sub.rule.cell_arg:
+            self._cell_member(sub)
         if sub.remat:
             linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
         scan = self.scan_of(ctor)
@@ -815,6 +825,8 @@ class ClassConverter:
         # Arguments as __init__ source.
         if walker.origin == "compact":
             for key, value in self._linen_kwargs(sub).items():
+                if sub.rule is not None and key == sub.rule.cell_arg:
+                    continue  # ctor_source refers to the member
                 used: list[str] = []
                 try:
                     sub.arg_code[key] = translate_static(value, walker.scope, used)
@@ -831,8 +843,21 @@ class ClassConverter:
                         sub.hoist.append(pair)
         else:
             for key, value in self._linen_kwargs(sub).items():
-                sub.arg_code[key] = code(value)
+                if sub.rule is None or key != sub.rule.cell_arg:
+                    sub.arg_code[key] = code(value)
         return sub
+
+    def _cell_member(self, sub: Sub) -> None:
+        """nn.RNN(cell, ...): the cell, built in the same expression, is converted as a
+        member (like an nn.Sequential's); its input size is the RNN's."""
+        arguments = self._linen_kwargs(sub)
+        cell = arguments.get(sub.rule.cell_arg)
+        member = self.sub_by_node.get(id(cell)) if isinstance(cell, cst.Call) else None
+        if member is None:
+            sub.problems.append(f"the {sub.rule.linen}'s cell is not built in its arguments: convert by hand")
+        else:
+            sub.elements.append(member)
+        sub.problems += recurrent.rnn_problems(arguments)
 
     def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
         """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
@@ -946,6 +971,18 @@ class ClassConverter:
     # ---- sizes ------------------------------------------------------------------
     def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if sub.kind == "layer" and sub.rule.cell_arg:
+            # the cell's step input is a time slice of the sequence: the same last dimension;
+            # its carry is `initial_carry=` when given
+            size = scalar(walker.size_of(positional[0])) if positional else None
+            carry = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "initial_carry"), None)
+            carry_size = scalar(walker.size_of(carry)) if carry is not None else None
+            for member in sub.members:
+                if member.kind == "layer":
+                    member.in_sizes = {member.rule.in_size: size} if member.rule.in_size else {}
+                elif member.kind == "local":
+                    member.in_sizes = {p: {0: carry_size, 1: size}.get(member.child.size_param_args.get(p)) for p in member.child.size_params}
+            return {}
         if sub.kind == "layer":
             if not sub.rule.in_size:
                 return {}
@@ -982,6 +1019,8 @@ class ClassConverter:
                 in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             elif positional:
                 in_size = scalar(walker.size_of(positional[0]))
+        if sub.kind == "layer" and sub.rule.cell_arg:
+            return self._rnn_out_size(sub, call, in_size)
         if sub.kind == "layer":
             rule = sub.rule
             if rule.out_size == "input":
@@ -1005,6 +1044,21 @@ class ClassConverter:
                 size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
             return size
         return None
+
+    def _rnn_out_size(self, sub: Sub, call: cst.Call | None, in_size):
+        """nn.RNN: the cell's step output size; `(carry, outputs)` with return_carry."""
+        member = sub.members[0] if sub.members else None
+        step = None
+        if member is not None and not member.problems and member.kind == "layer" and member.rule.initialize_carry:
+            step = member.arg_code.get("features")  # Linen's cells output their hidden state
+        elif member is not None and member.kind == "local" and isinstance(member.child.out_size, tuple) and len(member.child.out_size) == 2:
+            step = self._child_size(member, member.child.out_size[1], in_size)
+        flag = sub.arg_code.get("return_carry", "False").strip()
+        if call is not None:
+            flag = next((code(a.value).strip() for a in call.args if a.keyword is not None and a.keyword.value == "return_carry"), flag)
+        if flag == "True":
+            return (None, step)
+        return step if flag == "False" else None
 
     def _function_size(self, node: cst.BaseExpression, size: str | None) -> str | None:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
@@ -1234,9 +1288,10 @@ class ClassConverter:
         self.setup_var_attrs[attr] = site
 
     def _check_sizes(self, sub: Sub) -> None:
-        if sub.kind == "sequential":
-            for member in sub.members:
+        if sub.kind == "sequential" or sub.origin == "setup":
+            for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
+        if sub.kind == "sequential":
             return
         needed: list[str] = []
         if sub.kind == "layer" and sub.rule.in_size:
@@ -1284,7 +1339,12 @@ class ClassConverter:
             if rule.in_size:
                 size = sizes.get(rule.in_size)
                 parts.append(f"{rule.in_size}={size if size is not None else self.unknown_size_param(sub, rule.in_size)}")
+            if rule.cell_arg:
+                member = sub.members[0] if sub.members else None
+                parts.append(f"self.{member.attr}" if member is not None and member.attr is not None else self.ctor_source(member) if member is not None else "None")
             for key, value in sub.arg_code.items():
+                if key in rule.checked:
+                    continue  # recurrent.rnn_problems reported what NNX does differently
                 if key in rule.unsupported:
                     sub.problems.append(f"Linen argument '{key}' has no NNX counterpart")
                     continue
@@ -1495,7 +1555,7 @@ class ClassConverter:
         todo_count = len(self.todos)
         new_bases = [b for b in self.node.bases]
         if base is None:
-            new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
+            new_bases = [cst.Arg(value=cst.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
         new_bases = [b.visit(self.ctx.renamer) for b in new_bases]
         decorators = [d.visit(self.ctx.renamer) for d in self.node.decorators]
         new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))

@@ -70,6 +70,31 @@ def _compact(node: cst.BaseExpression) -> str:
     return code(node).replace(" ", "").replace('"', "'")
 
 
+def _split_problems(split: cst.BaseExpression | None, where: str) -> list[str]:
+    """A `split_rngs` NNX's carried RNG state matches: every stream but 'params' split."""
+    if split is None:
+        return []
+    if not isinstance(split, cst.Dict) or any(not isinstance(e, cst.DictElement) for e in split.elements):
+        return [f"{where} split_rngs is not a dict literal: convert by hand"]
+    problems = []
+    for element in split.elements:
+        stream = _compact(element.key).strip("'")
+        if stream == "params":
+            continue  # NNX builds the parameters in __init__, outside the scan
+        if _compact(element.value) != "True":
+            problems.append(f"{where} gives every step the same '{stream}' key; NNX draws new keys per step: convert by hand")
+    return problems
+
+
+def rnn_problems(arguments: dict[str, cst.BaseExpression]) -> list[str]:
+    """What of nn.RNN's Linen-only arguments (rules: `checked`) nnx.RNN does not do."""
+    problems = []
+    broadcast = arguments.get("variable_broadcast")
+    if broadcast is not None and _compact(broadcast) not in ("'params'", "['params']", "('params',)"):
+        problems.append("nn.RNN broadcasts collections other than 'params': convert by hand")
+    return problems + _split_problems(arguments.get("split_rngs"), "nn.RNN")
+
+
 def is_time_scan(options: dict[str, cst.BaseExpression]) -> bool:
     """Parameters broadcast (shared by the steps), not stacked per layer."""
     return "variable_broadcast" in options and _compact(options.get("variable_axes", cst.parse_expression("{}"))) == "{}"
@@ -80,18 +105,7 @@ def time_scan(options: dict[str, cst.BaseExpression]) -> TimeScan:
     scan = TimeScan()
     if _compact(options["variable_broadcast"]) not in ("'params'", "['params']", "('params',)"):
         scan.problems.append("nn.scan broadcasts collections other than 'params': convert by hand")
-    split = options.get("split_rngs")
-    if split is not None:
-        if not isinstance(split, cst.Dict) or any(not isinstance(e, cst.DictElement) for e in split.elements):
-            scan.problems.append("nn.scan split_rngs is not a dict literal: convert by hand")
-        else:
-            for element in split.elements:
-                value = _compact(element.value)
-                stream = _compact(element.key).strip("'")
-                if stream == "params":
-                    continue  # NNX builds the parameters in __init__, outside the scan
-                if value != "True":
-                    scan.problems.append(f"nn.scan gives every step the same '{stream}' key; NNX draws new keys per step: convert by hand")
+    scan.problems += _split_problems(options.get("split_rngs"), "nn.scan")
     for key in options:
         if key not in _KNOWN:
             scan.problems.append(f"nn.scan option '{key}' is not converted")

@@ -29,6 +29,8 @@ class LayerRule:
     call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time
     call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword  # where out_size's argument is absent: "input" or ""
     initialize_carry: bool = False  # a recurrent cell: initialize_carry(rng, shape) -> (shape, rngs)
+    cell_arg: str = ""  # the argument holding the cell a recurrent layer runs (nn.RNN)
+    checked: tuple[str, ...] = ()  # Linen-only arguments whose values recurrent.py checks
 
     @property
     def nnx_name(self) -> str:
@@ -74,6 +76,8 @@ def load_rules() -> Rules:
             call_time=tuple(entry.get("call_time", ())),
             call_keywords=tuple(entry.get("call_keywords", ())),
             initialize_carry=bool(entry.get("initialize_carry", False)),
+            cell_arg=entry.get("cell_arg", ""),
+            checked=tuple(entry.get("checked", ())),
         )
     functions = _load("linen_functions.toml")
     shapes = _load("shapes.toml")["keep_last_dim"]
