@@ -1021,18 +1021,11 @@ class ClassConverter:
                 in_size = scalar(walker.size_of(positional[0]))
         if sub.kind == "layer" and sub.rule.cell_arg:
             return self._rnn_out_size(sub, call, in_size)
+        if sub.kind == "layer" and sub.rule.initialize_carry:
+            # a recurrent cell returns (carry, output)
+            return (None, self._layer_out_size(sub, in_size))
         if sub.kind == "layer":
-            rule = sub.rule
-            if rule.out_size == "input":
-                return in_size
-            if not rule.out_size:
-                return None
-            if rule.out_size in sub.arg_code and not sub.problems:
-                value = sub.arg_code[rule.out_size]
-                return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
-            if rule.out_size not in sub.arg_code and rule.out_default == "input":
-                return in_size
-            return None
+            return self._layer_out_size(sub, in_size)
         if sub.kind == "local":
             out = sub.child.out_size
             if isinstance(out, tuple):
@@ -1043,6 +1036,19 @@ class ClassConverter:
             for member in sub.elements:
                 size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
             return size
+        return None
+
+    def _layer_out_size(self, sub: Sub, in_size):
+        rule = sub.rule
+        if rule.out_size == "input":
+            return in_size
+        if not rule.out_size:
+            return None
+        if rule.out_size in sub.arg_code and not sub.problems:
+            value = sub.arg_code[rule.out_size]
+            return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
+        if rule.out_size not in sub.arg_code and rule.out_default == "input":
+            return in_size
         return None
 
     def _rnn_out_size(self, sub: Sub, call: cst.Call | None, in_size):
