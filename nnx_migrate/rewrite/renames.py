@@ -14,6 +14,7 @@ _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "f
 
 
 def _nnx_source(qualified: str) -> str:
+    """`flax.nnx.relu` -> `nnx.relu`."""
     assert qualified.startswith("flax.nnx")
     return "nnx" + qualified[len("flax.nnx"):]
 
@@ -33,6 +34,9 @@ class RenameLinen(_SkipImports):
     def __init__(self, imports: ImportMap, rules: Rules):
         self.imports = imports
         self.table = {**rules.renames, **_TYPES}
+        self.helpers = rules.helpers  # Linen functions kept as a helper in the file
+        self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
+        self.helpers_needed: set[str] = set()
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
@@ -48,6 +52,10 @@ class RenameLinen(_SkipImports):
         qual = self.imports.qualify(node)
         if qual is None or not qual.startswith(LINEN):
             return None
+        helper = self.helpers.get(normalize_linen(qual, self.helpers))
+        if helper is not None and helper not in self.reserved:
+            self.helpers_needed.add(helper)
+            return helper
         qual = normalize_linen(qual, self.table)
         for key, new in self.table.items():
             if qual == key:
@@ -81,7 +89,7 @@ class RenameLinen(_SkipImports):
         target = entry[1] if entry is not None and entry[0] is original else None
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         return updated
 
@@ -91,7 +99,7 @@ class RenameLinen(_SkipImports):
         target = self._target(original)
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         self.used_names.add(original.value)
         if self._is_linen(original):

@@ -44,6 +44,7 @@ class Rules:
     collections: dict[str, str]  # collection -> qualified NNX Variable type
     keep_last_dim: frozenset[str]
     keep_last_dim_methods: frozenset[str]
+    helpers: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> helper written into the file
 
 
 def _load(name: str) -> dict:
@@ -87,4 +88,5 @@ def load_rules() -> Rules:
         collections=dict(functions["collections"]),
         keep_last_dim=frozenset(shapes["functions"]),
         keep_last_dim_methods=frozenset(shapes.get("methods", ())),
+        helpers=dict(functions.get("helpers", {})),
     )
