@@ -571,6 +571,14 @@ class BodyWalker:
             return
         if method in ("make_rng",):
             conv.needs_rngs_attr = True
+        if method == "has_variable" and len(node.args) == 2 and all(a.keyword is None and _string_value(a.value) is not None for a in node.args):
+            # decided once every variable site is known (ClassConverter._has_variable_sites)
+            conv.has_variable_calls.append(node)
+            conv._keyed_nodes.append(node)
+            return
+        if method == "is_mutable_collection":
+            conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
+            return
         if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
         for child in node.children:
@@ -677,6 +685,8 @@ class ClassConverter:
         self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
         self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
         self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
+        self.has_variable_calls: list[cst.Call] = []  # `self.has_variable('cache', 'name')`
+        self.has_variable_attrs: dict[int, str] = {}  # those with an NNX attribute: its name
         # The tables above are keyed by id(node); holding the nodes here keeps a freed
         # node's id from being reused by a new node (which made output nondeterministic).
         self._keyed_nodes: list[cst.CSTNode] = []
@@ -1116,11 +1126,25 @@ class ClassConverter:
                 self.call_walker = walker
             self.walk_method(walker)
         self._auto_named_lists()
+        self._has_variable_sites()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def _has_variable_sites(self) -> None:
+        """`self.has_variable(col, name)` of a variable this class creates: NNX builds it in
+        __init__ (under the same conditions on fields), so the question is whether the
+        attribute exists - what Linen answers after `init`. (NNX has no init pass, where
+        Linen answers False.)"""
+        for node in self.has_variable_calls:
+            collection, name = (_string_value(a.value) for a in node.args)
+            site = self.var_attrs.get(name)
+            if site is None or site.collection != collection:
+                self.todo(node, "self.has_variable()", f"no '{collection}' variable '{name}' is created in this class: no NNX counterpart is generated")
+                continue
+            self.has_variable_attrs[id(node)] = site.attr
 
     def function_return_size(self, func: cst.FunctionDef, call: cst.Call, caller: BodyWalker):
         """The size a module-level helper function returns, for these argument sizes
@@ -1554,7 +1578,7 @@ class ClassConverter:
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
-            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, self.ctx.renamer.why_left(node)))
         if base is not None and base.has_todos:
             self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
         self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice

@@ -13,6 +13,9 @@ from nnx_migrate.rewrite.rules import Rules
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
 
 
+LEFT_AS_LINEN = "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"
+
+
 def _nnx_source(qualified: str) -> str:
     """`flax.nnx.relu` -> `nnx.relu`."""
     assert qualified.startswith("flax.nnx")
@@ -37,6 +40,7 @@ class RenameLinen(_SkipImports):
         self.helpers = rules.helpers  # Linen functions kept as a helper in the file
         self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
         self.helpers_needed: set[str] = set()
+        self.unconverted = rules.unconverted
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
@@ -63,6 +67,11 @@ class RenameLinen(_SkipImports):
             if qual.startswith(key + "."):
                 return _nnx_source(new) + qual[len(key):]
         return None
+
+    def why_left(self, node) -> str:
+        """The report's reason for a Linen name left in converted code."""
+        qual = self.imports.qualify(node)
+        return self.unconverted.get(normalize_linen(qual, self.unconverted), LEFT_AS_LINEN)
 
     def _is_linen(self, node) -> bool:
         qual = self.imports.qualify(node)

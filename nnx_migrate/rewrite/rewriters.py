@@ -203,6 +203,8 @@ class MethodRewriter(cst.CSTTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
+        if id(original) in conv.has_variable_attrs:
+            return cst.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")
         if id(original) in conv.carry_inits:
             return self._generated(conv.carry_inits[id(original)])
         if id(original) in conv.carry_swaps:

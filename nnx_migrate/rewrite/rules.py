@@ -45,6 +45,7 @@ class Rules:
     keep_last_dim: frozenset[str]
     keep_last_dim_methods: frozenset[str]
     helpers: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> helper written into the file
+    unconverted: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> why it is left
 
 
 def _load(name: str) -> dict:
@@ -89,4 +90,5 @@ def load_rules() -> Rules:
         keep_last_dim=frozenset(shapes["functions"]),
         keep_last_dim_methods=frozenset(shapes.get("methods", ())),
         helpers=dict(functions.get("helpers", {})),
+        unconverted=dict(functions.get("unconverted", {})),
     )

@@ -157,7 +157,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     converted = add_helpers(converted, renamer.helpers_needed, first_converted_index)
     converted = fix_imports(converted, renamer.used_names)
     for name, node in outside_classes:
-        ctx.todos.append(TodoSite(path, ctx.line(node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+        ctx.todos.append(TodoSite(path, ctx.line(node), name, renamer.why_left(node)))
     # Line numbers: one rendering of the original file for all reported nodes.
     def resolve(placeholder: int) -> int:
         line = positions.line(placeholder)

@@ -118,3 +118,9 @@ def test_initialize_carry_rules_swap_key_and_shape(rule):
     ours = list(params_of(resolve(rule.nnx).initialize_carry))
     assert linen[1:3] == ["rng", "input_shape"]
     assert ours[1:3] == ["input_shape", "rngs"]
+
+
+def test_names_left_for_a_person_exist_in_linen_and_have_no_rename():
+    for qualified, why in RULES.unconverted.items():
+        assert callable(resolve(qualified)), qualified
+        assert qualified not in RULES.renames and qualified not in RULES.helpers and why
