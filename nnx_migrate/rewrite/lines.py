@@ -13,6 +13,8 @@ import re
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
+from nnx_migrate.rewrite.visitors import children_in_order
+
 
 class _NoPosition:
     """What `record_syntactic_position` returns where positions are not wanted."""
@@ -88,26 +90,65 @@ class LineResolver:
         self._targets: dict[int, cst.CSTNode] = {}
         self._start: dict[int, int] | None = None
         self._end: dict[int, int] = {}
+        # Where `starts` is set (the line each top-level statement's code starts on, see
+        # `statement_starts`), only the statements that hold reported nodes are rendered:
+        # first those named by `owner` (a hint: the statement being converted when a node
+        # was referred to), then any other that holds one of the nodes not found yet.
+        self.starts: list[int] | None = None
+        self.owner: int | None = None
+        self._owners: set[int] = set()
 
     def ref(self, node: cst.CSTNode) -> int:
         """A placeholder (negative) for the node's start line, resolved by `line()`."""
         anchor = _anchor(node)
         self._targets[id(anchor)] = anchor
         self._targets[id(node)] = node
+        if self.owner is not None:
+            self._owners.add(self.owner)
         self._start = None
         return -id(anchor)
 
     def _resolve(self) -> None:
         if self._start is None:
             state = _Counting(self.module, self._targets)
-            self.module._codegen(state)
+            if self.starts is None:
+                self.module._codegen(state)
+            else:
+                self._render_holders(state)
             self._start, self._end = state.start, state.end
+
+    def _render_holders(self, state: _Counting) -> None:
+        body = self.module.body
+        rendered = set()
+        for index in sorted(self._owners):
+            state.line = self.starts[index]
+            body[index]._codegen(state)
+            rendered.add(index)
+        missing = {key for key in self._targets if key not in state.start}
+        for index, stmt in enumerate(body):
+            if not missing:
+                break
+            if index not in rendered and _holds_any(stmt, missing):
+                state.line = self.starts[index]
+                stmt._codegen(state)
+                missing.difference_update(state.start)
+        # what is still missing is generated code, not in the file: line 0, as before
 
     def line(self, placeholder: int) -> int:
         if placeholder >= 0:
             return placeholder
         self._resolve()
         return self._start.get(-placeholder, 0)
+
+
+def _holds_any(node: cst.CSTNode, keys: set[int]) -> bool:
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if id(node) in keys:
+            return True
+        stack.extend(children_in_order(node))
+    return False
 
 
 def _newlines(value: str) -> int:
@@ -174,6 +215,21 @@ def start_lines(module: cst.Module, only: dict[int, int] | None = None) -> dict[
             state.line = line
             module.body[index]._codegen(state)
     return state.start
+
+
+def statement_spans(nodes: list, statements) -> list[list] | None:
+    """Python's `ast` statements (`nodes`) of each LibCST statement (a line of `a; b` is
+    several); None if the two parsers do not line up."""
+    spans = []
+    i = 0
+    for stmt in statements:
+        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        group = nodes[i : i + count]
+        if len(group) != count:
+            return None
+        i += count
+        spans.append(group)
+    return spans if i == len(nodes) else None
 
 
 def statement_starts(statements, spans) -> list[int]:

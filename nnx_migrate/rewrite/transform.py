@@ -15,7 +15,7 @@ import libcst as cst
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.helpers import add_helpers
 from nnx_migrate.rewrite.imports import fix_imports
-from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast
+from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
@@ -125,13 +125,17 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     renamer = ctx.renamer = RenameLinen(imports, rules)
     renamer.reserved = ctx.module_names | set(imports.aliases)
     alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
-    statement_texts = _statement_texts(text, module)
+    spans = _statement_spans(text, module)
+    statement_texts = _statement_texts(text, spans)
+    if spans is not None and "\r" not in text:  # (the line count of `lines` is of "\n" alone)
+        positions.starts = statement_starts(module.body, spans)
     outcomes: list[ClassOutcome] = []
     class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
     outside_classes: list = []  # leftover Linen uses outside converted classes
     new_body = []
     first_converted_index = None
     for index, stmt in enumerate(module.body):
+        positions.owner = index
         if isinstance(stmt, cst.ClassDef):
             kind, base = _linen_class_kind(stmt, ctx)
             if kind is not None:
@@ -163,6 +167,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
             stmt = renamer.transform(stmt)
             outside_classes.extend(renamer.leftover_nodes[before:])
         new_body.append(stmt)
+    positions.owner = None
     converted = module.with_changes(body=new_body)
     for node in renamer.unconverted_classes:
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
@@ -200,28 +205,29 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     return result, (converted if status == "changed" else None)
 
 
-def _statement_texts(text: str, module: cst.Module) -> list[str] | None:
-    """The source lines of each top-level statement, from Python's own (C) parser's line
-    numbers; None if the two parsers do not line up (then statements are rendered)."""
+def _statement_spans(text: str, module: cst.Module) -> list[list[ast.stmt]] | None:
+    """Python's own (C) parser's statements for each top-level LibCST statement; None if
+    the two parsers do not line up."""
     if not splits_lines_like_ast(text):
         return None
     try:
         tree = parse_ast(text)
     except (SyntaxError, ValueError):
         return None
+    return statement_spans(tree.body, module.body)
+
+
+def _statement_texts(text: str, spans) -> list[str] | None:
+    """The source lines of each top-level statement (None without `spans`: then
+    statements are rendered)."""
+    if spans is None:
+        return None
     lines = text.splitlines(keepends=True)
-    nodes = tree.body
     texts: list[str] = []
-    i = 0
-    for stmt in module.body:
-        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
-        group = nodes[i : i + count]
-        if len(group) != count:
-            return None
-        i += count
+    for group in spans:
         first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
         texts.append("".join(lines[first - 1 : group[-1].end_lineno]))
-    return texts if i == len(nodes) else None
+    return texts
 
 
 def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):

@@ -14,7 +14,7 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnx_migrate.rewrite import transform
-from nnx_migrate.rewrite.lines import start_lines, statement_starts
+from nnx_migrate.rewrite.lines import LineResolver, start_lines, statement_spans, statement_starts
 from nnx_migrate.rewrite.training import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def test_start_lines_are_position_provider_start_lines(text):
 ])
 def test_start_lines_of_some_statements_are_those_of_the_whole_module(text):
     module = cst.parse_module(text)
-    spans = run._statement_spans(ast.parse(text).body, module.body)
+    spans = statement_spans(ast.parse(text).body, module.body)
     starts = statement_starts(module.body, spans)
     full = start_lines(module)
     for index in range(len(module.body)):
@@ -61,3 +61,25 @@ def test_statement_visits_equal_full_visits(monkeypatch):
                 patch.setattr(run, "_trigger_pattern", lambda *args: re.compile(""))
                 full = transform.rewrite_source(text, str(path), None, style)
             assert (fast.status, fast.new_text, fast.todos) == (full.status, full.new_text, full.todos), (style, path)
+
+
+@pytest.mark.parametrize("text", [
+    *(p.read_text(encoding="utf-8") for p in SOURCES[:40]),
+    "# header\n\nx = 1\n\n# c\n@d\n\n# e\n@g(\n  1)\ndef f(): pass\n# tail\n\nclass A:\n    x = 1\n    # inner\n# outer\n\ny = 2; z = '''a\nb'''\n",
+])
+def test_line_resolver_rendering_some_statements_gives_every_line(text):
+    """`lines.LineResolver` with statement starts renders only statements holding the
+    nodes asked for, whatever the owner hints say (right, wrong or missing), and answers
+    0 for a node not in the file, as one rendering of the whole file does."""
+    module = cst.parse_module(text)
+    nodes = [n for stmt in module.body for n in (stmt, *stmt.children)][::3]
+    stranger = cst.Name("generated")
+    whole = LineResolver(module)
+    some = LineResolver(module)
+    some.starts = statement_starts(module.body, statement_spans(ast.parse(text).body, module.body))
+    refs = []
+    for i, node in enumerate(nodes + [stranger]):
+        some.owner = (i * 7) % len(module.body) if i % 2 else None
+        refs.append((whole.ref(node), some.ref(node)))
+    assert [whole.line(a) for a, _ in refs] == [some.line(b) for _, b in refs]
+    assert whole.line(refs[-1][0]) == 0 and len(refs) > 2

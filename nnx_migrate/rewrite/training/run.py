@@ -12,7 +12,7 @@ import re
 
 import libcst as cst
 
-from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_starts
+from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -129,7 +129,7 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
     except (SyntaxError, ValueError):
         return module.visit(transformer), None, []
     lines = text.splitlines(keepends=True)
-    spans = _statement_spans(tree.body, module.body)
+    spans = statement_spans(tree.body, module.body)
     if spans is None:
         return module.visit(transformer), None, []
     owners: list[int] = []
@@ -152,7 +152,7 @@ def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers:
             # that do are visited (the transformer has no hook for the class itself).
             inner = group[0].body
             header_end = min([inner[0].lineno, *(d.lineno for d in getattr(inner[0], "decorator_list", ()))]) - 1
-            inner_spans = _statement_spans(inner, stmt.body.body)
+            inner_spans = statement_spans(inner, stmt.body.body)
             if inner_spans is not None and header_end >= group[0].lineno and not triggers.search("".join(lines[first - 1 : header_end])):
                 members = _visit_body(stmt.body.body, inner_spans, lines, transformer, triggers, top=False)
                 body.append(stmt.with_changes(body=stmt.body.with_changes(body=members)))
@@ -165,21 +165,6 @@ def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers:
     if top:
         owners.extend([len(stmts) - 1] * (len(transformer.todos) - len(owners)))
     return body
-
-
-def _statement_spans(nodes: list, stmts) -> list[list] | None:
-    """The ast statements of each LibCST statement (a line of `a; b` is several); None
-    if the two parsers do not line up."""
-    spans = []
-    i = 0
-    for stmt in stmts:
-        count = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
-        group = nodes[i : i + count]
-        if len(group) != count:
-            return None
-        i += count
-        spans.append(group)
-    return spans if i == len(nodes) else None
 
 
 def _start_lines(module: cst.Module, spans, owners: list[int], todos, subclasses) -> dict[int, int]:
