@@ -1,11 +1,22 @@
-"""Bases for the rewrite's LibCST visitors and transformers: same callbacks, cheaper dispatch.
+"""Bases for the rewrite's LibCST visitors and transformers: LibCST's callbacks, less work.
 
-LibCST finds a visitor's `visit_<Node>`/`leave_<Node>` with a `getattr` of a freshly
-formatted name on every node, and does the same twice more per child attribute of every
-node for `visit_<Node>_<attribute>` hooks. Over a visit that is a third of the time spent
-outside our own callbacks. These bases look each callback up once per (visitor class,
-node type), skip LibCST's no-op stubs, and make attribute hooks a no-op: no visitor of
-the rewrite defines one (tests/rewrite/test_visitors.py checks that).
+LibCST's `node.visit(visitor)` rebuilds and validates every node it passes, even for a
+`CSTVisitor` that changes nothing, and finds each callback with a `getattr` of a freshly
+formatted name per node, and twice more per child attribute for `visit_<Node>_<attr>`
+hooks. Over the rewrite that was most of the time spent outside our own callbacks. Here:
+
+- `FastVisitor` / `FastTransformer`: callbacks looked up once per (class, node type),
+  LibCST's no-op stubs skipped, no attribute hooks (no visitor of the rewrite defines
+  one; tests/rewrite/test_visitors.py checks that);
+- `FastVisitor.walk(node)`: `node.visit(self)` without rebuilding anything;
+- `FastTransformer.transform(node)`: `node.visit(self)`, rebuilding a node only when one
+  of its children changed;
+- `children_in_order(node)`: `node.children` without rebuilding `node`;
+- `nodes_of_type(node, kind)`: `matchers.findall(node, m.Kind())` without a visit.
+
+Field orders and how each field treats a removed or flattened child are learnt from
+LibCST's own traversal of the first node of each type; the tests compare every function
+with the LibCST call it stands for.
 """
 
 from __future__ import annotations
@@ -121,8 +132,6 @@ class FastTransformer(_Tables, cst.CSTTransformer):
         pass
 
 
-# A read-only walk needs no visitor: LibCST's `visit` (and `children`) rebuild every node
-# they pass, a copy and a validation per node, even for a `CSTVisitor`.
 class _FieldOrder(cst.CSTVisitor):
     """Records the attributes LibCST's own traversal visits, in its (source) order."""
 
@@ -247,7 +256,8 @@ def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.
         if new is value:
             continue
         if type(new) is cst.FlattenSentinel or (kind is _REQUIRED and new is cst.RemovalSentinel.REMOVE):
-            return node._visit_and_replace_children(_Replay(transformer, value, new))
+            node._visit_and_replace_children(_Replay(value, new))  # raises LibCST's TypeError
+            raise TypeError(f"a {type(node).__name__} cannot take {new!r} for its {name}")
         if new is cst.RemovalSentinel.REMOVE:
             new = None if kind is _OPTIONAL else cst.MaybeSentinel.DEFAULT
         changes[name] = new
@@ -257,7 +267,7 @@ def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.
 class _Replay(cst.CSTTransformer):
     """Makes LibCST raise its own error for a child a parent cannot lose or split."""
 
-    def __init__(self, transformer, child, result):
+    def __init__(self, child, result):
         self.child, self.result = child, result
 
     def on_visit(self, node):

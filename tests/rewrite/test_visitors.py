@@ -184,3 +184,22 @@ def test_nodes_of_type_finds_what_matchers_find():
     for kind in (cst.Assign, cst.For, cst.DictElement, cst.Name, cst.Call):
         assert nodes_of_type(module, kind) == list(m.findall(module, getattr(m, kind.__name__)())), kind
     assert len(nodes_of_type(module, cst.DictElement)) >= 3
+
+
+def test_transform_refuses_what_visit_refuses():
+    import pytest
+
+    class RemoveRequired(FastTransformer):
+        def leave_Name(self, original, updated):
+            return cst.RemoveFromParent() if updated.value == "a" else updated
+
+    class BadValue(FastTransformer):
+        def leave_Name(self, original, updated):
+            return "not a node"
+
+    stmt = cst.parse_statement("x = a.b\n")
+    for make, error in ((RemoveRequired, TypeError), (BadValue, cst.CSTValidationError)):
+        with pytest.raises(error):
+            stmt.visit(make())
+        with pytest.raises(error):
+            make().transform(stmt)
