@@ -1445,9 +1445,7 @@ class ClassConverter:
             init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))
         # setup body
         if self.shape.setup is not None:
-            # A LibCST visit (every node a new copy), not `transform`: Linen names the renamer
-            # leaves in the generated __init__ are then reported at the class line, as before.
-            setup_body = self.shape.setup.body.visit(SetupRewriter(self))
+            setup_body = SetupRewriter(self).transform(self.shape.setup.body)
             init_lines.extend(setup_body.body)
         # compact constructions, parameters and variables, in order of appearance
         hoisted: set[tuple[str, str]] = set()

@@ -172,6 +172,27 @@ CASES.append(
 )
 
 
+CASES.append(
+    pytest.param(
+        """
+        import functools
+        import flax.linen as nn
+
+        class M(nn.Module):
+          def setup(self):
+            self.norm = nn.LayerNorm()
+            dense = functools.partial(nn.Dense, 4)
+            self.proj = dense()
+
+          def __call__(self, x):
+            return self.proj(self.norm(x))
+        """,
+        8, "no NNX conversion here", None,  # the line of the use in setup, not the class line
+        id="linen-api-left-in-setup-reported-at-its-line",
+    )
+)
+
+
 @pytest.mark.parametrize("source,line,why,in_output", CASES)
 def test_unconvertible_sites_are_marked_and_reported(source, line, why, in_output):
     result = convert(source)
