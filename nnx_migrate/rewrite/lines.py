@@ -61,13 +61,17 @@ def _anchor(node: cst.CSTNode) -> cst.CSTNode:
     return node
 
 
+class _AllFound(Exception):
+    """Stops a rendering once every node it was asked for has its line."""
+
+
 class _Counting(_Codegen):
     def __init__(self, module: cst.Module, targets: dict[int, cst.CSTNode]):
         super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
         self.line = 1
         self.targets = targets
         self.start: dict[int, int] = {}
-        self.end: dict[int, int] = {}
+        self.wanted: set[int] | None = None  # set: stop once these are found
 
     def add_token(self, value: str) -> None:
         self.tokens.append(value)
@@ -77,11 +81,10 @@ class _Counting(_Codegen):
         key = id(node)
         if key in self.targets and key not in self.start:
             self.start[key] = self.line
-
-    def after_codegen(self, node: cst.CSTNode) -> None:
-        key = id(node)
-        if key in self.targets:
-            self.end[key] = self.line
+            if self.wanted is not None:
+                self.wanted.discard(key)
+                if not self.wanted:
+                    raise _AllFound
 
 
 class LineResolver:
@@ -89,14 +92,13 @@ class LineResolver:
         self.module = module
         self._targets: dict[int, cst.CSTNode] = {}
         self._start: dict[int, int] | None = None
-        self._end: dict[int, int] = {}
         # Where `starts` is set (the line each top-level statement's code starts on, see
         # `statement_starts`), only the statements that hold reported nodes are rendered:
         # first those named by `owner` (a hint: the statement being converted when a node
         # was referred to), then any other that holds one of the nodes not found yet.
         self.starts: list[int] | None = None
         self.owner: int | None = None
-        self._owners: set[int] = set()
+        self._owned: dict[int, set[int]] = {}  # statement index -> the nodes hinted there
 
     def ref(self, node: cst.CSTNode) -> int:
         """A placeholder (negative) for the node's start line, resolved by `line()`."""
@@ -104,7 +106,7 @@ class LineResolver:
         self._targets[id(anchor)] = anchor
         self._targets[id(node)] = node
         if self.owner is not None:
-            self._owners.add(self.owner)
+            self._owned.setdefault(self.owner, set()).update((id(anchor), id(node)))
         self._start = None
         return -id(anchor)
 
@@ -115,15 +117,24 @@ class LineResolver:
                 self.module._codegen(state)
             else:
                 self._render_holders(state)
-            self._start, self._end = state.start, state.end
+            self._start = state.start
 
     def _render_holders(self, state: _Counting) -> None:
         body = self.module.body
         rendered = set()
-        for index in sorted(self._owners):
+        for index, owned in sorted(self._owned.items()):
+            # up to the last node hinted there (a converted class without TODO sites: its
+            # header); all of it if one of them is not there
+            state.wanted = {key for key in owned if key not in state.start}
+            if not state.wanted:
+                continue
             state.line = self.starts[index]
-            body[index]._codegen(state)
-            rendered.add(index)
+            try:
+                body[index]._codegen(state)
+                rendered.add(index)
+            except _AllFound:
+                pass  # (not all of it rendered: the search below may come back to it)
+        state.wanted = None
         missing = {key for key in self._targets if key not in state.start}
         for index, stmt in enumerate(body):
             if not missing:
