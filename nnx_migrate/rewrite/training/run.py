@@ -16,7 +16,8 @@ from nnx_migrate.rewrite.lines import splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.models import ModelIndex, factories, summaries_of, with_factories
+from nnx_migrate.rewrite.training.dataflow import analyse
+from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
 
@@ -57,7 +58,10 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     triggers = _trigger_pattern(imports, rules, knows)
     if not triggers.search(converted) and not factories(original_module, models.own):
         return converted, []
-    transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
+    state_classes = {c.name.value for c in subclasses} | {helper_name}
+    is_state_class = lambda node: dotted(node) in state_classes or imports.qualify(node) in rules.train_state_classes  # noqa: E731
+    flow = analyse(module, imports, models, is_state_class)
+    transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     new = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
     if not transformer.changed and not transformer.todos and not forwarded:
@@ -74,9 +78,9 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     else:
         positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
-    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
+    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn)
     todos += helper_todos
-    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
+    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
@@ -202,10 +206,10 @@ def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> li
     return found
 
 
-def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int]):
+def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int], apply_fn: bool = False):
     todos = []
     indent = module.default_indent
-    source = helper_source(style, name, indent)
+    source = helper_source(style, name, indent, apply_fn)
     body = list(module.body)
     if subclasses:
         for i, stmt in enumerate(body):
@@ -236,7 +240,7 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
     return module.with_changes(body=body), todos
 
 
-def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Module:
+def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool, need_functools: bool = False) -> cst.Module:
     imports = ImportMap(module)
     used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
     body = []
@@ -253,6 +257,8 @@ def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Modu
         body.append(stmt)
     last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
     additions = []
+    if need_functools and imports.aliases.get("functools") != "functools":
+        additions.append("import functools\n")
     if need_jax and imports.aliases.get("jax") != "jax":
         additions.append("import jax\n")
     if need_nnx and imports.aliases.get("nnx") != "flax.nnx":
@@ -269,17 +275,19 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
     body = []
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value in found and stmt.params.star_kwarg is None:
-            lines = list(stmt.body.body)
-            i = next(i for i, s in enumerate(lines) if isinstance(s, cst.SimpleStatementLine) and isinstance(s.body[0], cst.Return))
-            ret = lines[i].body[0]
-            call = ret.value
-            args = [*call.args]
-            if args:
-                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            call = call.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
-            lines[i] = lines[i].with_changes(body=[ret.with_changes(value=call)])
+            target = factory_call(stmt)
+
+            class Forward(cst.CSTTransformer):
+                def leave_Call(self, original, updated):
+                    if original is not target:
+                        return updated
+                    args = [*updated.args]
+                    if args:
+                        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                    return updated.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
+
             params = stmt.params.with_changes(star_kwarg=cst.Param(name=cst.Name("kwargs")))
-            stmt = stmt.with_changes(params=params, body=stmt.body.with_changes(body=lines))
+            stmt = stmt.with_changes(params=params, body=stmt.body.visit(Forward()))
             changed = True
         body.append(stmt)
     return module.with_changes(body=body), changed

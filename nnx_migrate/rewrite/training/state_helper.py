@@ -82,6 +82,16 @@ class {name}(nnx.Module):
 
 SOURCES = {"flat-state": FLAT_STATE, "nnx-jit": NNX_JIT}
 
+# Added to either form when the program passes a state's `apply_fn` on as a value (to a
+# function that calls `apply_fn({'params': p}, x)`, which the pass makes `p(x)`): called
+# the Linen way, with the model where Linen passed its variables, it calls the model.
+APPLY_FN = '''
+  @staticmethod
+  def apply_fn(model, *args, **kwargs):
+    return model(*args, **kwargs)
+'''
 
-def helper_source(style: str, name: str, indent: str = "  ") -> str:
-    return SOURCES[style].format(name=name).replace("  ", indent)
+
+def helper_source(style: str, name: str, indent: str = "  ", apply_fn: bool = False) -> str:
+    source = SOURCES[style].format(name=name) + (APPLY_FN if apply_fn else "")
+    return source.replace("  ", indent)

@@ -33,6 +33,7 @@ import libcst.matchers as m
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
+from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver
 from nnx_migrate.rewrite.training.models import ModelIndex
 
 
@@ -112,14 +113,22 @@ class FunctionPlan:
     ctor_bindings: dict[str, cst.Call] = field(default_factory=dict)  # V -> Cls(...)
     inited: set[str] = field(default_factory=set)  # V with a `V.init(...)` site
     differentiated: set[str] = field(default_factory=set)  # inner functions under jax.grad
+    over_model: set[str] = field(default_factory=set)  # functions whose grad is taken at `state.params`
     model_name: str = "model"
     optimizer_name: str = "optimizer"
 
 
 class TrainingTransformer(cst.CSTTransformer):
     def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
-                 state_class_names: set[str], helper_name: str, knows_train_state: bool):
+                 state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
+        self.flow = flow  # models that cross function boundaries (dataflow.py)
+        self.used_functools = False
+        self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
+        self._model_values: set[str] = set()  # names holding the model a helper's `init` built
+        self._callees: set[int] = set()  # ids of original call targets
+        self._top: str | None = None  # the enclosing top-level function
+        self._params: set[str] = set()  # its parameters
         self.imports = imports
         self.rules = rules
         self.models = models
@@ -173,15 +182,20 @@ class TrainingTransformer(cst.CSTTransformer):
 
         statements = []  # the small statements of every line, as _walk_statements gives them
 
+        callees: set[int] = set()
+
         class Analyse(cst.CSTVisitor):
             def visit_SimpleStatementLine(self, node):
                 statements.extend(node.body)
 
             def visit_Attribute(self, node):
                 if isinstance(node.value, cst.Name) and node.attr.value in rules.state_attribute_names:
+                    if id(node) in callees and node.attr.value in rules.state_attributes:
+                        return  # `env.step(action)`: a train state's fields are never called
                     attrs_used.setdefault(node.value.value, set()).add(node.attr.value)
 
             def visit_Call(self, node):
+                callees.add(id(node.func))
                 f = node.func
                 if isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name):
                     if f.attr.value in ("apply_fn", "apply_gradients"):
@@ -192,6 +206,8 @@ class TrainingTransformer(cst.CSTTransformer):
                     inner = f.args[0].value
                     if isinstance(inner, cst.Name):
                         plan.differentiated.add(inner.value)
+                        if node.args and _is_state_params(node.args[0]):
+                            plan.over_model.add(inner.value)
                     for arg in node.args:
                         v = arg.value
                         if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -201,17 +217,21 @@ class TrainingTransformer(cst.CSTTransformer):
 
         func.body.visit(Analyse())
         plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
+        plan.over_model -= plan.differentiated
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
-        grad_fn_names = set()
+        grad_fn_names = {}  # grad_fn -> the function it differentiates
         for stmt in statements:
             if m.matches(stmt, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
-                    grad_fn_names.add(stmt.targets[0].target.value)
+                    target = call.args[0].value if call.args else None
+                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else None
         if grad_fn_names:
             class GradCalls(cst.CSTVisitor):
                 def visit_Call(self, node):
                     if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
+                        if node.args and _is_state_params(node.args[0]) and grad_fn_names[node.func.value]:
+                            plan.over_model.add(grad_fn_names[node.func.value])
                         for arg in node.args:
                             v = arg.value
                             if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -228,7 +248,9 @@ class TrainingTransformer(cst.CSTTransformer):
             plan.state = states[0]
             plan.extra_states = states[1:]
         if self.knows_train_state:
-            plan.eager_states = {n for n, used in attrs_used.items() if used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) and n != "self"} - set(states)
+            annotated = {p.name.value for p in (*func.params.posonly_params, *func.params.params, *func.params.kwonly_params)
+                         if p.annotation is not None and self._is_train_state_class(p.annotation.annotation)}
+            plan.eager_states = {n for n, used in attrs_used.items() if (used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) or n in annotated) and n != "self"} - set(states)
         if plan.state:
             bound = _bound_in(func)
             if "model" in bound:
@@ -260,12 +282,24 @@ class TrainingTransformer(cst.CSTTransformer):
         self._depth += 1
         if self._depth == 1:
             self._plan = self._plan_function(node)
+            self._top = node.name.value
+            self._params = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+            self._model_values = set()
             self._init_results = {}
             self._removed_names = set()
             self._applied_gradients = False
         return True
 
     def leave_Return(self, original, updated):
+        # a helper whose `init` now builds the model returns the model (dataflow.py)
+        if self._top in self.flow.model_results and self._depth == 1 and updated.value is not None:
+            value = updated.value
+            sub = _subscript_key(value)
+            if sub is not None and sub[1] == "params":
+                value = sub[0]
+            if isinstance(value, cst.Name) and value.value in self._init_results:
+                self.changed = True
+                return updated.with_changes(value=cst.Name(self._init_results[value.value]))
         # `return loss, updates` -> `return loss`: the function no longer has an aux output
         if isinstance(original.value, cst.Tuple) and len(original.value.elements) == 2 and not isinstance(updated.value, cst.Tuple):
             self._aux_removed.add(self._functions[-1])
@@ -282,6 +316,7 @@ class TrainingTransformer(cst.CSTTransformer):
         if self._depth == 0:
             updated = self._finish_function(original, updated, plan)
             self._plan = None
+            self._top, self._params = None, set()
         return updated
 
     def _rename_differentiated_param(self, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
@@ -377,6 +412,8 @@ class TrainingTransformer(cst.CSTTransformer):
         if plan is not None and len(updated.body) == 1:
             small = updated.body[0]
             replaced = self._rewrite_init(small, plan) if isinstance(small, cst.Assign) else None
+            if replaced is None and isinstance(small, cst.Assign):
+                replaced = self._factory_site(small)
             if replaced is not None:
                 updated = updated.with_changes(body=[replaced])
                 frame.pop("init_todo", None)
@@ -430,16 +467,23 @@ class TrainingTransformer(cst.CSTTransformer):
         sub = _subscript_key(value)
         if sub is not None:
             value = sub[0]
-        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "init"):
+        receiver = init_receiver(value, self.imports) if isinstance(value, cst.Call) else None
+        if receiver is None:
             return None
-        receiver = value.func.value
-        if isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings:
+        summary = None
+        if isinstance(receiver, cst.Name) and self.flow.is_blueprint(self._top, receiver.value):
+            # a model built elsewhere, now a factory: call it here (dataflow.py)
+            ctor, model_var = cst.Call(func=receiver), receiver.value
+            summary = self.flow.classes.get((self._top, receiver.value))
+        elif isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings:
             ctor, model_var = plan.ctor_bindings[receiver.value], receiver.value
         elif isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None:
             ctor, model_var = receiver, "model" if "model" not in self._init_results.values() else assign.targets[0].target.value
         else:
             return None
-        summary = self.models.lookup(ctor.func)
+        summary = summary or self.models.lookup(ctor.func)
+        if summary is None:
+            return None
         positional = [a.value for a in value.args if a.keyword is None and not a.star]
         if not positional:
             return None
@@ -465,7 +509,21 @@ class TrainingTransformer(cst.CSTTransformer):
         self.used_nnx = self.changed = True
         return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)
 
+    def _factory_site(self, assign: cst.Assign) -> cst.Assign | None:
+        """`model = Net(f)` whose model is initialized in another function ->
+        `model = functools.partial(Net, f)` (dataflow.py)."""
+        target = assign.targets[0].target if len(assign.targets) == 1 else None
+        if not (isinstance(target, cst.Name) and self.flow.is_factory_site(self._top, target.value) and isinstance(assign.value, cst.Call)):
+            return None
+        call = assign.value
+        first = cst.Arg(value=call.func, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if call.args else cst.MaybeSentinel.DEFAULT)
+        self.used_functools = self.changed = True
+        return assign.with_changes(value=call.with_changes(func=cst.parse_expression("functools.partial"), args=[first, *call.args]))
+
     def leave_Assign(self, original, updated):
+        value = original.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.flow.model_results and len(original.targets) == 1 and isinstance(original.targets[0].target, cst.Name):
+            self._model_values.add(original.targets[0].target.value)
         # `out, updates = <module call that had mutable=...>`: NNX updated the model in place.
         if id(original.value) in self._mutable_calls:
             target = updated.targets[0].target
@@ -482,10 +540,16 @@ class TrainingTransformer(cst.CSTTransformer):
 
     # ---- expressions ---------------------------------------------------------------------
 
+    def visit_Call(self, node):
+        self._callees.add(id(node.func))
+        return True
+
     def leave_Attribute(self, original, updated):
         plan = self._plan
         if isinstance(original.value, cst.Name):
             owner, attr = original.value.value, original.attr.value
+            if attr == "apply_fn" and plan is not None and (owner == plan.state or owner in plan.eager_states) and id(original) not in self._callees:
+                self.used_apply_fn = True  # the helper state gets an `apply_fn` that calls the model
             if plan is not None and owner == plan.state and attr in self.rules.state_attributes:
                 self.changed = True
                 return cst.parse_expression(self.rules.state_attributes[attr].format(model=plan.model_name, optimizer=plan.optimizer_name))
@@ -529,7 +593,7 @@ class TrainingTransformer(cst.CSTTransformer):
         if plan.state and isinstance(func, (cst.Name, cst.Attribute)):
             nnx_name = self._is_grad_transform(func)
             target = original.args[0].value if original.args else None
-            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated) or (
+            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated | plan.over_model) or (
                 isinstance(target, cst.Lambda) and _lambda_takes_params(target))
             if nnx_name and over_model:
                 self.used_nnx = self.changed = True
@@ -546,6 +610,11 @@ class TrainingTransformer(cst.CSTTransformer):
                 return self._rewrite_replace(original, updated, plan)
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
+        if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
+            entries = _dict_entries(original.args[0].value)
+            if entries is not None and "params" in entries:
+                # `apply_fn({'params': p}, x)` with `apply_fn` a parameter: Linen's apply
+                return self._rewrite_apply(original, updated, eager_owner=None)
         if isinstance(func, cst.Attribute) and func.attr.value == "init" and self._stmt_stack:
             receiver = func.value
             if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
@@ -593,6 +662,8 @@ class TrainingTransformer(cst.CSTTransformer):
             node = sub[0]
         if isinstance(node, cst.Name) and node.value in self._init_results:
             return self._init_results[node.value]
+        if isinstance(node, cst.Name) and (node.value in self._model_values or self.flow.holds_model(self._top, node.value)):
+            return node.value
         return None
 
     def _rewrite_apply_gradients(self, updated, plan):
@@ -663,6 +734,11 @@ class TrainingTransformer(cst.CSTTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _is_state_params(arg: cst.Arg) -> bool:
+    v = arg.value
+    return arg.keyword is None and not arg.star and isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name)
 
 
 def _lambda_takes_params(node: cst.Lambda) -> bool:
