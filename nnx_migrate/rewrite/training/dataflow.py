@@ -24,12 +24,15 @@ TODOs stay. The answer is a fixpoint over the file's top-level functions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libcst as cst
 
 from nnx_migrate.rewrite.names import ImportMap, dotted
-from nnx_migrate.rewrite.training.models import ModelIndex
+from nnx_migrate.rewrite.training.api_map import load_training_rules
+from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path
 
 # How a value is used: ("init",), ("apply_fn",) inside TrainState.create, ("pass", callee,
 # parameter) as an argument of a top-level function of the file, ("other",).
@@ -76,7 +79,8 @@ def _params_of(func: cst.FunctionDef) -> tuple[list[str], set[str]]:
 class _Uses(cst.CSTVisitor):
     """Every use of the tracked names in one function body."""
 
-    def __init__(self, tracked: set[str], sites: set[str], functions: dict[str, cst.FunctionDef], imports: ImportMap, is_create):
+    def __init__(self, tracked: set[str], sites: set[str], functions: dict[str, cst.FunctionDef], imports: ImportMap, is_create, external=None):
+        self.external = external  # callee expression -> (its FunctionDef, its blueprint parameters) in another file
         self.tracked = tracked
         self.sites = sites  # names whose one assignment is not a use
         self.functions = functions
@@ -100,6 +104,16 @@ class _Uses(cst.CSTVisitor):
                     self.uses[v.value.value].append(("apply_fn",))
                     self._consumed.add(id(v.value))
         callee = node.func.value if isinstance(node.func, cst.Name) else None
+        found = self.external(node.func) if callee not in self.functions and self.external is not None else None
+        if found is not None:
+            func, blueprints = found
+            positional, names = _params_of(func)
+            for i, arg in enumerate(node.args):
+                if isinstance(arg.value, cst.Name) and arg.value.value in self.tracked and not arg.star:
+                    param = arg.keyword.value if arg.keyword is not None else (positional[i] if i < len(positional) else None)
+                    if param in names:
+                        self.uses[arg.value.value].append(("ext", param in blueprints))
+                        self._consumed.add(id(arg.value))
         if callee in self.functions:
             self._skip.add(id(node.func))
             self.calls.append((callee, node))
@@ -142,7 +156,10 @@ class _Uses(cst.CSTVisitor):
             self.references.add(node.value)
 
 
-def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train_state_class) -> Flow:
+def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train_state_class, path: str = "<string>") -> Flow:
+    """`path` (a file on disk) lets calls into local modules (`ppo_lib.train(model)`)
+    count: their blueprint parameters come from the same analysis of that file."""
+    external = _external_resolver(imports, path) if not path.startswith("<") else None
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     if not functions:
         return EMPTY
@@ -171,7 +188,7 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
                 elif isinstance(values[0].func, cst.Name) and values[0].func.value in functions:
                     bound_by_call[(name, var)] = values[0].func.value
         tracked = (params - set(assigned)) | set(sites)
-        visitor = _Uses(tracked, set(sites), functions, imports, is_train_state_class)
+        visitor = _Uses(tracked, set(sites), functions, imports, is_train_state_class, external)
         func.body.visit(visitor)
         referenced |= visitor.references
         for callee, call in visitor.calls:
@@ -194,8 +211,9 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
                 return arg.value
         return None
 
-    blue = {key for key, uses in param_uses.items() if uses and all(u[0] in ("init", "apply_fn", "pass") for u in uses)}
-    fact = {key for key, uses in site_uses.items() if uses and all(u[0] in ("apply_fn", "pass") for u in uses) and any(u[0] == "pass" for u in uses)}
+    fits = lambda u, kinds: u[0] in kinds or u == ("ext", True)  # noqa: E731
+    blue = {key for key, uses in param_uses.items() if uses and all(fits(u, ("init", "apply_fn", "pass")) for u in uses)}
+    fact = {key for key, uses in site_uses.items() if uses and all(fits(u, ("apply_fn", "pass")) for u in uses) and any(u[0] in ("pass", "ext") for u in uses)}
     classes: dict[tuple[str, str], object] = {}
     while True:
         before = (set(blue), set(fact))
@@ -239,6 +257,50 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
         if ok:
             flow.model_params.setdefault(f, set()).add(p)
     return flow
+
+
+_IN_PROGRESS: set[str] = set()
+
+
+def _external_resolver(imports: ImportMap, path: str):
+    def resolve(func: cst.BaseExpression):
+        qualified = imports.qualify(func)
+        if not qualified or "." not in qualified:
+            return None
+        module_name, _, name = qualified.rpartition(".")
+        file = _local_module_file(path, module_name)
+        if file is None or file in _IN_PROGRESS:
+            return None
+        try:
+            stat = Path(file).stat()
+        except OSError:
+            return None
+        functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size)
+        if name not in functions:
+            return None
+        return functions[name], flow.blueprints.get(name, set())
+
+    return resolve
+
+
+@functools.lru_cache(maxsize=256)
+def _flow_of_version(file: str, mtime_ns: int, size: int):
+    """The analysis of another file of the program, cached per file version."""
+    from nnx_migrate.rewrite.transform import parse
+
+    _IN_PROGRESS.add(file)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+        module = parse(text)
+        imports = ImportMap(module)
+        models = ModelIndex(module, file, own=_summaries_of_path(file))
+        functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+        train_states = load_training_rules().train_state_classes
+        return functions, analyse(module, imports, models, lambda node: imports.qualify(node) in train_states, file)
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+        return {}, EMPTY
+    finally:
+        _IN_PROGRESS.discard(file)
 
 
 def _classes(blue, fact, site_ctor, functions, calls, arg_at, models: ModelIndex) -> dict:

@@ -17,7 +17,7 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse
-from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, with_factories
+from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
 
@@ -37,7 +37,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
-    if not might_train(converted) and "linen" not in original:
+    builds_run_models = _builds_sibling_models(converted, path)
+    if not might_train(converted) and "linen" not in original and not builds_run_models:
         return converted, []
     from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
 
@@ -56,11 +57,13 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
-    if not triggers.search(converted) and not factories(original_module, models.own):
+    if not triggers.search(converted) and not factories(original_module, models.own) and not builds_run_models:
         return converted, []
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     is_state_class = lambda node: dotted(node) in state_classes or imports.qualify(node) in rules.train_state_classes  # noqa: E731
-    flow = analyse(module, imports, models, is_state_class)
+    flow = analyse(module, imports, models, is_state_class, path)
+    if flow.factory_sites:  # the functions that build them are visited, whatever they mention
+        triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     new = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
@@ -84,6 +87,24 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return new.code, todos
+
+
+_MODULE_CLASS_CALL = re.compile(r"\b([A-Za-z_]\w*)\.([A-Z]\w*)\(")
+
+
+def _builds_sibling_models(text: str, path: str) -> bool:
+    """Whether a file without Linen builds a Linen model class of a sibling module
+    (`model = models.ActorCritic(...)`, then `ppo_lib.train(model)`): a function of
+    another file may initialize it (dataflow.py follows it there)."""
+    if path.startswith("<"):
+        return False
+    for alias, cls in set(_MODULE_CLASS_CALL.findall(text)):
+        if not re.search(r"^\s*(?:import\s+%s\b|from\s+\.*\s*import\s+.*\b%s\b)" % (alias, alias), text, re.M):
+            continue
+        file = _local_module_file(path, alias)
+        if file is not None and cls in _summaries_of_path(file):
+            return True
+    return False
 
 
 # Attribute and function names every change or TODO of `TrainingTransformer` starts from
