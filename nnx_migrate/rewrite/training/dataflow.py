@@ -46,6 +46,9 @@ class Flow:
     model_results: set[str] = field(default_factory=set)  # functions returning the model `init` built
     model_params: dict[str, set[str]] = field(default_factory=dict)  # function -> parameters holding that model
     classes: dict[tuple[str, str], object] = field(default_factory=dict)  # (function, parameter) -> ClassSummary
+    # (file, function, parameter) of another file's function -> the class of the model
+    # this file passes there (None: not known)
+    passes: dict[tuple[str, str, str], object] = field(default_factory=dict)
 
     def is_blueprint(self, function: str | None, name: str) -> bool:
         return function is not None and name in self.blueprints.get(function, ())
@@ -88,6 +91,7 @@ class _Uses(cst.CSTVisitor):
         self.is_create = is_create
         self.uses: dict[str, list[Use]] = {name: [] for name in tracked}
         self.calls: list[tuple[str, cst.Call]] = []  # calls of the file's functions
+        self.ext_calls: list[tuple[str, str, str, str]] = []  # (name, file, function, parameter)
         self.references: set[str] = set()  # the file's functions named other than as a callee
         self._consumed: set[int] = set()
         self._skip: set[int] = set()
@@ -106,13 +110,14 @@ class _Uses(cst.CSTVisitor):
         callee = node.func.value if isinstance(node.func, cst.Name) else None
         found = self.external(node.func) if callee not in self.functions and self.external is not None else None
         if found is not None:
-            func, blueprints = found
+            file, name, func, blueprints = found
             positional, names = _params_of(func)
             for i, arg in enumerate(node.args):
                 if isinstance(arg.value, cst.Name) and arg.value.value in self.tracked and not arg.star:
                     param = arg.keyword.value if arg.keyword is not None else (positional[i] if i < len(positional) else None)
                     if param in names:
-                        self.uses[arg.value.value].append(("ext", param in blueprints))
+                        self.uses[arg.value.value].append(("ext", blueprints is not None and param in blueprints))
+                        self.ext_calls.append((arg.value.value, file, name, param))
                         self._consumed.add(id(arg.value))
         if callee in self.functions:
             self._skip.add(id(node.func))
@@ -159,7 +164,10 @@ class _Uses(cst.CSTVisitor):
 def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train_state_class, path: str = "<string>") -> Flow:
     """`path` (a file on disk) lets calls into local modules (`ppo_lib.train(model)`)
     count: their blueprint parameters come from the same analysis of that file."""
-    external = _external_resolver(imports, path) if not path.startswith("<") else None
+    real = not path.startswith("<")
+    external = _external_resolver(imports, path) if real else None
+    ext_calls = []
+    siblings = _SiblingPasses(path) if real else None
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     if not functions:
         return EMPTY
@@ -191,6 +199,7 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
         visitor = _Uses(tracked, set(sites), functions, imports, is_train_state_class, external)
         func.body.visit(visitor)
         referenced |= visitor.references
+        ext_calls += [(name, *call) for call in visitor.ext_calls]
         for callee, call in visitor.calls:
             calls[callee].append((name, call))
         for var, uses in visitor.uses.items():
@@ -231,13 +240,17 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
                     blue.discard(key)
                     break
         # a blueprint that reaches `init` needs its class (for the input-size arguments)
-        classes = _classes(blue, fact, site_ctor, functions, calls, arg_at, models)
+        classes = _classes(blue, fact, site_ctor, functions, calls, arg_at, models, siblings)
         for key in list(blue):
             if any(u[0] == "init" for u in param_uses[key]) and classes.get(key) is None:
                 blue.discard(key)
         if (blue, fact) == before:
             break
     flow = Flow(classes=classes)
+    for func_name, var, file, callee, param in ext_calls:
+        key = (func_name, var)
+        cls = models.lookup(site_ctor[key].func) if key in site_ctor else classes.get(key)
+        flow.passes[(file, callee, param)] = cls if flow.passes.get((file, callee, param), cls) is cls else None
     for f, p in blue:
         flow.blueprints.setdefault(f, set()).add(p)
     for f, v in fact:
@@ -259,6 +272,15 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
     return flow
 
 
+def train_state_checker(module: cst.Module, imports: ImportMap, extra: set[str] = frozenset()):
+    """Whether an expression names a TrainState class: Flax's, a subclass of it defined in
+    this file, or one of `extra` (the helper's name)."""
+    train_states = load_training_rules().train_state_classes
+    local = {s.name.value for s in module.body if isinstance(s, cst.ClassDef) and any(imports.qualify(b.value) in train_states for b in s.bases)}
+    names = local | set(extra)
+    return lambda node: dotted(node) in names or imports.qualify(node) in train_states
+
+
 _IN_PROGRESS: set[str] = set()
 
 
@@ -269,16 +291,19 @@ def _external_resolver(imports: ImportMap, path: str):
             return None
         module_name, _, name = qualified.rpartition(".")
         file = _local_module_file(path, module_name)
-        if file is None or file in _IN_PROGRESS:
+        if file is None:
             return None
         try:
             stat = Path(file).stat()
         except OSError:
             return None
-        functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size)
+        if file in _IN_PROGRESS:  # its blueprints are being worked out: known only as a callee
+            functions, flow = _functions_of_version(file, stat.st_mtime_ns, stat.st_size), None
+        else:
+            functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size)
         if name not in functions:
             return None
-        return functions[name], flow.blueprints.get(name, set())
+        return file, name, functions[name], (flow.blueprints.get(name, set()) if flow is not None else None)
 
     return resolve
 
@@ -295,15 +320,58 @@ def _flow_of_version(file: str, mtime_ns: int, size: int):
         imports = ImportMap(module)
         models = ModelIndex(module, file, own=_summaries_of_path(file))
         functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-        train_states = load_training_rules().train_state_classes
-        return functions, analyse(module, imports, models, lambda node: imports.qualify(node) in train_states, file)
+        return functions, analyse(module, imports, models, train_state_checker(module, imports), file)
     except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
         return {}, EMPTY
     finally:
         _IN_PROGRESS.discard(file)
 
 
-def _classes(blue, fact, site_ctor, functions, calls, arg_at, models: ModelIndex) -> dict:
+@functools.lru_cache(maxsize=256)
+def _functions_of_version(file: str, mtime_ns: int, size: int) -> dict:
+    from nnx_migrate.rewrite.transform import parse
+
+    try:
+        module = parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+        return {}
+    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+
+
+class _SiblingPasses:
+    """The classes other files of the same folder pass to this file's functions
+    (`lib.create_train_state(key, model)` in main.py, `model = models.Net(...)`): asked
+    only for a blueprint whose class neither an annotation nor a caller here gives."""
+
+    def __init__(self, path: str):
+        self.file = str(Path(path).resolve())
+        self._passes = None
+
+    def get(self, function: str, param: str) -> list:
+        if self._passes is None:
+            self._passes = {}
+            stem = Path(self.file).stem
+            _IN_PROGRESS.add(self.file)
+            try:
+                for sibling in sorted(Path(self.file).parent.glob("*.py"))[:200]:
+                    if str(sibling) == self.file:
+                        continue
+                    try:
+                        stat = sibling.stat()
+                        if stem not in sibling.read_text(encoding="utf-8"):
+                            continue
+                    except (OSError, UnicodeDecodeError):
+                        continue
+                    _, flow = _flow_of_version(str(sibling), stat.st_mtime_ns, stat.st_size)
+                    for (file, func, p), cls in flow.passes.items():
+                        if file == self.file:
+                            self._passes.setdefault((func, p), []).append(cls)
+            finally:
+                _IN_PROGRESS.discard(self.file)
+        return self._passes.get((function, param), [])
+
+
+def _classes(blue, fact, site_ctor, functions, calls, arg_at, models: ModelIndex, siblings=None) -> dict:
     """(function, parameter) -> the model class summary its blueprint comes from (one
     class: an annotation, else the same class from every caller), or None."""
     out: dict = {}
@@ -329,6 +397,8 @@ def _classes(blue, fact, site_ctor, functions, calls, arg_at, models: ModelIndex
                     answers.append(of((caller, value.value), seen))
                 else:
                     answers.append(None)
+            if siblings is not None:
+                answers += siblings.get(func_name, param)
             if answers and all(a is not None and a is answers[0] for a in answers):
                 found = answers[0]
         out[key] = found

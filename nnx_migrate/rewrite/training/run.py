@@ -16,7 +16,7 @@ from nnx_migrate.rewrite.lines import splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.dataflow import analyse
+from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
@@ -60,8 +60,7 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     if not triggers.search(converted) and not factories(original_module, models.own) and not builds_run_models:
         return converted, []
     state_classes = {c.name.value for c in subclasses} | {helper_name}
-    is_state_class = lambda node: dotted(node) in state_classes or imports.qualify(node) in rules.train_state_classes  # noqa: E731
-    flow = analyse(module, imports, models, is_state_class, path)
+    flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
