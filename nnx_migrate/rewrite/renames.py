@@ -13,7 +13,11 @@ from nnx_migrate.rewrite.rules import Rules
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
 
 
+LEFT_AS_LINEN = "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"
+
+
 def _nnx_source(qualified: str) -> str:
+    """`flax.nnx.relu` -> `nnx.relu`."""
     assert qualified.startswith("flax.nnx")
     return "nnx" + qualified[len("flax.nnx"):]
 
@@ -33,6 +37,10 @@ class RenameLinen(_SkipImports):
     def __init__(self, imports: ImportMap, rules: Rules):
         self.imports = imports
         self.table = {**rules.renames, **_TYPES}
+        self.helpers = rules.helpers  # Linen functions kept as a helper in the file
+        self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
+        self.helpers_needed: set[str] = set()
+        self.unconverted = rules.unconverted
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
@@ -48,6 +56,10 @@ class RenameLinen(_SkipImports):
         qual = self.imports.qualify(node)
         if qual is None or not qual.startswith(LINEN):
             return None
+        helper = self.helpers.get(normalize_linen(qual, self.helpers))
+        if helper is not None and helper not in self.reserved:
+            self.helpers_needed.add(helper)
+            return helper
         qual = normalize_linen(qual, self.table)
         for key, new in self.table.items():
             if qual == key:
@@ -55,6 +67,11 @@ class RenameLinen(_SkipImports):
             if qual.startswith(key + "."):
                 return _nnx_source(new) + qual[len(key):]
         return None
+
+    def why_left(self, node) -> str:
+        """The report's reason for a Linen name left in converted code."""
+        qual = self.imports.qualify(node)
+        return self.unconverted.get(normalize_linen(qual, self.unconverted), LEFT_AS_LINEN)
 
     def _is_linen(self, node) -> bool:
         qual = self.imports.qualify(node)
@@ -81,7 +98,7 @@ class RenameLinen(_SkipImports):
         target = entry[1] if entry is not None and entry[0] is original else None
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         return updated
 
@@ -91,7 +108,7 @@ class RenameLinen(_SkipImports):
         target = self._target(original)
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         self.used_names.add(original.value)
         if self._is_linen(original):
