@@ -37,7 +37,7 @@ PROGRAMS = ("mnist", "vae", "sst2", "seq2seq", "ppo", "imagenet", "wmt", "lm1b")
 STUBBED = ("flax.metrics.tensorboard", "tensorflow", "tensorflow_datasets", "ml_collections", "clu", "tensorflow_text", "sentencepiece", "gym", "gymnasium", "ale_py", "PIL", "cv2", "atari_py")
 # Per program: the module whose code the driver runs, and modules stubbed for it only
 # (absl flags are global: a second import of the same program would define them twice).
-ENTRY = {"ppo": ("ppo_main", ("absl", "gymnasium.spaces", "gymnasium.spaces.box"))}
+ENTRY = {"ppo": ("ppo_main", ("absl", "gymnasium.spaces", "gymnasium.spaces.box")), "seq2seq": ("train", ("absl",))}
 
 
 def find_corpus(arg: str | None) -> Path:
@@ -196,11 +196,73 @@ def drive_ppo(main, loops=6):
     return losses
 
 
-DRIVERS = {"mnist": drive_mnist, "vae": drive_vae, "ppo": drive_ppo}
+def drive_sst2(train, epochs=4):
+    """Synthetic token batches (the label is whether the first token is a high id) in
+    place of the TFDS SST-2 pipeline; the train loss per epoch comes from the program's log."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(6):
+        ids = rng.integers(2, 20, (8, 6)).astype(np.int32)
+        batches.append({"token_ids": ids, "length": np.full((8,), 6, np.int32), "label": (ids[:, 0] >= 11).astype(np.int32)})
+
+    class TextDataset:
+        def __init__(self, tfds_name, split):
+            self.vocab = [str(i) for i in range(20)]
+
+        def get_bucketed_batches(self, *args, **kwargs):
+            return batches
+
+        def get_batches(self, batch_size):
+            return batches[:2]
+
+    train.input_pipeline = types.SimpleNamespace(TextDataset=TextDataset)
+    train.batch_to_numpy = lambda batch: batch  # the program's own unwraps tf tensors
+    logged = []
+    train.logging = types.SimpleNamespace(info=lambda msg, *args: logged.append(msg % args if args else msg))
+    train.tensorboard = mock.MagicMock()
+    config = Config(embedding_size=16, hidden_size=16, vocab_size=None, output_size=1, dropout_rate=0.1, word_dropout_rate=0.1,
+                    unk_idx=1, learning_rate=0.1, momentum=0.9, weight_decay=3e-6, batch_size=8, bucket_size=8,
+                    max_input_length=12, num_epochs=epochs, seed=0)
+    train.train_and_evaluate(config, "/tmp/unused")
+    return [float(re.search(r"loss ([0-9.]+)", line).group(1)) for line in logged if line.startswith("train epoch")]
+
+
+def drive_seq2seq(train, steps=30):
+    """The program's own addition task (its CharacterTable makes the batches); absl flags
+    replaced by a namespace; each train_step's loss recorded."""
+    train.FLAGS = types.SimpleNamespace(workdir="/tmp/unused", learning_rate=0.01, batch_size=16, hidden_size=32,
+                                        num_train_steps=steps, decode_frequency=10, max_len_query_digit=2)
+    train.metric_writers = mock.MagicMock()
+    train.logging = mock.MagicMock()
+    losses = []
+    step = train.train_step
+
+    def recording_step(*args, **kwargs):
+        state, metrics = step(*args, **kwargs)
+        losses.append(float(metrics["loss"]))
+        return state, metrics
+
+    train.train_step = recording_step
+    import random
+
+    random.seed(0)  # CharacterTable draws its problems from `random`
+    train.train_and_evaluate("/tmp/unused")
+    return [sum(losses[i:i + 5]) / 5 for i in range(0, len(losses), 5)]  # mean of each 5 steps
+
+
+DRIVERS = {"mnist": drive_mnist, "vae": drive_vae, "ppo": drive_ppo, "sst2": drive_sst2, "seq2seq": drive_seq2seq}
 # What a person must do after the rewrite, done here so the program can run (and reported).
 HAND_FIXES = {
     "mnist": [("dense_0_in_features=None", "dense_0_in_features=7 * 7 * 64",
                "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
+    "sst2": [("encoder_in_features=None", "encoder_in_features=16", "embedding size into the LSTM encoder (not derived through the model's setup)"),
+             ("classifier_in_features=None", "classifier_in_features=32", "bidirectional LSTM output size (2 x hidden)"),
+             ("classifier_mlp_in_features=None", "classifier_mlp_in_features=32", "attention output size into the MLP"),
+             ("classifier_mlp_output_layer_in_features=None", "classifier_mlp_output_layer_in_features=16", "MLP hidden size")],
+    "seq2seq": [("decoder_lstm_cell_0_lstm_cell_0_in_features=None", "decoder_lstm_cell_0_lstm_cell_0_in_features=ctable.vocab_size",
+                 "decoder LSTM input size (one-hot of the previous token)")],
     "ppo": [("hidden_in_features=None", "hidden_in_features=11 * 11 * 64",
              "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
 }

@@ -135,6 +135,14 @@ class ModelIndex:
         self.external = external  # the run's index.ModuleIndex, when the CLI has one
         self.imports = ImportMap(module)
         self.own = own if own is not None else summaries_of(module, path)
+        # functions that only build a model of another file (`def get_model(c): return
+        # models.Seq2seq(...)`): the local ones are in `own` already
+        self._factory_calls = {s.name.value: call for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value not in self.own
+                               and (call := factory_call(s)) is not None and dotted(call.func) != s.name.value}
+
+    def imported_factories(self) -> dict[str, str]:
+        """This file's functions that only build a model class of another file."""
+        return {name: dotted(call.func) for name, call in self._factory_calls.items() if self.lookup(call.func) is not None}
 
     def lookup(self, func: cst.BaseExpression) -> ClassSummary | None:
         name = dotted(func)
@@ -142,6 +150,8 @@ class ModelIndex:
             return None
         if name in self.own:
             return self.own[name]
+        if name in self._factory_calls:
+            return self.lookup(self._factory_calls[name].func)
         qualified = self.imports.qualify(func)
         if not qualified or "." not in qualified:
             return None
@@ -154,3 +164,4 @@ class ModelIndex:
         if file is None:
             return None
         return _summaries_of_path(file).get(cls)
+

@@ -11,6 +11,7 @@ import difflib
 import re
 
 import libcst as cst
+import libcst.matchers as m
 
 from nnx_migrate.rewrite.lines import splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
@@ -57,7 +58,8 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
-    if not triggers.search(converted) and not factories(original_module, models.own) and not builds_run_models:
+    found_factories = {**factories(original_module, models.own), **models.imported_factories()}
+    if not triggers.search(converted) and not found_factories and not builds_run_models:
         return converted, []
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
@@ -65,7 +67,7 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     new = _visit_statements(module, converted, transformer, triggers)
-    new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
+    new, forwarded = forward_constructor_arguments(new, found_factories)
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, []
     if not transformer.changed and not forwarded and "flax" not in original:
@@ -253,7 +255,11 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
     if not used or name in {s.name.value for s in body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}:
         return module, todos
     for i, stmt in enumerate(body):
-        if name in _names_in(stmt) and not isinstance(stmt, cst.SimpleStatementLine):
+        if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(name))], value=m.Name(name))])):
+            # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
+            body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
+            break
+        if name in _names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
             break
@@ -286,6 +292,11 @@ def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool, need_functo
     for i, line in enumerate(additions):
         body.insert(last_import + 1 + i, cst.parse_statement(line))
     return module.with_changes(body=body)
+
+
+def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
+    """`State = TrainState` at module level: it needs the class defined above it."""
+    return m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(value=m.Name(name))]))
 
 
 def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:

@@ -43,7 +43,8 @@ class {name}:
     return nnx.merge(self.graphdef, jax.tree.unflatten(self.treedef, self.leaves))
 
   def updated(self, model, optimizer):
-    return type(self)(self.graphdef, self.treedef, jax.tree.leaves(nnx.state((model, optimizer))))
+    # values sown during a step (nnx.Intermediate) are not kept, as Linen drops them
+    return type(self)(self.graphdef, self.treedef, jax.tree.leaves(nnx.state((model, optimizer), nnx.Not(nnx.Intermediate))))
 
   @property
   def model(self):

@@ -129,6 +129,7 @@ class TrainingTransformer(cst.CSTTransformer):
         self._callees: set[int] = set()  # ids of original call targets
         self._top: str | None = None  # the enclosing top-level function
         self._params: set[str] = set()  # its parameters
+        self._dict_bindings: list[dict[str, cst.Dict]] = []  # per enclosing function: `v = {...}` bound once
         self.imports = imports
         self.rules = rules
         self.models = models
@@ -279,6 +280,7 @@ class TrainingTransformer(cst.CSTTransformer):
 
     def visit_FunctionDef(self, node):
         self._functions.append(node.name.value)
+        self._dict_bindings.append(_dict_bindings(node))
         self._depth += 1
         if self._depth == 1:
             self._plan = self._plan_function(node)
@@ -307,6 +309,7 @@ class TrainingTransformer(cst.CSTTransformer):
 
     def leave_FunctionDef(self, original, updated):
         self._functions.pop()
+        self._dict_bindings.pop()
         self._depth -= 1
         plan = self._plan
         if plan is None:
@@ -628,6 +631,24 @@ class TrainingTransformer(cst.CSTTransformer):
                 return self._rewrite_apply(original, updated, eager_owner=None)
         return updated
 
+    def _state_read(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """An expression of the original tree, with `state.params` read as `leave_Attribute`
+        reads it (the expression is taken from another statement)."""
+        plan = self._plan
+        if plan is not None and isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.attr.value == "params":
+            owner = node.value.value
+            if owner == plan.state:
+                return cst.parse_expression(self.rules.state_attributes["params"].format(model=plan.model_name, optimizer=plan.optimizer_name))
+            if owner in plan.eager_states:
+                return cst.parse_expression(self.rules.state_attributes_eager["params"].format(state=owner))
+        return node
+
+    def _bound_dict(self, name: str) -> cst.Dict | None:
+        for bindings in reversed(self._dict_bindings):
+            if name in bindings:
+                return bindings[name]
+        return None
+
     def _rewrite_create(self, original, updated):
         if dotted(updated.func.value) == self.helper_name and updated.args and all(a.keyword is None for a in updated.args):
             return updated  # already the helper's create(model, tx)
@@ -698,6 +719,13 @@ class TrainingTransformer(cst.CSTTransformer):
             callee = entries["params"]
         elif isinstance(variables, cst.Name) and variables.value in self._init_results:
             callee = cst.Name(self._init_results[variables.value])
+        elif isinstance(variables, cst.Name) and (bound := self._bound_dict(variables.value)) is not None:
+            # `variables = {'params': p}` then `apply_fn(variables, x)`
+            entries = _dict_entries(bound)
+            if entries is None or "params" not in entries:
+                self._stmt_stack[-1]["todos"].append(("apply", f"variables {code_of(variables)} not understood; call the NNX model instead"))
+                return updated
+            callee = self._state_read(entries["params"])
         elif eager_owner is None and isinstance(variables, cst.Name):
             callee = variables  # a model passed where Linen passed its variables
         if callee is None:
@@ -734,6 +762,27 @@ class TrainingTransformer(cst.CSTTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
+    """Names of this function (not nested ones) assigned exactly once, to a dict literal."""
+    values: dict[str, list] = {}
+
+    class Find(cst.CSTVisitor):
+        def visit_FunctionDef(self, node):
+            return False
+
+        def visit_Assign(self, node):
+            for target in node.targets:
+                for name in _target_names(target.target):
+                    values.setdefault(name, []).append(node.value if isinstance(target.target, cst.Name) else None)
+
+        def visit_AugAssign(self, node):
+            for name in _target_names(node.target):
+                values.setdefault(name, []).append(None)
+
+    func.body.visit(Find())
+    return {name: vs[0] for name, vs in values.items() if len(vs) == 1 and isinstance(vs[0], cst.Dict)}
 
 
 def _is_state_params(arg: cst.Arg) -> bool:
