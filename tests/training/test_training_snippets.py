@@ -43,7 +43,7 @@ def _convert(body: str) -> str:
         ),
         pytest.param(
             "def make(key, x):\n  variables = Net().init({'params': key, 'dropout': key}, x)\n  return Net().apply(variables, x)\n",
-            "def make(key, x):\n  model = Net(in_features=x.shape[-1], rngs=nnx.Rngs(params=key, dropout=key))\n  return model(x)\n",
+            "def make(key, x):\n  model = Net(in_features=x.shape[-1], rngs=nnx.Rngs(key, params=key, dropout=key))\n  return model(x)\n",
             id="inline-init-rngs-dict-and-apply-on-its-result",
         ),
         pytest.param(

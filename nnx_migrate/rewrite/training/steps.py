@@ -493,7 +493,10 @@ class TrainingTransformer(cst.CSTTransformer):
         rng_arg, inputs = positional[0], positional[1:]
         entries = _dict_entries(rng_arg)
         if entries is not None:
-            rngs = "nnx.Rngs(" + ", ".join(f"{k}={code_of(v)}" for k, v in entries.items()) + ")"
+            # NNX layers may draw from streams Linen never had (nnx.RNN forks `carry`): they
+            # fall back to the default stream, which the `params` key seeds
+            default = [code_of(entries["params"])] if "params" in entries and "default" not in entries else []
+            rngs = "nnx.Rngs(" + ", ".join([*default, *(f"{k}={code_of(v)}" for k, v in entries.items())]) + ")"
         else:
             rngs = f"nnx.Rngs({code_of(rng_arg)})"
         extra = []
@@ -614,7 +617,8 @@ class TrainingTransformer(cst.CSTTransformer):
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
         if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
-            entries = _dict_entries(original.args[0].value)
+            first = original.args[0].value
+            entries = _dict_entries(self._bound_dict(first.value) if isinstance(first, cst.Name) and self._bound_dict(first.value) is not None else first)
             if entries is not None and "params" in entries:
                 # `apply_fn({'params': p}, x)` with `apply_fn` a parameter: Linen's apply
                 return self._rewrite_apply(original, updated, eager_owner=None)
