@@ -771,7 +771,8 @@ class ClassConverter:
                 sub.problems.append("nn.Sequential takes a list the tool cannot read")
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
-            sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+            why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
+            sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
         if kind == "layer" and sub.rule.cell_arg:
             self._cell_member(sub)
         if sub.remat:

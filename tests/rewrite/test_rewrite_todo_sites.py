@@ -129,6 +129,18 @@ CASES = [
 
         class M(nn.Module):
           @nn.compact
+          def __call__(self, h, x):
+            return nn.GRUCell(4)(h, x)
+        """,
+        7, "no bias on the recurrent candidate", "nn.GRUCell(4)",
+        id="gru-cell-differs-in-nnx",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
           def __call__(self, x):
             if self.has_variable('cache', 'k'):
               x = x + 1

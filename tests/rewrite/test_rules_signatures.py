@@ -124,3 +124,17 @@ def test_names_left_for_a_person_exist_in_linen_and_have_no_rename():
     for qualified, why in RULES.unconverted.items():
         assert callable(resolve(qualified)), qualified
         assert qualified not in RULES.renames and qualified not in RULES.helpers and why
+
+
+def test_gru_cell_is_left_because_nnx_lacks_the_recurrent_candidate_bias():
+    """rules/linen_functions.toml [unconverted] GRUCell: when NNX gains Linen's `hn` bias,
+    this fails and the cell can get a rule."""
+    import jax
+    import jax.numpy as jnp
+
+    assert "flax.linen.GRUCell" in RULES.unconverted and "flax.linen.GRUCell" not in RULES.layers
+    x, h = jnp.ones((1, 3)), jnp.ones((1, 4))
+    linen = nn.GRUCell(4).init(jax.random.key(0), h, x)["params"]
+    assert "bias" in linen["hn"]
+    cell = nnx.GRUCell(3, 4, rngs=nnx.Rngs(0))
+    assert cell.dense_h.bias is None
