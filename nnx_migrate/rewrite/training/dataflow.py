@@ -95,11 +95,19 @@ class _Uses(cst.CSTVisitor):
         self.references: set[str] = set()  # the file's functions named other than as a callee
         self._consumed: set[int] = set()
         self._skip: set[int] = set()
+        self._init_sites: set[int] = set()  # calls in the one form the pass converts
+
+    def visit_Assign(self, node):
+        # `v = m.init(key, x)` or `v = m.init(key, x)['params']`
+        value = node.value.value if isinstance(node.value, cst.Subscript) else node.value
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and isinstance(value, cst.Call):
+            if any(a.keyword is None and not a.star for a in value.args):
+                self._init_sites.add(id(value))
 
     def visit_Call(self, node):
         receiver = init_receiver(node, self.imports)
         if isinstance(receiver, cst.Name) and receiver.value in self.tracked:
-            self.uses[receiver.value].append(("init",))
+            self.uses[receiver.value].append(("init",) if id(node) in self._init_sites else ("other",))
             self._consumed.add(id(receiver))
         if isinstance(node.func, cst.Attribute) and node.func.attr.value == "create" and self.is_create(node.func.value):
             for arg in node.args:
