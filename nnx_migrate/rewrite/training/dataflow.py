@@ -34,8 +34,10 @@ from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path
 
-# How a value is used: ("init",), ("apply_fn",) inside TrainState.create, ("pass", callee,
-# parameter) as an argument of a top-level function of the file, ("other",).
+# How a value is used: ("init",) as the receiver of `v = m.init(...)`, ("apply_fn",) as
+# `apply_fn=m.apply` of TrainState.create, ("pass", callee, parameter) as an argument of a
+# top-level function of the file, ("ext", ok) of a sibling module's function (ok: that
+# parameter holds a blueprint there), ("other",) anything else.
 Use = tuple
 
 
@@ -480,4 +482,4 @@ def _names_of_target(node) -> list[str]:
     return []
 
 
-__all__ = ["Flow", "EMPTY", "analyse", "init_receiver", "dotted"]
+__all__ = ["Flow", "EMPTY", "analyse", "init_receiver", "train_state_checker"]

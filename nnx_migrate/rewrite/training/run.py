@@ -38,9 +38,11 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     `index.ModuleIndex`, optional) knows model classes of the other files of the run."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
-    builds_run_models = _builds_sibling_models(converted, path)
-    if not might_train(converted) and "linen" not in original and not builds_run_models:
-        return converted, []
+    builds_run_models = None  # asked only where nothing else makes the file one to visit
+    if not might_train(converted) and "linen" not in original:
+        builds_run_models = _builds_sibling_models(converted, path)
+        if not builds_run_models:
+            return converted, []
     from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
 
     try:
@@ -59,7 +61,7 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
     found_factories = {**factories(original_module, models.own), **models.imported_factories()}
-    if not triggers.search(converted) and not found_factories and not builds_run_models:
+    if not triggers.search(converted) and not found_factories and not (builds_run_models if builds_run_models is not None else _builds_sibling_models(converted, path)):
         return converted, []
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
