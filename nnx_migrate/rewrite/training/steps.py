@@ -152,11 +152,12 @@ class TrainingTransformer(cst.CSTTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        self.unsupported = rules.unsupported_for(style)
         # Import aliases through which a name can qualify to an unsupported API: names with
         # any other head never match, so the per-statement check skips them cheaply.
         self._unsupported_heads = {
             head for head, full in imports.aliases.items()
-            if any(prefix == full or prefix.startswith(full + ".") for prefix in rules.unsupported)
+            if any(prefix == full or prefix.startswith(full + ".") for prefix in self.unsupported)
         }
 
     # ---- analysis ---------------------------------------------------------------------
@@ -405,7 +406,7 @@ class TrainingTransformer(cst.CSTTransformer):
         if name is None or name.partition(".")[0] not in self._unsupported_heads:
             return
         q = self._qualify(node) or ""
-        for prefix, why in self.rules.unsupported.items():
+        for prefix, why in self.unsupported.items():
             if q == prefix:
                 self._stmt_stack[-1]["unsupported"].append((name or q, why))
 
@@ -454,7 +455,7 @@ class TrainingTransformer(cst.CSTTransformer):
 
             def _check(self, node):
                 q = outer._qualify(node) or ""
-                for prefix, why in outer.rules.unsupported.items():
+                for prefix, why in outer.unsupported.items():
                     if q == prefix:
                         found.append((dotted(node) or q, why))
 
