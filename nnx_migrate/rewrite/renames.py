@@ -41,6 +41,9 @@ class RenameLinen(_SkipImports):
         self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
         self.helpers_needed: set[str] = set()
         self.unconverted = rules.unconverted
+        self.call_renames = rules.call_renames  # renamed only as the function of a call
+        self._called: dict[int, cst.CSTNode] = {}  # functions of calls, by id (node kept, as below)
+        self._add_keywords: dict[int, tuple[cst.Call, dict[str, str]]] = {}
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
@@ -60,6 +63,9 @@ class RenameLinen(_SkipImports):
         if helper is not None and helper not in self.reserved:
             self.helpers_needed.add(helper)
             return helper
+        called = normalize_linen(qual, self.call_renames)
+        if called in self.call_renames:
+            return _nnx_source(self.call_renames[called][0]) if self._called.get(id(node)) is node else None
         qual = normalize_linen(qual, self.table)
         for key, new in self.table.items():
             if qual == key:
@@ -115,6 +121,29 @@ class RenameLinen(_SkipImports):
             self.leftovers.add(original.value)
             self.leftover_nodes.append((original.value, original))
         return updated
+
+    def visit_Call(self, node: cst.Call):
+        qual = self.imports.qualify(node.func)
+        if qual is not None and qual.startswith(LINEN):
+            entry = self.call_renames.get(normalize_linen(qual, self.call_renames))
+            if entry is not None:
+                self._called[id(node.func)] = node.func
+                self._add_keywords[id(node)] = (node, entry[1])
+        return True
+
+    def leave_Call(self, original, updated):
+        entry = self._add_keywords.get(id(original))
+        if entry is None or entry[0] is not original:
+            return updated
+        present = {arg.keyword.value for arg in updated.args if arg.keyword is not None}
+        extra = [cst.Arg(keyword=cst.Name(key), value=cst.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+                 for key, value in entry[1].items() if key not in present]
+        if not extra:
+            return updated
+        args = list(updated.args)
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        return updated.with_changes(args=args + extra)
 
     def visit_Arg(self, node: cst.Arg):
         if node.keyword is not None:

@@ -175,7 +175,9 @@ class MethodRewriter(cst.CSTTransformer):
 
     def visit_Call(self, node: cst.Call):
         # A construction or self.param/variable call is replaced whole in leave_Call.
-        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node and id(node) not in self.conv.carry_inits
+        if id(node) in self.conv.sub_by_node or id(node) in self.conv.var_by_node or id(node) in self.conv.carry_inits:
+            return False
+        return self.renamer.visit_Call(node)  # Linen functions renamed only as calls
 
     def _generated(self, src: str) -> cst.BaseExpression:
         """New code from text, with Linen names renamed like the rest."""
@@ -202,6 +204,9 @@ class MethodRewriter(cst.CSTTransformer):
         return updated
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
+        return self._leave_call(original, self.renamer.leave_Call(original, updated))
+
+    def _leave_call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
         if id(original) in conv.has_variable_attrs:
             return cst.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")

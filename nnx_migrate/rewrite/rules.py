@@ -46,6 +46,8 @@ class Rules:
     keep_last_dim_methods: frozenset[str]
     helpers: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> helper written into the file
     unconverted: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> why it is left
+    # qualified Linen name -> (qualified NNX name, keyword -> source appended to each call)
+    call_renames: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def _load(name: str) -> dict:
@@ -82,6 +84,7 @@ def load_rules() -> Rules:
             checked=tuple(entry.get("checked", ())),
         )
     functions = _load("linen_functions.toml")
+    call_renames = functions.get("call_renames", {})
     shapes = _load("shapes.toml")["keep_last_dim"]
     return Rules(
         layers=layers,
@@ -90,5 +93,7 @@ def load_rules() -> Rules:
         keep_last_dim=frozenset(shapes["functions"]),
         keep_last_dim_methods=frozenset(shapes.get("methods", ())),
         helpers=dict(functions.get("helpers", {})),
-        unconverted=dict(functions.get("unconverted", {})),
+        # a call-renamed name that is not called stays Linen, for the reason its entry gives
+        unconverted={**functions.get("unconverted", {}), **{name: entry["why"] for name, entry in call_renames.items()}},
+        call_renames={name: (entry["nnx"], dict(entry.get("add", {}))) for name, entry in call_renames.items()},
     )

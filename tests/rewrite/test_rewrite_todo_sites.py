@@ -117,10 +117,10 @@ CASES = [
         class M(nn.Module):
           @nn.compact
           def __call__(self, x):
-            init = nn.with_logical_partitioning(nn.initializers.ones, ('embed',))
-            return nn.Dense(3, kernel_init=init)(x)
+            boxed = nn.with_logical_partitioning
+            return nn.Dense(3, kernel_init=boxed(nn.initializers.ones, ('embed',)))(x)
         """,
-        7, "convert with your mesh", "import flax.linen as nn",
+        7, "converted only where it is called", "import flax.linen as nn",
         id="linen-api-without-rule-keeps-the-import",
     ),
     pytest.param(
