@@ -1,6 +1,6 @@
-"""Models that cross function boundaries within a file: a Linen module built in one
-function and initialized (`model.init`) in another, and what `init` returned passed on to
-the function that builds the TrainState.
+"""Models that cross function boundaries: a Linen module built in one function and
+initialized (`model.init`) in another (of the same file, or of a sibling module the file
+imports), and what `init` returned passed on to the function that builds the TrainState.
 
 A Linen module instance is a blueprint: `init(key, x)` makes its variables later. An NNX
 constructor makes them at once, so it needs the key and the input sizes that only the
