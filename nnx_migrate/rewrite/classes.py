@@ -14,6 +14,7 @@ The class is read in three steps:
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
-from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
@@ -457,6 +458,8 @@ class BodyWalker:
                     continue
                 if isinstance(target, cst.Name):
                     name = target.value
+                    if self.origin == "setup" and self.in_loop == 0 and not self.guards and not self.dynamic_guard:
+                        self.conv.setup_local_sources[name] = code(value)
                     sub = self.conv.sub_by_node.get(id(value))
                     if sub is not None:
                         self.local_layers[name] = sub
@@ -641,6 +644,8 @@ class ClassConverter:
         self.walking: set[str] = set()
         self.walked: set[str] = set()
         self.setup_var_attrs: dict[str, VarDef] = {}
+        # setup locals bound once, at the top level: name -> source (for output sizes)
+        self.setup_local_sources: dict[str, str] = {}
 
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
@@ -969,24 +974,33 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
-        """A user module's output size (in its own terms) in the parent's terms."""
+        """A user module's output size (in its own terms: fields, input sizes, literals)
+        in the parent's terms: each `self.<field>` becomes the argument this construction
+        passes (or the field's literal default), each input size the size this call gives."""
         if isinstance(out, tuple):
             return tuple(self._child_size(sub, o, in_size) for o in out)
         if out is None:
             return None
         if out == "in_features":
             return in_size
-        if out.isdigit():
-            return out
-        match = re.fullmatch(r"self\.(\w+)", out)
-        if match:
-            fname = match.group(1)
+        defaults = {f.name: f.default_code for f in sub.child.fields}
+
+        def on_self_attr(fname: str) -> str:
             if fname in sub.arg_code:
-                return sub.arg_code[fname] if not sub.problems else None
-            for f in sub.child.fields:
-                if f.name == fname and f.default_code is not None and f.default_code.isdigit():
-                    return f.default_code
-        return None
+                if sub.problems:
+                    raise NotStatic("the construction has problems")
+                return sub.arg_code[fname]
+            if _is_literal(defaults.get(fname)):
+                return defaults[fname]
+            raise NotStatic(f"no value for the field '{fname}'")
+
+        def on_name(name: str) -> str:
+            size = in_size if name == "in_features" else (sub.in_sizes or {}).get(name)
+            if name in sub.child.size_params and size is not None:
+                return size
+            raise NotStatic(f"the size '{name}' is not known here")
+
+        return substitute_names(out, on_name, on_self_attr)
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
@@ -1112,6 +1126,9 @@ class ClassConverter:
         # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
         # by BodyWalker.setup_assignment.
         self.setup_walker.block(setup.body.body)
+        # A local's definition stands for it only where nothing else binds it.
+        counts = _binding_counts(setup)
+        self.setup_local_sources = {n: src for n, src in self.setup_local_sources.items() if counts.get(n) == 1}
 
     def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
         """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
@@ -1443,11 +1460,20 @@ class ClassConverter:
             fields=fields,
             size_params=size_params,
             size_param_args=self._size_param_args(size_params),
-            out_size=_portable_size(self.return_size),
+            out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
+
+    def _portable_out_size(self, size, size_params: list[str]):
+        """The return size in terms a parent can translate (see sizes.portable_size)."""
+        if isinstance(size, tuple):
+            return tuple(self._portable_out_size(s, size_params) for s in size)
+        local_sources = dict(self.setup_local_sources)
+        if self.call_walker is not None:
+            local_sources.update({name: src for name, (src, _) in self.call_walker.scope.static.items()})
+        return portable_size(size, {f.name for f in self.shape.fields}, set(size_params), local_sources)
 
     def _methods_in_order(self):
         body = list(self.node.body.body)
@@ -1560,14 +1586,15 @@ def _list_element_name(name_arg, index_var: str | None) -> str | None:
     return text.value[:-1]
 
 
-def _portable_size(size):
-    """A return size a parent can translate: `in_features`, a literal or `self.<field>`
-    (or a tuple of those)."""
-    if isinstance(size, tuple):
-        return tuple(_portable_size(s) for s in size)
-    if isinstance(size, str) and (size == "in_features" or size.isdigit() or re.fullmatch(r"self\.\w+", size)):
-        return size
-    return None
+def _is_literal(src: str | None) -> bool:
+    """A field default a parent can copy into its own size expressions."""
+    if src is None:
+        return False
+    try:
+        ast.literal_eval(src)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _constructs_inside(node, conv: ClassConverter) -> bool:
@@ -1580,3 +1607,42 @@ def _constructs_inside(node, conv: ClassConverter) -> bool:
 
     node.visit(Find())
     return bool(found)
+
+
+def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
+    """How many statements or clauses bind each name in a function (at any depth)."""
+    counts: dict[str, int] = {}
+
+    def bind(target) -> None:
+        names: set[str] = set()
+        _targets(target, names)
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+
+    class Count(cst.CSTVisitor):
+        def visit_AssignTarget(self, node):
+            bind(node.target)
+
+        def visit_AnnAssign(self, node):
+            bind(node.target)
+
+        def visit_AugAssign(self, node):
+            bind(node.target)
+
+        def visit_For(self, node):
+            bind(node.target)
+
+        def visit_CompFor(self, node):
+            bind(node.target)
+
+        def visit_NamedExpr(self, node):
+            bind(node.target)
+
+        def visit_WithItem(self, node):
+            if node.asname is not None:
+                bind(node.asname.name)
+
+    func.body.visit(Count())
+    for p in func.params.params:
+        counts[p.name.value] = counts.get(p.name.value, 0) + 1
+    return counts

@@ -254,3 +254,105 @@ class SizeOf:
                 return None
             parts.append(size if size.isidentifier() or size.isdigit() else f"({size})")
         return " + ".join(parts) if parts else None
+
+
+class _NameSubstitution(cst.CSTTransformer):
+    """Replaces variable references and `self.<attr>` in a size expression through two
+    callbacks that return replacement source or raise NotStatic."""
+
+    def __init__(self, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> None:
+        self.on_name = on_name
+        self.on_self_attr = on_self_attr
+        self._not_refs: set[int] = set()
+
+    def visit_Attribute(self, node: cst.Attribute):
+        self._not_refs.add(id(node.attr))
+        return not (isinstance(node.value, cst.Name) and node.value.value == "self")
+
+    def visit_Arg(self, node: cst.Arg):
+        if node.keyword is not None:
+            self._not_refs.add(id(node.keyword))
+        return True
+
+    def visit_Lambda(self, node: cst.Lambda):
+        raise NotStatic("a lambda in a size")
+
+    def leave_Attribute(self, original: cst.Attribute, updated):
+        if isinstance(original.value, cst.Name) and original.value.value == "self":
+            return _parenthesized(self.on_self_attr(original.attr.value))
+        return updated
+
+    def leave_Name(self, original: cst.Name, updated):
+        if id(original) in self._not_refs:
+            return updated
+        if original.value in _STATIC_BUILTINS:
+            return updated
+        return _parenthesized(self.on_name(original.value))
+
+
+_ATOMS = (cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.Subscript, cst.Call, cst.SimpleString)
+
+
+def _parenthesized(src: str) -> cst.BaseExpression:
+    expr = cst.parse_expression(src)
+    if isinstance(expr, _ATOMS) or expr.lpar:
+        return expr
+    return cst.parse_expression(f"({src})")
+
+
+class _FoldNoneTests(cst.CSTTransformer):
+    """`a if None is None else b` -> `a`: a default substituted into a test on it."""
+
+    def leave_IfExp(self, original, updated: cst.IfExp):
+        test = updated.test
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+            target = test.comparisons[0]
+            left, right = test.left, target.comparator
+            if isinstance(right, cst.Name) and right.value == "None" and isinstance(left, (cst.Name, cst.Integer, cst.Float)) and (not isinstance(left, cst.Name) or left.value in ("None", "True", "False")):
+                is_none = isinstance(left, cst.Name) and left.value == "None"
+                if isinstance(target.operator, cst.Is):
+                    return updated.body if is_none else updated.orelse
+                if isinstance(target.operator, cst.IsNot):
+                    return updated.orelse if is_none else updated.body
+        return updated
+
+
+def substitute_names(src: str, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> str | None:
+    """`src` with its variables and `self.<attr>` replaced; None when a callback refuses."""
+    try:
+        expr = cst.parse_expression(src).visit(_NameSubstitution(on_name, on_self_attr))
+        return code(_strip_parens(expr.visit(_FoldNoneTests())))
+    except (NotStatic, cst.ParserSyntaxError):
+        return None
+
+
+def _strip_parens(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """A folded branch keeps its parentheses; an atom does not need them."""
+    if isinstance(expr, _ATOMS) and expr.lpar:
+        return expr.with_changes(lpar=[], rpar=[])
+    return expr
+
+
+def portable_size(src: str | None, fields: set[str], size_params: set[str], local_sources: dict[str, str]) -> str | None:
+    """An output size in a class's own terms that a parent can translate: only literals,
+    builtins, `self.<field>` and input-size parameters. Locals that `__init__` computes
+    from those (`out = self.a if self.b is None else self.b`) are replaced by their
+    definition."""
+    if src is None:
+        return None
+
+    def on_name(name: str, depth: int = 0) -> str:
+        if name in size_params:
+            return name
+        if name in local_sources and depth < 8:
+            inner = substitute_names(local_sources[name], lambda n: on_name(n, depth + 1), on_self_attr)
+            if inner is not None:
+                return inner
+        raise NotStatic(f"'{name}' is local to the class")
+
+    def on_self_attr(attr: str) -> str:
+        if attr in fields:
+            return f"self.{attr}"
+        raise NotStatic(f"'self.{attr}' is not a field")
+
+    return substitute_names(src, on_name, on_self_attr)
