@@ -84,12 +84,36 @@ class Sub:
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
+    chain: "AppendChain | None" = None  # kind "chain": any element of a setup list run as a chain
 
     @property
     def members(self) -> list["Sub"]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AppendChain:
+    """A list built in setup by appending submodules (`blocks = []`, `blocks.append(b)` in
+    loops too, `self.blocks = blocks`) that a method runs as a chain (`for block in
+    self.blocks: x = block(x)`): each element's input size is the previous element's
+    output size. `__init__` (the setup body) carries that size in a variable, set after
+    `blocks = []` and updated after each append."""
+
+    local: str
+    init_stmt: cst.CSTNode  # the `<local> = []` statement
+    appends: list[tuple["Sub", cst.CSTNode]] = field(default_factory=list)  # element, append statement
+    attr: str | None = None
+    var: str = ""
+    first: str | None = None  # the size the chain starts from, in __init__ terms
+    used: bool = False
+    problem: str | None = None
+    outs: dict[int, str] = field(default_factory=dict)  # id(append statement) -> size after it
+
+    @property
+    def ok(self) -> bool:
+        return self.used and self.problem is None
 
 
 @dataclass
@@ -321,8 +345,9 @@ class BodyWalker:
             else:
                 self.expr(stmt.test)
             loop = self._loop_context(stmt)
+            chained = None
             if isinstance(stmt, cst.For):
-                self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
+                chained = self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
             targets: set[str] = set()
             if loop is not None:
                 _targets(stmt.target, targets)
@@ -347,9 +372,16 @@ class BodyWalker:
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
+            end_of_body = dict(self.scope.env)
             self._merge(before)
             for name, (_, _, var) in carried.items():
                 self.scope.env[name] = var
+            if isinstance(chained, Sub) and chained.kind == "chain" and chained.chain.problem is None:
+                chain = chained.chain
+                for name, size in end_of_body.items():
+                    if size == chain.var and before.get(name) == chain.first:
+                        # after the list (none or all of its elements): the carried size
+                        self.scope.env[name] = chain.var
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body)
         elif isinstance(stmt, cst.With):
@@ -390,6 +422,12 @@ class BodyWalker:
             it, target = it.args[0].value, target.elements[1].value
         attr = _self_attr(it)
         plan = self.conv.comp_plans.get(attr) if attr is not None else None
+        chain = self.conv.chain_by_attr.get(attr) if attr is not None else None
+        if plan is None and chain is not None and isinstance(target, cst.Name) and not self.in_loop:
+            # any element of the list: its calls set every element's input sizes
+            element = Sub(attr=None, kind="chain", ctor=stmt.iter, line=self.ctx.line(stmt), origin=self.origin, chain=chain)
+            self.local_layers[target.value] = element
+            return element
         if plan is None or not isinstance(target, cst.Name) or self.in_loop:
             return None
         plan["chained"] = True
@@ -442,6 +480,8 @@ class BodyWalker:
                 self.scope.env[name] = None
 
     def small(self, small: cst.CSTNode, line_node) -> None:
+        if self.origin == "setup":
+            self.conv.note_append_chain(self, small, line_node)
         if self.origin == "setup" and isinstance(small, cst.Assign) and self.conv.setup_assignment(self, small):
             return
         if isinstance(small, (cst.Assign, cst.AnnAssign)):
@@ -592,6 +632,9 @@ class BodyWalker:
         return self.conv.new_sub(ctor, self)
 
     def called(self, sub: Sub, call: cst.Call) -> None:
+        if sub.kind == "chain":
+            self.conv.chain_called(sub.chain, call, self)
+            return
         if sub.in_sizes is not None:
             if (sub.loop is not None or sub.comp_attr is not None) and self.loop_pass == 2:
                 again = self.conv.call_in_sizes(sub, call, self)
@@ -646,6 +689,8 @@ class ClassConverter:
         self.setup_var_attrs: dict[str, VarDef] = {}
         # setup locals bound once, at the top level: name -> source (for output sizes)
         self.setup_local_sources: dict[str, str] = {}
+        self.append_chains: dict[str, AppendChain] = {}  # setup local list -> chain
+        self.chain_by_attr: dict[str, AppendChain] = {}
 
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
@@ -963,6 +1008,8 @@ class ClassConverter:
             if isinstance(out, tuple):
                 return tuple(self._child_size(sub, o, in_size) for o in out)
             return self._child_size(sub, out, in_size)
+        if sub.kind == "chain":
+            return sub.chain.var
         if sub.kind == "sequential":
             size = in_size
             for member in sub.elements:
@@ -1020,6 +1067,7 @@ class ClassConverter:
                 self.call_walker = walker
             self.walk_method(walker)
         self._auto_named_lists()
+        self._finish_chains()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
@@ -1126,6 +1174,7 @@ class ClassConverter:
         # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
         # by BodyWalker.setup_assignment.
         self.setup_walker.block(setup.body.body)
+        self._check_chain_uses(setup)
         # A local's definition stands for it only where nothing else binds it.
         counts = _binding_counts(setup)
         self.setup_local_sources = {n: src for n, src in self.setup_local_sources.items() if counts.get(n) == 1}
@@ -1161,6 +1210,12 @@ class ClassConverter:
             return True
         if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
             self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
+            chain = self.append_chains.get(value.value) if isinstance(value, cst.Name) else None
+            if chain is not None:
+                if chain.attr is not None or attr in self.chain_by_attr or walker.in_loop or walker.guards or walker.dynamic_guard:
+                    chain.problem = "the list is stored more than once or conditionally"
+                chain.attr = chain.attr or attr
+                self.chain_by_attr[attr] = chain
             return False
         if _self_method_call(value, "param") or _self_method_call(value, "variable"):
             walker.expr(value)
@@ -1191,6 +1246,145 @@ class ClassConverter:
             walker.in_loop -= 1
         sub.comp_attr = attr
         return {"sub": sub, "target": code(comp.target), "iter": code(comp.iter), "chained": False}
+
+    # ---- setup lists run as chains ---------------------------------------------------
+    def note_append_chain(self, walker: "BodyWalker", small: cst.CSTNode, line_node) -> None:
+        """`<local> = []` at the top of setup starts a chain; `<local>.append(<submodule>)`
+        adds an element (after the walker has seen the construction)."""
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            name = small.targets[0].target.value
+            old = self.append_chains.get(name)
+            if old is not None:
+                old.problem = "the list variable is bound twice"
+            elif isinstance(small.value, cst.List) and not small.value.elements and walker.in_loop == 0 and not walker.guards and not walker.dynamic_guard:
+                self.append_chains[name] = AppendChain(name, line_node)
+            return
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value == "append" and isinstance(func.value, cst.Name) and func.value.value in self.append_chains:
+                chain = self.append_chains[func.value.value]
+                if any(stmt is line_node for _, stmt in chain.appends):
+                    return  # a loop body walked again
+                for child in small.children:
+                    walker.expr(child)  # the construction inside, if any, first
+                value = call.args[0].value if len(call.args) == 1 and call.args[0].keyword is None else None
+                element = None
+                if isinstance(value, cst.Call):
+                    element = self.sub_by_node.get(id(value))
+                elif isinstance(value, cst.Name):
+                    element = walker.local_layers.get(value.value)
+                if element is None or element.attr is not None or element.kind not in ("layer", "local") or any(e is element for e, _ in chain.appends):
+                    chain.problem = "an appended element is not a submodule built for this list"
+                else:
+                    chain.appends.append((element, line_node))
+
+    def _check_chain_uses(self, setup: cst.FunctionDef) -> None:
+        """A chain's list is only created, appended to and stored (no insert, extend, ...)."""
+        counts: dict[str, int] = {}
+
+        class Uses(cst.CSTVisitor):
+            def visit_Attribute(self, node: cst.Attribute):
+                node.value.visit(self)
+                return False
+
+            def visit_Name(self, node: cst.Name):
+                counts[node.value] = counts.get(node.value, 0) + 1
+
+        setup.body.visit(Uses())
+        bound = _binding_counts(setup)
+        for chain in self.append_chains.values():
+            if counts.get(chain.local, 0) != 1 + len(chain.appends) + (chain.attr is not None):
+                chain.problem = chain.problem or "the list is used other than by append"
+            var = f"{chain.local}_size"
+            while var in bound or var in {c.var for c in self.append_chains.values()}:
+                var = "_" + var
+            chain.var = var
+        self._setup_bound = bound
+
+    def chain_called(self, chain: AppendChain, call: cst.Call, walker: "BodyWalker") -> None:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        size = scalar(walker.size_of(positional[0])) if positional else None
+        if walker.loop_pass == 2:
+            if size != chain.var:
+                chain.problem = chain.problem or "the loop over the list does not pass each element's output to the next one"
+            return
+        first = self._chain_start(size)
+        if size is None:
+            chain.problem = chain.problem or "the input size of the list's first element is not known"
+        elif first is None:
+            chain.problem = chain.problem or "the input size of the list's first element is not known where setup builds the list"
+        elif chain.used and first != chain.first:
+            chain.problem = chain.problem or "the list is run from inputs of different sizes"
+        chain.first, chain.used = first, True
+        for element, _ in chain.appends:
+            sizes = self.call_in_sizes(element, call, walker)
+            primary = self._primary_size_param(element)
+            if primary is not None:
+                sizes[primary] = chain.var
+            if element.in_sizes is not None and element.in_sizes != sizes:
+                chain.problem = chain.problem or "the list's elements are called with inputs of different sizes"
+            element.in_sizes = sizes
+
+    def _chain_start(self, size: str | None) -> str | None:
+        """The chain's first input size, if it is valid where the list is created: input
+        sizes, fields, literals and module-level names only (no setup locals)."""
+        if size is None:
+            return None
+        fields = {f.name for f in self.shape.fields}
+        bound = getattr(self, "_setup_bound", {})
+
+        def on_name(name: str) -> str:
+            if name in bound:
+                raise NotStatic(f"'{name}' is a setup local")
+            return name
+
+        def on_self_attr(attr: str) -> str:
+            if attr in fields:
+                return f"self.{attr}"
+            raise NotStatic(f"'self.{attr}' is not a field")
+
+        return substitute_names(size, on_name, on_self_attr)
+
+    @staticmethod
+    def _primary_size_param(sub: Sub) -> str | None:
+        if sub.kind == "layer":
+            return sub.rule.in_size or None
+        if sub.kind == "local":
+            return next((p for p, i in sub.child.size_param_args.items() if i == 0), None)
+        return None
+
+    def _finish_chains(self) -> None:
+        """Each element's output size after its append; a chain with a problem leaves its
+        elements' sizes unknown (constructor arguments, reported)."""
+        for chain in self.append_chains.values():
+            if not chain.used:
+                continue
+            if chain.problem is None:
+                for element, stmt in chain.appends:
+                    out = self.out_size(element, None, self.setup_walker, in_size=chain.var)
+                    if not isinstance(out, str):
+                        chain.problem = "the output size of an element is not known"
+                        break
+                    chain.outs[id(stmt)] = out
+                    self._keyed_nodes.append(stmt)
+            if chain.problem is not None:
+                chain.outs.clear()
+                for element, _ in chain.appends:
+                    primary = self._primary_size_param(element)
+                    if primary is not None and element.in_sizes is not None:
+                        element.in_sizes[primary] = None
+                    element.problems.append(f"input sizes along self.{chain.attr}: {chain.problem}")
+                continue
+            last = max(self._order[id(e)] for e, _ in chain.appends) if chain.appends else -1
+            pattern = re.compile(rf"\b{re.escape(chain.var)}\b")
+            for sub in self.subs:
+                if any(sub is e for e, _ in chain.appends):
+                    continue
+                for param, size in (sub.in_sizes or {}).items():
+                    if isinstance(size, str) and pattern.search(size) and (sub.origin != "setup" or self._order[id(sub)] < last):
+                        # built before the list is complete: the carried size is not there yet
+                        sub.in_sizes[param] = None
 
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
@@ -1518,6 +1712,9 @@ class ClassConverter:
                 out += list(member.arg_code.values())
         for var in self.vars:
             out.append(var.init_code)
+        for chain in self.append_chains.values():
+            if chain.ok:
+                out += [chain.first, *chain.outs.values()]
         if self.shape.compact is not None and self.call_walker is not None:
             scope = self.call_walker.scope
             out += [src for src, _ in scope.static.values()]

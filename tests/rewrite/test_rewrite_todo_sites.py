@@ -25,6 +25,66 @@ CASES = [
         """
         import flax.linen as nn
 
+        class Heads(nn.Module):
+          def setup(self):
+            heads = []
+            for width in (3, 4):
+              heads.append(nn.Dense(width))
+            self.heads = heads
+
+          def __call__(self, x):
+            outs = []
+            for head in self.heads:
+              outs.append(head(x))
+            return outs
+        """,
+        8, "does not pass each element's output to the next one", "dense_0_in_features: int",
+        id="setup-list-not-run-as-a-chain",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Tower(nn.Module):
+          def setup(self):
+            layers = []
+            for width in (3, 4):
+              layers.append(nn.Dense(width))
+            self.layers = layers
+            self.extra = layers
+
+          def __call__(self, x):
+            for layer in self.layers:
+              x = layer(x)
+            return x
+        """,
+        8, "input sizes along self.layers", None,
+        id="setup-list-stored-twice",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Tower(nn.Module):
+          def setup(self):
+            self.head = nn.Dense(2)
+            layers = []
+            for width in (3, 4):
+              layers.append(nn.Dense(width))
+            self.layers = layers
+
+          def __call__(self, x):
+            for layer in self.layers:
+              x = layer(x)
+            return self.head(x)
+        """,
+        6, "input size cannot be derived", "head_in_features: int",
+        id="built-before-the-chain-it-follows",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
         class CNN(nn.Module):
           @nn.compact
           def __call__(self, x):
