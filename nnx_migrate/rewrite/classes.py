@@ -349,6 +349,11 @@ class BodyWalker:
             if isinstance(stmt, cst.For):
                 chained = self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
             targets: set[str] = set()
+            if isinstance(stmt, cst.For):
+                bound_here: set[str] = set()
+                _targets(stmt.target, bound_here)
+                for name in bound_here:
+                    self.scope.literals.pop(name, None)
             if loop is not None:
                 _targets(stmt.target, targets)
                 self.loops.append(loop)
@@ -506,6 +511,10 @@ class BodyWalker:
                     else:
                         self.local_layers.pop(name, None)
                     self.scope.aliases.pop(name, None)
+                    if _is_literal(code(value)):
+                        self.scope.literals[name] = value
+                    else:
+                        self.scope.literals.pop(name, None)
                     last_dim = _last_dim_of(value)
                     if last_dim is not None and isinstance(self.scope.env.get(last_dim), str):
                         # `features = x.shape[-1]`: a size __init__ knows
@@ -529,6 +538,7 @@ class BodyWalker:
                     for name in names:
                         self.local_layers.pop(name, None)
                         self.scope.aliases.pop(name, None)
+                        self.scope.literals.pop(name, None)
                     if (
                         isinstance(target, (cst.Tuple, cst.List)) and target.elements
                         and isinstance(target.elements[-1].value, cst.Name)
@@ -549,6 +559,7 @@ class BodyWalker:
             if isinstance(small.target, cst.Name):
                 name = small.target.value
                 self.scope.static.pop(name, None)
+                self.scope.literals.pop(name, None)
                 if isinstance(small.operator, cst.MatrixMultiplyAssign):
                     self.scope.env[name] = None
         else:
@@ -1334,7 +1345,12 @@ class ClassConverter:
         fields = {f.name for f in self.shape.fields}
         bound = getattr(self, "_setup_bound", {})
 
-        def on_name(name: str) -> str:
+        def on_name(name: str, depth: int = 0) -> str:
+            if name in self.setup_local_sources and depth < 8:
+                # a setup local bound once from fields: its definition holds anywhere
+                inner = substitute_names(self.setup_local_sources[name], lambda n: on_name(n, depth + 1), on_self_attr)
+                if inner is not None:
+                    return inner
             if name in bound:
                 raise NotStatic(f"'{name}' is a setup local")
             return name

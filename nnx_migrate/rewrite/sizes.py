@@ -5,6 +5,7 @@ never a guess."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,6 +42,7 @@ class Scope:
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
     loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
+    literals: dict[str, cst.BaseExpression] = field(default_factory=dict)  # local -> its literal value
 
 
 # Functions whose result has the shape given by their `shape` argument.
@@ -200,6 +202,8 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual == "jax.numpy.pad" and expr.args and expr.args[0].keyword is None and self._pads_last_axis_by_zero(expr):
+                return scalar(self(expr.args[0].value))
             func = expr.func
             if isinstance(func, cst.Attribute) and func.attr.value in self.keep_methods:
                 return scalar(self(func.value))
@@ -234,6 +238,29 @@ class SizeOf:
             a, b = self(expr.body), self(expr.orelse)
             return a if a == b else None
         return None
+
+    def _pads_last_axis_by_zero(self, expr: cst.Call) -> bool:
+        """`jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))`: the last axis gets no padding
+        (the pad width a literal, or a local bound to one)."""
+        width = next((a.value for a in expr.args[1:] if a.keyword is not None and a.keyword.value == "pad_width"), None)
+        if width is None and len(expr.args) > 1 and expr.args[1].keyword is None:
+            width = expr.args[1].value
+        if isinstance(width, cst.Name):
+            width = self.scope.literals.get(width.value)
+        if width is None:
+            return False
+        try:
+            value = ast.literal_eval(code(width))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return False
+        if isinstance(value, int):
+            return value == 0
+        if isinstance(value, (tuple, list)) and value:
+            last = value[-1]
+            if isinstance(last, int):  # one (before, after) pair for every axis
+                return tuple(value) == (0, 0) or value == [0, 0]
+            return isinstance(last, (tuple, list)) and list(last) == [0, 0]
+        return False
 
     def _concat(self, expr: cst.Call) -> str | None:
         axis = None

@@ -23,6 +23,20 @@ def convert(source: str):
 CASES = [
     pytest.param(
         """
+        import jax.numpy as jnp
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            x = jnp.pad(x, ((0, 0), (0, 1)))
+            return nn.Dense(2)(x)
+        """,
+        9, "input size cannot be derived", "dense_0_in_features: int",
+        id="padding-on-the-feature-axis",
+    ),
+    pytest.param(
+        """
         import flax.linen as nn
 
         class Heads(nn.Module):
