@@ -26,7 +26,7 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
-from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
@@ -58,6 +58,10 @@ class ClassSummary:
     size_param_args: dict[str, int]  # size parameter -> index of the __call__ argument
     out_size: str | None  # in the class's own __init__ scope
     has_todos: bool = False
+    # input sizes of `__call__` arguments that default to None: `__init__` takes None
+    # (the default) when the argument is not given
+    optional_size_params: tuple[str, ...] = ()
+    size_param_names: dict[str, str] = field(default_factory=dict)  # size parameter -> __call__ argument
 
 
 @dataclass
@@ -310,6 +314,8 @@ class BodyWalker:
         if (self.method.name.value == "__call__" or self.method is self.conv.shape.compact) and not self.scope.env:
             for i, p in enumerate(params):
                 self.scope.env[p.name.value] = size_param_name(i, p.name.value)
+                if isinstance(p.default, cst.Name) and p.default.value == "None":
+                    self.scope.optional_params[p.name.value] = size_param_name(i, p.name.value)
         self.block(self.method.body.body)
 
     def block(self, stmts) -> None:
@@ -323,6 +329,8 @@ class BodyWalker:
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
             cond = try_static(stmt.test, self.scope, [])
+            # `if context is None: context = x`: sizes follow the optional argument's size
+            size_cond = cond if cond is not None else none_test(stmt.test, self.scope)
             layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
             self._guarded(cond, stmt.body.body)
@@ -334,7 +342,7 @@ class BodyWalker:
                     self._guarded(neg, [stmt.orelse])
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
-            self._merge(after_body, cond)
+            self._merge(after_body, size_cond)
             for name in set(layers_before) | set(self.local_layers):
                 if layers_before.get(name) is not self.local_layers.get(name):
                     # bound differently depending on the branch: no single submodule
@@ -974,9 +982,15 @@ class ClassConverter:
             return {sub.rule.in_size: size}
         if sub.kind == "local":
             sizes = {}
+            keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
             for param in sub.child.size_params:
                 idx = sub.child.size_param_args.get(param)
-                sizes[param] = scalar(walker.size_of(positional[idx])) if idx is not None and idx < len(positional) else None
+                name = sub.child.size_param_names.get(param)
+                arg = positional[idx] if idx is not None and idx < len(positional) else keywords.get(name) if name else None
+                if param in sub.child.optional_size_params and (arg is None or (isinstance(arg, cst.Name) and arg.value == "None")):
+                    sizes[param] = "None"  # the argument is not given: the child's default
+                    continue
+                sizes[param] = scalar(walker.size_of(arg)) if arg is not None else None
             return sizes
         if sub.kind == "sequential":
             size = scalar(walker.size_of(positional[0])) if positional else None
@@ -1618,7 +1632,8 @@ class ClassConverter:
                 keyword_only = True
             seen_default = seen_default or f.has_default
             params_src.append(f"{f.name}{ann}{default}")
-        sizes_src = [f"{p}: int" for p in size_params]
+        optional_sizes = self._optional_size_params(size_params)
+        sizes_src = [f"{p}: int" for p in size_params if p not in optional_sizes]
         if sizes_src and not seen_default:
             params_src += sizes_src
             params_src.append("*")
@@ -1628,6 +1643,7 @@ class ClassConverter:
             params_src += sizes_src
         if not keyword_only and "*" not in params_src:
             params_src.append("*")
+        params_src += [f"{p}: int | None = None" for p in optional_sizes]
         params_src.append("rngs: nnx.Rngs")
         if not init_lines:
             init_lines.append(stmt("pass\n"))
@@ -1670,6 +1686,8 @@ class ClassConverter:
             fields=fields,
             size_params=size_params,
             size_param_args=self._size_param_args(size_params),
+            optional_size_params=tuple(self._optional_size_params(size_params)),
+            size_param_names=self._size_param_names(size_params),
             out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
         )
@@ -1707,6 +1725,27 @@ class ClassConverter:
                 if re.search(rf"\b{re.escape(pname)}\b", source):
                     names.append(pname)
         return names + [p for p in self.extra_size_params if p not in names]
+
+    def _call_method(self) -> cst.FunctionDef | None:
+        return self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+
+    def _size_param_names(self, size_params: list[str]) -> dict[str, str]:
+        if self.shape.base is not None and not (self.shape.setup is not None or self.shape.compact is not None):
+            return dict(self.shape.base.size_param_names)
+        call = self._call_method()
+        params = [p for p in call.params.params if p.name.value != "self"] if call is not None else []
+        names = {size_param_name(i, p.name.value): p.name.value for i, p in enumerate(params)}
+        return {p: names[p] for p in size_params if p in names}
+
+    def _optional_size_params(self, size_params: list[str]) -> list[str]:
+        """Input sizes of arguments that default to None (the parent passes None when it
+        leaves the argument out)."""
+        if self.shape.base is not None and not (self.shape.setup is not None or self.shape.compact is not None):
+            return [p for p in size_params if p in self.shape.base.optional_size_params]
+        call = self._call_method()
+        params = [p for p in call.params.params if p.name.value != "self"] if call is not None else []
+        optional = {size_param_name(i, p.name.value) for i, p in enumerate(params) if isinstance(p.default, cst.Name) and p.default.value == "None"}
+        return [p for p in size_params if p in optional]
 
     def _size_param_args(self, size_params: list[str]) -> dict[str, int]:
         call = self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)

@@ -43,6 +43,7 @@ class Scope:
     loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
     literals: dict[str, cst.BaseExpression] = field(default_factory=dict)  # local -> its literal value
+    optional_params: dict[str, str] = field(default_factory=dict)  # call argument defaulting to None -> its size parameter
 
 
 # Functions whose result has the shape given by their `shape` argument.
@@ -163,6 +164,26 @@ def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | 
         return None
 
 
+def none_test(test: cst.BaseExpression, scope: Scope) -> str | None:
+    """`arg is None` / `arg is not None` on a call argument that defaults to None, as the
+    same test on its input size in `__init__` (the size is None when the argument is not
+    given); None for any other test."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name)):
+        return None
+    target = test.comparisons[0]
+    if not (isinstance(target.comparator, cst.Name) and target.comparator.value == "None" and isinstance(target.operator, (cst.Is, cst.IsNot))):
+        return None
+    name = test.left.value
+    param = scope.optional_params.get(name)
+    if param is None or scope.env.get(name) != param:
+        return None  # not the argument as given any more
+    return f"{param} is None" if isinstance(target.operator, cst.Is) else f"{param} is not None"
+
+
+def _parenthesized_src(src: str) -> str:
+    return src if src.isidentifier() or src.isdigit() else f"({src})"
+
+
 def scalar(size) -> str | None:
     """A single array's size; None for a tuple or unknown."""
     return size if isinstance(size, str) else None
@@ -236,7 +257,13 @@ class SizeOf:
             return scalar(self(expr.expression))
         if isinstance(expr, cst.IfExp):
             a, b = self(expr.body), self(expr.orelse)
-            return a if a == b else None
+            if a == b:
+                return a
+            cond = none_test(expr.test, scope)
+            if cond is not None and isinstance(a, str) and isinstance(b, str):
+                # `context = x if context is None else context`
+                return f"{_parenthesized_src(a)} if {cond} else {_parenthesized_src(b)}"
+            return None
         return None
 
     def _pads_last_axis_by_zero(self, expr: cst.Call) -> bool:
