@@ -89,6 +89,8 @@ class Sub:
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
     chain: "AppendChain | None" = None  # kind "chain": any element of a setup list run as a chain
+    args_unsure: bool = False  # an argument's __init__ source could not be written
+    alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
 
     @property
     def members(self) -> list["Sub"]:
@@ -654,6 +656,9 @@ class BodyWalker:
         if sub.kind == "chain":
             self.conv.chain_called(sub.chain, call, self)
             return
+        for other in sub.alternatives:
+            if other.in_sizes is None:
+                other.in_sizes = self.conv.call_in_sizes(other, call, self)
         if sub.in_sizes is not None:
             if (sub.loop is not None or sub.comp_attr is not None) and self.loop_pass == 2:
                 again = self.conv.call_in_sizes(sub, call, self)
@@ -859,6 +864,7 @@ class ClassConverter:
                         sub.call_kwargs[key] = code(value)
                         continue
                     sub.problems.append(f"argument '{key}' {exc}")
+                    sub.args_unsure = True
                     sub.arg_code[key] = code(value)
                 for pair in walker.hoist_list(used):
                     if pair not in sub.hoist:
@@ -909,12 +915,14 @@ class ClassConverter:
         for arg in sub.ctor.args:
             if arg.star:
                 sub.problems.append("*args/**kwargs in a submodule construction")
+                sub.args_unsure = True
                 continue
             if arg.keyword is None:
                 if pos < len(names):
                     out[names[pos]] = arg.value
                 else:
                     sub.problems.append("more positional arguments than the layer takes")
+                    sub.args_unsure = True
                 pos += 1
             elif arg.keyword.value not in ("name",):
                 out[arg.keyword.value] = arg.value
@@ -1009,6 +1017,12 @@ class ClassConverter:
         return {}
 
     def out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
+        if sub.alternatives:
+            sizes = [self._own_out_size(s, call, walker, in_size) for s in [sub, *sub.alternatives]]
+            return sizes[0] if all(size == sizes[0] for size in sizes) else None
+        return self._own_out_size(sub, call, walker, in_size)
+
+    def _own_out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
         if call is not None:
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
             if sub.kind == "layer":
@@ -1022,7 +1036,7 @@ class ClassConverter:
                 return in_size
             if not rule.out_size:
                 return None
-            if rule.out_size in sub.arg_code and not sub.problems:
+            if rule.out_size in sub.arg_code and not sub.args_unsure:
                 value = sub.arg_code[rule.out_size]
                 return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
             if rule.out_size not in sub.arg_code and rule.out_default == "input":
@@ -1059,8 +1073,8 @@ class ClassConverter:
 
         def on_self_attr(fname: str) -> str:
             if fname in sub.arg_code:
-                if sub.problems:
-                    raise NotStatic("the construction has problems")
+                if sub.args_unsure:
+                    raise NotStatic("the construction's arguments are not known in __init__")
                 return sub.arg_code[fname]
             if _is_literal(defaults.get(fname)):
                 return defaults[fname]
@@ -1224,6 +1238,14 @@ class ClassConverter:
                 walker.expr(arg.value)
             sub = self.new_sub(value, walker)
             sub.attr = attr
+            earlier = self.subs_by_attr.get(attr)
+            if earlier is not None and earlier is not sub and earlier.origin == "setup" and earlier.attr == attr and (walker.guards or earlier.guards):
+                # `if <field>: self.proj = A(...) else: self.proj = B(...)`: a call of
+                # self.proj sizes whichever one setup builds
+                group = [earlier, *earlier.alternatives]
+                for other in group:
+                    other.alternatives = [s for s in [*group, sub] if s is not other]
+                sub.alternatives = group
             if walker.in_loop:
                 sub.problems.append("submodule assigned in a loop in setup: only the last one is kept, check this is meant")
             self.subs_by_attr[attr] = sub
