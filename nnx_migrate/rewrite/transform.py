@@ -238,7 +238,10 @@ def _conversion_order(module: cst.Module, statement_texts) -> list[int]:
     for name, index in classes.items():
         stmt = module.body[index]
         text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
-        uses[index] = sorted({classes[w] for w in set(_WORD.findall(text)) if w in classes and classes[w] != index})
+        mentioned = {w for w in set(_WORD.findall(text)) if w in classes and classes[w] != index}
+        if mentioned:
+            mentioned &= _names_used(stmt)  # not in strings or comments
+        uses[index] = sorted(classes[w] for w in mentioned)
     order: list[int] = []
     state: dict[int, int] = {}  # 1: being visited, 2: done
 
@@ -254,3 +257,14 @@ def _conversion_order(module: cst.Module, statement_texts) -> list[int]:
     for index in sorted(uses):
         visit(index)
     return order
+
+
+def _names_used(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            names.add(name.value)
+
+    node.visit(Names())
+    return names

@@ -342,3 +342,40 @@ def test_required_field_after_defaulted_ones_becomes_keyword_only_and_init_false
     )
     assert "def __init__(self, scale: float = 1.0, *, features: int, in_features: int, rngs: nnx.Rngs):" in result.new_text
     assert [c.status for c in result.classes] == ["converted", "converted"]
+
+
+def test_classes_are_converted_after_the_classes_they_build_not_those_their_docstrings_name():
+    result = convert(
+        """
+        from flax import linen as nn
+
+        class Uses(nn.Module):
+          \"\"\"Builds Later (defined below).\"\"\"
+
+          @nn.compact
+          def __call__(self, x):
+            return Later(3)(x)
+
+        class Later(nn.Module):
+          \"\"\"Used by Uses; also the base of Block.\"\"\"
+
+          features: int
+
+          @nn.compact
+          def __call__(self, x):
+            return nn.Dense(self.features)(x)
+
+        class Block(nn.Module):
+          \"\"\"Mentions Uses and Later in prose only.\"\"\"
+
+          @nn.compact
+          def __call__(self, x):
+            return Later(2)(Later(4)(x))
+        """
+    )
+    assert result.todos == []
+    assert "self.later_0 = Later(features=3, in_features=in_features, rngs=rngs)" in result.new_text
+    # Linen builds the outer Later(2) first: Later_0 takes Later_1's 4 features
+    assert "self.later_0 = Later(features=2, in_features=4, rngs=rngs)" in result.new_text
+    assert "self.later_1 = Later(features=4, in_features=in_features, rngs=rngs)" in result.new_text
+    assert [c.name for c in result.classes] == ["Uses", "Later", "Block"]
