@@ -91,12 +91,27 @@ class Sub:
     chain: "AppendChain | None" = None  # kind "chain": any element of a setup list run as a chain
     args_unsure: bool = False  # an argument's __init__ source could not be written
     alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
+    factory: Factory | None = None  # built through a layer factory (field or local partial)
 
     @property
     def members(self) -> list["Sub"]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Factory:
+    """A layer built through a factory: a field whose default is a Linen layer class or a
+    `functools.partial` of one (`conv: ModuleDef = nn.Conv`), or a local `partial` of such
+    a class or field in the compact body. `callee` builds it in `__init__`: the field
+    itself (whatever class the caller gave) or the NNX class."""
+
+    callee: str
+    rule: LayerRule
+    args: list[cst.Arg]  # the local partial's arguments, merged before the call's
+    preset: dict[str, str]  # the field default's keywords (for sizes only: not repeated)
+    field: str | None = None
 
 
 @dataclass
@@ -515,6 +530,11 @@ class BodyWalker:
                     name = target.value
                     if self.origin == "setup" and self.in_loop == 0 and not self.guards and not self.dynamic_guard:
                         self.conv.setup_local_sources[name] = code(value)
+                    self.conv.partials.pop(name, None)
+                    if self.origin == "compact" and self.in_loop == 0 and not self.guards and not self.dynamic_guard and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) == "functools.partial" and self.conv.factory_base(value) is not None:
+                        self.conv.partials[name] = value
+                        self.conv.partial_statements[name] = line_node
+                        self.conv._keyed_nodes.extend([value, line_node])
                     sub = self.conv.sub_by_node.get(id(value))
                     if sub is not None:
                         self.local_layers[name] = sub
@@ -714,6 +734,9 @@ class ClassConverter:
         # setup locals bound once, at the top level: name -> source (for output sizes)
         self.setup_local_sources: dict[str, str] = {}
         self.append_chains: dict[str, AppendChain] = {}  # setup local list -> chain
+        self.partials: dict[str, cst.Call] = {}  # compact locals bound to functools.partial(...)
+        self.partial_statements: dict[str, cst.CSTNode] = {}  # their binding statements
+        self.factory_fields: dict[str, str] = {}  # factory field -> its default as NNX source
         self.chain_by_attr: dict[str, AppendChain] = {}
 
     # ---- bookkeeping ------------------------------------------------------------
@@ -748,6 +771,8 @@ class ClassConverter:
         return self.scan_of(call) is None and self.class_expr(call) is not call.func
 
     def construction_kind(self, call: cst.Call) -> str | None:
+        if self.factory_of(call.func) is not None:
+            return "layer"
         func = self.class_expr(call)
         qual = _qual_layer(self.ctx, func)
         if isinstance(func, cst.Call):
@@ -770,7 +795,8 @@ class ClassConverter:
         sub.remat = self.is_remat(ctor)
         cls_expr = self.class_expr(ctor)
         if kind == "layer":
-            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
+            sub.factory = self.factory_of(ctor.func)
+            sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
         elif kind == "local":
             sub.child = self.ctx.module_class(cls_expr)
@@ -874,6 +900,85 @@ class ClassConverter:
                 sub.arg_code[key] = code(value)
         return sub
 
+    # ---- layer factories (the "ModuleDef" pattern) -----------------------------------
+    def factory_of(self, func: cst.BaseExpression) -> Factory | None:
+        """`self.conv` (a field defaulting to a Linen layer or a partial of one) or a
+        compact local `conv = partial(<such a field or Linen layer>, ...)`."""
+        if isinstance(func, cst.Name) and func.value in self.partials:
+            partial = self.partials[func.value]
+            base = self.factory_base(partial)
+            if base is None:
+                return None
+            return Factory(base.callee, base.rule, [*base.args, *partial.args[1:]], base.preset, base.field)
+        attr = _self_attr(func)
+        if attr is not None:
+            return self._field_factory(attr)
+        return None
+
+    def _drop_partials_used_only_to_build(self) -> None:
+        """`conv = partial(nn.Conv, ...)` whose every use builds a layer (now built in
+        __init__): the binding goes. Otherwise it stays, and so does its Linen class."""
+        if not self.partials or self.shape.compact is None:
+            return
+        uses: dict[str, int] = {}
+
+        class Uses(cst.CSTVisitor):
+            def visit_Attribute(self, node: cst.Attribute):
+                node.value.visit(self)
+                return False
+
+            def visit_Name(self, node: cst.Name):
+                uses[node.value] = uses.get(node.value, 0) + 1
+
+        self.shape.compact.body.visit(Uses())
+        for name, stmt in self.partial_statements.items():
+            builds = sum(1 for sub in self.subs if isinstance(sub.ctor.func, cst.Name) and sub.ctor.func.value == name)
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and uses.get(name, 0) == 1 + builds:
+                self.scan_statements.add(id(stmt))  # statements MethodRewriter drops
+
+    def factory_base(self, partial: cst.Call) -> Factory | None:
+        """What `partial(X, ...)` wraps: a Linen layer class (built inline) or a factory field."""
+        if not partial.args or partial.args[0].keyword is not None or partial.args[0].star:
+            return None
+        base = partial.args[0].value
+        attr = _self_attr(base)
+        if attr is not None:
+            return self._field_factory(attr)
+        qual = _qual_layer(self.ctx, base)
+        if qual in self.ctx.rules.layers and not isinstance(base, cst.Call):
+            rule = self.ctx.rules.layers[qual]
+            return Factory(f"nnx.{rule.nnx_name}", rule, [], {})
+        return None
+
+    def _field_factory(self, attr: str) -> Factory | None:
+        fld = next((f for f in self.shape.fields if f.name == attr), None)
+        if fld is None or fld.default_code is None:
+            return None
+        try:
+            default = cst.parse_expression(fld.default_code)
+        except cst.ParserSyntaxError:
+            return None
+        keywords: dict[str, str] = {}
+        cls = default
+        if isinstance(default, cst.Call) and self.ctx.imports.qualify(default.func) == "functools.partial" and default.args:
+            if any(a.keyword is None or a.star for a in default.args[1:]) or default.args[0].keyword is not None:
+                return None  # positional presets would shift NNX's (in_features first) arguments
+            cls = default.args[0].value
+            keywords = {a.keyword.value: code(a.value) for a in default.args[1:]}
+        qual = _qual_layer(self.ctx, cls)
+        if isinstance(cls, cst.Call) or qual not in self.ctx.rules.layers:
+            return None
+        rule = self.ctx.rules.layers[qual]
+        if any(k not in rule.linen_args or k in rule.unsupported for k in keywords):
+            return None
+        nnx_cls = f"nnx.{rule.nnx_name}"
+        if isinstance(default, cst.Call):
+            kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
+            self.factory_fields[attr] = f"{code(default.func)}({nnx_cls}{kw})"
+        else:
+            self.factory_fields[attr] = nnx_cls
+        return Factory(f"self.{attr}", rule, [], keywords, field=attr)
+
     def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
         """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
         stacked on axis 0, one init key per layer, a static length."""
@@ -912,7 +1017,10 @@ class ClassConverter:
         else:
             return out
         pos = 0
-        for arg in sub.ctor.args:
+        args = list(sub.ctor.args)
+        if sub.factory is not None:
+            args = [*sub.factory.args, *args]
+        for arg in args:
             if arg.star:
                 sub.problems.append("*args/**kwargs in a submodule construction")
                 sub.args_unsure = True
@@ -1036,6 +1144,9 @@ class ClassConverter:
                 return in_size
             if not rule.out_size:
                 return None
+            preset = sub.factory.preset if sub.factory is not None else {}
+            if rule.out_size not in sub.arg_code and rule.out_size in preset:
+                return preset[rule.out_size]
             if rule.out_size in sub.arg_code and not sub.args_unsure:
                 value = sub.arg_code[rule.out_size]
                 return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
@@ -1107,6 +1218,7 @@ class ClassConverter:
             self.walk_method(walker)
         self._auto_named_lists()
         self._finish_chains()
+        self._drop_partials_used_only_to_build()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
@@ -1506,10 +1618,12 @@ class ClassConverter:
                     continue
                 parts.append(f"{rule.rename.get(key, key)}={value}")
             for key, value in rule.defaults.items():
-                if key not in sub.arg_code:
+                if key not in sub.arg_code and not (sub.factory is not None and sub.factory.field is not None):
+                    # (a field's factory keeps its own presets: Linen's default is not forced on it)
                     parts.append(f"{key}={value}")
             parts.append("rngs=rngs")
-            return f"nnx.{rule.nnx_name}({', '.join(parts)})"
+            callee = sub.factory.callee if sub.factory is not None else f"nnx.{rule.nnx_name}"
+            return f"{callee}({', '.join(parts)})"
         if sub.kind == "local":
             child = sub.child
             for key, value in sub.arg_code.items():
@@ -1646,7 +1760,7 @@ class ClassConverter:
         seen_default = False
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
-            default = f" = {f.default_code}" if f.has_default else ""
+            default = f" = {self.factory_fields.get(f.name, f.default_code)}" if f.has_default else ""
             if not f.has_default and seen_default and not keyword_only:
                 # a required field after defaulted ones (Linen's kw_only dataclasses,
                 # subclasses): keyword-only from here, as Python requires

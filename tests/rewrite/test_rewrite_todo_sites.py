@@ -23,6 +23,28 @@ def convert(source: str):
 CASES = [
     pytest.param(
         """
+        from functools import partial
+        import flax.linen as nn
+
+        class Block(nn.Module):
+          norm: type
+
+          @nn.compact
+          def __call__(self, x):
+            return self.norm()(x)
+
+        class Net(nn.Module):
+          @nn.compact
+          def __call__(self, x, train: bool = True):
+            norm = partial(nn.BatchNorm, use_running_average=not train)
+            x = norm()(x)
+            return Block(norm=norm)(x)
+        """,
+        15, "Linen API with no NNX conversion", "norm = partial(nn.BatchNorm, use_running_average=not train)",
+        id="partial-with-call-time-argument-passed-to-a-child",
+    ),
+    pytest.param(
+        """
         import jax.numpy as jnp
         import flax.linen as nn
 
@@ -114,7 +136,7 @@ CASES = [
         import flax.linen as nn
 
         class Block(nn.Module):
-          conv_cls: type = nn.Conv
+          conv_cls: type  # no default: the class comes from the caller
 
           @nn.compact
           def __call__(self, x):
