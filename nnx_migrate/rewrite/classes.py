@@ -108,10 +108,11 @@ class Factory:
     itself (whatever class the caller gave) or the NNX class."""
 
     callee: str
-    rule: LayerRule
+    rule: LayerRule | None  # a Linen layer, or
     args: list[cst.Arg]  # the local partial's arguments, merged before the call's
     preset: dict[str, str]  # the field default's keywords (for sizes only: not repeated)
     field: str | None = None
+    child: "ClassSummary | None" = None  # a module class converted in this run
 
 
 @dataclass
@@ -771,8 +772,9 @@ class ClassConverter:
         return self.scan_of(call) is None and self.class_expr(call) is not call.func
 
     def construction_kind(self, call: cst.Call) -> str | None:
-        if self.factory_of(call.func) is not None:
-            return "layer"
+        factory = self.factory_of(call.func)
+        if factory is not None:
+            return "layer" if factory.rule is not None else "local"
         func = self.class_expr(call)
         qual = _qual_layer(self.ctx, func)
         if isinstance(func, cst.Call):
@@ -799,7 +801,8 @@ class ClassConverter:
             sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.module_class(cls_expr)
+            sub.factory = self.factory_of(ctor.func)
+            sub.child = sub.factory.child if sub.factory is not None else self.ctx.module_class(cls_expr)
             linen_class = sub.child.name
             if sub.child.has_todos:
                 sub.problems.append(f"{sub.child.name} has TODO sites of its own")
@@ -909,7 +912,7 @@ class ClassConverter:
             base = self.factory_base(partial)
             if base is None:
                 return None
-            return Factory(base.callee, base.rule, [*base.args, *partial.args[1:]], base.preset, base.field)
+            return Factory(base.callee, base.rule, [*base.args, *partial.args[1:]], base.preset, base.field, base.child)
         attr = _self_attr(func)
         if attr is not None:
             return self._field_factory(attr)
@@ -944,8 +947,13 @@ class ClassConverter:
         attr = _self_attr(base)
         if attr is not None:
             return self._field_factory(attr)
+        if isinstance(base, cst.Call):
+            return None
+        child = self.ctx.module_class(base)
+        if child is not None:
+            return Factory(code(base), None, [], {}, child=child)
         qual = _qual_layer(self.ctx, base)
-        if qual in self.ctx.rules.layers and not isinstance(base, cst.Call):
+        if qual in self.ctx.rules.layers:
             rule = self.ctx.rules.layers[qual]
             return Factory(f"nnx.{rule.nnx_name}", rule, [], {})
         return None
@@ -965,8 +973,15 @@ class ClassConverter:
                 return None  # positional presets would shift NNX's (in_features first) arguments
             cls = default.args[0].value
             keywords = {a.keyword.value: code(a.value) for a in default.args[1:]}
+        if isinstance(cls, cst.Call):
+            return None
+        child = self.ctx.module_class(cls)
+        if child is not None:
+            if any(k not in {f.name for f in child.fields} for k in keywords):
+                return None
+            return Factory(f"self.{attr}", None, [], keywords, field=attr, child=child)
         qual = _qual_layer(self.ctx, cls)
-        if isinstance(cls, cst.Call) or qual not in self.ctx.rules.layers:
+        if qual not in self.ctx.rules.layers:
             return None
         rule = self.ctx.rules.layers[qual]
         if any(k not in rule.linen_args or k in rule.unsupported for k in keywords):
@@ -1187,6 +1202,8 @@ class ClassConverter:
                 if sub.args_unsure:
                     raise NotStatic("the construction's arguments are not known in __init__")
                 return sub.arg_code[fname]
+            if sub.factory is not None and fname in sub.factory.preset:
+                return sub.factory.preset[fname]
             if _is_literal(defaults.get(fname)):
                 return defaults[fname]
             raise NotStatic(f"no value for the field '{fname}'")
@@ -1632,7 +1649,8 @@ class ClassConverter:
                 size = sizes.get(param)
                 parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
             parts.append("rngs=rngs")
-            built = f"{child.name}({', '.join(parts)})"
+            callee = sub.factory.callee if sub.factory is not None else child.name
+            built = f"{callee}({', '.join(parts)})"
             if sub.scan is not None and "length" in sub.scan:
                 # one layer per key: nnx.vmap stacks the parameters on axis 0, as nn.scan does
                 return f"nnx.split_rngs(splits={sub.scan['length']})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
