@@ -12,11 +12,14 @@ The convention:
   (`Dense_0`, `MultiHeadDotProductAttention_1`), becomes snake_case:
   `dense_0`, `multi_head_dot_product_attention_1`;
 - an element of a list assigned in `setup` (`self.layers = [...]`), which Linen calls
-  `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`.
+  `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`;
+- a Linen name that is a Python keyword cannot be an attribute: NNX (PEP 8) appends an
+  underscore, as flax's own `nnx.LSTMCell` does for Linen's forget gate `if` -> `if_`.
 """
 
 from __future__ import annotations
 
+import keyword
 import re
 
 # Linen's automatic names: the submodule's class name, an underscore and a counter.
@@ -38,14 +41,15 @@ def nnx_attribute_name(linen_name: str) -> str:
     """The NNX attribute the rewrite uses for a Linen submodule called `linen_name`."""
     match = _AUTO_NAME.match(linen_name)
     if match is None:
-        return linen_name
+        return f"{linen_name}_" if keyword.iskeyword(linen_name) else linen_name
     return f"{snake_case(match['cls'])}_{match['index']}"
 
 
 def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
     """Every NNX path (relative to the parent module) that may hold Linen's `linen_name`.
 
-    In order of preference: the name itself, its snake_case form, and (for `base_N`) the
+    In order of preference: the name itself, its converted form (snake_case, or a keyword
+    with an underscore appended), and (for `base_N`) the
     N-th element of a list attribute `base`. The harness takes the candidates that exist on
     the NNX module and stops with an error naming them if more than one does.
     """

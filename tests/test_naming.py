@@ -18,3 +18,10 @@ def test_path_candidates_include_list_elements():
     assert nnx_path_candidates("Dense_0") == [("Dense_0",), ("dense_0",), ("Dense", 0)]
     assert nnx_path_candidates("layers_3") == [("layers_3",), ("layers", 3)]
     assert nnx_path_candidates("encoder") == [("encoder",)]
+
+
+def test_keyword_names_get_a_trailing_underscore():
+    # Linen's LSTM forget gate is `if`; NNX (and the rewrite) can only spell it `if_`.
+    assert nnx_attribute_name("if") == "if_"
+    assert nnx_attribute_name("lambda") == "lambda_"
+    assert nnx_path_candidates("if") == [("if",), ("if_",)]

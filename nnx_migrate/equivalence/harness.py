@@ -98,6 +98,9 @@ def compare(
     if variables is None:
         variables = _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed)
     variables = {c: v for c, v in dict(variables).items() if c not in TRANSIENT_COLLECTIONS}
+    # Partitioning boxes (nn.with_logical_partitioning / nn.with_partitioning) only carry
+    # axis names: compare and copy the arrays inside (Linen's apply accepts them unboxed).
+    variables = _unboxed(variables)
 
     size_inputs = inputs if init_inputs is None else init_inputs
     if isinstance(nnx_target, nnx.Module):
@@ -294,3 +297,13 @@ def _snapshot(module: nnx.Module) -> list[tuple[nnx.Variable, Any]]:
 def _restore(snapshot) -> None:
     for variable, value in snapshot:
         variable.set_value(value)
+
+
+def _unboxed(tree):
+    """`nn.meta.unbox` that keeps the order of the Linen variables (the report lists
+    leaves in the Linen model's order; jax's tree_map would sort the keys)."""
+    if isinstance(tree, Mapping):
+        return {key: _unboxed(value) for key, value in tree.items()}
+    if isinstance(tree, nn.meta.AxisMetadata):
+        return tree.unbox()
+    return tree

@@ -117,4 +117,18 @@ def build_nnx_tree(module: nnx.Module) -> NNXNode:
         parent = nodes.get(path[:-1])
         if parent is not None:
             parent.variables[path[-1]] = variable
+    _link_shared(nodes)
     return nodes[()]
+
+
+def _link_shared(nodes: dict[NNXPath, NNXNode]) -> None:
+    """A module held by two attributes (`self.lstm_cell_0` and `self.encoder.cell`, as the
+    rewrite writes for Linen's nn.RNN) is visited once by iter_graph, under one path; the
+    other attribute refers to the same node, so either name finds it."""
+    by_id = {id(node.module): node for node in nodes.values()}
+    for node in list(nodes.values()):
+        for name, value in vars(node.module).items():
+            target = by_id.get(id(value)) if isinstance(value, nnx.Module) else None
+            if target is None or name in node.children or target.path == node.path[: len(target.path)]:
+                continue  # unknown, already linked, or an ancestor (no cycles)
+            node.children[name] = target

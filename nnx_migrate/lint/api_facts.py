@@ -10,6 +10,7 @@ import functools
 import tomllib
 from dataclasses import dataclass
 from importlib.resources import files
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class NnxApiFacts:
 
 @functools.cache
 def nnx_api() -> NnxApiFacts:
-    data = tomllib.loads(files("nnx_migrate._rules").joinpath("nnx_api.toml").read_text("utf-8"))
+    # As rewrite/rules.py: the rules/ folder beside this checkout when there is one (an
+    # editable install elsewhere may map nnx_migrate._rules to another checkout, or to
+    # nothing when the package is imported from a worktree).
+    beside = Path(__file__).resolve().parents[2] / "rules" / "nnx_api.toml"
+    text = beside.read_text("utf-8") if beside.is_file() else files("nnx_migrate._rules").joinpath("nnx_api.toml").read_text("utf-8")
+    data = tomllib.loads(text)
     return NnxApiFacts(
         optimizer=data["optimizers"]["current"],
         deprecated_optimizers=frozenset(data["optimizers"]["deprecated"]),

@@ -7,6 +7,8 @@ Layout, one concern per module:
 - `nodes`     small questions about LibCST nodes (self.x, statements, bound names)
 - `classes`   one Linen class -> one NNX class (discovery, analysis, generation)
 - `rewriters` the setup body and the methods rewritten (TODO markers included)
+- `recurrent` scan over time, nn.RNN's checks, recurrent cells' initialize_carry
+- `helpers`   Linen functions kept as a helper written into the file (nn.merge_param)
 - `renames`   Linen functions and types -> NNX names; leftover Linen references
 - `imports`   `from flax import nnx` added, unused Linen imports removed
 - `lines`     line numbers for the report, in one rendering of the file

@@ -15,12 +15,14 @@ The class is read in three steps:
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 from dataclasses import dataclass, field
 
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
+from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -217,9 +219,17 @@ def _qual_layer(ctx: FileContext, func: cst.BaseExpression) -> str | None:
     return normalize_linen(ctx.imports.qualify(func), ctx.rules.layers)
 
 
+# Linen base classes of a module class -> the NNX base of the converted class.
+_LINEN_BASES = {
+    LINEN_MODULE: "nnx.Module",
+    "flax.linen.module.Module": "nnx.Module",
+    "flax.linen.RNNCellBase": "nnx.RNNCellBase",
+    "flax.linen.recurrent.RNNCellBase": "nnx.RNNCellBase",
+}
+
+
 def is_linen_module_base(ctx: FileContext, base: cst.BaseExpression) -> bool:
-    qual = ctx.imports.qualify(base)
-    return qual in (LINEN_MODULE, "flax.linen.module.Module")
+    return ctx.imports.qualify(base) in _LINEN_BASES
 
 
 class ClassShape:
@@ -614,6 +624,8 @@ class BodyWalker:
     def call(self, node: cst.Call) -> None:
         conv = self.conv
         func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "initialize_carry" and self._initialize_carry(node):
+            return
         if isinstance(func, cst.Call) and conv.construction_kind(func) is not None:
             sub = self.construction(func)
             for arg in node.args:
@@ -644,6 +656,14 @@ class BodyWalker:
             return
         if method in ("make_rng",):
             conv.needs_rngs_attr = True
+        if method == "has_variable" and len(node.args) == 2 and all(a.keyword is None and _string_value(a.value) is not None for a in node.args):
+            # decided once every variable site is known (ClassConverter._has_variable_sites)
+            conv.has_variable_calls.append(node)
+            conv._keyed_nodes.append(node)
+            return
+        if method == "is_mutable_collection":
+            conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
+            return
         if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
         for child in node.children:
@@ -651,6 +671,33 @@ class BodyWalker:
         sub = self._sub_called_by(node)
         if sub is not None:
             self.called(sub, node)
+
+    def _initialize_carry(self, node: cst.Call) -> bool:
+        """Linen's `cell.initialize_carry(rng, shape)` of a recurrent cell the rules know:
+        a throwaway `Cell(..., parent=None)` or a converted submodule. True when handled."""
+        receiver = node.func.value
+        plain = len(node.args) == 2 and all(a.keyword is None and not a.star for a in node.args)
+        if isinstance(receiver, cst.Call) and recurrent.is_parent_none(receiver) and self.conv.construction_kind(receiver) == "layer":
+            rule = self.ctx.rules.layers[_qual_layer(self.ctx, receiver.func)]
+            if not rule.initialize_carry or not plain or receiver.func is not self.conv.class_expr(receiver):
+                return False
+            for arg in [*receiver.args, *node.args]:
+                self.expr(arg.value)
+            src, problems = recurrent.throwaway_cell(rule, receiver, code(node.args[0].value), node.args[1].value)
+            for why in problems:
+                self.conv.todo(node, f"{rule.linen}(parent=None).initialize_carry(...)", why)
+            if src is not None:
+                self.conv.carry_inits[id(node)] = src
+                self.conv._keyed_nodes.append(node)
+            return True
+        sub = self._sub_called_by(cst.Call(func=receiver)) if not isinstance(receiver, cst.Call) else self.conv.sub_by_node.get(id(receiver))
+        if sub is not None and sub.kind == "layer" and sub.rule.initialize_carry:
+            if plain:
+                self.conv.carry_swaps.add(id(node))
+                self.conv._keyed_nodes.append(node)
+            else:
+                self.conv.todo(node, f"{code(receiver)}.initialize_carry(...)", "NNX takes initialize_carry(input_shape, rngs): reorder the arguments by hand")
+        return False
 
     def _looks_like_foreign_module(self, ctor: cst.Call) -> bool:
         """`Imported(...)(x)`: a class from outside the run (or a Linen transform) used the
@@ -725,6 +772,12 @@ class ClassConverter:
         self.todo_nodes: dict[int, tuple[cst.CSTNode, list[str]]] = {}  # node -> why, for markers
         self.scan_bindings: dict[str, cst.Call] = {}  # `ScanBlock = nn.scan(Block, ...)`
         self.scan_statements: set[int] = set()  # those binding statements (dropped)
+        # methods Linen scans over time (`@partial(nn.scan, variable_broadcast='params')`)
+        self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
+        self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
+        self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
+        self.has_variable_calls: list[cst.Call] = []  # `self.has_variable('cache', 'name')`
+        self.has_variable_attrs: dict[int, str] = {}  # those with an NNX attribute: its name
         # The tables above are keyed by id(node); holding the nodes here keeps a freed
         # node's id from being reused by a new node (which made output nondeterministic).
         self._keyed_nodes: list[cst.CSTNode] = []
@@ -821,7 +874,10 @@ class ClassConverter:
                 sub.problems.append("nn.Sequential takes a list the tool cannot read")
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
-            sub.problems.append(f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+            why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
+            sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if kind == "layer" and sub.rule.cell_arg:
+            self._cell_member(sub)
         if sub.remat:
             linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
         scan = self.scan_of(ctor)
@@ -854,7 +910,7 @@ class ClassConverter:
                     # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
                     sub.loop = loop
             else:
-                sub.attr = explicit
+                sub.attr = explicit if explicit is None or explicit.isidentifier() and not keyword.iskeyword(explicit) else nnx_attribute_name(explicit)
             if walker.in_loop and sub.loop is None:
                 sub.problems.append("submodule built in a loop without name=f'<list>_{i}' (i counting from 0): Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
             if walker.dynamic_guard:
@@ -883,6 +939,8 @@ class ClassConverter:
         # Arguments as __init__ source.
         if walker.origin == "compact":
             for key, value in self._linen_kwargs(sub).items():
+                if sub.rule is not None and key == sub.rule.cell_arg:
+                    continue  # ctor_source refers to the member
                 used: list[str] = []
                 try:
                     sub.arg_code[key] = translate_static(value, walker.scope, used)
@@ -900,7 +958,8 @@ class ClassConverter:
                         sub.hoist.append(pair)
         else:
             for key, value in self._linen_kwargs(sub).items():
-                sub.arg_code[key] = code(value)
+                if sub.rule is None or key != sub.rule.cell_arg:
+                    sub.arg_code[key] = code(value)
         return sub
 
     # ---- layer factories (the "ModuleDef" pattern) -----------------------------------
@@ -994,10 +1053,28 @@ class ClassConverter:
             self.factory_fields[attr] = nnx_cls
         return Factory(f"self.{attr}", rule, [], keywords, field=attr)
 
+    def _cell_member(self, sub: Sub) -> None:
+        """nn.RNN(cell, ...): the cell, built in the same expression, is converted as a
+        member (like an nn.Sequential's); its input size is the RNN's."""
+        arguments = self._linen_kwargs(sub)
+        cell = arguments.get(sub.rule.cell_arg)
+        member = self.sub_by_node.get(id(cell)) if isinstance(cell, cst.Call) else None
+        if member is None:
+            sub.problems.append(f"the {sub.rule.linen}'s cell is not built in its arguments: convert by hand")
+        else:
+            sub.elements.append(member)
+        sub.problems += recurrent.rnn_problems(arguments)
+
     def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
         """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
-        stacked on axis 0, one init key per layer, a static length."""
+        stacked on axis 0, one init key per layer, a static length. (A scan over time,
+        parameters broadcast, is recurrent.py's.)"""
         options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
+        if recurrent.is_time_scan(options):
+            over_time = recurrent.time_scan(options)
+            sub.scan = {"time": over_time}
+            sub.problems += over_time.problems
+            return
         compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
         sub.scan = {"in_axes": "0", "out_axes": "0"}
         if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
@@ -1105,6 +1182,18 @@ class ClassConverter:
     # ---- sizes ------------------------------------------------------------------
     def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if sub.kind == "layer" and sub.rule.cell_arg:
+            # the cell's step input is a time slice of the sequence: the same last dimension;
+            # its carry is `initial_carry=` when given
+            size = scalar(walker.size_of(positional[0])) if positional else None
+            carry = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "initial_carry"), None)
+            carry_size = scalar(walker.size_of(carry)) if carry is not None else None
+            for member in sub.members:
+                if member.kind == "layer":
+                    member.in_sizes = {member.rule.in_size: size} if member.rule.in_size else {}
+                elif member.kind == "local":
+                    member.in_sizes = {p: {0: carry_size, 1: size}.get(member.child.size_param_args.get(p)) for p in member.child.size_params}
+            return {}
         if sub.kind == "layer":
             if not sub.rule.in_size:
                 return {}
@@ -1153,21 +1242,13 @@ class ClassConverter:
                 in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             elif positional:
                 in_size = scalar(walker.size_of(positional[0]))
+        if sub.kind == "layer" and sub.rule.cell_arg:
+            return self._rnn_out_size(sub, call, in_size)
+        if sub.kind == "layer" and sub.rule.initialize_carry:
+            # a recurrent cell returns (carry, output)
+            return (None, self._layer_out_size(sub, in_size))
         if sub.kind == "layer":
-            rule = sub.rule
-            if rule.out_size == "input":
-                return in_size
-            if not rule.out_size:
-                return None
-            preset = sub.factory.preset if sub.factory is not None else {}
-            if rule.out_size not in sub.arg_code and rule.out_size in preset:
-                return preset[rule.out_size]
-            if rule.out_size in sub.arg_code and not sub.args_unsure:
-                value = sub.arg_code[rule.out_size]
-                return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
-            if rule.out_size not in sub.arg_code and rule.out_default == "input":
-                return in_size
-            return None
+            return self._layer_out_size(sub, in_size)
         if sub.kind == "local":
             out = sub.child.out_size
             if isinstance(out, tuple):
@@ -1181,6 +1262,37 @@ class ClassConverter:
                 size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
             return size
         return None
+
+    def _layer_out_size(self, sub: Sub, in_size):
+        rule = sub.rule
+        if rule.out_size == "input":
+            return in_size
+        if not rule.out_size:
+            return None
+        preset = sub.factory.preset if sub.factory is not None else {}
+        if rule.out_size not in sub.arg_code and rule.out_size in preset:
+            return preset[rule.out_size]
+        if rule.out_size in sub.arg_code and not sub.args_unsure:
+            value = sub.arg_code[rule.out_size]
+            return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
+        if rule.out_size not in sub.arg_code and rule.out_default == "input":
+            return in_size
+        return None
+
+    def _rnn_out_size(self, sub: Sub, call: cst.Call | None, in_size):
+        """nn.RNN: the cell's step output size; `(carry, outputs)` with return_carry."""
+        member = sub.members[0] if sub.members else None
+        step = None
+        if member is not None and not member.problems and member.kind == "layer" and member.rule.initialize_carry:
+            step = member.arg_code.get("features")  # Linen's cells output their hidden state
+        elif member is not None and member.kind == "local" and isinstance(member.child.out_size, tuple) and len(member.child.out_size) == 2:
+            step = self._child_size(member, member.child.out_size[1], in_size)
+        flag = sub.arg_code.get("return_carry", "False").strip()
+        if call is not None:
+            flag = next((code(a.value).strip() for a in call.args if a.keyword is not None and a.keyword.value == "return_carry"), flag)
+        if flag == "True":
+            return (None, step)
+        return step if flag == "False" else None
 
     def _function_size(self, node: cst.BaseExpression, size: str | None) -> str | None:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
@@ -1218,6 +1330,15 @@ class ClassConverter:
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
+        for method in [m for m in (self.shape.compact, *self.shape.methods) if m is not None]:
+            found = recurrent.scan_decorator(self.ctx.imports, method)
+            if found is not None and recurrent.is_time_scan(found[1]):
+                over_time = recurrent.time_scan(found[1])
+                if over_time.problems:
+                    for why in over_time.problems:
+                        self.todo(found[0], f"@nn.scan on {method.name.value}", why)
+                else:
+                    self.time_scans[method.name.value] = (found[0], over_time)
         if self.shape.setup is not None:
             self.setup_walker = BodyWalker(self, self.shape.setup, "setup")
             self._collect_setup(self.shape.setup)
@@ -1236,11 +1357,25 @@ class ClassConverter:
         self._auto_named_lists()
         self._finish_chains()
         self._drop_partials_used_only_to_build()
+        self._has_variable_sites()
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def _has_variable_sites(self) -> None:
+        """`self.has_variable(col, name)` of a variable this class creates: NNX builds it in
+        __init__ (under the same conditions on fields), so the question is whether the
+        attribute exists - what Linen answers after `init`. (NNX has no init pass, where
+        Linen answers False.)"""
+        for node in self.has_variable_calls:
+            collection, name = (_string_value(a.value) for a in node.args)
+            site = self.var_attrs.get(name)
+            if site is None or site.collection != collection:
+                self.todo(node, "self.has_variable()", f"no '{collection}' variable '{name}' is created in this class: no NNX counterpart is generated")
+                continue
+            self.has_variable_attrs[id(node)] = site.attr
 
     def function_return_size(self, func: cst.FunctionDef, call: cst.Call, caller: BodyWalker):
         """The size a module-level helper function returns, for these argument sizes
@@ -1576,9 +1711,10 @@ class ClassConverter:
         self.setup_var_attrs[attr] = site
 
     def _check_sizes(self, sub: Sub) -> None:
-        if sub.kind == "sequential":
-            for member in sub.members:
+        if sub.kind == "sequential" or sub.origin == "setup":
+            for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
+        if sub.kind == "sequential":
             return
         needed: list[str] = []
         if sub.kind == "layer" and sub.rule.in_size:
@@ -1626,7 +1762,12 @@ class ClassConverter:
             if rule.in_size:
                 size = sizes.get(rule.in_size)
                 parts.append(f"{rule.in_size}={size if size is not None else self.unknown_size_param(sub, rule.in_size)}")
+            if rule.cell_arg:
+                member = sub.members[0] if sub.members else None
+                parts.append(f"self.{member.attr}" if member is not None and member.attr is not None else self.ctor_source(member) if member is not None else "None")
             for key, value in sub.arg_code.items():
+                if key in rule.checked:
+                    continue  # recurrent.rnn_problems reported what NNX does differently
                 if key in rule.unsupported:
                     sub.problems.append(f"Linen argument '{key}' has no NNX counterpart")
                     continue
@@ -1818,20 +1959,31 @@ class ClassConverter:
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
+            scanned = self.time_scans.get(method.name.value)
+            if scanned is not None:
+                method = method.with_changes(decorators=[d for d in method.decorators if d is not scanned[0]])
             new = method.visit(rewriter)
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+            if scanned is not None:
+                split = recurrent.split_scanned_method(new, scanned[1], cfg)
+                if split is None:
+                    self.todo(scanned[0], f"@nn.scan on {method.name.value}", "the scanned method does not take (self, carry, *xs) as plain parameters, or in_axes do not match them: convert by hand")
+                    new = new.with_changes(decorators=[scanned[0], *new.decorators])
+                else:
+                    body.append(split[0])
+                    new = split[1]
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
-            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+            self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, self.ctx.renamer.why_left(node)))
         if base is not None and base.has_todos:
             self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
         self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
         todo_count = len(self.todos)
         new_bases = [b for b in self.node.bases]
         if base is None:
-            new_bases = [cst.Arg(value=cst.parse_expression("nnx.Module")) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
+            new_bases = [cst.Arg(value=cst.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
         new_bases = [b.visit(self.ctx.renamer) for b in new_bases]
         decorators = [d.visit(self.ctx.renamer) for d in self.node.decorators]
         new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))

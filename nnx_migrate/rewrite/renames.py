@@ -13,7 +13,11 @@ from nnx_migrate.rewrite.rules import Rules
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
 
 
+LEFT_AS_LINEN = "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"
+
+
 def _nnx_source(qualified: str) -> str:
+    """`flax.nnx.relu` -> `nnx.relu`."""
     assert qualified.startswith("flax.nnx")
     return "nnx" + qualified[len("flax.nnx"):]
 
@@ -33,6 +37,13 @@ class RenameLinen(_SkipImports):
     def __init__(self, imports: ImportMap, rules: Rules):
         self.imports = imports
         self.table = {**rules.renames, **_TYPES}
+        self.helpers = rules.helpers  # Linen functions kept as a helper in the file
+        self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
+        self.helpers_needed: set[str] = set()
+        self.unconverted = rules.unconverted
+        self.call_renames = rules.call_renames  # renamed only as the function of a call
+        self._called: dict[int, cst.CSTNode] = {}  # functions of calls, by id (node kept, as below)
+        self._add_keywords: dict[int, tuple[cst.Call, dict[str, str]]] = {}
         self.changed = False
         self.used_names: set[str] = set()
         self.leftovers: set[str] = set()
@@ -48,6 +59,13 @@ class RenameLinen(_SkipImports):
         qual = self.imports.qualify(node)
         if qual is None or not qual.startswith(LINEN):
             return None
+        helper = self.helpers.get(normalize_linen(qual, self.helpers))
+        if helper is not None and helper not in self.reserved:
+            self.helpers_needed.add(helper)
+            return helper
+        called = normalize_linen(qual, self.call_renames)
+        if called in self.call_renames:
+            return _nnx_source(self.call_renames[called][0]) if self._called.get(id(node)) is node else None
         qual = normalize_linen(qual, self.table)
         for key, new in self.table.items():
             if qual == key:
@@ -55,6 +73,11 @@ class RenameLinen(_SkipImports):
             if qual.startswith(key + "."):
                 return _nnx_source(new) + qual[len(key):]
         return None
+
+    def why_left(self, node) -> str:
+        """The report's reason for a Linen name left in converted code."""
+        qual = self.imports.qualify(node)
+        return self.unconverted.get(normalize_linen(qual, self.unconverted), LEFT_AS_LINEN)
 
     def _is_linen(self, node) -> bool:
         qual = self.imports.qualify(node)
@@ -81,7 +104,7 @@ class RenameLinen(_SkipImports):
         target = entry[1] if entry is not None and entry[0] is original else None
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         return updated
 
@@ -91,13 +114,36 @@ class RenameLinen(_SkipImports):
         target = self._target(original)
         if target is not None:
             self.changed = True
-            self.used_names.add("nnx")
+            self.used_names.add(target.split(".")[0])
             return cst.parse_expression(target)
         self.used_names.add(original.value)
         if self._is_linen(original):
             self.leftovers.add(original.value)
             self.leftover_nodes.append((original.value, original))
         return updated
+
+    def visit_Call(self, node: cst.Call):
+        qual = self.imports.qualify(node.func)
+        if qual is not None and qual.startswith(LINEN):
+            entry = self.call_renames.get(normalize_linen(qual, self.call_renames))
+            if entry is not None:
+                self._called[id(node.func)] = node.func
+                self._add_keywords[id(node)] = (node, entry[1])
+        return True
+
+    def leave_Call(self, original, updated):
+        entry = self._add_keywords.get(id(original))
+        if entry is None or entry[0] is not original:
+            return updated
+        present = {arg.keyword.value for arg in updated.args if arg.keyword is not None}
+        extra = [cst.Arg(keyword=cst.Name(key), value=cst.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+                 for key, value in entry[1].items() if key not in present]
+        if not extra:
+            return updated
+        args = list(updated.args)
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        return updated.with_changes(args=args + extra)
 
     def visit_Arg(self, node: cst.Arg):
         if node.keyword is not None:

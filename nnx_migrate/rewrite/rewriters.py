@@ -184,7 +184,9 @@ class MethodRewriter(cst.CSTTransformer):
 
     def visit_Call(self, node: cst.Call):
         # A construction or self.param/variable call is replaced whole in leave_Call.
-        return id(node) not in self.conv.sub_by_node and id(node) not in self.conv.var_by_node
+        if id(node) in self.conv.sub_by_node or id(node) in self.conv.var_by_node or id(node) in self.conv.carry_inits:
+            return False
+        return self.renamer.visit_Call(node)  # Linen functions renamed only as calls
 
     def _generated(self, src: str) -> cst.BaseExpression:
         """New code from text, with Linen names renamed like the rest."""
@@ -211,7 +213,18 @@ class MethodRewriter(cst.CSTTransformer):
         return updated
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
+        return self._leave_call(original, self.renamer.leave_Call(original, updated))
+
+    def _leave_call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
+        if id(original) in conv.has_variable_attrs:
+            return cst.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")
+        if id(original) in conv.carry_inits:
+            return self._generated(conv.carry_inits[id(original)])
+        if id(original) in conv.carry_swaps:
+            # NNX: initialize_carry(input_shape, rngs)
+            rng, shape = updated.args
+            return self._generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
         sub = conv.sub_by_node.get(id(original))
         if sub is not None and sub.attr is not None and sub.list_index is not None:
             return cst.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
@@ -244,6 +257,15 @@ class MethodRewriter(cst.CSTTransformer):
             called = conv.sub_by_node.get(id(original.func))
         elif _self_attr(original.func) in conv.subs_by_attr:
             called = conv.subs_by_attr[_self_attr(original.func)]
+        if called is not None and called.scan is not None and "time" in called.scan:
+            args = list(updated.args)
+            positional = len(args) >= 2 and not any(a.keyword is not None or a.star for a in args)
+            src = called.scan["time"].call_source("lambda module, carry, *xs: module(carry, *xs)", code(updated.func), code(args[0].value), [code(a.value) for a in args[1:]]) if positional else None
+            if src is None:
+                conv.todo(original, f"{called.attr}(...)", "a module scanned over time called with keywords, without a carry, or with in_axes that do not match the arguments: convert by hand")
+                return updated
+            # Linen's scan over time: one module, its state carried through the steps.
+            return cst.parse_expression(src)
         if called is not None and called.scan is not None and not called.problems:
             args = list(updated.args)
             if not args or any(a.keyword is not None or a.star for a in args):

@@ -28,6 +28,9 @@ class LayerRule:
     out_default: str = ""
     call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time
     call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword  # where out_size's argument is absent: "input" or ""
+    initialize_carry: bool = False  # a recurrent cell: initialize_carry(rng, shape) -> (shape, rngs)
+    cell_arg: str = ""  # the argument holding the cell a recurrent layer runs (nn.RNN)
+    checked: tuple[str, ...] = ()  # Linen-only arguments whose values recurrent.py checks
 
     @property
     def nnx_name(self) -> str:
@@ -41,6 +44,10 @@ class Rules:
     collections: dict[str, str]  # collection -> qualified NNX Variable type
     keep_last_dim: frozenset[str]
     keep_last_dim_methods: frozenset[str]
+    helpers: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> helper written into the file
+    unconverted: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> why it is left
+    # qualified Linen name -> (qualified NNX name, keyword -> source appended to each call)
+    call_renames: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def _load(name: str) -> dict:
@@ -72,8 +79,12 @@ def load_rules() -> Rules:
             out_default=entry.get("out_default", ""),
             call_time=tuple(entry.get("call_time", ())),
             call_keywords=tuple(entry.get("call_keywords", ())),
+            initialize_carry=bool(entry.get("initialize_carry", False)),
+            cell_arg=entry.get("cell_arg", ""),
+            checked=tuple(entry.get("checked", ())),
         )
     functions = _load("linen_functions.toml")
+    call_renames = functions.get("call_renames", {})
     shapes = _load("shapes.toml")["keep_last_dim"]
     return Rules(
         layers=layers,
@@ -81,4 +92,8 @@ def load_rules() -> Rules:
         collections=dict(functions["collections"]),
         keep_last_dim=frozenset(shapes["functions"]),
         keep_last_dim_methods=frozenset(shapes.get("methods", ())),
+        helpers=dict(functions.get("helpers", {})),
+        # a call-renamed name that is not called stays Linen, for the reason its entry gives
+        unconverted={**functions.get("unconverted", {}), **{name: entry["why"] for name, entry in call_renames.items()}},
+        call_renames={name: (entry["nnx"], dict(entry.get("add", {}))) for name, entry in call_renames.items()},
     )

@@ -13,6 +13,7 @@ from dataclasses import replace
 import libcst as cst
 
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.helpers import add_helpers
 from nnx_migrate.rewrite.imports import fix_imports
 from nnx_migrate.rewrite.lines import LineResolver, splits_lines_like_ast
 from nnx_migrate.rewrite.names import ImportMap
@@ -98,6 +99,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     renamer = ctx.renamer = RenameLinen(imports, rules)
+    renamer.reserved = ctx.module_names | set(imports.aliases)
     alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
     statement_texts = _statement_texts(text, module)
     outcomes: list[ClassOutcome] = []
@@ -162,9 +164,10 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> FileR
         body = list(converted.body)
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
+    converted = add_helpers(converted, renamer.helpers_needed, first_converted_index)
     converted = fix_imports(converted, renamer.used_names)
     for name, node in outside_classes:
-        ctx.todos.append(TodoSite(path, ctx.line(node), name, "Linen API with no NNX conversion here (left as Linen, so flax.linen stays imported)"))
+        ctx.todos.append(TodoSite(path, ctx.line(node), name, renamer.why_left(node)))
     # Line numbers: one rendering of the original file for all reported nodes.
     def resolve(placeholder: int) -> int:
         line = positions.line(placeholder)
