@@ -63,6 +63,9 @@ class ClassSummary:
     # input sizes of `__call__` arguments that default to None: `__init__` takes None
     # (the default) when the argument is not given
     optional_size_params: tuple[str, ...] = ()
+    # fields holding a module the class calls -> the constructor parameter (default None)
+    # that gives that module's output size
+    field_out_params: dict[str, str] = field(default_factory=dict)
     size_param_names: dict[str, str] = field(default_factory=dict)  # size parameter -> __call__ argument
 
 
@@ -94,6 +97,9 @@ class Sub:
     args_unsure: bool = False  # an argument's __init__ source could not be written
     alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
     factory: Factory | None = None  # built through a layer factory (field or local partial)
+    either: tuple[str, "Sub", "Sub"] | None = None  # kind "either": (field condition, if-branch, else-branch)
+    field_name: str | None = None  # kind "field": a module held in a field
+    field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
 
     @property
     def members(self) -> list["Sub"]:
@@ -312,6 +318,7 @@ class BodyWalker:
         self.loop_pass = 1
         self.dynamic_guard = 0
         self.guards: list[str] = []
+        self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
 
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
@@ -363,7 +370,9 @@ class BodyWalker:
             before = self.scope.env.copy()
             self._guarded(cond, stmt.body.body)
             after_body = self.scope.env
+            layers_body = dict(self.local_layers)
             self.scope.env = before.copy()
+            self.local_layers = dict(layers_before)
             if stmt.orelse is not None:
                 neg = None if cond is None else f"not ({cond})"
                 if isinstance(stmt.orelse, cst.If):
@@ -371,8 +380,20 @@ class BodyWalker:
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
             self._merge(after_body, size_cond)
-            for name in set(layers_before) | set(self.local_layers):
-                if layers_before.get(name) is not self.local_layers.get(name):
+            layers_else = self.local_layers
+            self.local_layers = dict(layers_before)
+            for name in set(layers_before) | set(layers_body) | set(layers_else):
+                a, b = layers_body.get(name), layers_else.get(name)
+                if a is b:
+                    if a is None:
+                        self.local_layers.pop(name, None)
+                    else:
+                        self.local_layers[name] = a
+                elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != "chain" and b.kind != "chain":
+                    # `embed = nn.Embed(...) if <field test> else self.shared_embedding`:
+                    # whichever one the field test picks
+                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b))
+                else:
                     # bound differently depending on the branch: no single submodule
                     self.local_layers.pop(name, None)
         elif isinstance(stmt, (cst.For, cst.While)):
@@ -547,8 +568,12 @@ class BodyWalker:
                         self.conv.partial_statements[name] = line_node
                         self.conv._keyed_nodes.extend([value, line_node])
                     sub = self.conv.sub_by_node.get(id(value))
+                    field_attr = _self_attr(value)
                     if sub is not None:
                         self.local_layers[name] = sub
+                    elif field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
+                        # a module the caller passed in a field (`embed = self.shared_embedding`)
+                        self.local_layers[name] = Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
                     else:
                         self.local_layers.pop(name, None)
                     self.scope.aliases.pop(name, None)
@@ -595,6 +620,9 @@ class BodyWalker:
                             if isinstance(el.value, cst.Name):
                                 self.scope.env[el.value.value] = el_size
                     self.expr(target)
+        elif isinstance(small, cst.Return) and small.value is not None:
+            self.expr(small.value)
+            self.return_sizes[id(small)] = self.size_of(small.value)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value)
             if isinstance(small.target, cst.Name):
@@ -724,6 +752,12 @@ class BodyWalker:
         if sub.kind == "chain":
             self.conv.chain_called(sub.chain, call, self)
             return
+        if sub.kind == "either":
+            for branch in sub.either[1:]:
+                self.called(branch, call)
+            return
+        if sub.kind == "field":
+            return
         for other in sub.alternatives:
             if other.in_sizes is None:
                 other.in_sizes = self.conv.call_in_sizes(other, call, self)
@@ -789,6 +823,7 @@ class ClassConverter:
         self.setup_local_sources: dict[str, str] = {}
         self.append_chains: dict[str, AppendChain] = {}  # setup local list -> chain
         self.partials: dict[str, cst.Call] = {}  # compact locals bound to functools.partial(...)
+        self.field_out_params: dict[str, str] = {}  # field holding a called module -> its output-size parameter
         self.partial_statements: dict[str, cst.CSTNode] = {}  # their binding statements
         self.factory_fields: dict[str, str] = {}  # factory field -> its default as NNX source
         self.chain_by_attr: dict[str, AppendChain] = {}
@@ -1256,6 +1291,15 @@ class ClassConverter:
             return self._child_size(sub, out, in_size)
         if sub.kind == "chain":
             return sub.chain.var
+        if sub.kind == "either":
+            cond, a, b = sub.either
+            size_a, size_b = self.out_size(a, call, walker, in_size), self.out_size(b, call, walker, in_size)
+            if isinstance(size_a, str) and isinstance(size_b, str):
+                return size_a if size_a == size_b else f"({size_a}) if ({cond}) else ({size_b})"
+            return None
+        if sub.kind == "field":
+            # what the caller passed: its output size is the caller's to give
+            return self.field_out_params.setdefault(sub.field_name, f"{sub.field_name}_out_features")
         if sub.kind == "sequential":
             size = in_size
             for member in sub.elements:
@@ -1471,6 +1515,11 @@ class ClassConverter:
         if len(returns) == 1 and returns[0].value is not None:
             # The walker's final environment holds the sizes at the end of the method.
             return walker.size_of(returns[0].value)
+        if len(returns) > 1 and all(id(r) in walker.return_sizes for r in returns):
+            # several returns: the size each gives where it runs, when they all agree
+            sizes = [walker.return_sizes[id(r)] for r in returns]
+            if sizes[0] is not None and all(size == sizes[0] for size in sizes):
+                return sizes[0]
         return None
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
@@ -1710,7 +1759,32 @@ class ClassConverter:
             self.var_attrs[attr] = site
         self.setup_var_attrs[attr] = site
 
+    def _field_module_sizes(self, sub: Sub) -> None:
+        """A child that calls a module held in one of its fields takes that module's
+        output size: known when this class passes one of its own submodules (built before
+        the child) or a module it holds in a field itself; None when it passes none."""
+        defaults = {f.name: f.default_code for f in sub.child.fields}
+        kwargs = self._linen_kwargs(sub)
+        for fname, param in sub.child.field_out_params.items():
+            node = kwargs.get(fname)
+            if node is None and (defaults.get(fname) or "").strip() == "None":
+                continue  # the child's default: no module
+            if isinstance(node, cst.Name) and node.value == "None":
+                continue
+            size = None
+            attr = _self_attr(node) if node is not None else None
+            mine = self.subs_by_attr.get(attr) if attr is not None else None
+            if mine is not None and self._order.get(id(mine), 1 << 30) < self._order.get(id(sub), -1):
+                size = self.out_size(mine, None, self.setup_walker or self.call_walker, in_size=None)
+            elif attr is not None and attr in {f.name for f in self.shape.fields}:
+                size = self.field_out_params.setdefault(attr, f"{attr}_out_features")
+            sub.field_sizes[param] = size if isinstance(size, str) else None
+            if sub.field_sizes[param] is None:
+                sub.problems.append(f"'{param}': the output size of the module passed as '{fname}' is not known; it became a constructor argument")
+
     def _check_sizes(self, sub: Sub) -> None:
+        if sub.kind == "local" and sub.child.field_out_params:
+            self._field_module_sizes(sub)
         if sub.kind == "sequential" or sub.origin == "setup":
             for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
@@ -1788,6 +1862,8 @@ class ClassConverter:
                 parts.append(f"{key}={value}")
             for param in child.size_params:
                 size = sizes.get(param)
+                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
+            for param, size in sub.field_sizes.items():
                 parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
             parts.append("rngs=rngs")
             callee = sub.factory.callee if sub.factory is not None else child.name
@@ -1939,6 +2015,7 @@ class ClassConverter:
         if not keyword_only and "*" not in params_src:
             params_src.append("*")
         params_src += [f"{p}: int | None = None" for p in optional_sizes]
+        params_src += [f"{p}: int | None = None" for p in self.field_out_params.values()]
         params_src.append("rngs: nnx.Rngs")
         if not init_lines:
             init_lines.append(stmt("pass\n"))
@@ -1993,6 +2070,7 @@ class ClassConverter:
             size_params=size_params,
             size_param_args=self._size_param_args(size_params),
             optional_size_params=tuple(self._optional_size_params(size_params)),
+            field_out_params=dict(self.field_out_params),
             size_param_names=self._size_param_names(size_params),
             out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),

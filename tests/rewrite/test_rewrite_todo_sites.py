@@ -25,6 +25,25 @@ def convert(source: str):
 CASES = [
     pytest.param(
         """
+        import flax.linen as nn
+
+        class Head(nn.Module):
+          @nn.compact
+          def __call__(self, x, wide: bool = False):
+            if wide:
+              return nn.Dense(8)(x)
+            return nn.Dense(4)(x)
+
+        class Net(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            return nn.Dense(2)(Head()(x))
+        """,
+        14, "input size cannot be derived", "dense_0_in_features: int",
+        id="returns-of-different-sizes",
+    ),
+    pytest.param(
+        """
         from functools import partial
         import flax.linen as nn
 
@@ -417,3 +436,35 @@ def test_classes_are_converted_after_the_classes_they_build_not_those_their_docs
     assert "self.later_0 = Later(features=2, in_features=4, rngs=rngs)" in result.new_text
     assert "self.later_1 = Later(features=4, in_features=in_features, rngs=rngs)" in result.new_text
     assert [c.name for c in result.classes] == ["Uses", "Later", "Block"]
+
+
+def test_a_module_passed_in_a_field_whose_size_the_parent_does_not_know_is_reported():
+    result = convert(
+        """
+        from typing import Any
+        import flax.linen as nn
+
+        class Encoder(nn.Module):
+          shared: Any = None
+
+          @nn.compact
+          def __call__(self, tokens):
+            if self.shared is None:
+              embed = nn.Embed(10, 4)
+            else:
+              embed = self.shared
+            return nn.Dense(2)(embed(tokens))
+
+        class Model(nn.Module):
+          def setup(self):
+            self.encoder = Encoder(shared=make_embedding())
+
+          def __call__(self, tokens):
+            return self.encoder(tokens)
+        """
+    )
+    # the class itself is complete: the held module's size is its constructor argument
+    assert "shared_out_features: int | None = None" in result.new_text
+    assert [(t.line, t.why.split(":")[0]) for t in result.todos] == [(18, "'shared_out_features'")]
+    assert "encoder_shared_out_features: int" in result.new_text
+    assert [c.status for c in result.classes] == ["converted", "todo"]
