@@ -325,6 +325,10 @@ class BodyWalker:
         method = _self_attr(call.func)
         if method is not None and method in self.conv.method_returns:
             return self.conv.method_returns[method]
+        if method is not None and call.args and call.args[0].keyword is None and self.conv.keeps_last_dim_field(method):
+            # `self.activation(h)` with `activation: Callable = nn.tanh`: as its default
+            # does (another function that changed the size would fail loudly at the next layer)
+            return scalar(self.size_of(call.args[0].value))
         if isinstance(call.func, cst.Name) and call.func.value in self.ctx.functions and call.func.value not in self.scope.method_locals:
             return self.conv.function_return_size(self.ctx.functions[call.func.value], call, self)
         sub = self._sub_called_by(call)
@@ -996,6 +1000,17 @@ class ClassConverter:
                 if sub.rule is None or key != sub.rule.cell_arg:
                     sub.arg_code[key] = code(value)
         return sub
+
+    def keeps_last_dim_field(self, name: str) -> bool:
+        """A field whose default is a function that keeps the last axis (`nn.tanh`)."""
+        fld = next((f for f in self.shape.fields if f.name == name), None)
+        if fld is None or fld.default_code is None or name in self.subs_by_attr:
+            return False
+        try:
+            default = cst.parse_expression(fld.default_code)
+        except cst.ParserSyntaxError:
+            return False
+        return isinstance(default, (cst.Name, cst.Attribute)) and self.ctx.imports.qualify(default) in self.ctx.rules.keep_last_dim
 
     # ---- layer factories (the "ModuleDef" pattern) -----------------------------------
     def factory_of(self, func: cst.BaseExpression) -> Factory | None:
