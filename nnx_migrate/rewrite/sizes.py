@@ -223,6 +223,8 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual == "jax.numpy.einsum" and expr.args:
+                return self._einsum(expr)
             if qual == "jax.numpy.pad" and expr.args and expr.args[0].keyword is None and self._pads_last_axis_by_zero(expr):
                 return scalar(self(expr.args[0].value))
             func = expr.func
@@ -264,6 +266,27 @@ class SizeOf:
                 # `context = x if context is None else context`
                 return f"{_parenthesized_src(a)} if {cond} else {_parenthesized_src(b)}"
             return None
+        return None
+
+    def _einsum(self, expr: cst.Call) -> str | None:
+        """`jnp.einsum('bij,bjd->bid', a, v)`: the output's last index is the last axis of
+        an operand (`v`), whose size it has."""
+        spec = expr.args[0].value
+        if not isinstance(spec, cst.SimpleString) or not isinstance(spec.evaluated_value, str):
+            return None
+        text = spec.evaluated_value.replace(" ", "")
+        if text.count("->") != 1:
+            return None
+        inputs, output = text.split("->")
+        if not output or not output[-1].isalpha():
+            return None
+        operands = [a.value for a in expr.args[1:] if a.keyword is None and not a.star]
+        subscripts = inputs.split(",")
+        if len(subscripts) != len(operands) or any(a.star for a in expr.args[1:]):
+            return None
+        for sub, operand in zip(subscripts, operands):
+            if sub and sub[-1] == output[-1]:
+                return scalar(self(operand))
         return None
 
     def _pads_last_axis_by_zero(self, expr: cst.Call) -> bool:

@@ -25,6 +25,20 @@ def convert(source: str):
 CASES = [
     pytest.param(
         """
+        import jax.numpy as jnp
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            x = jnp.einsum("bij->bji", x)
+            return nn.Dense(2)(x)
+        """,
+        9, "input size cannot be derived", "dense_0_in_features: int",
+        id="einsum-moving-an-inner-axis-last",
+    ),
+    pytest.param(
+        """
         import flax.linen as nn
 
         class Head(nn.Module):
