@@ -242,8 +242,11 @@ def _conversion_order(module: cst.Module, statement_texts) -> list[int]:
         stmt = module.body[index]
         text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
         mentioned = {w for w in set(_WORD.findall(text)) if w in classes and classes[w] != index}
-        if mentioned:
-            mentioned &= _names_used(stmt)  # not in strings or comments
+        later = {w for w in mentioned if classes[w] > index}
+        if later:
+            # a class defined further down must really be used, not named in a docstring
+            # (earlier ones are converted first anyway, whatever the text says)
+            mentioned -= later - _names_used(stmt)
         uses[index] = sorted(classes[w] for w in mentioned)
     order: list[int] = []
     state: dict[int, int] = {}  # 1: being visited, 2: done
