@@ -323,7 +323,9 @@ class BodyWalker:
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
         method = _self_attr(call.func)
-        if method is not None and method in self.conv.method_returns:
+        if id(call) in self.conv.call_returns:
+            return self.conv.call_returns[id(call)]
+        if method is not None and method in self.conv.method_returns and method not in self.conv.walking and self.conv.method_named(method) is None:
             return self.conv.method_returns[method]
         if method is not None and call.args and call.args[0].keyword is None and self.conv.keeps_last_dim_field(method):
             # `self.activation(h)` with `activation: Callable = nn.tanh`: as its default
@@ -679,7 +681,9 @@ class BodyWalker:
             params = [p for p in callee.params.params if p.name.value != "self"]
             for p, value in zip(params, positional):
                 walker.scope.env[p.name.value] = self.size_of(value)
-            self.conv.walk_method(walker)
+            # the size it returns for these arguments (another call may pass other sizes)
+            self.conv.call_returns[id(node)] = self.conv.walk_method(walker)
+            self.conv._keyed_nodes.append(node)
             return
         if method in ("param", "variable"):
             for arg in node.args:
@@ -820,6 +824,7 @@ class ClassConverter:
         # node's id from being reused by a new node (which made output nondeterministic).
         self._keyed_nodes: list[cst.CSTNode] = []
         self.method_returns: dict[str, object] = {}
+        self.call_returns: dict[int, object] = {}  # id(call of a helper method) -> size it returns there
         self.walking: set[str] = set()
         self.walked: set[str] = set()
         self.setup_var_attrs: dict[str, VarDef] = {}
@@ -1508,7 +1513,7 @@ class ClassConverter:
                 return m
         return None
 
-    def walk_method(self, walker: BodyWalker) -> None:
+    def walk_method(self, walker: BodyWalker):
         name = walker.method.name.value
         self.walking.add(name)
         walker.walk()
@@ -1518,6 +1523,7 @@ class ClassConverter:
         self.method_returns.setdefault(name, size)
         if name == "__call__":
             self.return_size = size
+        return size
 
     def _return_size(self, method: cst.FunctionDef, walker: BodyWalker):
         returns = [
