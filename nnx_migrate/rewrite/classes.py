@@ -97,6 +97,7 @@ class Sub:
     args_unsure: bool = False  # an argument's __init__ source could not be written
     alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
     factory: Factory | None = None  # built through a layer factory (field or local partial)
+    conditional: bool = False  # auto-named in a compact body under a condition
     either: tuple[str, "Sub", "Sub"] | None = None  # kind "either": (field condition, if-branch, else-branch)
     field_name: str | None = None  # kind "field": a module held in a field
     field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
@@ -573,13 +574,9 @@ class BodyWalker:
                         self.conv.partials[name] = value
                         self.conv.partial_statements[name] = line_node
                         self.conv._keyed_nodes.extend([value, line_node])
-                    sub = self.conv.sub_by_node.get(id(value))
-                    field_attr = _self_attr(value)
-                    if sub is not None:
-                        self.local_layers[name] = sub
-                    elif field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
-                        # a module the caller passed in a field (`embed = self.shared_embedding`)
-                        self.local_layers[name] = Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
+                    bound = self._module_value(value)
+                    if bound is not None:
+                        self.local_layers[name] = bound
                     else:
                         self.local_layers.pop(name, None)
                     self.scope.aliases.pop(name, None)
@@ -641,10 +638,41 @@ class BodyWalker:
             for child in small.children:
                 self.expr(child)
 
+    def _module_value(self, value: cst.BaseExpression) -> Sub | None:
+        """The submodule an expression names: a construction, a module held in a field
+        (`self.shared_embedding`, which the caller passed), or either of two under a field
+        test (`nn.Embed(...) if self.shared is None else self.shared`)."""
+        sub = self.conv.sub_by_node.get(id(value))
+        if sub is not None:
+            return sub
+        field_attr = _self_attr(value)
+        if field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
+            return Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
+        if isinstance(value, cst.IfExp) and self.in_loop == 0:
+            cond = try_static(value.test, self.scope, [])
+            a, b = self._module_value(value.body), self._module_value(value.orelse)
+            if cond is not None and a is not None and b is not None:
+                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b))
+        return None
+
     # ---- expressions -------------------------------------------------------------
     def expr(self, node: cst.CSTNode) -> None:
         if isinstance(node, cst.Call):
             self.call(node)
+            return
+        if isinstance(node, cst.IfExp):
+            # `nn.Dense(4)(x) if self.flag else x`: Linen builds what the taken branch builds
+            self.expr(node.test)
+            cond = try_static(node.test, self.scope, [])
+            for branch, guard in ((node.body, cond), (node.orelse, None if cond is None else f"not ({cond})")):
+                if guard is None:
+                    self.dynamic_guard += 1
+                    self.expr(branch)
+                    self.dynamic_guard -= 1
+                else:
+                    self.guards.append(guard)
+                    self.expr(branch)
+                    self.guards.pop()
             return
         if isinstance(node, (cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
             self.in_loop += 1
@@ -950,6 +978,7 @@ class ClassConverter:
                 sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
                 if walker.origin == "compact":
                     sub.auto_class = linen_class
+                    sub.conditional = bool(walker.guards or walker.dynamic_guard)
                 if walker.in_loop and loop is not None and walker.origin == "compact":
                     # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
                     sub.loop = loop
@@ -1419,6 +1448,7 @@ class ClassConverter:
                 self.call_walker = walker
             self.walk_method(walker)
         self._auto_named_lists()
+        self._names_after_conditional_ones()
         self._finish_chains()
         self._drop_partials_used_only_to_build()
         self._has_variable_sites()
@@ -1500,6 +1530,19 @@ class ClassConverter:
                 self.subs_by_attr.pop(sub.attr, None)
                 sub.attr = cls
             self.subs_by_attr[cls] = subs[0]
+
+    def _names_after_conditional_ones(self) -> None:
+        """Linen numbers the submodules of a class it builds (`Dense_0`, `Dense_1`, ...):
+        after one built under a condition, the names of the next ones depend on it, while
+        the NNX attributes are fixed."""
+        conditional_seen: set[str] = set()
+        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+            if sub.auto_class is None or sub.loop is not None:
+                continue
+            if sub.auto_class in conditional_seen:
+                sub.problems.append(f"Linen's name for it counts the {sub.auto_class} built under a condition before it: when that one is not built, the Linen name is one lower than the NNX attribute '{sub.attr}' (checkpoint keys); give both a name= to fix it")
+            if sub.conditional:
+                conditional_seen.add(sub.auto_class)
 
     @property
     def shape_method_names(self) -> set[str]:

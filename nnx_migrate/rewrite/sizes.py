@@ -262,6 +262,10 @@ class SizeOf:
             if a == b:
                 return a
             cond = none_test(expr.test, scope)
+            if cond is None:
+                used: list[str] = []
+                cond = try_static(expr.test, scope, used)
+                cond = None if used else cond  # (a local __init__ would have to recompute first)
             if cond is not None and isinstance(a, str) and isinstance(b, str):
                 # `context = x if context is None else context`
                 return f"{_parenthesized_src(a)} if {cond} else {_parenthesized_src(b)}"

@@ -25,6 +25,21 @@ def convert(source: str):
 CASES = [
     pytest.param(
         """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          flag: bool = False
+
+          @nn.compact
+          def __call__(self, x):
+            x = nn.Dense(3)(x) if self.flag else x
+            return nn.Dense(2)(x)
+        """,
+        10, "counts the Dense built under a condition before it", "if self.flag:\n      self.dense_0 = nnx.Linear(",
+        id="auto-name-after-a-conditional-layer",
+    ),
+    pytest.param(
+        """
         import jax.numpy as jnp
         import flax.linen as nn
 
