@@ -709,6 +709,10 @@ class BodyWalker:
             params = [p for p in callee.params.params if p.name.value != "self"]
             for p, value in zip(params, positional):
                 walker.scope.env[p.name.value] = self.size_of(value)
+            names = {p.name.value for p in [*callee.params.params, *callee.params.kwonly_params]}
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value in names:
+                    walker.scope.env[arg.keyword.value] = self.size_of(arg.value)
             # the size it returns for these arguments (another call may pass other sizes)
             self.conv.call_returns[id(node)] = self.conv.walk_method(walker)
             self.conv._keyed_nodes.append(node)
