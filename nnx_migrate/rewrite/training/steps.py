@@ -503,6 +503,8 @@ class TrainingTransformer(cst.CSTTransformer):
         extra = []
         for param in summary.size_params:
             idx = summary.size_param_args.get(param)
+            if (idx is None or idx >= len(inputs)) and param in summary.optional_size_params:
+                continue  # an argument left out: the constructor's default (None) says so
             if idx is None or idx >= len(inputs):
                 self._stmt_stack[-1]["todos"].append((f"{code_of(value.func)}(...)", f"the NNX constructor needs `{param}`: pass the input size by hand"))
                 extra.append(f"{param}=None")
