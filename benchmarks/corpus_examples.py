@@ -24,7 +24,17 @@ EXAMPLES = {
     "flax-examples/wmt/models.py:EncoderDecoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8), (2, 4, 8)]},
     "flax-examples/lm1b/models.py:MlpBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
     "flax-examples/lm1b/models.py:EncoderDecoder1DBlock": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 3, 8)]},
+    "flax-examples/wmt/models.py:AddPositionEmbs": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 5, 8)]},
+    "flax-examples/lm1b/models.py:AddPositionEmbs": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 5, 8)]},
+    "flax-examples/wmt/models.py:Encoder": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [("int", (2, 5), 13)]},
+    "flax-examples/wmt/models.py:Decoder": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [(2, 4, 8), ("int", (2, 5), 13)]},
+    # shared embeddings: the encoder and decoder call the parent's nn.Embed (Encoder and
+    # Decoder above build their own)
+    "flax-examples/wmt/models.py:Transformer": {"fields": lambda m: {"config": _wmt_config(m, share_embeddings=True)}, "inputs": [("int", (2, 4), 13), ("int", (2, 5), 13)]},
+    "flax-examples/lm1b/models.py:Decoder": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [("int", (2, 5), 13)]},
+    "flax-examples/lm1b/models.py:TransformerLM": {"fields": lambda m: {"config": _wmt_config(m)}, "inputs": [("int", (2, 5), 13)]},
     "flax-examples/sst2/models.py:Embedder": {"fields": lambda m: {"vocab_size": 13, "embedding_size": 4}, "inputs": [("int", (2, 5), 13)]},
+    "flax-examples/sst2/models.py:MLP": {"fields": lambda m: {"hidden_size": 4, "output_size": 3}, "inputs": [(2, 5)]},
     "flax-examples/sst2/models.py:KeysOnlyMlpAttention": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 5, 6), ("bool", (2, 5))]},
     "diffusers/models/attention_flax.py:FlaxGEGLU": {"fields": lambda m: {"dim": 4}, "inputs": [(1, 3, 4)]},
     "diffusers/models/embeddings_flax.py:FlaxTimestepEmbedding": {"fields": lambda m: {"time_embed_dim": 8}, "inputs": [(2, 5)]},

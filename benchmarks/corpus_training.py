@@ -34,7 +34,10 @@ from nnx_migrate.rewrite.runner import rewrite_files  # noqa: E402
 
 PROGRAMS = ("mnist", "vae", "sst2", "seq2seq", "ppo", "imagenet", "wmt", "lm1b")
 # Third-party modules the examples import that this environment does not have.
-STUBBED = ("flax.metrics.tensorboard", "tensorflow", "tensorflow_datasets", "ml_collections", "clu", "tensorflow_text", "sentencepiece", "gym", "PIL", "cv2", "atari_py")
+STUBBED = ("flax.metrics.tensorboard", "tensorflow", "tensorflow_datasets", "ml_collections", "clu", "tensorflow_text", "sentencepiece", "gym", "gymnasium", "ale_py", "PIL", "cv2", "atari_py")
+# Per program: the module whose code the driver runs, and modules stubbed for it only
+# (absl flags are global: a second import of the same program would define them twice).
+ENTRY = {"ppo": ("ppo_main", ("absl", "gymnasium.spaces", "gymnasium.spaces.box")), "seq2seq": ("train", ("absl",))}
 
 
 def find_corpus(arg: str | None) -> Path:
@@ -60,12 +63,15 @@ class Config(dict):
 
 
 @contextlib.contextmanager
-def program(folder: Path, module: str = "train"):
+def program(folder: Path, module: str = "train", extra_stubs=()):
     """Imports `folder/<module>.py` with the folder first on sys.path and the example's
     sibling modules fresh (the Linen and the converted copies share their names)."""
+    import flax.training.checkpoints  # noqa: F401  (flax.io asks importlib about tensorflow: before the stubs)
+
     siblings = {p.stem for p in folder.glob("*.py")}
     saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in siblings}
-    stubs = {name: mock.MagicMock(name=name) for name in STUBBED if name not in sys.modules}
+    saved.update({name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in extra_stubs})
+    stubs = {name: mock.MagicMock(name=name) for name in (*STUBBED, *extra_stubs) if name not in sys.modules}
     sys.modules.update(stubs)
     sys.path.insert(0, str(folder))
     try:
@@ -129,11 +135,136 @@ def drive_vae(train, epochs=4):
     return [float(x) for x in re.findall(r"loss: ([0-9.]+)", out.getvalue())]
 
 
-DRIVERS = {"mnist": drive_mnist, "vae": drive_vae}
+class _FakeAtari:
+    """One simulator's pipe (agent.RemoteSimulator's `conn`), on synthetic frames: the
+    rewarded action is the one the frame's brightness picks, so the policy and the value
+    function have something to learn."""
+
+    def __init__(self, rng, num_actions):
+        self.rng, self.num_actions = rng, num_actions
+        self.frame, self.pending = None, None
+
+    def recv(self):
+        if self.pending is not None:
+            out, self.pending = self.pending, None
+            return out
+        self.frame = self.rng.integers(0, 256, (1, 84, 84, 4)).astype("float32")
+        return self.frame
+
+    def send(self, action):
+        best = int(self.frame.mean() / 256 * self.num_actions)
+        self.steps = getattr(self, "steps", 0) + 1
+        self.pending = (self.frame, action, float(action == best), self.steps % 4 == 0)  # 4-step episodes
+
+
+def drive_ppo(main, loops=6):
+    """ppo_main.main builds the model and calls ppo_lib.train; the Atari simulators,
+    the score test, checkpoints and tensorboard are replaced (I/O and environments), and
+    each train_step's summed minibatch loss is recorded."""
+    import numpy as np
+
+    lib = main.ppo_lib
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    num_actions = 3
+    main.env_utils = types.SimpleNamespace(get_num_actions=lambda game: num_actions)
+    lib.agent.RemoteSimulator = lambda game: types.SimpleNamespace(conn=_FakeAtari(rng, num_actions))
+
+    def policy_test(n, apply_fn, params, game):  # one forward pass through the program's own policy_action
+        frame = np.zeros((1, 84, 84, 4), np.float32)
+        log_probs, _ = lib.agent.policy_action(apply_fn, params, frame)
+        return float(np.exp(np.asarray(log_probs)).sum())
+
+    lib.test_episodes = types.SimpleNamespace(policy_test=policy_test)
+    lib.checkpoints = types.SimpleNamespace(restore_checkpoint=lambda d, state: state, save_checkpoint=lambda *a, **k: None)
+    lib.tensorboard = mock.MagicMock()
+    losses = []
+    step = lib.train_step
+
+    def recording_step(*args, **kwargs):
+        state, loss = step(*args, **kwargs)
+        losses.append(float(loss))
+        return state, loss
+
+    lib.train_step = recording_step
+    config = Config(game="Pong", total_frames=loops * 2 * 16, learning_rate=1e-3, batch_size=8, num_agents=2, actor_steps=16,
+                    num_epochs=2, gamma=0.99, lambda_=0.95, clip_param=0.1, vf_coeff=0.5, entropy_coeff=0.01, decaying_lr_and_clip_param=False)
+    main.FLAGS = types.SimpleNamespace(config=config, workdir="/tmp/unused")
+    main.tf = mock.MagicMock()
+    with contextlib.redirect_stdout(io.StringIO()):
+        main.main(None)
+    return losses
+
+
+def drive_sst2(train, epochs=4):
+    """Synthetic token batches (the label is whether the first token is a high id) in
+    place of the TFDS SST-2 pipeline; the train loss per epoch comes from the program's log."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(6):
+        ids = rng.integers(2, 20, (8, 6)).astype(np.int32)
+        batches.append({"token_ids": ids, "length": np.full((8,), 6, np.int32), "label": (ids[:, 0] >= 11).astype(np.int32)})
+
+    class TextDataset:
+        def __init__(self, tfds_name, split):
+            self.vocab = [str(i) for i in range(20)]
+
+        def get_bucketed_batches(self, *args, **kwargs):
+            return batches
+
+        def get_batches(self, batch_size):
+            return batches[:2]
+
+    train.input_pipeline = types.SimpleNamespace(TextDataset=TextDataset)
+    train.batch_to_numpy = lambda batch: batch  # the program's own unwraps tf tensors
+    logged = []
+    train.logging = types.SimpleNamespace(info=lambda msg, *args: logged.append(msg % args if args else msg))
+    train.tensorboard = mock.MagicMock()
+    config = Config(embedding_size=16, hidden_size=16, vocab_size=None, output_size=1, dropout_rate=0.1, word_dropout_rate=0.1,
+                    unk_idx=1, learning_rate=0.1, momentum=0.9, weight_decay=3e-6, batch_size=8, bucket_size=8,
+                    max_input_length=12, num_epochs=epochs, seed=0)
+    train.train_and_evaluate(config, "/tmp/unused")
+    return [float(re.search(r"loss ([0-9.]+)", line).group(1)) for line in logged if line.startswith("train epoch")]
+
+
+def drive_seq2seq(train, steps=30):
+    """The program's own addition task (its CharacterTable makes the batches); absl flags
+    replaced by a namespace; each train_step's loss recorded."""
+    train.FLAGS = types.SimpleNamespace(workdir="/tmp/unused", learning_rate=0.01, batch_size=16, hidden_size=32,
+                                        num_train_steps=steps, decode_frequency=10, max_len_query_digit=2)
+    train.metric_writers = mock.MagicMock()
+    train.logging = mock.MagicMock()
+    losses = []
+    step = train.train_step
+
+    def recording_step(*args, **kwargs):
+        state, metrics = step(*args, **kwargs)
+        losses.append(float(metrics["loss"]))
+        return state, metrics
+
+    train.train_step = recording_step
+    import random
+
+    random.seed(0)  # CharacterTable draws its problems from `random`
+    train.train_and_evaluate("/tmp/unused")
+    return [sum(losses[i:i + 5]) / 5 for i in range(0, len(losses), 5)]  # mean of each 5 steps
+
+
+DRIVERS = {"mnist": drive_mnist, "vae": drive_vae, "ppo": drive_ppo, "sst2": drive_sst2, "seq2seq": drive_seq2seq}
 # What a person must do after the rewrite, done here so the program can run (and reported).
 HAND_FIXES = {
     "mnist": [("dense_0_in_features=None", "dense_0_in_features=7 * 7 * 64",
                "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
+    "sst2": [("encoder_in_features=None", "encoder_in_features=16", "embedding size into the LSTM encoder (not derived through the model's setup)"),
+             ("classifier_in_features=None", "classifier_in_features=32", "bidirectional LSTM output size (2 x hidden)"),
+             ("classifier_mlp_in_features=None", "classifier_mlp_in_features=32", "attention output size into the MLP"),
+             ("classifier_mlp_output_layer_in_features=None", "classifier_mlp_output_layer_in_features=16", "MLP hidden size")],
+    "seq2seq": [("decoder_lstm_cell_0_lstm_cell_0_in_features=None", "decoder_lstm_cell_0_lstm_cell_0_in_features=ctable.vocab_size",
+                 "decoder LSTM input size (one-hot of the previous token)")],
+    "ppo": [("hidden_in_features=None", "hidden_in_features=11 * 11 * 64",
+             "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
 }
 
 
@@ -157,10 +288,11 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                         if old in text:
                             path.write_text(text.replace(old, new))
                             row["fixes"].append(why)
+                module, extra = ENTRY.get(name, ("train", ()))
                 try:
-                    with program(src) as linen:
+                    with program(src, module, extra) as linen:
                         row["linen"] = driver(linen)
-                    with program(dst) as converted:
+                    with program(dst, module, extra) as converted:
                         row["nnx"] = driver(converted)
                 except Exception as exc:  # report, keep going
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -31,6 +31,15 @@ def linen_field_values(linen_module: nn.Module) -> dict[str, Any]:
     }
 
 
+def _fields_at_default(linen_module: nn.Module) -> list[str]:
+    return [
+        f.name
+        for f in dataclasses.fields(linen_module)
+        if f.name not in _LINEN_PLUMBING and f.init and f.default is not dataclasses.MISSING
+        and getattr(linen_module, f.name) is f.default
+    ]
+
+
 def bind_positional_inputs(method: Callable, inputs: Sequence[Any]) -> dict[str, Any]:
     """{argument name: value} for the example inputs given to a Linen method."""
     parameters = [
@@ -77,6 +86,12 @@ def build_from_linen(
         **(extra_kwargs or {}),
     }
     kwargs = {name: value for name, value in offered.items() if takes_any or name in parameters}
+    # A field left at its Linen default takes the NNX constructor's own default: the
+    # rewrite converts defaults that are Linen objects (`conv: ModuleDef = nn.Conv` ->
+    # `nnx.Conv`), which the Linen value would undo.
+    for name in _fields_at_default(linen_module):
+        if name in kwargs and name in parameters and parameters[name].default is not parameters[name].empty:
+            del kwargs[name]
     passed_submodules = [name for name in submodule_fields if name in kwargs]
     if passed_submodules:
         raise EquivalenceSetupError(

@@ -14,6 +14,7 @@ The class is read in three steps:
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
-from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, scalar, size_param_name, translate_static, try_static
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
 
 LINEN_MODULE = "flax.linen.Module"
@@ -60,6 +61,13 @@ class ClassSummary:
     size_param_args: dict[str, int]  # size parameter -> index of the __call__ argument
     out_size: str | None  # in the class's own __init__ scope
     has_todos: bool = False
+    # input sizes of `__call__` arguments that default to None: `__init__` takes None
+    # (the default) when the argument is not given
+    optional_size_params: tuple[str, ...] = ()
+    # fields holding a module the class calls -> the constructor parameter (default None)
+    # that gives that module's output size
+    field_out_params: dict[str, str] = field(default_factory=dict)
+    size_param_names: dict[str, str] = field(default_factory=dict)  # size parameter -> __call__ argument
 
 
 @dataclass
@@ -86,12 +94,58 @@ class Sub:
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
+    chain: "AppendChain | None" = None  # kind "chain": any element of a setup list run as a chain
+    args_unsure: bool = False  # an argument's __init__ source could not be written
+    alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
+    factory: Factory | None = None  # built through a layer factory (field or local partial)
+    conditional: bool = False  # auto-named in a compact body under a condition
+    either: tuple[str, "Sub", "Sub"] | None = None  # kind "either": (field condition, if-branch, else-branch)
+    field_name: str | None = None  # kind "field": a module held in a field
+    field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
 
     @property
     def members(self) -> list["Sub"]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Factory:
+    """A layer built through a factory: a field whose default is a Linen layer class or a
+    `functools.partial` of one (`conv: ModuleDef = nn.Conv`), or a local `partial` of such
+    a class or field in the compact body. `callee` builds it in `__init__`: the field
+    itself (whatever class the caller gave) or the NNX class."""
+
+    callee: str
+    rule: LayerRule | None  # a Linen layer, or
+    args: list[cst.Arg]  # the local partial's arguments, merged before the call's
+    preset: dict[str, str]  # the field default's keywords (for sizes only: not repeated)
+    field: str | None = None
+    child: "ClassSummary | None" = None  # a module class converted in this run
+
+
+@dataclass
+class AppendChain:
+    """A list built in setup by appending submodules (`blocks = []`, `blocks.append(b)` in
+    loops too, `self.blocks = blocks`) that a method runs as a chain (`for block in
+    self.blocks: x = block(x)`): each element's input size is the previous element's
+    output size. `__init__` (the setup body) carries that size in a variable, set after
+    `blocks = []` and updated after each append."""
+
+    local: str
+    init_stmt: cst.CSTNode  # the `<local> = []` statement
+    appends: list[tuple["Sub", cst.CSTNode]] = field(default_factory=list)  # element, append statement
+    attr: str | None = None
+    var: str = ""
+    first: str | None = None  # the size the chain starts from, in __init__ terms
+    used: bool = False
+    problem: str | None = None
+    outs: dict[int, str] = field(default_factory=dict)  # id(append statement) -> size after it
+
+    @property
+    def ok(self) -> bool:
+        return self.used and self.problem is None
 
 
 @dataclass
@@ -269,12 +323,19 @@ class BodyWalker:
         self.loop_pass = 1
         self.dynamic_guard = 0
         self.guards: list[str] = []
+        self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
 
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
         method = _self_attr(call.func)
-        if method is not None and method in self.conv.method_returns:
+        if id(call) in self.conv.call_returns:
+            return self.conv.call_returns[id(call)]
+        if method is not None and method in self.conv.method_returns and method not in self.conv.walking and self.conv.method_named(method) is None:
             return self.conv.method_returns[method]
+        if method is not None and call.args and call.args[0].keyword is None and self.conv.keeps_last_dim_field(method):
+            # `self.activation(h)` with `activation: Callable = nn.tanh`: as its default
+            # does (another function that changed the size would fail loudly at the next layer)
+            return scalar(self.size_of(call.args[0].value))
         if isinstance(call.func, cst.Name) and call.func.value in self.ctx.functions and call.func.value not in self.scope.method_locals:
             return self.conv.function_return_size(self.ctx.functions[call.func.value], call, self)
         sub = self._sub_called_by(call)
@@ -299,6 +360,8 @@ class BodyWalker:
         if (self.method.name.value == "__call__" or self.method is self.conv.shape.compact) and not self.scope.env:
             for i, p in enumerate(params):
                 self.scope.env[p.name.value] = size_param_name(i, p.name.value)
+                if isinstance(p.default, cst.Name) and p.default.value == "None":
+                    self.scope.optional_params[p.name.value] = size_param_name(i, p.name.value)
         self.block(self.method.body.body)
 
     def block(self, stmts) -> None:
@@ -312,20 +375,36 @@ class BodyWalker:
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
             cond = try_static(stmt.test, self.scope, [])
+            # `if context is None: context = x`: sizes follow the optional argument's size
+            size_cond = cond if cond is not None else none_test(stmt.test, self.scope)
             layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
             self._guarded(cond, stmt.body.body)
             after_body = self.scope.env
+            layers_body = dict(self.local_layers)
             self.scope.env = before.copy()
+            self.local_layers = dict(layers_before)
             if stmt.orelse is not None:
                 neg = None if cond is None else f"not ({cond})"
                 if isinstance(stmt.orelse, cst.If):
                     self._guarded(neg, [stmt.orelse])
                 else:
                     self._guarded(neg, stmt.orelse.body.body)
-            self._merge(after_body, cond)
-            for name in set(layers_before) | set(self.local_layers):
-                if layers_before.get(name) is not self.local_layers.get(name):
+            self._merge(after_body, size_cond)
+            layers_else = self.local_layers
+            self.local_layers = dict(layers_before)
+            for name in set(layers_before) | set(layers_body) | set(layers_else):
+                a, b = layers_body.get(name), layers_else.get(name)
+                if a is b:
+                    if a is None:
+                        self.local_layers.pop(name, None)
+                    else:
+                        self.local_layers[name] = a
+                elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != "chain" and b.kind != "chain":
+                    # `embed = nn.Embed(...) if <field test> else self.shared_embedding`:
+                    # whichever one the field test picks
+                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b))
+                else:
                     # bound differently depending on the branch: no single submodule
                     self.local_layers.pop(name, None)
         elif isinstance(stmt, (cst.For, cst.While)):
@@ -334,9 +413,15 @@ class BodyWalker:
             else:
                 self.expr(stmt.test)
             loop = self._loop_context(stmt)
+            chained = None
             if isinstance(stmt, cst.For):
-                self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
+                chained = self._chain_over_list(stmt)  # binds a planned list's element to the loop variable
             targets: set[str] = set()
+            if isinstance(stmt, cst.For):
+                bound_here: set[str] = set()
+                _targets(stmt.target, bound_here)
+                for name in bound_here:
+                    self.scope.literals.pop(name, None)
             if loop is not None:
                 _targets(stmt.target, targets)
                 self.loops.append(loop)
@@ -360,9 +445,16 @@ class BodyWalker:
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
+            end_of_body = dict(self.scope.env)
             self._merge(before)
             for name, (_, _, var) in carried.items():
                 self.scope.env[name] = var
+            if isinstance(chained, Sub) and chained.kind == "chain" and chained.chain.problem is None:
+                chain = chained.chain
+                for name, size in end_of_body.items():
+                    if size == chain.var and before.get(name) == chain.first:
+                        # after the list (none or all of its elements): the carried size
+                        self.scope.env[name] = chain.var
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body)
         elif isinstance(stmt, cst.With):
@@ -403,6 +495,12 @@ class BodyWalker:
             it, target = it.args[0].value, target.elements[1].value
         attr = _self_attr(it)
         plan = self.conv.comp_plans.get(attr) if attr is not None else None
+        chain = self.conv.chain_by_attr.get(attr) if attr is not None else None
+        if plan is None and chain is not None and isinstance(target, cst.Name) and not self.in_loop:
+            # any element of the list: its calls set every element's input sizes
+            element = Sub(attr=None, kind="chain", ctor=stmt.iter, line=self.ctx.line(stmt), origin=self.origin, chain=chain)
+            self.local_layers[target.value] = element
+            return element
         if plan is None or not isinstance(target, cst.Name) or self.in_loop:
             return None
         plan["chained"] = True
@@ -455,6 +553,8 @@ class BodyWalker:
                 self.scope.env[name] = None
 
     def small(self, small: cst.CSTNode, line_node) -> None:
+        if self.origin == "setup":
+            self.conv.note_append_chain(self, small, line_node)
         if self.origin == "setup" and isinstance(small, cst.Assign) and self.conv.setup_assignment(self, small):
             return
         if isinstance(small, (cst.Assign, cst.AnnAssign)):
@@ -471,12 +571,23 @@ class BodyWalker:
                     continue
                 if isinstance(target, cst.Name):
                     name = target.value
-                    sub = self.conv.sub_by_node.get(id(value))
-                    if sub is not None:
-                        self.local_layers[name] = sub
+                    if self.origin == "setup" and self.in_loop == 0 and not self.guards and not self.dynamic_guard:
+                        self.conv.setup_local_sources[name] = code(value)
+                    self.conv.partials.pop(name, None)
+                    if self.origin == "compact" and self.in_loop == 0 and not self.guards and not self.dynamic_guard and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) == "functools.partial" and self.conv.factory_base(value) is not None:
+                        self.conv.partials[name] = value
+                        self.conv.partial_statements[name] = line_node
+                        self.conv._keyed_nodes.extend([value, line_node])
+                    bound = self._module_value(value)
+                    if bound is not None:
+                        self.local_layers[name] = bound
                     else:
                         self.local_layers.pop(name, None)
                     self.scope.aliases.pop(name, None)
+                    if _is_literal(code(value)):
+                        self.scope.literals[name] = value
+                    else:
+                        self.scope.literals.pop(name, None)
                     last_dim = _last_dim_of(value)
                     if last_dim is not None and isinstance(self.scope.env.get(last_dim), str):
                         # `features = x.shape[-1]`: a size __init__ knows
@@ -500,6 +611,7 @@ class BodyWalker:
                     for name in names:
                         self.local_layers.pop(name, None)
                         self.scope.aliases.pop(name, None)
+                        self.scope.literals.pop(name, None)
                     if (
                         isinstance(target, (cst.Tuple, cst.List)) and target.elements
                         and isinstance(target.elements[-1].value, cst.Name)
@@ -515,16 +627,37 @@ class BodyWalker:
                             if isinstance(el.value, cst.Name):
                                 self.scope.env[el.value.value] = el_size
                     self.expr(target)
+        elif isinstance(small, cst.Return) and small.value is not None:
+            self.expr(small.value)
+            self.return_sizes[id(small)] = self.size_of(small.value)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value)
             if isinstance(small.target, cst.Name):
                 name = small.target.value
                 self.scope.static.pop(name, None)
+                self.scope.literals.pop(name, None)
                 if isinstance(small.operator, cst.MatrixMultiplyAssign):
                     self.scope.env[name] = None
         else:
             for child in children_in_order(small):
                 self.expr(child)
+
+    def _module_value(self, value: cst.BaseExpression) -> Sub | None:
+        """The submodule an expression names: a construction, a module held in a field
+        (`self.shared_embedding`, which the caller passed), or either of two under a field
+        test (`nn.Embed(...) if self.shared is None else self.shared`)."""
+        sub = self.conv.sub_by_node.get(id(value))
+        if sub is not None:
+            return sub
+        field_attr = _self_attr(value)
+        if field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
+            return Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
+        if isinstance(value, cst.IfExp) and self.in_loop == 0:
+            cond = try_static(value.test, self.scope, [])
+            a, b = self._module_value(value.body), self._module_value(value.orelse)
+            if cond is not None and a is not None and b is not None:
+                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b))
+        return None
 
     # ---- expressions -------------------------------------------------------------
     def expr(self, node: cst.CSTNode) -> None:
@@ -532,6 +665,20 @@ class BodyWalker:
         # LibCST's abstract node classes is slow on this per-node path)
         if type(node) is cst.Call:
             self.call(node)
+            return
+        if type(node) is cst.IfExp:
+            # `nn.Dense(4)(x) if self.flag else x`: Linen builds what the taken branch builds
+            self.expr(node.test)
+            cond = try_static(node.test, self.scope, [])
+            for branch, guard in ((node.body, cond), (node.orelse, None if cond is None else f"not ({cond})")):
+                if guard is None:
+                    self.dynamic_guard += 1
+                    self.expr(branch)
+                    self.dynamic_guard -= 1
+                else:
+                    self.guards.append(guard)
+                    self.expr(branch)
+                    self.guards.pop()
             return
         if type(node) in _OWN_SCOPES:
             self.in_loop += 1
@@ -568,7 +715,13 @@ class BodyWalker:
             params = [p for p in callee.params.params if p.name.value != "self"]
             for p, value in zip(params, positional):
                 walker.scope.env[p.name.value] = self.size_of(value)
-            self.conv.walk_method(walker)
+            names = {p.name.value for p in [*callee.params.params, *callee.params.kwonly_params]}
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value in names:
+                    walker.scope.env[arg.keyword.value] = self.size_of(arg.value)
+            # the size it returns for these arguments (another call may pass other sizes)
+            self.conv.call_returns[id(node)] = self.conv.walk_method(walker)
+            self.conv._keyed_nodes.append(node)
             return
         if method in ("param", "variable"):
             for arg in node.args:
@@ -642,6 +795,18 @@ class BodyWalker:
         return self.conv.new_sub(ctor, self)
 
     def called(self, sub: Sub, call: cst.Call) -> None:
+        if sub.kind == "chain":
+            self.conv.chain_called(sub.chain, call, self)
+            return
+        if sub.kind == "either":
+            for branch in sub.either[1:]:
+                self.called(branch, call)
+            return
+        if sub.kind == "field":
+            return
+        for other in sub.alternatives:
+            if other.in_sizes is None:
+                other.in_sizes = self.conv.call_in_sizes(other, call, self)
         if sub.in_sizes is not None:
             if (sub.loop is not None or sub.comp_attr is not None) and self.loop_pass == 2:
                 again = self.conv.call_in_sizes(sub, call, self)
@@ -697,9 +862,18 @@ class ClassConverter:
         # node's id from being reused by a new node (which made output nondeterministic).
         self._keyed_nodes: list[cst.CSTNode] = []
         self.method_returns: dict[str, object] = {}
+        self.call_returns: dict[int, object] = {}  # id(call of a helper method) -> size it returns there
         self.walking: set[str] = set()
         self.walked: set[str] = set()
         self.setup_var_attrs: dict[str, VarDef] = {}
+        # setup locals bound once, at the top level: name -> source (for output sizes)
+        self.setup_local_sources: dict[str, str] = {}
+        self.append_chains: dict[str, AppendChain] = {}  # setup local list -> chain
+        self.partials: dict[str, cst.Call] = {}  # compact locals bound to functools.partial(...)
+        self.field_out_params: dict[str, str] = {}  # field holding a called module -> its output-size parameter
+        self.partial_statements: dict[str, cst.CSTNode] = {}  # their binding statements
+        self.factory_fields: dict[str, str] = {}  # factory field -> its default as NNX source
+        self.chain_by_attr: dict[str, AppendChain] = {}
 
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
@@ -733,6 +907,9 @@ class ClassConverter:
         return self.scan_of(call) is None and self.class_expr(call) is not call.func
 
     def construction_kind(self, call: cst.Call) -> str | None:
+        factory = self.factory_of(call.func)
+        if factory is not None:
+            return "layer" if factory.rule is not None else "local"
         func = self.class_expr(call)
         qual = _qual_layer(self.ctx, func)
         if isinstance(func, cst.Call):
@@ -755,10 +932,12 @@ class ClassConverter:
         sub.remat = self.is_remat(ctor)
         cls_expr = self.class_expr(ctor)
         if kind == "layer":
-            sub.rule = self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
+            sub.factory = self.factory_of(ctor.func)
+            sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[_qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
         elif kind == "local":
-            sub.child = self.ctx.module_class(cls_expr)
+            sub.factory = self.factory_of(ctor.func)
+            sub.child = sub.factory.child if sub.factory is not None else self.ctx.module_class(cls_expr)
             linen_class = sub.child.name
             if sub.child.has_todos:
                 sub.problems.append(f"{sub.child.name} has TODO sites of its own")
@@ -809,6 +988,7 @@ class ClassConverter:
                 sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
                 if walker.origin == "compact":
                     sub.auto_class = linen_class
+                    sub.conditional = bool(walker.guards or walker.dynamic_guard)
                 if walker.in_loop and loop is not None and walker.origin == "compact":
                     # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
                     sub.loop = loop
@@ -854,6 +1034,7 @@ class ClassConverter:
                         sub.call_kwargs[key] = code(value)
                         continue
                     sub.problems.append(f"argument '{key}' {exc}")
+                    sub.args_unsure = True
                     sub.arg_code[key] = code(value)
                 for pair in walker.hoist_list(used):
                     if pair not in sub.hoist:
@@ -863,6 +1044,108 @@ class ClassConverter:
                 if sub.rule is None or key != sub.rule.cell_arg:
                     sub.arg_code[key] = code(value)
         return sub
+
+    def keeps_last_dim_field(self, name: str) -> bool:
+        """A field whose default is a function that keeps the last axis (`nn.tanh`)."""
+        fld = next((f for f in self.shape.fields if f.name == name), None)
+        if fld is None or fld.default_code is None or name in self.subs_by_attr:
+            return False
+        try:
+            default = cst.parse_expression(fld.default_code)
+        except cst.ParserSyntaxError:
+            return False
+        return isinstance(default, (cst.Name, cst.Attribute)) and self.ctx.imports.qualify(default) in self.ctx.rules.keep_last_dim
+
+    # ---- layer factories (the "ModuleDef" pattern) -----------------------------------
+    def factory_of(self, func: cst.BaseExpression) -> Factory | None:
+        """`self.conv` (a field defaulting to a Linen layer or a partial of one) or a
+        compact local `conv = partial(<such a field or Linen layer>, ...)`."""
+        if isinstance(func, cst.Name) and func.value in self.partials:
+            partial = self.partials[func.value]
+            base = self.factory_base(partial)
+            if base is None:
+                return None
+            return Factory(base.callee, base.rule, [*base.args, *partial.args[1:]], base.preset, base.field, base.child)
+        attr = _self_attr(func)
+        if attr is not None:
+            return self._field_factory(attr)
+        return None
+
+    def _drop_partials_used_only_to_build(self) -> None:
+        """`conv = partial(nn.Conv, ...)` whose every use builds a layer (now built in
+        __init__): the binding goes. Otherwise it stays, and so does its Linen class."""
+        if not self.partials or self.shape.compact is None:
+            return
+        uses: dict[str, int] = {}
+
+        class Uses(FastVisitor):
+            def visit_Attribute(self, node: cst.Attribute):
+                node.value.visit(self)
+                return False
+
+            def visit_Name(self, node: cst.Name):
+                uses[node.value] = uses.get(node.value, 0) + 1
+
+        self.shape.compact.body.visit(Uses())
+        for name, stmt in self.partial_statements.items():
+            builds = sum(1 for sub in self.subs if isinstance(sub.ctor.func, cst.Name) and sub.ctor.func.value == name)
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and uses.get(name, 0) == 1 + builds:
+                self.scan_statements.add(id(stmt))  # statements MethodRewriter drops
+
+    def factory_base(self, partial: cst.Call) -> Factory | None:
+        """What `partial(X, ...)` wraps: a Linen layer class (built inline) or a factory field."""
+        if not partial.args or partial.args[0].keyword is not None or partial.args[0].star:
+            return None
+        base = partial.args[0].value
+        attr = _self_attr(base)
+        if attr is not None:
+            return self._field_factory(attr)
+        if isinstance(base, cst.Call):
+            return None
+        child = self.ctx.module_class(base)
+        if child is not None:
+            return Factory(code(base), None, [], {}, child=child)
+        qual = _qual_layer(self.ctx, base)
+        if qual in self.ctx.rules.layers:
+            rule = self.ctx.rules.layers[qual]
+            return Factory(f"nnx.{rule.nnx_name}", rule, [], {})
+        return None
+
+    def _field_factory(self, attr: str) -> Factory | None:
+        fld = next((f for f in self.shape.fields if f.name == attr), None)
+        if fld is None or fld.default_code is None:
+            return None
+        try:
+            default = cst.parse_expression(fld.default_code)
+        except cst.ParserSyntaxError:
+            return None
+        keywords: dict[str, str] = {}
+        cls = default
+        if isinstance(default, cst.Call) and self.ctx.imports.qualify(default.func) == "functools.partial" and default.args:
+            if any(a.keyword is None or a.star for a in default.args[1:]) or default.args[0].keyword is not None:
+                return None  # positional presets would shift NNX's (in_features first) arguments
+            cls = default.args[0].value
+            keywords = {a.keyword.value: code(a.value) for a in default.args[1:]}
+        if isinstance(cls, cst.Call):
+            return None
+        child = self.ctx.module_class(cls)
+        if child is not None:
+            if any(k not in {f.name for f in child.fields} for k in keywords):
+                return None
+            return Factory(f"self.{attr}", None, [], keywords, field=attr, child=child)
+        qual = _qual_layer(self.ctx, cls)
+        if qual not in self.ctx.rules.layers:
+            return None
+        rule = self.ctx.rules.layers[qual]
+        if any(k not in rule.linen_args or k in rule.unsupported for k in keywords):
+            return None
+        nnx_cls = f"nnx.{rule.nnx_name}"
+        if isinstance(default, cst.Call):
+            kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
+            self.factory_fields[attr] = f"{code(default.func)}({nnx_cls}{kw})"
+        else:
+            self.factory_fields[attr] = nnx_cls
+        return Factory(f"self.{attr}", rule, [], keywords, field=attr)
 
     def _cell_member(self, sub: Sub) -> None:
         """nn.RNN(cell, ...): the cell, built in the same expression, is converted as a
@@ -920,15 +1203,20 @@ class ClassConverter:
         else:
             return out
         pos = 0
-        for arg in sub.ctor.args:
+        args = list(sub.ctor.args)
+        if sub.factory is not None:
+            args = [*sub.factory.args, *args]
+        for arg in args:
             if arg.star:
                 sub.problems.append("*args/**kwargs in a submodule construction")
+                sub.args_unsure = True
                 continue
             if arg.keyword is None:
                 if pos < len(names):
                     out[names[pos]] = arg.value
                 else:
                     sub.problems.append("more positional arguments than the layer takes")
+                    sub.args_unsure = True
                 pos += 1
             elif arg.keyword.value not in ("name",):
                 out[arg.keyword.value] = arg.value
@@ -1008,9 +1296,15 @@ class ClassConverter:
             return {sub.rule.in_size: size}
         if sub.kind == "local":
             sizes = {}
+            keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
             for param in sub.child.size_params:
                 idx = sub.child.size_param_args.get(param)
-                sizes[param] = scalar(walker.size_of(positional[idx])) if idx is not None and idx < len(positional) else None
+                name = sub.child.size_param_names.get(param)
+                arg = positional[idx] if idx is not None and idx < len(positional) else keywords.get(name) if name else None
+                if param in sub.child.optional_size_params and (arg is None or (isinstance(arg, cst.Name) and arg.value == "None")):
+                    sizes[param] = "None"  # the argument is not given: the child's default
+                    continue
+                sizes[param] = scalar(walker.size_of(arg)) if arg is not None else None
             return sizes
         if sub.kind == "sequential":
             size = scalar(walker.size_of(positional[0])) if positional else None
@@ -1029,6 +1323,12 @@ class ClassConverter:
         return {}
 
     def out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
+        if sub.alternatives:
+            sizes = [self._own_out_size(s, call, walker, in_size) for s in [sub, *sub.alternatives]]
+            return sizes[0] if all(size == sizes[0] for size in sizes) else None
+        return self._own_out_size(sub, call, walker, in_size)
+
+    def _own_out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
         if call is not None:
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
             if sub.kind == "layer":
@@ -1048,6 +1348,17 @@ class ClassConverter:
             if isinstance(out, tuple):
                 return tuple(self._child_size(sub, o, in_size) for o in out)
             return self._child_size(sub, out, in_size)
+        if sub.kind == "chain":
+            return sub.chain.var
+        if sub.kind == "either":
+            cond, a, b = sub.either
+            size_a, size_b = self.out_size(a, call, walker, in_size), self.out_size(b, call, walker, in_size)
+            if isinstance(size_a, str) and isinstance(size_b, str):
+                return size_a if size_a == size_b else f"({size_a}) if ({cond}) else ({size_b})"
+            return None
+        if sub.kind == "field":
+            # what the caller passed: its output size is the caller's to give
+            return self.field_out_params.setdefault(sub.field_name, f"{sub.field_name}_out_features")
         if sub.kind == "sequential":
             size = in_size
             for member in sub.elements:
@@ -1061,7 +1372,10 @@ class ClassConverter:
             return in_size
         if not rule.out_size:
             return None
-        if rule.out_size in sub.arg_code and not sub.problems:
+        preset = sub.factory.preset if sub.factory is not None else {}
+        if rule.out_size not in sub.arg_code and rule.out_size in preset:
+            return preset[rule.out_size]
+        if rule.out_size in sub.arg_code and not sub.args_unsure:
             value = sub.arg_code[rule.out_size]
             return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
         if rule.out_size not in sub.arg_code and rule.out_default == "input":
@@ -1087,24 +1401,35 @@ class ClassConverter:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
 
     def _child_size(self, sub: Sub, out, in_size):
-        """A user module's output size (in its own terms) in the parent's terms."""
+        """A user module's output size (in its own terms: fields, input sizes, literals)
+        in the parent's terms: each `self.<field>` becomes the argument this construction
+        passes (or the field's literal default), each input size the size this call gives."""
         if isinstance(out, tuple):
             return tuple(self._child_size(sub, o, in_size) for o in out)
         if out is None:
             return None
         if out == "in_features":
             return in_size
-        if out.isdigit():
-            return out
-        match = re.fullmatch(r"self\.(\w+)", out)
-        if match:
-            fname = match.group(1)
+        defaults = {f.name: f.default_code for f in sub.child.fields}
+
+        def on_self_attr(fname: str) -> str:
             if fname in sub.arg_code:
-                return sub.arg_code[fname] if not sub.problems else None
-            for f in sub.child.fields:
-                if f.name == fname and f.default_code is not None and f.default_code.isdigit():
-                    return f.default_code
-        return None
+                if sub.args_unsure:
+                    raise NotStatic("the construction's arguments are not known in __init__")
+                return sub.arg_code[fname]
+            if sub.factory is not None and fname in sub.factory.preset:
+                return sub.factory.preset[fname]
+            if _is_literal(defaults.get(fname)):
+                return defaults[fname]
+            raise NotStatic(f"no value for the field '{fname}'")
+
+        def on_name(name: str) -> str:
+            size = in_size if name == "in_features" else (sub.in_sizes or {}).get(name)
+            if name in sub.child.size_params and size is not None:
+                return size
+            raise NotStatic(f"the size '{name}' is not known here")
+
+        return substitute_names(out, on_name, on_self_attr)
 
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
@@ -1133,6 +1458,9 @@ class ClassConverter:
                 self.call_walker = walker
             self.walk_method(walker)
         self._auto_named_lists()
+        self._names_after_conditional_ones()
+        self._finish_chains()
+        self._drop_partials_used_only_to_build()
         self._has_variable_sites()
         for sub in self.subs:
             self._check_sizes(sub)
@@ -1213,6 +1541,19 @@ class ClassConverter:
                 sub.attr = cls
             self.subs_by_attr[cls] = subs[0]
 
+    def _names_after_conditional_ones(self) -> None:
+        """Linen numbers the submodules of a class it builds (`Dense_0`, `Dense_1`, ...):
+        after one built under a condition, the names of the next ones depend on it, while
+        the NNX attributes are fixed."""
+        conditional_seen: set[str] = set()
+        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+            if sub.auto_class is None or sub.loop is not None:
+                continue
+            if sub.auto_class in conditional_seen:
+                sub.problems.append(f"Linen's name for it counts the {sub.auto_class} built under a condition before it: when that one is not built, the Linen name is one lower than the NNX attribute '{sub.attr}' (checkpoint keys); give both a name= to fix it")
+            if sub.conditional:
+                conditional_seen.add(sub.auto_class)
+
     @property
     def shape_method_names(self) -> set[str]:
         return {m.name.value for m in self.shape.methods}
@@ -1225,7 +1566,7 @@ class ClassConverter:
                 return m
         return None
 
-    def walk_method(self, walker: BodyWalker) -> None:
+    def walk_method(self, walker: BodyWalker):
         name = walker.method.name.value
         self.walking.add(name)
         walker.walk()
@@ -1235,6 +1576,7 @@ class ClassConverter:
         self.method_returns.setdefault(name, size)
         if name == "__call__":
             self.return_size = size
+        return size
 
     def _return_size(self, method: cst.FunctionDef, walker: BodyWalker):
         returns = [
@@ -1247,12 +1589,21 @@ class ClassConverter:
         if len(returns) == 1 and returns[0].value is not None:
             # The walker's final environment holds the sizes at the end of the method.
             return walker.size_of(returns[0].value)
+        if len(returns) > 1 and all(id(r) in walker.return_sizes for r in returns):
+            # several returns: the size each gives where it runs, when they all agree
+            sizes = [walker.return_sizes[id(r)] for r in returns]
+            if sizes[0] is not None and all(size == sizes[0] for size in sizes):
+                return sizes[0]
         return None
 
     def _collect_setup(self, setup: cst.FunctionDef) -> None:
         # Assignments `self.x = ...` are recognised at any depth (under `if`, in loops)
         # by BodyWalker.setup_assignment.
         self.setup_walker.block(setup.body.body)
+        self._check_chain_uses(setup)
+        # A local's definition stands for it only where nothing else binds it.
+        counts = _binding_counts(setup)
+        self.setup_local_sources = {n: src for n, src in self.setup_local_sources.items() if counts.get(n) == 1}
 
     def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
         """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
@@ -1274,6 +1625,14 @@ class ClassConverter:
                 walker.expr(arg.value)
             sub = self.new_sub(value, walker)
             sub.attr = attr
+            earlier = self.subs_by_attr.get(attr)
+            if earlier is not None and earlier is not sub and earlier.origin == "setup" and earlier.attr == attr and (walker.guards or earlier.guards):
+                # `if <field>: self.proj = A(...) else: self.proj = B(...)`: a call of
+                # self.proj sizes whichever one setup builds
+                group = [earlier, *earlier.alternatives]
+                for other in group:
+                    other.alternatives = [s for s in [*group, sub] if s is not other]
+                sub.alternatives = group
             if walker.in_loop:
                 sub.problems.append("submodule assigned in a loop in setup: only the last one is kept, check this is meant")
             self.subs_by_attr[attr] = sub
@@ -1285,6 +1644,12 @@ class ClassConverter:
             return True
         if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
             self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
+            chain = self.append_chains.get(value.value) if isinstance(value, cst.Name) else None
+            if chain is not None:
+                if chain.attr is not None or attr in self.chain_by_attr or walker.in_loop or walker.guards or walker.dynamic_guard:
+                    chain.problem = "the list is stored more than once or conditionally"
+                chain.attr = chain.attr or attr
+                self.chain_by_attr[attr] = chain
             return False
         if _self_method_call(value, "param") or _self_method_call(value, "variable"):
             walker.expr(value)
@@ -1316,6 +1681,150 @@ class ClassConverter:
         sub.comp_attr = attr
         return {"sub": sub, "target": code(comp.target), "iter": code(comp.iter), "chained": False}
 
+    # ---- setup lists run as chains ---------------------------------------------------
+    def note_append_chain(self, walker: "BodyWalker", small: cst.CSTNode, line_node) -> None:
+        """`<local> = []` at the top of setup starts a chain; `<local>.append(<submodule>)`
+        adds an element (after the walker has seen the construction)."""
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            name = small.targets[0].target.value
+            old = self.append_chains.get(name)
+            if old is not None:
+                old.problem = "the list variable is bound twice"
+            elif isinstance(small.value, cst.List) and not small.value.elements and walker.in_loop == 0 and not walker.guards and not walker.dynamic_guard:
+                self.append_chains[name] = AppendChain(name, line_node)
+            return
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value == "append" and isinstance(func.value, cst.Name) and func.value.value in self.append_chains:
+                chain = self.append_chains[func.value.value]
+                if any(stmt is line_node for _, stmt in chain.appends):
+                    return  # a loop body walked again
+                for child in children_in_order(small):
+                    walker.expr(child)  # the construction inside, if any, first
+                value = call.args[0].value if len(call.args) == 1 and call.args[0].keyword is None else None
+                element = None
+                if isinstance(value, cst.Call):
+                    element = self.sub_by_node.get(id(value))
+                elif isinstance(value, cst.Name):
+                    element = walker.local_layers.get(value.value)
+                if element is None or element.attr is not None or element.kind not in ("layer", "local") or any(e is element for e, _ in chain.appends):
+                    chain.problem = "an appended element is not a submodule built for this list"
+                else:
+                    chain.appends.append((element, line_node))
+
+    def _check_chain_uses(self, setup: cst.FunctionDef) -> None:
+        """A chain's list is only created, appended to and stored (no insert, extend, ...)."""
+        counts: dict[str, int] = {}
+
+        class Uses(FastVisitor):
+            def visit_Attribute(self, node: cst.Attribute):
+                node.value.visit(self)
+                return False
+
+            def visit_Name(self, node: cst.Name):
+                counts[node.value] = counts.get(node.value, 0) + 1
+
+        setup.body.visit(Uses())
+        bound = _binding_counts(setup)
+        for chain in self.append_chains.values():
+            if counts.get(chain.local, 0) != 1 + len(chain.appends) + (chain.attr is not None):
+                chain.problem = chain.problem or "the list is used other than by append"
+            var = f"{chain.local}_size"
+            while var in bound or var in {c.var for c in self.append_chains.values()}:
+                var = "_" + var
+            chain.var = var
+        self._setup_bound = bound
+
+    def chain_called(self, chain: AppendChain, call: cst.Call, walker: "BodyWalker") -> None:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        size = scalar(walker.size_of(positional[0])) if positional else None
+        if walker.loop_pass == 2:
+            if size != chain.var:
+                chain.problem = chain.problem or "the loop over the list does not pass each element's output to the next one"
+            return
+        first = self._chain_start(size)
+        if size is None:
+            chain.problem = chain.problem or "the input size of the list's first element is not known"
+        elif first is None:
+            chain.problem = chain.problem or "the input size of the list's first element is not known where setup builds the list"
+        elif chain.used and first != chain.first:
+            chain.problem = chain.problem or "the list is run from inputs of different sizes"
+        chain.first, chain.used = first, True
+        for element, _ in chain.appends:
+            sizes = self.call_in_sizes(element, call, walker)
+            primary = self._primary_size_param(element)
+            if primary is not None:
+                sizes[primary] = chain.var
+            if element.in_sizes is not None and element.in_sizes != sizes:
+                chain.problem = chain.problem or "the list's elements are called with inputs of different sizes"
+            element.in_sizes = sizes
+
+    def _chain_start(self, size: str | None) -> str | None:
+        """The chain's first input size, if it is valid where the list is created: input
+        sizes, fields, literals and module-level names only (no setup locals)."""
+        if size is None:
+            return None
+        fields = {f.name for f in self.shape.fields}
+        bound = getattr(self, "_setup_bound", {})
+
+        def on_name(name: str, depth: int = 0) -> str:
+            if name in self.setup_local_sources and depth < 8:
+                # a setup local bound once from fields: its definition holds anywhere
+                inner = substitute_names(self.setup_local_sources[name], lambda n: on_name(n, depth + 1), on_self_attr)
+                if inner is not None:
+                    return inner
+            if name in bound:
+                raise NotStatic(f"'{name}' is a setup local")
+            return name
+
+        def on_self_attr(attr: str) -> str:
+            if attr in fields:
+                return f"self.{attr}"
+            raise NotStatic(f"'self.{attr}' is not a field")
+
+        return substitute_names(size, on_name, on_self_attr)
+
+    @staticmethod
+    def _primary_size_param(sub: Sub) -> str | None:
+        if sub.kind == "layer":
+            return sub.rule.in_size or None
+        if sub.kind == "local":
+            return next((p for p, i in sub.child.size_param_args.items() if i == 0), None)
+        return None
+
+    def _finish_chains(self) -> None:
+        """Each element's output size after its append; a chain with a problem leaves its
+        elements' sizes unknown (constructor arguments, reported)."""
+        for chain in self.append_chains.values():
+            if not chain.used:
+                continue
+            if chain.problem is None:
+                for element, stmt in chain.appends:
+                    out = self.out_size(element, None, self.setup_walker, in_size=chain.var)
+                    if not isinstance(out, str):
+                        chain.problem = "the output size of an element is not known"
+                        break
+                    chain.outs[id(stmt)] = out
+                    self._keyed_nodes.append(stmt)
+            if chain.problem is not None:
+                chain.outs.clear()
+                for element, _ in chain.appends:
+                    primary = self._primary_size_param(element)
+                    if primary is not None and element.in_sizes is not None:
+                        element.in_sizes[primary] = None
+                    element.problems.append(f"input sizes along self.{chain.attr}: {chain.problem}")
+                continue
+            last = max(self._order[id(e)] for e, _ in chain.appends) if chain.appends else -1
+            pattern = re.compile(rf"\b{re.escape(chain.var)}\b")
+            for sub in self.subs:
+                if any(sub is e for e, _ in chain.appends):
+                    continue
+                for param, size in (sub.in_sizes or {}).items():
+                    if isinstance(size, str) and pattern.search(size) and (sub.origin != "setup" or self._order[id(sub)] < last):
+                        # built before the list is complete: the carried size is not there yet
+                        sub.in_sizes[param] = None
+
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
             self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
@@ -1324,7 +1833,32 @@ class ClassConverter:
             self.var_attrs[attr] = site
         self.setup_var_attrs[attr] = site
 
+    def _field_module_sizes(self, sub: Sub) -> None:
+        """A child that calls a module held in one of its fields takes that module's
+        output size: known when this class passes one of its own submodules (built before
+        the child) or a module it holds in a field itself; None when it passes none."""
+        defaults = {f.name: f.default_code for f in sub.child.fields}
+        kwargs = self._linen_kwargs(sub)
+        for fname, param in sub.child.field_out_params.items():
+            node = kwargs.get(fname)
+            if node is None and (defaults.get(fname) or "").strip() == "None":
+                continue  # the child's default: no module
+            if isinstance(node, cst.Name) and node.value == "None":
+                continue
+            size = None
+            attr = _self_attr(node) if node is not None else None
+            mine = self.subs_by_attr.get(attr) if attr is not None else None
+            if mine is not None and self._order.get(id(mine), 1 << 30) < self._order.get(id(sub), -1):
+                size = self.out_size(mine, None, self.setup_walker or self.call_walker, in_size=None)
+            elif attr is not None and attr in {f.name for f in self.shape.fields}:
+                size = self.field_out_params.setdefault(attr, f"{attr}_out_features")
+            sub.field_sizes[param] = size if isinstance(size, str) else None
+            if sub.field_sizes[param] is None:
+                sub.problems.append(f"'{param}': the output size of the module passed as '{fname}' is not known; it became a constructor argument")
+
     def _check_sizes(self, sub: Sub) -> None:
+        if sub.kind == "local" and sub.child.field_out_params:
+            self._field_module_sizes(sub)
         if sub.kind == "sequential" or sub.origin == "setup":
             for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
@@ -1390,10 +1924,12 @@ class ClassConverter:
                     continue
                 parts.append(f"{rule.rename.get(key, key)}={value}")
             for key, value in rule.defaults.items():
-                if key not in sub.arg_code:
+                if key not in sub.arg_code and not (sub.factory is not None and sub.factory.field is not None):
+                    # (a field's factory keeps its own presets: Linen's default is not forced on it)
                     parts.append(f"{key}={value}")
             parts.append("rngs=rngs")
-            return f"nnx.{rule.nnx_name}({', '.join(parts)})"
+            callee = sub.factory.callee if sub.factory is not None else f"nnx.{rule.nnx_name}"
+            return f"{callee}({', '.join(parts)})"
         if sub.kind == "local":
             child = sub.child
             for key, value in sub.arg_code.items():
@@ -1401,8 +1937,11 @@ class ClassConverter:
             for param in child.size_params:
                 size = sizes.get(param)
                 parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
+            for param, size in sub.field_sizes.items():
+                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
             parts.append("rngs=rngs")
-            built = f"{child.name}({', '.join(parts)})"
+            callee = sub.factory.callee if sub.factory is not None else child.name
+            built = f"{callee}({', '.join(parts)})"
             if sub.scan is not None and "length" in sub.scan:
                 # one layer per key: nnx.vmap stacks the parameters on axis 0, as nn.scan does
                 return f"nnx.split_rngs(splits={sub.scan['length']})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
@@ -1530,7 +2069,7 @@ class ClassConverter:
         seen_default = False
         for f in fields:
             ann = f": {f.annotation}" if f.annotation else ""
-            default = f" = {f.default_code}" if f.has_default else ""
+            default = f" = {self.factory_fields.get(f.name, f.default_code)}" if f.has_default else ""
             if not f.has_default and seen_default and not keyword_only:
                 # a required field after defaulted ones (Linen's kw_only dataclasses,
                 # subclasses): keyword-only from here, as Python requires
@@ -1538,7 +2077,8 @@ class ClassConverter:
                 keyword_only = True
             seen_default = seen_default or f.has_default
             params_src.append(f"{f.name}{ann}{default}")
-        sizes_src = [f"{p}: int" for p in size_params]
+        optional_sizes = self._optional_size_params(size_params)
+        sizes_src = [f"{p}: int" for p in size_params if p not in optional_sizes]
         if sizes_src and not seen_default:
             params_src += sizes_src
             params_src.append("*")
@@ -1548,6 +2088,8 @@ class ClassConverter:
             params_src += sizes_src
         if not keyword_only and "*" not in params_src:
             params_src.append("*")
+        params_src += [f"{p}: int | None = None" for p in optional_sizes]
+        params_src += [f"{p}: int | None = None" for p in self.field_out_params.values()]
         params_src.append("rngs: nnx.Rngs")
         if not init_lines:
             init_lines.append(stmt("pass\n"))
@@ -1601,11 +2143,23 @@ class ClassConverter:
             fields=fields,
             size_params=size_params,
             size_param_args=self._size_param_args(size_params),
-            out_size=_portable_size(self.return_size),
+            optional_size_params=tuple(self._optional_size_params(size_params)),
+            field_out_params=dict(self.field_out_params),
+            size_param_names=self._size_param_names(size_params),
+            out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
+
+    def _portable_out_size(self, size, size_params: list[str]):
+        """The return size in terms a parent can translate (see sizes.portable_size)."""
+        if isinstance(size, tuple):
+            return tuple(self._portable_out_size(s, size_params) for s in size)
+        local_sources = dict(self.setup_local_sources)
+        if self.call_walker is not None:
+            local_sources.update({name: src for name, (src, _) in self.call_walker.scope.static.items()})
+        return portable_size(size, {f.name for f in self.shape.fields}, set(size_params), local_sources)
 
     def _methods_in_order(self):
         body = list(self.node.body.body)
@@ -1630,6 +2184,27 @@ class ClassConverter:
                     names.append(pname)
         return names + [p for p in self.extra_size_params if p not in names]
 
+    def _call_method(self) -> cst.FunctionDef | None:
+        return self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
+
+    def _size_param_names(self, size_params: list[str]) -> dict[str, str]:
+        if self.shape.base is not None and not (self.shape.setup is not None or self.shape.compact is not None):
+            return dict(self.shape.base.size_param_names)
+        call = self._call_method()
+        params = [p for p in call.params.params if p.name.value != "self"] if call is not None else []
+        names = {size_param_name(i, p.name.value): p.name.value for i, p in enumerate(params)}
+        return {p: names[p] for p in size_params if p in names}
+
+    def _optional_size_params(self, size_params: list[str]) -> list[str]:
+        """Input sizes of arguments that default to None (the parent passes None when it
+        leaves the argument out)."""
+        if self.shape.base is not None and not (self.shape.setup is not None or self.shape.compact is not None):
+            return [p for p in size_params if p in self.shape.base.optional_size_params]
+        call = self._call_method()
+        params = [p for p in call.params.params if p.name.value != "self"] if call is not None else []
+        optional = {size_param_name(i, p.name.value) for i, p in enumerate(params) if isinstance(p.default, cst.Name) and p.default.value == "None"}
+        return [p for p in size_params if p in optional]
+
     def _size_param_args(self, size_params: list[str]) -> dict[str, int]:
         call = self.shape.compact if self.shape.compact is not None else next((m for m in self.shape.methods if m.name.value == "__call__"), None)
         mapping = {}
@@ -1650,6 +2225,9 @@ class ClassConverter:
                 out += list(member.arg_code.values())
         for var in self.vars:
             out.append(var.init_code)
+        for chain in self.append_chains.values():
+            if chain.ok:
+                out += [chain.first, *chain.outs.values()]
         if self.shape.compact is not None and self.call_walker is not None:
             scope = self.call_walker.scope
             out += [src for src, _ in scope.static.values()]
@@ -1718,14 +2296,15 @@ def _list_element_name(name_arg, index_var: str | None) -> str | None:
     return text.value[:-1]
 
 
-def _portable_size(size):
-    """A return size a parent can translate: `in_features`, a literal or `self.<field>`
-    (or a tuple of those)."""
-    if isinstance(size, tuple):
-        return tuple(_portable_size(s) for s in size)
-    if isinstance(size, str) and (size == "in_features" or size.isdigit() or re.fullmatch(r"self\.\w+", size)):
-        return size
-    return None
+def _is_literal(src: str | None) -> bool:
+    """A field default a parent can copy into its own size expressions."""
+    if src is None:
+        return False
+    try:
+        ast.literal_eval(src)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _constructs_inside(node, conv: ClassConverter) -> bool:
@@ -1738,3 +2317,42 @@ def _constructs_inside(node, conv: ClassConverter) -> bool:
 
     Find().walk(node)
     return bool(found)
+
+
+def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
+    """How many statements or clauses bind each name in a function (at any depth)."""
+    counts: dict[str, int] = {}
+
+    def bind(target) -> None:
+        names: set[str] = set()
+        _targets(target, names)
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+
+    class Count(FastVisitor):
+        def visit_AssignTarget(self, node):
+            bind(node.target)
+
+        def visit_AnnAssign(self, node):
+            bind(node.target)
+
+        def visit_AugAssign(self, node):
+            bind(node.target)
+
+        def visit_For(self, node):
+            bind(node.target)
+
+        def visit_CompFor(self, node):
+            bind(node.target)
+
+        def visit_NamedExpr(self, node):
+            bind(node.target)
+
+        def visit_WithItem(self, node):
+            if node.asname is not None:
+                bind(node.asname.name)
+
+    func.body.visit(Count())
+    for p in func.params.params:
+        counts[p.name.value] = counts.get(p.name.value, 0) + 1
+    return counts

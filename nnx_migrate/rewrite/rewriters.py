@@ -43,7 +43,16 @@ class SetupRewriter(FastTransformer):
 
     def leave_SimpleStatementLine(self, original, updated):
         """`self.layers = [Layer(...) for v in it]` planned as a chain -> a loop that
-        appends each element with the size the previous one gives it."""
+        appends each element with the size the previous one gives it. A list built by
+        appends and run as a chain: its size variable after `blocks = []` and after each
+        append."""
+        for chain in self.conv.append_chains.values():
+            if not chain.ok:
+                continue
+            if original is chain.init_stmt:
+                return cst.FlattenSentinel([updated, cst.parse_statement(f"{chain.var} = {chain.first}\n", config=self.conv.ctx.module.config_for_parsing)])
+            if id(original) in chain.outs and chain.outs[id(original)] != chain.var and any(stmt is original for _, stmt in chain.appends):
+                return cst.FlattenSentinel([updated, cst.parse_statement(f"{chain.var} = {chain.outs[id(original)]}\n", config=self.conv.ctx.module.config_for_parsing)])
         if len(original.body) == 1 and isinstance(original.body[0], cst.Assign) and len(original.body[0].targets) == 1:
             attr = _self_attr(original.body[0].targets[0].target)
             plan = self.conv.comp_plans.get(attr) if attr is not None else None

@@ -5,6 +5,7 @@ never a guess."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,6 +42,8 @@ class Scope:
     extra_static_attrs: set[str] = field(default_factory=set)  # self.X usable in __init__
     loop_vars: set[str] = field(default_factory=set)  # targets of a loop __init__ replicates
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
+    literals: dict[str, cst.BaseExpression] = field(default_factory=dict)  # local -> its literal value
+    optional_params: dict[str, str] = field(default_factory=dict)  # call argument defaulting to None -> its size parameter
 
 
 # Functions whose result has the shape given by their `shape` argument.
@@ -161,6 +164,26 @@ def try_static(expr: cst.BaseExpression, scope: Scope, used_static: list[str] | 
         return None
 
 
+def none_test(test: cst.BaseExpression, scope: Scope) -> str | None:
+    """`arg is None` / `arg is not None` on a call argument that defaults to None, as the
+    same test on its input size in `__init__` (the size is None when the argument is not
+    given); None for any other test."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name)):
+        return None
+    target = test.comparisons[0]
+    if not (isinstance(target.comparator, cst.Name) and target.comparator.value == "None" and isinstance(target.operator, (cst.Is, cst.IsNot))):
+        return None
+    name = test.left.value
+    param = scope.optional_params.get(name)
+    if param is None or scope.env.get(name) != param:
+        return None  # not the argument as given any more
+    return f"{param} is None" if isinstance(target.operator, cst.Is) else f"{param} is not None"
+
+
+def _parenthesized_src(src: str) -> str:
+    return src if src.isidentifier() or src.isdigit() else f"({src})"
+
+
 def scalar(size) -> str | None:
     """A single array's size; None for a tuple or unknown."""
     return size if isinstance(size, str) else None
@@ -200,6 +223,10 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual == "jax.numpy.einsum" and expr.args:
+                return self._einsum(expr)
+            if qual == "jax.numpy.pad" and expr.args and expr.args[0].keyword is None and self._pads_last_axis_by_zero(expr):
+                return scalar(self(expr.args[0].value))
             func = expr.func
             if isinstance(func, cst.Attribute) and func.attr.value in self.keep_methods:
                 return scalar(self(func.value))
@@ -232,8 +259,62 @@ class SizeOf:
             return scalar(self(expr.expression))
         if isinstance(expr, cst.IfExp):
             a, b = self(expr.body), self(expr.orelse)
-            return a if a == b else None
+            if a == b:
+                return a
+            cond = none_test(expr.test, scope)
+            if cond is None:
+                used: list[str] = []
+                cond = try_static(expr.test, scope, used)
+                cond = None if used else cond  # (a local __init__ would have to recompute first)
+            if cond is not None and isinstance(a, str) and isinstance(b, str):
+                # `context = x if context is None else context`
+                return f"{_parenthesized_src(a)} if {cond} else {_parenthesized_src(b)}"
+            return None
         return None
+
+    def _einsum(self, expr: cst.Call) -> str | None:
+        """`jnp.einsum('bij,bjd->bid', a, v)`: the output's last index is the last axis of
+        an operand (`v`), whose size it has."""
+        spec = expr.args[0].value
+        if not isinstance(spec, cst.SimpleString) or not isinstance(spec.evaluated_value, str):
+            return None
+        text = spec.evaluated_value.replace(" ", "")
+        if text.count("->") != 1:
+            return None
+        inputs, output = text.split("->")
+        if not output or not output[-1].isalpha():
+            return None
+        operands = [a.value for a in expr.args[1:] if a.keyword is None and not a.star]
+        subscripts = inputs.split(",")
+        if len(subscripts) != len(operands) or any(a.star for a in expr.args[1:]):
+            return None
+        for sub, operand in zip(subscripts, operands):
+            if sub and sub[-1] == output[-1]:
+                return scalar(self(operand))
+        return None
+
+    def _pads_last_axis_by_zero(self, expr: cst.Call) -> bool:
+        """`jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))`: the last axis gets no padding
+        (the pad width a literal, or a local bound to one)."""
+        width = next((a.value for a in expr.args[1:] if a.keyword is not None and a.keyword.value == "pad_width"), None)
+        if width is None and len(expr.args) > 1 and expr.args[1].keyword is None:
+            width = expr.args[1].value
+        if isinstance(width, cst.Name):
+            width = self.scope.literals.get(width.value)
+        if width is None:
+            return False
+        try:
+            value = ast.literal_eval(code(width))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return False
+        if isinstance(value, int):
+            return value == 0
+        if isinstance(value, (tuple, list)) and value:
+            last = value[-1]
+            if isinstance(last, int):  # one (before, after) pair for every axis
+                return tuple(value) == (0, 0) or value == [0, 0]
+            return isinstance(last, (tuple, list)) and list(last) == [0, 0]
+        return False
 
     def _concat(self, expr: cst.Call) -> str | None:
         axis = None
@@ -254,3 +335,105 @@ class SizeOf:
                 return None
             parts.append(size if size.isidentifier() or size.isdigit() else f"({size})")
         return " + ".join(parts) if parts else None
+
+
+class _NameSubstitution(FastTransformer):
+    """Replaces variable references and `self.<attr>` in a size expression through two
+    callbacks that return replacement source or raise NotStatic."""
+
+    def __init__(self, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> None:
+        self.on_name = on_name
+        self.on_self_attr = on_self_attr
+        self._not_refs: set[int] = set()
+
+    def visit_Attribute(self, node: cst.Attribute):
+        self._not_refs.add(id(node.attr))
+        return not (isinstance(node.value, cst.Name) and node.value.value == "self")
+
+    def visit_Arg(self, node: cst.Arg):
+        if node.keyword is not None:
+            self._not_refs.add(id(node.keyword))
+        return True
+
+    def visit_Lambda(self, node: cst.Lambda):
+        raise NotStatic("a lambda in a size")
+
+    def leave_Attribute(self, original: cst.Attribute, updated):
+        if isinstance(original.value, cst.Name) and original.value.value == "self":
+            return _parenthesized(self.on_self_attr(original.attr.value))
+        return updated
+
+    def leave_Name(self, original: cst.Name, updated):
+        if id(original) in self._not_refs:
+            return updated
+        if original.value in _STATIC_BUILTINS:
+            return updated
+        return _parenthesized(self.on_name(original.value))
+
+
+_ATOMS = (cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.Subscript, cst.Call, cst.SimpleString)
+
+
+def _parenthesized(src: str) -> cst.BaseExpression:
+    expr = cst.parse_expression(src)
+    if isinstance(expr, _ATOMS) or expr.lpar:
+        return expr
+    return cst.parse_expression(f"({src})")
+
+
+class _FoldNoneTests(FastTransformer):
+    """`a if None is None else b` -> `a`: a default substituted into a test on it."""
+
+    def leave_IfExp(self, original, updated: cst.IfExp):
+        test = updated.test
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+            target = test.comparisons[0]
+            left, right = test.left, target.comparator
+            if isinstance(right, cst.Name) and right.value == "None" and isinstance(left, (cst.Name, cst.Integer, cst.Float)) and (not isinstance(left, cst.Name) or left.value in ("None", "True", "False")):
+                is_none = isinstance(left, cst.Name) and left.value == "None"
+                if isinstance(target.operator, cst.Is):
+                    return updated.body if is_none else updated.orelse
+                if isinstance(target.operator, cst.IsNot):
+                    return updated.orelse if is_none else updated.body
+        return updated
+
+
+def substitute_names(src: str, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> str | None:
+    """`src` with its variables and `self.<attr>` replaced; None when a callback refuses."""
+    try:
+        expr = cst.parse_expression(src).visit(_NameSubstitution(on_name, on_self_attr))
+        return code(_strip_parens(expr.visit(_FoldNoneTests())))
+    except (NotStatic, cst.ParserSyntaxError):
+        return None
+
+
+def _strip_parens(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """A folded branch keeps its parentheses; an atom does not need them."""
+    if isinstance(expr, _ATOMS) and expr.lpar:
+        return expr.with_changes(lpar=[], rpar=[])
+    return expr
+
+
+def portable_size(src: str | None, fields: set[str], size_params: set[str], local_sources: dict[str, str]) -> str | None:
+    """An output size in a class's own terms that a parent can translate: only literals,
+    builtins, `self.<field>` and input-size parameters. Locals that `__init__` computes
+    from those (`out = self.a if self.b is None else self.b`) are replaced by their
+    definition."""
+    if src is None:
+        return None
+
+    def on_name(name: str, depth: int = 0) -> str:
+        if name in size_params:
+            return name
+        if name in local_sources and depth < 8:
+            inner = substitute_names(local_sources[name], lambda n: on_name(n, depth + 1), on_self_attr)
+            if inner is not None:
+                return inner
+        raise NotStatic(f"'{name}' is local to the class")
+
+    def on_self_attr(attr: str) -> str:
+        if attr in fields:
+            return f"self.{attr}"
+        raise NotStatic(f"'self.{attr}' is not a field")
+
+    return substitute_names(src, on_name, on_self_attr)

@@ -21,6 +21,7 @@ from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
+from nnx_migrate.rewrite.visitors import FastVisitor
 
 
 # Files rewritten again in a later round of a run (runner.py) are parsed once.
@@ -134,28 +135,39 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     outside_classes: list = []  # leftover Linen uses outside converted classes
     new_body = []
     first_converted_index = None
+    # Classes are converted after the classes of this file they use (a block may build
+    # one defined further down), and written back in file order.
+    converted_classes: dict[int, tuple[ClassOutcome, cst.ClassDef | None]] = {}
+    for index in _conversion_order(module, statement_texts):
+        positions.owner = index  # (a hint for report lines, see lines.LineResolver)
+        stmt = module.body[index]
+        kind, base = _linen_class_kind(stmt, ctx)
+        if kind is None:
+            continue
+        before = len(ctx.todos)
+        try:
+            new_cls, summary = ClassConverter(stmt, ctx, base).build()
+        except Exception as exc:  # a bug or an unforeseen construct: report, keep going
+            del ctx.todos[before:]
+            ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
+            converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1), None)
+            continue
+        ctx.summaries[stmt.name.value] = summary
+        todos = len(ctx.todos) - before
+        converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "todo" if todos else "converted", todos), new_cls)
     for index, stmt in enumerate(module.body):
         positions.owner = index
-        if isinstance(stmt, cst.ClassDef):
-            kind, base = _linen_class_kind(stmt, ctx)
-            if kind is not None:
-                before = len(ctx.todos)
-                try:
-                    new_cls, summary = ClassConverter(stmt, ctx, base).build()
-                except Exception as exc:  # a bug or an unforeseen construct: report, keep going
-                    del ctx.todos[before:]
-                    ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
-                    outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1))
-                    new_body.append(stmt)
-                    continue
-                ctx.summaries[stmt.name.value] = summary
-                todos = len(ctx.todos) - before
-                outcomes.append(ClassOutcome(stmt.name.value, ctx.line(stmt), "todo" if todos else "converted", todos))
-                class_nodes.append((outcomes[-1], stmt))
-                if first_converted_index is None:
-                    first_converted_index = len(new_body)
-                new_body.append(new_cls)  # renamed while it was built
+        if index in converted_classes:
+            outcome, new_cls = converted_classes[index]
+            outcomes.append(outcome)
+            if new_cls is None:
+                new_body.append(stmt)
                 continue
+            class_nodes.append((outcome, stmt))
+            if first_converted_index is None:
+                first_converted_index = len(new_body)
+            new_body.append(new_cls)  # renamed while it was built
+            continue
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
             new_body.append(stmt)
             continue
@@ -247,4 +259,50 @@ def _module_level_names(module: cst.Module) -> set[str]:
     for stmt in module.body:
         if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
             names.add(stmt.name.value)
+    return names
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _conversion_order(module: cst.Module, statement_texts) -> list[int]:
+    """Indices of the module-level classes, each after the classes of the same file whose
+    names its source mentions (file order otherwise, and within a cycle)."""
+    classes = {stmt.name.value: i for i, stmt in enumerate(module.body) if isinstance(stmt, cst.ClassDef)}
+    uses: dict[int, list[int]] = {}
+    for name, index in classes.items():
+        stmt = module.body[index]
+        text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
+        mentioned = {w for w in set(_WORD.findall(text)) if w in classes and classes[w] != index}
+        later = {w for w in mentioned if classes[w] > index}
+        if later:
+            # a class defined further down must really be used, not named in a docstring
+            # (earlier ones are converted first anyway, whatever the text says)
+            mentioned -= later - _names_used(stmt)
+        uses[index] = sorted(classes[w] for w in mentioned)
+    order: list[int] = []
+    state: dict[int, int] = {}  # 1: being visited, 2: done
+
+    def visit(index: int) -> None:
+        if state.get(index):
+            return
+        state[index] = 1
+        for dep in uses[index]:
+            visit(dep)
+        state[index] = 2
+        order.append(index)
+
+    for index in sorted(uses):
+        visit(index)
+    return order
+
+
+def _names_used(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Names(FastVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            names.add(name.value)
+
+    node.visit(Names())
     return names

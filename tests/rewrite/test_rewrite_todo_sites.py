@@ -27,6 +27,150 @@ CASES = [
         """
         import flax.linen as nn
 
+        class M(nn.Module):
+          flag: bool = False
+
+          @nn.compact
+          def __call__(self, x):
+            x = nn.Dense(3)(x) if self.flag else x
+            return nn.Dense(2)(x)
+        """,
+        10, "counts the Dense built under a condition before it", "if self.flag:\n      self.dense_0 = nnx.Linear(",
+        id="auto-name-after-a-conditional-layer",
+    ),
+    pytest.param(
+        """
+        import jax.numpy as jnp
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            x = jnp.einsum("bij->bji", x)
+            return nn.Dense(2)(x)
+        """,
+        9, "input size cannot be derived", "dense_0_in_features: int",
+        id="einsum-moving-an-inner-axis-last",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Head(nn.Module):
+          @nn.compact
+          def __call__(self, x, wide: bool = False):
+            if wide:
+              return nn.Dense(8)(x)
+            return nn.Dense(4)(x)
+
+        class Net(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            return nn.Dense(2)(Head()(x))
+        """,
+        14, "input size cannot be derived", "dense_0_in_features: int",
+        id="returns-of-different-sizes",
+    ),
+    pytest.param(
+        """
+        from functools import partial
+        import flax.linen as nn
+
+        class Block(nn.Module):
+          norm: type
+
+          @nn.compact
+          def __call__(self, x):
+            return self.norm()(x)
+
+        class Net(nn.Module):
+          @nn.compact
+          def __call__(self, x, train: bool = True):
+            norm = partial(nn.BatchNorm, use_running_average=not train)
+            x = norm()(x)
+            return Block(norm=norm)(x)
+        """,
+        15, "Linen API with no NNX conversion", "norm = partial(nn.BatchNorm, use_running_average=not train)",
+        id="partial-with-call-time-argument-passed-to-a-child",
+    ),
+    pytest.param(
+        """
+        import jax.numpy as jnp
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            x = jnp.pad(x, ((0, 0), (0, 1)))
+            return nn.Dense(2)(x)
+        """,
+        9, "input size cannot be derived", "dense_0_in_features: int",
+        id="padding-on-the-feature-axis",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Heads(nn.Module):
+          def setup(self):
+            heads = []
+            for width in (3, 4):
+              heads.append(nn.Dense(width))
+            self.heads = heads
+
+          def __call__(self, x):
+            outs = []
+            for head in self.heads:
+              outs.append(head(x))
+            return outs
+        """,
+        8, "does not pass each element's output to the next one", "dense_0_in_features: int",
+        id="setup-list-not-run-as-a-chain",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Tower(nn.Module):
+          def setup(self):
+            layers = []
+            for width in (3, 4):
+              layers.append(nn.Dense(width))
+            self.layers = layers
+            self.extra = layers
+
+          def __call__(self, x):
+            for layer in self.layers:
+              x = layer(x)
+            return x
+        """,
+        8, "input sizes along self.layers", None,
+        id="setup-list-stored-twice",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class Tower(nn.Module):
+          def setup(self):
+            self.head = nn.Dense(2)
+            layers = []
+            for width in (3, 4):
+              layers.append(nn.Dense(width))
+            self.layers = layers
+
+          def __call__(self, x):
+            for layer in self.layers:
+              x = layer(x)
+            return self.head(x)
+        """,
+        6, "input size cannot be derived", "head_in_features: int",
+        id="built-before-the-chain-it-follows",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
         class CNN(nn.Module):
           @nn.compact
           def __call__(self, x):
@@ -42,7 +186,7 @@ CASES = [
         import flax.linen as nn
 
         class Block(nn.Module):
-          conv_cls: type = nn.Conv
+          conv_cls: type  # no default: the class comes from the caller
 
           @nn.compact
           def __call__(self, x):
@@ -306,3 +450,71 @@ def test_required_field_after_defaulted_ones_becomes_keyword_only_and_init_false
     assert "def __init__(self, scale: float = 1.0, *, features: int, in_features: int, rngs: nnx.Rngs):" in result.new_text
     assert [c.status for c in result.classes] == ["converted", "converted"]
 
+
+def test_classes_are_converted_after_the_classes_they_build_not_those_their_docstrings_name():
+    result = convert(
+        """
+        from flax import linen as nn
+
+        class Uses(nn.Module):
+          \"\"\"Builds Later (defined below).\"\"\"
+
+          @nn.compact
+          def __call__(self, x):
+            return Later(3)(x)
+
+        class Later(nn.Module):
+          \"\"\"Used by Uses; also the base of Block.\"\"\"
+
+          features: int
+
+          @nn.compact
+          def __call__(self, x):
+            return nn.Dense(self.features)(x)
+
+        class Block(nn.Module):
+          \"\"\"Mentions Uses and Later in prose only.\"\"\"
+
+          @nn.compact
+          def __call__(self, x):
+            return Later(2)(Later(4)(x))
+        """
+    )
+    assert result.todos == []
+    assert "self.later_0 = Later(features=3, in_features=in_features, rngs=rngs)" in result.new_text
+    # Linen builds the outer Later(2) first: Later_0 takes Later_1's 4 features
+    assert "self.later_0 = Later(features=2, in_features=4, rngs=rngs)" in result.new_text
+    assert "self.later_1 = Later(features=4, in_features=in_features, rngs=rngs)" in result.new_text
+    assert [c.name for c in result.classes] == ["Uses", "Later", "Block"]
+
+
+def test_a_module_passed_in_a_field_whose_size_the_parent_does_not_know_is_reported():
+    result = convert(
+        """
+        from typing import Any
+        import flax.linen as nn
+
+        class Encoder(nn.Module):
+          shared: Any = None
+
+          @nn.compact
+          def __call__(self, tokens):
+            if self.shared is None:
+              embed = nn.Embed(10, 4)
+            else:
+              embed = self.shared
+            return nn.Dense(2)(embed(tokens))
+
+        class Model(nn.Module):
+          def setup(self):
+            self.encoder = Encoder(shared=make_embedding())
+
+          def __call__(self, tokens):
+            return self.encoder(tokens)
+        """
+    )
+    # the class itself is complete: the held module's size is its constructor argument
+    assert "shared_out_features: int | None = None" in result.new_text
+    assert [(t.line, t.why.split(":")[0]) for t in result.todos] == [(18, "'shared_out_features'")]
+    assert "encoder_shared_out_features: int" in result.new_text
+    assert [c.status for c in result.classes] == ["converted", "todo"]

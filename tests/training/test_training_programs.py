@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training_programs import FIXTURES, STYLES, linen_variables, runnable_cases, load_module, output_path, start_from_linen_weights
+from training_programs import FIXTURES, STYLES, linen_variables, runnable_pairs, load_module, output_path, start_from_linen_weights
 
 STEPS = 6
 LEARNING_RATE = 0.05
 RTOL, ATOL = 1e-5, 1e-6
-PAIRS = [(case, style) for case in runnable_cases() for style in STYLES]
+PAIRS = runnable_pairs()
 
 
 def _train_args(case):

@@ -43,7 +43,7 @@ def _convert(body: str) -> str:
         ),
         pytest.param(
             "def make(key, x):\n  variables = Net().init({'params': key, 'dropout': key}, x)\n  return Net().apply(variables, x)\n",
-            "def make(key, x):\n  model = Net(in_features=x.shape[-1], rngs=nnx.Rngs(params=key, dropout=key))\n  return model(x)\n",
+            "def make(key, x):\n  model = Net(in_features=x.shape[-1], rngs=nnx.Rngs(key, params=key, dropout=key))\n  return model(x)\n",
             id="inline-init-rngs-dict-and-apply-on-its-result",
         ),
         pytest.param(
@@ -102,6 +102,51 @@ def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
     """
     converted = _convert(body)
     assert "grads = nnx.grad(lambda p: jnp.sum(p(x)))(model)" in converted
+
+
+def test_a_model_initialized_in_a_helper_becomes_a_factory_there():
+    body = """\
+    def initial_params(key, model):
+      params = model.init(key, jnp.ones((1, 4)))['params']
+      return params
+
+    def create(key):
+      model = Net()
+      return initial_params(key, model)
+    """
+    converted = _convert(body)
+    assert "model = model(in_features=4, rngs=nnx.Rngs(key))\n  return model" in converted
+    assert "model = functools.partial(Net)" in converted
+    # `init` in a form the pass does not convert (here: inside `return`): neither side changes
+    converted = _convert(body.replace("params = model.init(key, jnp.ones((1, 4)))['params']\n      return params", "return model.init(key, jnp.ones((1, 4)))['params']"))
+    assert "functools.partial" not in converted and "model = Net()" in converted
+
+
+def test_a_model_used_for_anything_else_stays_as_it_was():
+    # `model.apply` outside TrainState.create, an attribute read: the built model would
+    # no longer be a model if it became a factory, so nothing of the flow is converted
+    for use in ("print(model.apply)", "print(model.features)"):
+        body = (
+            "def initial_params(key, model):\n"
+            "  params = model.init(key, jnp.ones((1, 4)))['params']\n"
+            "  return params\n\n"
+            "def create(key):\n"
+            "  model = Net()\n"
+            f"  {use}\n"
+            "  return initial_params(key, model)\n"
+        )
+        converted = _convert(body)
+        assert "functools.partial" not in converted and "model.init(key, jnp.ones((1, 4)))" in converted, converted
+
+
+def test_a_called_step_attribute_is_no_train_state():
+    body = """\
+    def act(env, state, x):
+      env.step(state.apply_fn({'params': state.params}, x))
+      return state.step
+    """
+    converted = _convert(body)
+    assert "env.step(model(x))" in converted and "return optimizer.step[...]" in converted
 
 
 def test_the_rewrite_path_imports_neither_jax_nor_flax():

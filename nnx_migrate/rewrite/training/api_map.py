@@ -19,6 +19,14 @@ class TrainingRules:
     grad_transforms: dict[str, str]
     jit: dict[str, dict[str, str]]
     unsupported: dict[str, str]
+    pytree_state_styles: frozenset[str]
+    pytree_state_supported: frozenset[str]
+
+    def unsupported_for(self, style: str) -> dict[str, str]:
+        """What is left as TODO for this --train-style."""
+        if style not in self.pytree_state_styles:
+            return self.unsupported
+        return {k: v for k, v in self.unsupported.items() if k not in self.pytree_state_supported}
 
     @property
     def state_attribute_names(self) -> frozenset[str]:
@@ -38,4 +46,6 @@ def load_training_rules() -> TrainingRules:
         grad_transforms=dict(data["grad_transforms"]),
         jit={k: dict(v) for k, v in data["jit"].items()},
         unsupported=dict(data["unsupported"]),
+        pytree_state_styles=frozenset(data["pytree_state"]["styles"]),
+        pytree_state_supported=frozenset(data["pytree_state"]["supported"]),
     )

@@ -58,18 +58,34 @@ def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> di
 
 def factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, str]:
     """Module-level functions that only build a model: `def model(latents): return
-    VAE(latents=latents)` -> {"model": "VAE"}. The pass lets them forward the NNX
-    constructor's extra arguments (`**kwargs`), so callers can treat them as the class."""
+    VAE(latents=latents)` (or `m = VAE(...)` then `return m`) -> {"model": "VAE"}. The
+    pass lets them forward the NNX constructor's extra arguments (`**kwargs`), so callers
+    can treat them as the class."""
     found = {}
     for stmt in module.body:
-        if not isinstance(stmt, cst.FunctionDef):
-            continue
-        body = [s for s in stmt.body.body if not _is_docstring(s)]
-        if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Return):
-            value = body[0].body[0].value
-            if isinstance(value, cst.Call) and dotted(value.func) in summaries:
-                found[stmt.name.value] = dotted(value.func)
+        if isinstance(stmt, cst.FunctionDef):
+            call = factory_call(stmt)
+            if call is not None and dotted(call.func) in summaries:
+                found[stmt.name.value] = dotted(call.func)
     return found
+
+
+def factory_call(func: cst.FunctionDef) -> cst.Call | None:
+    """The one constructor call a factory function's result is."""
+    body = [s for s in func.body.body if not _is_docstring(s)]
+    if not body or not all(isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1 for s in body):
+        return None
+    last = body[-1].body[0]
+    if not isinstance(last, cst.Return):
+        return None
+    if len(body) == 1 and isinstance(last.value, cst.Call):
+        return last.value
+    if len(body) == 2 and isinstance(last.value, cst.Name):
+        first = body[0].body[0]
+        if isinstance(first, cst.Assign) and len(first.targets) == 1 and isinstance(first.targets[0].target, cst.Name) \
+                and first.targets[0].target.value == last.value.value and isinstance(first.value, cst.Call):
+            return first.value
+    return None
 
 
 def _is_docstring(stmt) -> bool:
@@ -119,6 +135,14 @@ class ModelIndex:
         self.external = external  # the run's index.ModuleIndex, when the CLI has one
         self.imports = ImportMap(module)
         self.own = own if own is not None else summaries_of(module, path)
+        # functions that only build a model of another file (`def get_model(c): return
+        # models.Seq2seq(...)`): the local ones are in `own` already
+        self._factory_calls = {s.name.value: call for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value not in self.own
+                               and (call := factory_call(s)) is not None and dotted(call.func) != s.name.value}
+
+    def imported_factories(self) -> dict[str, str]:
+        """This file's functions that only build a model class of another file."""
+        return {name: dotted(call.func) for name, call in self._factory_calls.items() if self.lookup(call.func) is not None}
 
     def lookup(self, func: cst.BaseExpression) -> ClassSummary | None:
         name = dotted(func)
@@ -126,6 +150,8 @@ class ModelIndex:
             return None
         if name in self.own:
             return self.own[name]
+        if name in self._factory_calls:
+            return self.lookup(self._factory_calls[name].func)
         qualified = self.imports.qualify(func)
         if not qualified or "." not in qualified:
             return None
@@ -138,3 +164,4 @@ class ModelIndex:
         if file is None:
             return None
         return _summaries_of_path(file).get(cls)
+

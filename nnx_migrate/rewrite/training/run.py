@@ -11,14 +11,17 @@ import difflib
 import re
 
 import libcst as cst
+import libcst.matchers as m
 
 from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.models import ModelIndex, factories, summaries_of, with_factories
+from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
+from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 TRAIN_STYLES = ("flat-state", "nnx-jit")
 DEFAULT_TRAIN_STYLE = "flat-state"
@@ -43,8 +46,11 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     """`convert_training`, also returning the tree of the new text (None: unchanged)."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
+    builds_run_models = None  # asked only where nothing else makes the file one to visit
     if not might_train(converted) and "linen" not in original:
-        return converted, [], None
+        builds_run_models = _builds_sibling_models(converted, path)
+        if not builds_run_models:
+            return converted, [], None
     from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
 
     try:
@@ -62,11 +68,16 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
-    if not triggers.search(converted) and not factories(original_module, models.own):
+    found_factories = {**factories(original_module, models.own), **models.imported_factories()}
+    if not triggers.search(converted) and not found_factories and not (builds_run_models if builds_run_models is not None else _builds_sibling_models(converted, path)):
         return converted, [], None
-    transformer = TrainingTransformer(imports, rules, models, style, {c.name.value for c in subclasses} | {helper_name}, helper_name, knows)
+    state_classes = {c.name.value for c in subclasses} | {helper_name}
+    flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
+    if flow.factory_sites:  # the functions that build them are visited, whatever they mention
+        triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
+    transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers)
-    new, forwarded = forward_constructor_arguments(new, factories(original_module, models.own))
+    new, forwarded = forward_constructor_arguments(new, found_factories)
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
@@ -81,12 +92,30 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     else:
         positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
-    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses})
+    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn)
     todos += helper_todos
-    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper)
+    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)
     return render(new), todos, new
+
+
+_MODULE_CLASS_CALL = re.compile(r"\b([A-Za-z_]\w*)\.([A-Z]\w*)\(")
+
+
+def _builds_sibling_models(text: str, path: str) -> bool:
+    """Whether a file without Linen builds a Linen model class of a sibling module
+    (`model = models.ActorCritic(...)`, then `ppo_lib.train(model)`): a function of
+    another file may initialize it (dataflow.py follows it there)."""
+    if path.startswith("<"):
+        return False
+    for alias, cls in set(_MODULE_CLASS_CALL.findall(text)):
+        if not re.search(r"^\s*(?:import\s+%s\b|from\s+\.*\s*import\s+.*\b%s\b)" % (alias, alias), text, re.M):
+            continue
+        file = _local_module_file(path, alias)
+        if file is not None and cls in _summaries_of_path(file):
+            return True
+    return False
 
 
 # Attribute and function names every change or TODO of `TrainingTransformer` starts from
@@ -218,10 +247,10 @@ def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> li
     return found
 
 
-def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int]):
+def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int], apply_fn: bool = False):
     todos = []
     indent = module.default_indent
-    source = helper_source(style, name, indent)
+    source = helper_source(style, name, indent, apply_fn)
     body = list(module.body)
     if subclasses:
         for i, stmt in enumerate(body):
@@ -245,14 +274,18 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
     if not used or name in {s.name.value for s in body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}:
         return module, todos
     for i, stmt in enumerate(body):
-        if name in _names_in(stmt) and not isinstance(stmt, cst.SimpleStatementLine):
+        if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(name))], value=m.Name(name))])):
+            # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
+            body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
+            break
+        if name in _names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
             break
     return module.with_changes(body=body), todos
 
 
-def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Module:
+def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool, need_functools: bool = False) -> cst.Module:
     imports = ImportMap(module)
     used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
     body = []
@@ -269,6 +302,8 @@ def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Modu
         body.append(stmt)
     last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
     additions = []
+    if need_functools and imports.aliases.get("functools") != "functools":
+        additions.append("import functools\n")
     if need_jax and imports.aliases.get("jax") != "jax":
         additions.append("import jax\n")
     if need_nnx and imports.aliases.get("nnx") != "flax.nnx":
@@ -278,6 +313,11 @@ def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool) -> cst.Modu
     return module.with_changes(body=body)
 
 
+def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
+    """`State = TrainState` at module level: it needs the class defined above it."""
+    return m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(value=m.Name(name))]))
+
+
 def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:
     """`def model(latents): return VAE(latents=latents)` -> the same with `**kwargs`
     forwarded, so `model(latents, in_features=..., rngs=...)` builds the NNX model."""
@@ -285,17 +325,19 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
     body = []
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value in found and stmt.params.star_kwarg is None:
-            lines = list(stmt.body.body)
-            i = next(i for i, s in enumerate(lines) if isinstance(s, cst.SimpleStatementLine) and isinstance(s.body[0], cst.Return))
-            ret = lines[i].body[0]
-            call = ret.value
-            args = [*call.args]
-            if args:
-                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            call = call.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
-            lines[i] = lines[i].with_changes(body=[ret.with_changes(value=call)])
+            target = factory_call(stmt)
+
+            class Forward(FastTransformer):
+                def leave_Call(self, original, updated):
+                    if original is not target:
+                        return updated
+                    args = [*updated.args]
+                    if args:
+                        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                    return updated.with_changes(args=[*args, cst.Arg(value=cst.Name("kwargs"), star="**")])
+
             params = stmt.params.with_changes(star_kwarg=cst.Param(name=cst.Name("kwargs")))
-            stmt = stmt.with_changes(params=params, body=stmt.body.with_changes(body=lines))
+            stmt = stmt.with_changes(params=params, body=stmt.body.visit(Forward()))
             changed = True
         body.append(stmt)
     return module.with_changes(body=body), changed

@@ -43,7 +43,8 @@ class {name}:
     return nnx.merge(self.graphdef, jax.tree.unflatten(self.treedef, self.leaves))
 
   def updated(self, model, optimizer):
-    return type(self)(self.graphdef, self.treedef, jax.tree.leaves(nnx.state((model, optimizer))))
+    # values sown during a step (nnx.Intermediate) are not kept, as Linen drops them
+    return type(self)(self.graphdef, self.treedef, jax.tree.leaves(nnx.state((model, optimizer), nnx.Not(nnx.Intermediate))))
 
   @property
   def model(self):
@@ -82,6 +83,16 @@ class {name}(nnx.Module):
 
 SOURCES = {"flat-state": FLAT_STATE, "nnx-jit": NNX_JIT}
 
+# Added to either form when the program passes a state's `apply_fn` on as a value (to a
+# function that calls `apply_fn({'params': p}, x)`, which the pass makes `p(x)`): called
+# the Linen way, with the model where Linen passed its variables, it calls the model.
+APPLY_FN = '''
+  @staticmethod
+  def apply_fn(model, *args, **kwargs):
+    return model(*args, **kwargs)
+'''
 
-def helper_source(style: str, name: str, indent: str = "  ") -> str:
-    return SOURCES[style].format(name=name).replace("  ", indent)
+
+def helper_source(style: str, name: str, indent: str = "  ", apply_fn: bool = False) -> str:
+    source = SOURCES[style].format(name=name) + (APPLY_FN if apply_fn else "")
+    return source.replace("  ", indent)

@@ -34,6 +34,7 @@ from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
+from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver
 from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order, nodes_of_type
 
@@ -114,14 +115,23 @@ class FunctionPlan:
     ctor_bindings: dict[str, cst.Call] = field(default_factory=dict)  # V -> Cls(...)
     inited: set[str] = field(default_factory=set)  # V with a `V.init(...)` site
     differentiated: set[str] = field(default_factory=set)  # inner functions under jax.grad
+    over_model: set[str] = field(default_factory=set)  # functions whose grad is taken at `state.params`
     model_name: str = "model"
     optimizer_name: str = "optimizer"
 
 
 class TrainingTransformer(FastTransformer):
     def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
-                 state_class_names: set[str], helper_name: str, knows_train_state: bool):
+                 state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
+        self.flow = flow  # models that cross function boundaries (dataflow.py)
+        self.used_functools = False
+        self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
+        self._model_values: set[str] = set()  # names holding the model a helper's `init` built
+        self._callees: set[int] = set()  # ids of original call targets
+        self._top: str | None = None  # the enclosing top-level function
+        self._params: set[str] = set()  # its parameters
+        self._dict_bindings: list[dict[str, cst.Dict]] = []  # per enclosing function: `v = {...}` bound once
         self.imports = imports
         self.rules = rules
         self.models = models
@@ -144,11 +154,12 @@ class TrainingTransformer(FastTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        self.unsupported = rules.unsupported_for(style)
         # Import aliases through which a name can qualify to an unsupported API: names with
         # any other head never match, so the per-statement check skips them cheaply.
         self._unsupported_heads = {
             head for head, full in imports.aliases.items()
-            if any(prefix == full or prefix.startswith(full + ".") for prefix in rules.unsupported)
+            if any(prefix == full or prefix.startswith(full + ".") for prefix in self.unsupported)
         }
 
     # ---- analysis ---------------------------------------------------------------------
@@ -175,15 +186,20 @@ class TrainingTransformer(FastTransformer):
 
         statements = []  # the small statements of every line, as _walk_statements gives them
 
+        callees: set[int] = set()
+
         class Analyse(FastVisitor):
             def visit_SimpleStatementLine(self, node):
                 statements.extend(node.body)
 
             def visit_Attribute(self, node):
                 if isinstance(node.value, cst.Name) and node.attr.value in rules.state_attribute_names:
+                    if id(node) in callees and node.attr.value in rules.state_attributes:
+                        return  # `env.step(action)`: a train state's fields are never called
                     attrs_used.setdefault(node.value.value, set()).add(node.attr.value)
 
             def visit_Call(self, node):
+                callees.add(id(node.func))
                 f = node.func
                 if isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name):
                     if f.attr.value in ("apply_fn", "apply_gradients"):
@@ -194,6 +210,8 @@ class TrainingTransformer(FastTransformer):
                     inner = f.args[0].value
                     if isinstance(inner, cst.Name):
                         plan.differentiated.add(inner.value)
+                        if node.args and _is_state_params(node.args[0]):
+                            plan.over_model.add(inner.value)
                     for arg in node.args:
                         v = arg.value
                         if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -203,17 +221,21 @@ class TrainingTransformer(FastTransformer):
 
         Analyse().walk(func.body)
         plan.differentiated = {name for name in plan.differentiated if _takes_params(func, name)}
+        plan.over_model -= plan.differentiated
         # A grad_fn = jax.value_and_grad(loss_fn); grad_fn(state.params) pair.
-        grad_fn_names = set()
+        grad_fn_names = {}  # grad_fn -> the function it differentiates
         for stmt in statements:
             if m.matches(stmt, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
-                    grad_fn_names.add(stmt.targets[0].target.value)
+                    target = call.args[0].value if call.args else None
+                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else None
         if grad_fn_names:
             class GradCalls(FastVisitor):
                 def visit_Call(self, node):
                     if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
+                        if node.args and _is_state_params(node.args[0]) and grad_fn_names[node.func.value]:
+                            plan.over_model.add(grad_fn_names[node.func.value])
                         for arg in node.args:
                             v = arg.value
                             if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -230,7 +252,9 @@ class TrainingTransformer(FastTransformer):
             plan.state = states[0]
             plan.extra_states = states[1:]
         if self.knows_train_state:
-            plan.eager_states = {n for n, used in attrs_used.items() if used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) and n != "self"} - set(states)
+            annotated = {p.name.value for p in (*func.params.posonly_params, *func.params.params, *func.params.kwonly_params)
+                         if p.annotation is not None and self._is_train_state_class(p.annotation.annotation)}
+            plan.eager_states = {n for n, used in attrs_used.items() if (used & (set(rules.state_attributes) | {"apply_fn", "apply_gradients", "batch_stats"}) or n in annotated) and n != "self"} - set(states)
         if plan.state:
             bound = _bound_in(func)
             if "model" in bound:
@@ -259,15 +283,28 @@ class TrainingTransformer(FastTransformer):
 
     def visit_FunctionDef(self, node):
         self._functions.append(node.name.value)
+        self._dict_bindings.append(_dict_bindings(node))
         self._depth += 1
         if self._depth == 1:
             self._plan = self._plan_function(node)
+            self._top = node.name.value
+            self._params = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+            self._model_values = set()
             self._init_results = {}
             self._removed_names = set()
             self._applied_gradients = False
         return True
 
     def leave_Return(self, original, updated):
+        # a helper whose `init` now builds the model returns the model (dataflow.py)
+        if self._top in self.flow.model_results and self._depth == 1 and updated.value is not None:
+            value = updated.value
+            sub = _subscript_key(value)
+            if sub is not None and sub[1] == "params":
+                value = sub[0]
+            if isinstance(value, cst.Name) and value.value in self._init_results:
+                self.changed = True
+                return updated.with_changes(value=cst.Name(self._init_results[value.value]))
         # `return loss, updates` -> `return loss`: the function no longer has an aux output
         if isinstance(original.value, cst.Tuple) and len(original.value.elements) == 2 and not isinstance(updated.value, cst.Tuple):
             self._aux_removed.add(self._functions[-1])
@@ -275,6 +312,7 @@ class TrainingTransformer(FastTransformer):
 
     def leave_FunctionDef(self, original, updated):
         self._functions.pop()
+        self._dict_bindings.pop()
         self._depth -= 1
         plan = self._plan
         if plan is None:
@@ -284,6 +322,7 @@ class TrainingTransformer(FastTransformer):
         if self._depth == 0:
             updated = self._finish_function(original, updated, plan)
             self._plan = None
+            self._top, self._params = None, set()
         return updated
 
     def _rename_differentiated_param(self, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
@@ -369,7 +408,7 @@ class TrainingTransformer(FastTransformer):
         if name is None or name.partition(".")[0] not in self._unsupported_heads:
             return
         q = self._qualify(node) or ""
-        for prefix, why in self.rules.unsupported.items():
+        for prefix, why in self.unsupported.items():
             if q == prefix:
                 self._stmt_stack[-1]["unsupported"].append((name or q, why))
 
@@ -379,6 +418,8 @@ class TrainingTransformer(FastTransformer):
         if plan is not None and len(updated.body) == 1:
             small = updated.body[0]
             replaced = self._rewrite_init(small, plan) if isinstance(small, cst.Assign) else None
+            if replaced is None and isinstance(small, cst.Assign):
+                replaced = self._factory_site(small)
             if replaced is not None:
                 updated = updated.with_changes(body=[replaced])
                 frame.pop("init_todo", None)
@@ -416,7 +457,7 @@ class TrainingTransformer(FastTransformer):
 
             def _check(self, node):
                 q = outer._qualify(node) or ""
-                for prefix, why in outer.rules.unsupported.items():
+                for prefix, why in outer.unsupported.items():
                     if q == prefix:
                         found.append((dotted(node) or q, why))
 
@@ -432,28 +473,40 @@ class TrainingTransformer(FastTransformer):
         sub = _subscript_key(value)
         if sub is not None:
             value = sub[0]
-        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "init"):
+        receiver = init_receiver(value, self.imports) if isinstance(value, cst.Call) else None
+        if receiver is None:
             return None
-        receiver = value.func.value
-        if isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings:
+        summary = None
+        if isinstance(receiver, cst.Name) and self.flow.is_blueprint(self._top, receiver.value):
+            # a model built elsewhere, now a factory: call it here (dataflow.py)
+            ctor, model_var = cst.Call(func=receiver), receiver.value
+            summary = self.flow.classes.get((self._top, receiver.value))
+        elif isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings:
             ctor, model_var = plan.ctor_bindings[receiver.value], receiver.value
         elif isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None:
             ctor, model_var = receiver, "model" if "model" not in self._init_results.values() else assign.targets[0].target.value
         else:
             return None
-        summary = self.models.lookup(ctor.func)
+        summary = summary or self.models.lookup(ctor.func)
+        if summary is None:
+            return None
         positional = [a.value for a in value.args if a.keyword is None and not a.star]
         if not positional:
             return None
         rng_arg, inputs = positional[0], positional[1:]
         entries = _dict_entries(rng_arg)
         if entries is not None:
-            rngs = "nnx.Rngs(" + ", ".join(f"{k}={code_of(v)}" for k, v in entries.items()) + ")"
+            # NNX layers may draw from streams Linen never had (nnx.RNN forks `carry`): they
+            # fall back to the default stream, which the `params` key seeds
+            default = [code_of(entries["params"])] if "params" in entries and "default" not in entries else []
+            rngs = "nnx.Rngs(" + ", ".join([*default, *(f"{k}={code_of(v)}" for k, v in entries.items())]) + ")"
         else:
             rngs = f"nnx.Rngs({code_of(rng_arg)})"
         extra = []
         for param in summary.size_params:
             idx = summary.size_param_args.get(param)
+            if (idx is None or idx >= len(inputs)) and param in summary.optional_size_params:
+                continue  # an argument left out: the constructor's default (None) says so
             if idx is None or idx >= len(inputs):
                 self._stmt_stack[-1]["todos"].append((f"{code_of(value.func)}(...)", f"the NNX constructor needs `{param}`: pass the input size by hand"))
                 extra.append(f"{param}=None")
@@ -467,7 +520,21 @@ class TrainingTransformer(FastTransformer):
         self.used_nnx = self.changed = True
         return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)
 
+    def _factory_site(self, assign: cst.Assign) -> cst.Assign | None:
+        """`model = Net(f)` whose model is initialized in another function ->
+        `model = functools.partial(Net, f)` (dataflow.py)."""
+        target = assign.targets[0].target if len(assign.targets) == 1 else None
+        if not (isinstance(target, cst.Name) and self.flow.is_factory_site(self._top, target.value) and isinstance(assign.value, cst.Call)):
+            return None
+        call = assign.value
+        first = cst.Arg(value=call.func, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if call.args else cst.MaybeSentinel.DEFAULT)
+        self.used_functools = self.changed = True
+        return assign.with_changes(value=call.with_changes(func=cst.parse_expression("functools.partial"), args=[first, *call.args]))
+
     def leave_Assign(self, original, updated):
+        value = original.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.flow.model_results and len(original.targets) == 1 and isinstance(original.targets[0].target, cst.Name):
+            self._model_values.add(original.targets[0].target.value)
         # `out, updates = <module call that had mutable=...>`: NNX updated the model in place.
         if id(original.value) in self._mutable_calls:
             target = updated.targets[0].target
@@ -484,10 +551,16 @@ class TrainingTransformer(FastTransformer):
 
     # ---- expressions ---------------------------------------------------------------------
 
+    def visit_Call(self, node):
+        self._callees.add(id(node.func))
+        return True
+
     def leave_Attribute(self, original, updated):
         plan = self._plan
         if isinstance(original.value, cst.Name):
             owner, attr = original.value.value, original.attr.value
+            if attr == "apply_fn" and plan is not None and (owner == plan.state or owner in plan.eager_states) and id(original) not in self._callees:
+                self.used_apply_fn = True  # the helper state gets an `apply_fn` that calls the model
             if plan is not None and owner == plan.state and attr in self.rules.state_attributes:
                 self.changed = True
                 return cst.parse_expression(self.rules.state_attributes[attr].format(model=plan.model_name, optimizer=plan.optimizer_name))
@@ -531,7 +604,7 @@ class TrainingTransformer(FastTransformer):
         if plan.state and isinstance(func, (cst.Name, cst.Attribute)):
             nnx_name = self._is_grad_transform(func)
             target = original.args[0].value if original.args else None
-            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated) or (
+            over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated | plan.over_model) or (
                 isinstance(target, cst.Lambda) and _lambda_takes_params(target))
             if nnx_name and over_model:
                 self.used_nnx = self.changed = True
@@ -548,6 +621,12 @@ class TrainingTransformer(FastTransformer):
                 return self._rewrite_replace(original, updated, plan)
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
+        if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
+            first = original.args[0].value
+            entries = _dict_entries(self._bound_dict(first.value) if isinstance(first, cst.Name) and self._bound_dict(first.value) is not None else first)
+            if entries is not None and "params" in entries:
+                # `apply_fn({'params': p}, x)` with `apply_fn` a parameter: Linen's apply
+                return self._rewrite_apply(original, updated, eager_owner=None)
         if isinstance(func, cst.Attribute) and func.attr.value == "init" and self._stmt_stack:
             receiver = func.value
             if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
@@ -560,6 +639,24 @@ class TrainingTransformer(FastTransformer):
                     isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
                 return self._rewrite_apply(original, updated, eager_owner=None)
         return updated
+
+    def _state_read(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """An expression of the original tree, with `state.params` read as `leave_Attribute`
+        reads it (the expression is taken from another statement)."""
+        plan = self._plan
+        if plan is not None and isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.attr.value == "params":
+            owner = node.value.value
+            if owner == plan.state:
+                return cst.parse_expression(self.rules.state_attributes["params"].format(model=plan.model_name, optimizer=plan.optimizer_name))
+            if owner in plan.eager_states:
+                return cst.parse_expression(self.rules.state_attributes_eager["params"].format(state=owner))
+        return node
+
+    def _bound_dict(self, name: str) -> cst.Dict | None:
+        for bindings in reversed(self._dict_bindings):
+            if name in bindings:
+                return bindings[name]
+        return None
 
     def _rewrite_create(self, original, updated):
         if dotted(updated.func.value) == self.helper_name and updated.args and all(a.keyword is None for a in updated.args):
@@ -595,6 +692,8 @@ class TrainingTransformer(FastTransformer):
             node = sub[0]
         if isinstance(node, cst.Name) and node.value in self._init_results:
             return self._init_results[node.value]
+        if isinstance(node, cst.Name) and (node.value in self._model_values or self.flow.holds_model(self._top, node.value)):
+            return node.value
         return None
 
     def _rewrite_apply_gradients(self, updated, plan):
@@ -629,6 +728,13 @@ class TrainingTransformer(FastTransformer):
             callee = entries["params"]
         elif isinstance(variables, cst.Name) and variables.value in self._init_results:
             callee = cst.Name(self._init_results[variables.value])
+        elif isinstance(variables, cst.Name) and (bound := self._bound_dict(variables.value)) is not None:
+            # `variables = {'params': p}` then `apply_fn(variables, x)`
+            entries = _dict_entries(bound)
+            if entries is None or "params" not in entries:
+                self._stmt_stack[-1]["todos"].append(("apply", f"variables {code_of(variables)} not understood; call the NNX model instead"))
+                return updated
+            callee = self._state_read(entries["params"])
         elif eager_owner is None and isinstance(variables, cst.Name):
             callee = variables  # a model passed where Linen passed its variables
         if callee is None:
@@ -665,6 +771,32 @@ class TrainingTransformer(FastTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
+    """Names of this function (not nested ones) assigned exactly once, to a dict literal."""
+    values: dict[str, list] = {}
+
+    class Find(FastVisitor):
+        def visit_FunctionDef(self, node):
+            return False
+
+        def visit_Assign(self, node):
+            for target in node.targets:
+                for name in _target_names(target.target):
+                    values.setdefault(name, []).append(node.value if isinstance(target.target, cst.Name) else None)
+
+        def visit_AugAssign(self, node):
+            for name in _target_names(node.target):
+                values.setdefault(name, []).append(None)
+
+    func.body.visit(Find())
+    return {name: vs[0] for name, vs in values.items() if len(vs) == 1 and isinstance(vs[0], cst.Dict)}
+
+
+def _is_state_params(arg: cst.Arg) -> bool:
+    v = arg.value
+    return arg.keyword is None and not arg.star and isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name)
 
 
 def _lambda_takes_params(node: cst.Lambda) -> bool:
