@@ -1080,13 +1080,13 @@ class ClassConverter:
 
         class Uses(FastVisitor):
             def visit_Attribute(self, node: cst.Attribute):
-                node.value.visit(self)
+                self.walk(node.value)
                 return False
 
             def visit_Name(self, node: cst.Name):
                 uses[node.value] = uses.get(node.value, 0) + 1
 
-        self.shape.compact.body.visit(Uses())
+        Uses().walk(self.shape.compact.body)
         for name, stmt in self.partial_statements.items():
             builds = sum(1 for sub in self.subs if isinstance(sub.ctor.func, cst.Name) and sub.ctor.func.value == name)
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and uses.get(name, 0) == 1 + builds:
@@ -1719,13 +1719,13 @@ class ClassConverter:
 
         class Uses(FastVisitor):
             def visit_Attribute(self, node: cst.Attribute):
-                node.value.visit(self)
+                self.walk(node.value)
                 return False
 
             def visit_Name(self, node: cst.Name):
                 counts[node.value] = counts.get(node.value, 0) + 1
 
-        setup.body.visit(Uses())
+        Uses().walk(setup.body)
         bound = _binding_counts(setup)
         for chain in self.append_chains.values():
             if counts.get(chain.local, 0) != 1 + len(chain.appends) + (chain.attr is not None):
@@ -2352,7 +2352,7 @@ def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
             if node.asname is not None:
                 bind(node.asname.name)
 
-    func.body.visit(Count())
+    Count().walk(func.body)
     for p in func.params.params:
         counts[p.name.value] = counts.get(p.name.value, 0) + 1
     return counts

@@ -401,8 +401,8 @@ class _FoldNoneTests(FastTransformer):
 def substitute_names(src: str, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> str | None:
     """`src` with its variables and `self.<attr>` replaced; None when a callback refuses."""
     try:
-        expr = cst.parse_expression(src).visit(_NameSubstitution(on_name, on_self_attr))
-        return code(_strip_parens(expr.visit(_FoldNoneTests())))
+        expr = _NameSubstitution(on_name, on_self_attr).transform(cst.parse_expression(src))
+        return code(_strip_parens(_FoldNoneTests().transform(expr)))
     except (NotStatic, cst.ParserSyntaxError):
         return None
 

@@ -304,5 +304,5 @@ def _names_used(node: cst.CSTNode) -> set[str]:
         def visit_Name(self, name: cst.Name) -> None:
             names.add(name.value)
 
-    node.visit(Names())
+    Names().walk(node)
     return names

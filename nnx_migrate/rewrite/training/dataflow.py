@@ -148,19 +148,19 @@ class _Uses(FastVisitor):
                     self._consumed.add(id(arg.value))
 
     def visit_Attribute(self, node):
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_AssignTarget(self, node):
         return not (isinstance(node.target, cst.Name) and node.target.value in self.sites)
 
     def visit_Arg(self, node):
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_Param(self, node):
         if node.default is not None:
-            node.default.visit(self)
+            self.walk(node.default)
         return False
 
     def visit_Name(self, node):
@@ -208,7 +208,7 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
                     bound_by_call[(name, var)] = values[0].func.value
         tracked = (params - set(assigned)) | set(sites)
         visitor = _Uses(tracked, set(sites), functions, imports, is_train_state_class, external)
-        func.body.visit(visitor)
+        visitor.walk(func.body)
         referenced |= visitor.references
         ext_calls += [(name, *call) for call in visitor.ext_calls]
         for callee, call in visitor.calls:
@@ -457,7 +457,7 @@ def _assignments(body) -> list[cst.Assign]:
         def visit_Lambda(self, node):
             return False
 
-    body.visit(Find())
+    Find().walk(body)
     return found
 
 
@@ -471,7 +471,7 @@ def _returns(body) -> list[cst.Return]:
         def visit_FunctionDef(self, node):
             return False
 
-    body.visit(Find())
+    Find().walk(body)
     return found
 
 

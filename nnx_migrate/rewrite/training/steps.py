@@ -790,7 +790,7 @@ def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
             for name in _target_names(node.target):
                 values.setdefault(name, []).append(None)
 
-    func.body.visit(Find())
+    Find().walk(func.body)
     return {name: vs[0] for name, vs in values.items() if len(vs) == 1 and isinstance(vs[0], cst.Dict)}
 
 
