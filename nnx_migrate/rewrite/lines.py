@@ -42,7 +42,7 @@ class _Codegen(CodegenState):
 
 def render(node: cst.CSTNode, module: cst.Module | None = None) -> str:
     """`module.code_for_node(node)` (`module.code` for the module itself): the same text."""
-    module = module if module is not None else node if isinstance(node, cst.Module) else _EMPTY
+    module = module if module is not None else node if type(node) is cst.Module else _EMPTY
     state = _Codegen(default_indent=module.default_indent, default_newline=module.default_newline)
     node._codegen(state)
     return "".join(state.tokens)
