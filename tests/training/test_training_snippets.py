@@ -198,3 +198,16 @@ def test_apply_on_a_model_built_like_every_other_is_a_call():
     result = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled(scale=1.0).apply({'params': params}, x)\n", "s.py")
     assert "return params(x)" in result.new_text
     assert not any("other arguments" in t.why for t in result.todos)
+
+
+def test_models_of_a_parsed_file_are_known_without_the_class_pass_results():
+    """training/models.py `summaries_of` (used when no class-pass results are at hand)
+    reads the same classes the class pass converts."""
+    import libcst as cst
+
+    from nnx_migrate.rewrite.training.models import ModelIndex
+
+    module = cst.parse_module(SCALED)
+    index = ModelIndex(module, "s.py")
+    assert index.lookup(cst.parse_expression("Scaled")) is not None
+    assert index.lookup(cst.parse_expression("make")) is None
