@@ -735,6 +735,9 @@ class BodyWalker:
             conv.has_variable_calls.append(node)
             conv._keyed_nodes.append(node)
             return
+        if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) in {f.name for f in conv.shape.fields}:
+            # Linen keeps sown values in a collection apart; NNX sets an attribute of that name
+            conv.todo(node, f"self.sow(..., {name!r}, ...)", f"NNX stores sown values as the attribute '{name}', which is also a field of the module: rename the sown value (and whoever reads it)")
         if method == "is_mutable_collection":
             conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
             return

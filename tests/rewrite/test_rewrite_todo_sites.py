@@ -28,6 +28,21 @@ CASES = [
         import flax.linen as nn
 
         class M(nn.Module):
+          hidden: int = 4
+
+          @nn.compact
+          def __call__(self, x):
+            self.sow('intermediates', 'hidden', x)
+            return x
+        """,
+        9, "also a field of the module", "# TODO(nnx-migrate)",
+        id="sown-name-equal-to-a-field",  # NNX: ValueError "Expected 'hidden' to be a Variable"
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
           flag: bool = False
 
           @nn.compact

@@ -163,3 +163,51 @@ def test_the_rewrite_path_imports_neither_jax_nor_flax():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+SCALED = '''\
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class Scaled(nn.Module):
+  scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(2)(x) * self.scale
+
+
+def make(key, x):
+  variables = Scaled(scale=1.0).init(key, x)
+  return variables['params']
+
+
+'''
+
+
+def test_apply_on_a_model_built_with_other_arguments_is_reported_not_merged():
+    """Linen ran `Scaled(scale=2.0)` on the weights `Scaled(scale=1.0)` made; calling the
+    one NNX model would silently use scale 1.0."""
+    result = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled(scale=2.0).apply({'params': params}, x)\n", "s.py")
+    assert "return Scaled(scale=2.0).apply({'params': params}, x)" in result.new_text
+    assert any("other arguments" in t.why and t.line == 19 for t in result.todos), [t.render() for t in result.todos]
+
+
+def test_apply_on_a_model_built_like_every_other_is_a_call():
+    result = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled(scale=1.0).apply({'params': params}, x)\n", "s.py")
+    assert "return params(x)" in result.new_text
+    assert not any("other arguments" in t.why for t in result.todos)
+
+
+def test_models_of_a_parsed_file_are_known_without_the_class_pass_results():
+    """training/models.py `summaries_of` (used when no class-pass results are at hand)
+    reads the same classes the class pass converts."""
+    import libcst as cst
+
+    from nnx_migrate.rewrite.training.models import ModelIndex
+
+    module = cst.parse_module(SCALED)
+    index = ModelIndex(module, "s.py")
+    assert index.lookup(cst.parse_expression("Scaled")) is not None
+    assert index.lookup(cst.parse_expression("make")) is None

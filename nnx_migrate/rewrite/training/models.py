@@ -15,38 +15,19 @@ from pathlib import Path
 
 import libcst as cst
 
-from nnx_migrate.rewrite.classes import ClassConverter, ClassSummary, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.classes import ClassSummary
 from nnx_migrate.rewrite.names import ImportMap, dotted
-from nnx_migrate.rewrite.rules import load_rules
-
-
-class _NoPositions:
-    def __getitem__(self, node):
-        raise KeyError(node)
 
 
 def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
-    """Class name -> summary, for the Linen classes of one parsed (unconverted) file."""
-    imports = ImportMap(module)
-    if not imports.linen_aliases():
+    """Class name -> summary, for the Linen classes of one parsed (unconverted) file: the
+    class pass's own analysis of it (the same rewrite as the file gets)."""
+    from nnx_migrate.rewrite.transform import _rewrite_classes
+
+    text = module.code
+    if "linen" not in text:
         return {}
-    ctx = FileContext(module, imports, load_rules(), path, _NoPositions())
-    ctx.module_names = {s.name.value for s in module.body if isinstance(s, (cst.ClassDef, cst.FunctionDef))}
-    for stmt in module.body:
-        if not isinstance(stmt, cst.ClassDef):
-            continue
-        for base in stmt.bases:
-            if base.keyword is not None:
-                continue
-            parent = dotted(base.value)
-            if is_linen_module_base(ctx, base.value) or parent in ctx.summaries:
-                try:
-                    _, summary = ClassConverter(stmt, ctx, ctx.summaries.get(parent)).build()
-                except Exception:  # the module rewrite reports it; here: not a known model
-                    break
-                ctx.summaries[stmt.name.value] = summary
-                break
-    return with_factories(module, ctx.summaries)
+    return with_factories(module, _rewrite_classes(text, path).exports or {})
 
 
 def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:

@@ -76,6 +76,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
+    transformer.module = module
     new, spans, owners = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     if not transformer.changed and not transformer.todos and not forwarded:

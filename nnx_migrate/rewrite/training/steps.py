@@ -125,6 +125,8 @@ class TrainingTransformer(FastTransformer):
                  state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
         self.flow = flow  # models that cross function boundaries (dataflow.py)
+        self.module: cst.Module | None = None  # the file, for _built_differently
+        self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_functools = False
         self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
@@ -591,6 +593,8 @@ class TrainingTransformer(FastTransformer):
             receiver = func.args[1].value
             entries = _dict_entries(updated.args[0].value)
             if isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None and entries is not None and "params" in entries:
+                if self._built_differently(receiver):
+                    return updated
                 self.converted_linen.add(dotted(func.func))
                 self.changed = True
                 return cst.Call(func=func.args[0].value, args=[cst.Arg(entries["params"])])
@@ -637,8 +641,30 @@ class TrainingTransformer(FastTransformer):
             receiver = func.value
             if (isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None) or (
                     isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
+                if self._built_differently(receiver if isinstance(receiver, cst.Call) else plan.ctor_bindings[receiver.value]):
+                    return updated
                 return self._rewrite_apply(original, updated, eager_owner=None)
         return updated
+
+    def _built_differently(self, ctor: cst.Call) -> bool:
+        """`Model(...).apply(variables, x)` becomes a call of the NNX model the variables
+        belong to, which was built once, with its own arguments. If the file builds this
+        model (class or factory) with other arguments anywhere (say `teacher_force=False`
+        for decoding), Linen ran that other configuration on the same weights and the
+        call would silently run the first one: reported instead. Compared as source text,
+        computed once per file, only when such an apply is met."""
+        if self._built_with is None:
+            self._built_with = {}
+            for call in m.findall(self.module, m.Call()) if self.module is not None else ():
+                name = dotted(call.func)
+                if name is not None:
+                    self._built_with.setdefault(name, set()).add(_arguments_text(call))
+        if len(self._built_with.get(dotted(ctor.func), ())) > 1:
+            self._stmt_stack[-1]["todos"].append((
+                f"{code_of(ctor)}.apply", "the file builds this model with other arguments elsewhere; NNX has one model "
+                "holding the weights, so run this configuration on it by hand (e.g. set the differing fields on a copy)"))
+            return True
+        return False
 
     def _state_read(self, node: cst.BaseExpression) -> cst.BaseExpression:
         """An expression of the original tree, with `state.params` read as `leave_Attribute`
@@ -869,3 +895,7 @@ def _with_todo(stmt, why: str):
     if any(line.comment is not None and line.comment.value == comment.comment.value for line in stmt.leading_lines):
         return stmt
     return stmt.with_changes(leading_lines=[*stmt.leading_lines, comment])
+
+
+def _arguments_text(call: cst.Call) -> str:
+    return ", ".join(code_of(arg.value) if arg.keyword is None else f"{arg.keyword.value}={code_of(arg.value)}" for arg in call.args)
