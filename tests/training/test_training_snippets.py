@@ -191,13 +191,13 @@ def test_apply_on_a_model_built_with_other_arguments_is_reported_not_merged():
     one NNX model would silently use scale 1.0."""
     result = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled(scale=2.0).apply({'params': params}, x)\n", "s.py")
     assert "return Scaled(scale=2.0).apply({'params': params}, x)" in result.new_text
-    assert any("other arguments" in t.why and t.line == 19 for t in result.todos), [t.render() for t in result.todos]
+    assert any("another scale" in t.why and t.line == 19 for t in result.todos), [t.render() for t in result.todos]
 
 
 def test_apply_on_a_model_built_like_every_other_is_a_call():
     result = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled(scale=1.0).apply({'params': params}, x)\n", "s.py")
     assert "return params(x)" in result.new_text
-    assert not any("other arguments" in t.why for t in result.todos)
+    assert not any("another" in t.why for t in result.todos)
 
 
 def test_models_of_a_parsed_file_are_known_without_the_class_pass_results():
@@ -211,3 +211,11 @@ def test_models_of_a_parsed_file_are_known_without_the_class_pass_results():
     index = ModelIndex(module, "s.py")
     assert index.lookup(cst.parse_expression("Scaled")) is not None
     assert index.lookup(cst.parse_expression("make")) is None
+
+
+def test_apply_compares_with_field_defaults_and_takes_names_as_equal():
+    default_vs_other = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled().apply({'params': params}, x)\n\n\ndef other(params, x):\n  return Scaled(2.0).apply({'params': params}, x)\n", "s.py")
+    # Scaled() is Scaled(scale=1.0), the init site: only the call with 2.0 differs from it, and both differ from each other
+    assert [t.line for t in default_vs_other.todos if "another scale" in t.why] == [19, 23]
+    names = rewrite_source(SCALED + "def predict(params, x, config):\n  return Scaled(scale=config.scale).apply({'params': params}, x)\n", "s.py")
+    assert "return params(x)" in names.new_text

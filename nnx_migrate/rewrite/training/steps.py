@@ -25,6 +25,7 @@ What it cannot convert gets a `# TODO(nnx-migrate): ...` line and a report entry
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -649,21 +650,39 @@ class TrainingTransformer(FastTransformer):
     def _built_differently(self, ctor: cst.Call) -> bool:
         """`Model(...).apply(variables, x)` becomes a call of the NNX model the variables
         belong to, which was built once, with its own arguments. If the file builds this
-        model (class or factory) with other arguments anywhere (say `teacher_force=False`
-        for decoding), Linen ran that other configuration on the same weights and the
-        call would silently run the first one: reported instead. Compared as source text,
-        computed once per file, only when such an apply is met."""
+        model (class or factory) elsewhere with another constant for the same argument
+        (say `teacher_force=True` for training, `False` for decoding), Linen ran that other
+        configuration on the same weights and the call would silently run the first one:
+        reported instead. Arguments are compared where both sides are literals (given, or
+        a field's literal default); names such as `config.latents` are taken as equal.
+        The file's calls are collected once, only when such an apply is met."""
         if self._built_with is None:
             self._built_with = {}
             for call in m.findall(self.module, m.Call()) if self.module is not None else ():
                 name = dotted(call.func)
                 if name is not None:
-                    self._built_with.setdefault(name, set()).add(_arguments_text(call))
-        if len(self._built_with.get(dotted(ctor.func), ())) > 1:
-            self._stmt_stack[-1]["todos"].append((
-                f"{code_of(ctor)}.apply", "the file builds this model with other arguments elsewhere; NNX has one model "
-                "holding the weights, so run this configuration on it by hand (e.g. set the differing fields on a copy)"))
-            return True
+                    self._built_with.setdefault(name, []).append(call)
+        summary = self.models.lookup(ctor.func)
+        is_class = summary is not None and (dotted(ctor.func) or "").rsplit(".", 1)[-1] == summary.name
+        order = [f.name for f in summary.fields] if is_class else []
+        defaults = {f.name: _literal(f.default_code) for f in summary.fields if f.default_code is not None} if is_class else {}
+
+        def bound(call: cst.Call) -> dict:
+            values = dict(defaults)
+            for index, arg in enumerate(a for a in call.args if a.keyword is None and not a.star):
+                values[order[index] if index < len(order) else index] = _literal(code_of(arg.value))
+            values.update({arg.keyword.value: _literal(code_of(arg.value)) for arg in call.args if arg.keyword is not None})
+            return values
+
+        mine = bound(ctor)
+        for other in self._built_with.get(dotted(ctor.func), ()):
+            theirs = bound(other)
+            differs = [k for k in mine.keys() & theirs.keys() if mine[k] is not _UNKNOWN and theirs[k] is not _UNKNOWN and mine[k] != theirs[k]]
+            if differs:
+                self._stmt_stack[-1]["todos"].append((
+                    f"{code_of(ctor)}.apply", f"the file also builds this model with another {differs[0]!s}; NNX has one model "
+                    "holding the weights, so run this configuration on it by hand (e.g. set the differing fields on a copy)"))
+                return True
         return False
 
     def _state_read(self, node: cst.BaseExpression) -> cst.BaseExpression:
@@ -897,5 +916,12 @@ def _with_todo(stmt, why: str):
     return stmt.with_changes(leading_lines=[*stmt.leading_lines, comment])
 
 
-def _arguments_text(call: cst.Call) -> str:
-    return ", ".join(code_of(arg.value) if arg.keyword is None else f"{arg.keyword.value}={code_of(arg.value)}" for arg in call.args)
+_UNKNOWN = object()
+
+
+def _literal(source: str):
+    """The value of a constant argument (`True`, `0.5`, `'x'`), else _UNKNOWN."""
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _UNKNOWN
