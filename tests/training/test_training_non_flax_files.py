@@ -27,3 +27,19 @@ def test_the_same_pmap_in_a_linen_program_is_reported():
     # (reported in the nnx-jit style: over the flat-state pytree state pmap is converted)
     result = rewrite_source(source, "train.py", train_style="nnx-jit")
     assert any("pmap" in todo.why for todo in result.todos)
+
+
+def test_a_long_chain_of_sibling_modules_is_not_followed_file_after_file(tmp_path):
+    """jax's own sources: each module imports and calls the next; following every file's
+    siblings and imports in turn ran past Python's recursion limit (reported as a failed
+    conversion of plain JAX files). Only a bounded depth is followed."""
+    count = 120
+    for n in range(count):
+        nxt = f"import m{n + 1}\n" if n + 1 < count else ""
+        call = f"m{n + 1}.step(model)" if n + 1 < count else "model"
+        (tmp_path / f"m{n}.py").write_text(
+            f"import jax\n{nxt}\n\ndef step(model):\n    return jax.pmap({call})\n\n\ndef build(key):\n    return step(key)\n")
+    text = (tmp_path / "m0.py").read_text()
+    result = rewrite_source(text, str(tmp_path / "m0.py"))
+    assert result.todos == [], [t.render() for t in result.todos]
+    assert result.new_text == text

@@ -172,13 +172,18 @@ class _Uses(FastVisitor):
             self.references.add(node.value)
 
 
-def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train_state_class, path: str = "<string>") -> Flow:
+def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train_state_class, path: str = "<string>",
+            sibling_depth: int = 2) -> Flow:
     """`path` (a file on disk) lets calls into local modules (`ppo_lib.train(model)`)
-    count: their blueprint parameters come from the same analysis of that file."""
+    count: their blueprint parameters come from the same analysis of that file.
+    `sibling_depth`: how far to ask the folder's other files what they pass in (a sibling's
+    own analysis asks one level less): main.py -> lib.py -> models.py is followed, an
+    import web of a large package is not walked file after file (that ran past Python's
+    recursion limit on jax's own sources)."""
     real = not path.startswith("<")
-    external = _external_resolver(imports, path) if real else None
+    external = _external_resolver(imports, path, sibling_depth) if real else None
     ext_calls = []
-    siblings = _SiblingPasses(path) if real else None
+    siblings = _SiblingPasses(path, sibling_depth - 1) if real and sibling_depth > 0 else None
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     if not functions:
         return EMPTY
@@ -295,7 +300,9 @@ def train_state_checker(module: cst.Module, imports: ImportMap, extra: set[str] 
 _IN_PROGRESS: set[str] = set()
 
 
-def _external_resolver(imports: ImportMap, path: str):
+def _external_resolver(imports: ImportMap, path: str, depth: int):
+    """Functions of local modules this file calls; their own analysis follows imports one
+    level less (`depth`), past that they are known only as callees."""
     def resolve(func: cst.BaseExpression):
         qualified = imports.qualify(func)
         if not qualified or "." not in qualified:
@@ -308,10 +315,10 @@ def _external_resolver(imports: ImportMap, path: str):
             stat = Path(file).stat()
         except OSError:
             return None
-        if file in _IN_PROGRESS:  # its blueprints are being worked out: known only as a callee
+        if file in _IN_PROGRESS or depth <= 0:  # being worked out, or too far: known only as a callee
             functions, flow = _functions_of_version(file, stat.st_mtime_ns, stat.st_size), None
         else:
-            functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size)
+            functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size, depth - 1)
         if name not in functions:
             return None
         return file, name, functions[name], (flow.blueprints.get(name, set()) if flow is not None else None)
@@ -320,7 +327,7 @@ def _external_resolver(imports: ImportMap, path: str):
 
 
 @functools.lru_cache(maxsize=256)
-def _flow_of_version(file: str, mtime_ns: int, size: int):
+def _flow_of_version(file: str, mtime_ns: int, size: int, sibling_depth: int = 1):
     """The analysis of another file of the program, cached per file version."""
     from nnx_migrate.rewrite.transform import parse
 
@@ -331,7 +338,7 @@ def _flow_of_version(file: str, mtime_ns: int, size: int):
         imports = ImportMap(module)
         models = ModelIndex(module, file, own=_summaries_of_path(file))
         functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-        return functions, analyse(module, imports, models, train_state_checker(module, imports), file)
+        return functions, analyse(module, imports, models, train_state_checker(module, imports), file, sibling_depth)
     except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
         return {}, EMPTY
     finally:
@@ -354,8 +361,9 @@ class _SiblingPasses:
     (`lib.create_train_state(key, model)` in main.py, `model = models.Net(...)`): asked
     only for a blueprint whose class neither an annotation nor a caller here gives."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, depth: int):
         self.file = str(Path(path).resolve())
+        self.depth = depth  # for the siblings' own analyses
         self._passes = None
 
     def get(self, function: str, param: str) -> list:
@@ -365,7 +373,7 @@ class _SiblingPasses:
             _IN_PROGRESS.add(self.file)
             try:
                 for sibling in sorted(Path(self.file).parent.glob("*.py"))[:200]:
-                    if str(sibling) == self.file:
+                    if str(sibling) == self.file or str(sibling) in _IN_PROGRESS:
                         continue
                     try:
                         stat = sibling.stat()
@@ -373,7 +381,7 @@ class _SiblingPasses:
                             continue
                     except (OSError, UnicodeDecodeError):
                         continue
-                    _, flow = _flow_of_version(str(sibling), stat.st_mtime_ns, stat.st_size)
+                    _, flow = _flow_of_version(str(sibling), stat.st_mtime_ns, stat.st_size, self.depth)
                     for (file, func, p), cls in flow.passes.items():
                         if file == self.file:
                             self._passes.setdefault((func, p), []).append(cls)
