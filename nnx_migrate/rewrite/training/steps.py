@@ -658,7 +658,7 @@ class TrainingTransformer(FastTransformer):
         The file's calls are collected once, only when such an apply is met."""
         if self._built_with is None:
             self._built_with = {}
-            for call in m.findall(self.module, m.Call()) if self.module is not None else ():
+            for call in nodes_of_type(self.module, cst.Call) if self.module is not None else ():
                 name = dotted(call.func)
                 if name is not None:
                     self._built_with.setdefault(name, []).append(call)
