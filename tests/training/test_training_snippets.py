@@ -213,9 +213,15 @@ def test_models_of_a_parsed_file_are_known_without_the_class_pass_results():
     assert index.lookup(cst.parse_expression("make")) is None
 
 
-def test_apply_compares_with_field_defaults_and_takes_names_as_equal():
+def test_apply_compares_with_field_defaults():
     default_vs_other = rewrite_source(SCALED + "def predict(params, x):\n  return Scaled().apply({'params': params}, x)\n\n\ndef other(params, x):\n  return Scaled(2.0).apply({'params': params}, x)\n", "s.py")
     # Scaled() is Scaled(scale=1.0), the init site: only the call with 2.0 differs from it, and both differ from each other
     assert [t.line for t in default_vs_other.todos if "another scale" in t.why] == [19, 23]
-    names = rewrite_source(SCALED + "def predict(params, x, config):\n  return Scaled(scale=config.scale).apply({'params': params}, x)\n", "s.py")
-    assert "return params(x)" in names.new_text
+
+
+def test_apply_on_a_model_built_from_another_name_is_converted_and_reported():
+    """`Scaled(scale=s)` vs the init's `Scaled(scale=1.0)`: maybe the same, maybe an eval
+    configuration; converted (the likely case runs) and listed for a person."""
+    result = rewrite_source(SCALED + "def predict(params, x, s):\n  return Scaled(scale=s).apply({'params': params}, x)\n", "s.py")
+    assert "return params(x)" in result.new_text
+    assert any(t.line == 19 and "if the two configurations differ" in t.why for t in result.todos), [t.render() for t in result.todos]

@@ -674,7 +674,7 @@ class TrainingTransformer(FastTransformer):
             values.update({arg.keyword.value: _literal(code_of(arg.value)) for arg in call.args if arg.keyword is not None})
             return values
 
-        mine = bound(ctor)
+        mine, unsure = bound(ctor), None
         for other in self._built_with.get(dotted(ctor.func), ()):
             theirs = bound(other)
             differs = [k for k in mine.keys() & theirs.keys() if mine[k] is not _UNKNOWN and theirs[k] is not _UNKNOWN and mine[k] != theirs[k]]
@@ -683,6 +683,14 @@ class TrainingTransformer(FastTransformer):
                     f"{code_of(ctor)}.apply", f"the file also builds this model with another {differs[0]!s}; NNX has one model "
                     "holding the weights, so run this configuration on it by hand (e.g. set the differing fields on a copy)"))
                 return True
+            if unsure is None and _arguments_text(other) != _arguments_text(ctor):
+                unsure = other
+        if unsure is not None:
+            # Not provably the same (`Net(config)` vs `Net(eval_config)` may differ, `model(latents)`
+            # vs `model(config.latents)` may not): converted, and left for a person to check.
+            self._stmt_stack[-1]["todos"].append((
+                f"{code_of(ctor)}.apply", f"called as the one NNX model, which the file also builds as {code_of(unsure)}: "
+                "if the two configurations differ (an eval or decode config), set the differing fields by hand"))
         return False
 
     def _state_read(self, node: cst.BaseExpression) -> cst.BaseExpression:
@@ -917,6 +925,10 @@ def _with_todo(stmt, why: str):
 
 
 _UNKNOWN = object()
+
+
+def _arguments_text(call: cst.Call) -> str:
+    return ", ".join(code_of(arg.value) if arg.keyword is None else f"{arg.keyword.value}={code_of(arg.value)}" for arg in call.args)
 
 
 def _literal(source: str):
