@@ -28,14 +28,19 @@ from nnx_migrate.rewrite.visitors import FastVisitor
 _PARSED: dict[str, cst.Module] = {}
 
 
+def _remembered(cache: dict, text: str, make):
+    """`make(text)`, kept for the rest of the run (at most 256 texts at a time)."""
+    value = cache.get(text)
+    if value is None:
+        value = make(text)
+        if len(cache) > 256:
+            cache.clear()
+        cache[text] = value
+    return value
+
+
 def parse(text: str) -> cst.Module:
-    module = _PARSED.get(text)
-    if module is None:
-        module = cst.parse_module(text)
-        if len(_PARSED) > 256:
-            _PARSED.clear()
-        _PARSED[text] = module
-    return module
+    return _remembered(_PARSED, text, cst.parse_module)
 
 
 # Python's own tree of a text (line numbers of its statements), asked for by the class pass
@@ -44,13 +49,7 @@ _AST: dict[str, ast.Module] = {}
 
 
 def parse_ast(text: str) -> ast.Module:
-    tree = _AST.get(text)
-    if tree is None:
-        tree = ast.parse(text)
-        if len(_AST) > 256:
-            _AST.clear()
-        _AST[text] = tree
-    return tree
+    return _remembered(_AST, text, ast.parse)
 
 
 # The class rewrite of a file without the run's index is a function of (text, path): within

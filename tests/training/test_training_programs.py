@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training_programs import FIXTURES, STYLES, linen_variables, runnable_pairs, load_module, output_path, start_from_linen_weights
+from training_programs import FIXTURES, linen_variables, runnable_pairs, load_module, output_path, start_from_linen_weights
 
 STEPS = 6
 LEARNING_RATE = 0.05

@@ -202,7 +202,7 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
                 if isinstance(target.target, cst.Name):
                     assigned.setdefault(target.target.value, []).append(assign.value)
                 else:
-                    for n in _names_of_target(target.target):
+                    for n in names_of_target(target.target):
                         assigned.setdefault(n, []).append(None)
         sites = {}
         for var, values in assigned.items():
@@ -483,11 +483,12 @@ def _returns(body) -> list[cst.Return]:
     return found
 
 
-def _names_of_target(node) -> list[str]:
+def names_of_target(node) -> list[str]:
+    """The names an assignment or loop target binds (`a`, `a, (b, c)`, `[a, b]`)."""
     if isinstance(node, cst.Name):
         return [node.value]
     if isinstance(node, (cst.Tuple, cst.List)):
-        return [n for el in node.elements for n in _names_of_target(el.value)]
+        return [n for el in node.elements for n in names_of_target(el.value)]
     return []
 
 

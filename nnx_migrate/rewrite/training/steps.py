@@ -35,7 +35,7 @@ from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
-from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver
+from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver, names_of_target
 from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order, nodes_of_type
 
@@ -52,25 +52,14 @@ def _bound_in(func: cst.FunctionDef) -> set[str]:
             names.add(node.name.value)
 
         def visit_AssignTarget(self, node):
-            for n in _target_names(node.target):
+            for n in names_of_target(node.target):
                 names.add(n)
 
         def visit_For(self, node):
-            names.update(_target_names(node.target))
+            names.update(names_of_target(node.target))
 
     Collect().walk(func)
     return names
-
-
-def _target_names(node) -> list[str]:
-    if isinstance(node, cst.Name):
-        return [node.value]
-    if isinstance(node, (cst.Tuple, cst.List)):
-        out = []
-        for el in node.elements:
-            out += _target_names(el.value)
-        return out
-    return []
 
 
 def _subscript_key(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
@@ -836,11 +825,11 @@ def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
 
         def visit_Assign(self, node):
             for target in node.targets:
-                for name in _target_names(target.target):
+                for name in names_of_target(target.target):
                     values.setdefault(name, []).append(node.value if isinstance(target.target, cst.Name) else None)
 
         def visit_AugAssign(self, node):
-            for name in _target_names(node.target):
+            for name in names_of_target(node.target):
                 values.setdefault(name, []).append(None)
 
     Find().walk(func.body)
@@ -864,10 +853,10 @@ def _rebinds(func: cst.FunctionDef, state: str) -> bool:
     """Whether `state` gets a new value other than from its own apply_gradients/replace."""
     own = m.Call(func=m.Attribute(value=m.Name(state), attr=m.Name("apply_gradients") | m.Name("replace")))
     for assign in nodes_of_type(func.body, cst.Assign):
-        names = [n for t in assign.targets for n in _target_names(t.target)]
+        names = [n for t in assign.targets for n in names_of_target(t.target)]
         if state in names and not m.matches(assign.value, own):
             return True
-    return any(state in _target_names(loop.target) for loop in nodes_of_type(func.body, cst.For))
+    return any(state in names_of_target(loop.target) for loop in nodes_of_type(func.body, cst.For))
 
 
 def _takes_params(func: cst.FunctionDef, name: str) -> bool:
