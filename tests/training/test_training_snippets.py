@@ -225,3 +225,34 @@ def test_apply_on_a_model_built_from_another_name_is_converted_and_reported():
     result = rewrite_source(SCALED + "def predict(params, x, s):\n  return Scaled(scale=s).apply({'params': params}, x)\n", "s.py")
     assert "return params(x)" in result.new_text
     assert any(t.line == 19 and "if the two configurations differ" in t.why for t in result.todos), [t.render() for t in result.todos]
+
+
+def test_an_apply_function_passed_in_is_listed_unless_every_caller_passes_a_state_apply_fn():
+    """`evaluate(eval_model.apply, params, x)`: Linen ran the eval configuration; the one NNX
+    model is the training one, so the call is listed for a person."""
+    body = SCALED + (
+        "def evaluate(apply_fn, params, x):\n  return apply_fn({'params': params}, x)\n\n\n"
+        "def run(params, x):\n  return evaluate(Scaled(scale=2.0).apply, params, x)\n")
+    result = rewrite_source(body, "s.py")
+    assert any("an apply function passed in" in t.why for t in result.todos), [t.render() for t in result.todos]
+
+
+def test_mutable_updates_linen_threw_away_are_listed():
+    source = '''\
+import jax.numpy as jnp
+from flax import linen as nn
+from flax.training import train_state
+
+
+class Net(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=True):
+    return nn.BatchNorm(use_running_average=not train)(nn.Dense(2)(x))
+
+
+def probe(state, x):
+  y, updates = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats}, x, mutable=['batch_stats'])
+  return y
+'''
+    result = rewrite_source(source, "p.py")
+    assert any("Linen discarded `updates`" in t.why for t in result.todos), [t.render() for t in result.todos]

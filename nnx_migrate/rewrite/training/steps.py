@@ -122,6 +122,7 @@ class TrainingTransformer(FastTransformer):
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
         self._callees: set[int] = set()  # ids of original call targets
         self._top: str | None = None  # the enclosing top-level function
+        self._top_node: cst.FunctionDef | None = None
         self._params: set[str] = set()  # its parameters
         self._dict_bindings: list[dict[str, cst.Dict]] = []  # per enclosing function: `v = {...}` bound once
         self.imports = imports
@@ -280,6 +281,7 @@ class TrainingTransformer(FastTransformer):
         if self._depth == 1:
             self._plan = self._plan_function(node)
             self._top = node.name.value
+            self._top_node = node
             self._params = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
             self._model_values = set()
             self._init_results = {}
@@ -531,7 +533,12 @@ class TrainingTransformer(FastTransformer):
         if id(original.value) in self._mutable_calls:
             target = updated.targets[0].target
             if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
-                self._removed_names.add(target.elements[1].value.value)
+                name = target.elements[1].value.value
+                self._removed_names.add(name)
+                if self._top_node is not None and sum(1 for n in nodes_of_type(self._top_node, cst.Name) if n.value == name) <= 1:
+                    # Linen threw these updates away; the NNX model keeps them (in place)
+                    self._stmt_stack[-1]["todos"].append(("mutable=", f"Linen discarded `{name}` (the updated variables, e.g. "
+                        "BatchNorm statistics); NNX updates the model in place: call it in eval mode or on a copy if that matters"))
                 return updated.with_changes(targets=[updated.targets[0].with_changes(target=target.elements[0].value)])
             if isinstance(target, cst.Name):
                 self._stmt_stack[-1]["todos"].append(("mutable=", f"`{target.value}` was (output, updated variables); NNX returns only the output"))
@@ -619,7 +626,13 @@ class TrainingTransformer(FastTransformer):
             first = original.args[0].value
             entries = _dict_entries(self._bound_dict(first.value) if isinstance(first, cst.Name) and self._bound_dict(first.value) is not None else first)
             if entries is not None and "params" in entries:
-                # `apply_fn({'params': p}, x)` with `apply_fn` a parameter: Linen's apply
+                # `apply_fn({'params': p}, x)` with `apply_fn` a parameter: Linen's apply. Unless
+                # every caller passes a train state's `apply_fn`, one may pass another
+                # configuration's apply (an eval model's): listed.
+                if not self._only_state_apply_fns(self._top, func.value, frozenset()):
+                    self._stmt_stack[-1]["todos"].append((
+                        f"{func.value}(...)", f"`{func.value}` (an apply function passed in) became a call of the model holding the "
+                        "parameters; if a caller passes another configuration's apply (e.g. an eval model), set it by hand"))
                 return self._rewrite_apply(original, updated, eager_owner=None)
         if isinstance(func, cst.Attribute) and func.attr.value == "init" and self._stmt_stack:
             receiver = func.value
@@ -635,6 +648,43 @@ class TrainingTransformer(FastTransformer):
                     return updated
                 return self._rewrite_apply(original, updated, eager_owner=None)
         return updated
+
+    def _only_state_apply_fns(self, function: str | None, param: str, seen: frozenset) -> bool:
+        """Whether every call in this file of the top-level `function` (directly, or through
+        a name bound to `jax.grad`/`jax.value_and_grad` of it) passes, for `param`, a train
+        state's `.apply_fn` or a parameter of its caller for which the same holds. No call in
+        the file: unknown callers, False."""
+        if self.module is None or function is None or (function, param) in seen:
+            return False
+        seen = seen | {(function, param)}
+        defs = {s.name.value: s for s in self.module.body if isinstance(s, cst.FunctionDef)}
+        target = defs.get(function)
+        if target is None:
+            return False
+        names = [p.name.value for p in (*target.params.posonly_params, *target.params.params)]
+        found = False
+        for caller, node in defs.items():
+            aliases = {function}
+            for assign in nodes_of_type(node, cst.Assign):
+                value = assign.value
+                if (isinstance(value, cst.Call) and self._is_grad_transform(value.func) and value.args
+                        and isinstance(value.args[0].value, cst.Name) and value.args[0].value.value == function):
+                    aliases.update(names_of_target(assign.targets[0].target))
+            for call in nodes_of_type(node, cst.Call):
+                if not (isinstance(call.func, cst.Name) and call.func.value in aliases):
+                    continue
+                found = True
+                positional = [a.value for a in call.args if a.keyword is None and not a.star]
+                given = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == param), None)
+                if given is None and param in names and names.index(param) < len(positional):
+                    given = positional[names.index(param)]
+                if isinstance(given, cst.Attribute) and given.attr.value == "apply_fn":
+                    continue
+                caller_params = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+                if isinstance(given, cst.Name) and given.value in caller_params and self._only_state_apply_fns(caller, given.value, seen):
+                    continue
+                return False
+        return found
 
     def _built_differently(self, ctor: cst.Call) -> bool:
         """`Model(...).apply(variables, x)` becomes a call of the NNX model the variables
