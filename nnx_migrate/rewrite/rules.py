@@ -27,7 +27,7 @@ class LayerRule:
     input_arg: int = 0
     out_default: str = ""
     call_time: tuple[str, ...] = ()  # constructor arguments NNX also takes at call time
-    call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword  # where out_size's argument is absent: "input" or ""
+    call_keywords: tuple[str, ...] = ()  # Linen positional call parameters NNX takes by keyword
     initialize_carry: bool = False  # a recurrent cell: initialize_carry(rng, shape) -> (shape, rngs)
     cell_arg: str = ""  # the argument holding the cell a recurrent layer runs (nn.RNN)
     checked: tuple[str, ...] = ()  # Linen-only arguments whose values recurrent.py checks

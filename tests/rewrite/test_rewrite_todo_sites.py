@@ -533,3 +533,21 @@ def test_a_module_passed_in_a_field_whose_size_the_parent_does_not_know_is_repor
     assert [(t.line, t.why.split(":")[0]) for t in result.todos] == [(18, "'shared_out_features'")]
     assert "encoder_shared_out_features: int" in result.new_text
     assert [c.status for c in result.classes] == ["converted", "todo"]
+
+
+def test_self_attention_mask_passed_by_position_stays_the_mask_and_dropout_rng_is_reported():
+    """Linen's SelfAttention takes `mask` second; NNX's MultiHeadAttention takes `inputs_k`
+    there. A dropout key has no NNX call-time counterpart (NNX wants an Rngs)."""
+    result = convert(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x, mask, key):
+            y = nn.SelfAttention(num_heads=2)(x, mask)
+            return nn.MultiHeadDotProductAttention(num_heads=2)(y, dropout_rng=key)
+        """
+    )
+    assert "self.self_attention_0(x, mask=mask)" in result.new_text
+    assert any(t.line == 8 and "dropout_rng" in t.construct for t in result.todos), [t.render() for t in result.todos]
