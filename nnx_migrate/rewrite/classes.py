@@ -512,6 +512,8 @@ class BodyWalker:
         nested in another loop or under a condition on call arguments."""
         if not isinstance(stmt, cst.For) or self.in_loop or self.dynamic_guard or stmt.asynchronous is not None:
             return None
+        if _exits_early(stmt.body):
+            return None  # `continue`/`break`: some iterations build nothing, which __init__ cannot replay
         used: list[str] = []
         iter_src = try_static(stmt.iter, self.scope, used)
         if iter_src is None:
@@ -2359,3 +2361,17 @@ def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
     for p in func.params.params:
         counts[p.name.value] = counts.get(p.name.value, 0) + 1
     return counts
+
+
+def _exits_early(body) -> bool:
+    """Whether a loop body holds a `continue` or `break` of that loop (not of a nested loop,
+    nor inside a nested function)."""
+    stack = list(children_in_order(body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.Continue, cst.Break)):
+            return True
+        if isinstance(node, (cst.For, cst.While, cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+            continue
+        stack.extend(children_in_order(node))
+    return False

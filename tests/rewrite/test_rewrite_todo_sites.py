@@ -28,6 +28,24 @@ CASES = [
         import flax.linen as nn
 
         class M(nn.Module):
+          n: int = 3
+
+          @nn.compact
+          def __call__(self, x):
+            for i in range(self.n):
+              if i == 1:
+                continue
+              x = nn.Dense(4)(x)
+            return x
+        """,
+        12, "built in a loop", None,
+        id="loop-that-skips-iterations",  # __init__ would build n layers where Linen built n-1
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
           hidden: int = 4
 
           @nn.compact
