@@ -140,7 +140,7 @@ class RenameLinen(_SkipImports):
         qual = self.imports.qualify(node.func)
         if qual is not None and qual.startswith(LINEN):
             entry = self.call_renames.get(normalize_linen(qual, self.call_renames))
-            if entry is not None:
+            if entry is not None and not any(a.keyword is not None and a.keyword.value in entry[2] for a in node.args):
                 self._called[id(node.func)] = node.func
                 self._add_keywords[id(node)] = (node, entry[1])
         return True

@@ -46,8 +46,9 @@ class Rules:
     keep_last_dim_methods: frozenset[str]
     helpers: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> helper written into the file
     unconverted: dict[str, str] = field(default_factory=dict)  # qualified Linen name -> why it is left
-    # qualified Linen name -> (qualified NNX name, keyword -> source appended to each call)
-    call_renames: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # qualified Linen name -> (qualified NNX name, keyword -> source appended to each call,
+    # keywords that keep the call Linen)
+    call_renames: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _load(name: str) -> dict:
@@ -95,5 +96,5 @@ def load_rules() -> Rules:
         helpers=dict(functions.get("helpers", {})),
         # a call-renamed name that is not called stays Linen, for the reason its entry gives
         unconverted={**functions.get("unconverted", {}), **{name: entry["why"] for name, entry in call_renames.items()}},
-        call_renames={name: (entry["nnx"], dict(entry.get("add", {}))) for name, entry in call_renames.items()},
+        call_renames={name: (entry["nnx"], dict(entry.get("add", {})), tuple(entry.get("unsupported", ()))) for name, entry in call_renames.items()},
     )

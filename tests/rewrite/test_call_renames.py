@@ -29,7 +29,7 @@ def _resolve(qualified: str):
 
 @pytest.mark.parametrize("linen_name", sorted(RULES.call_renames))
 def test_the_nnx_call_with_the_added_keywords_records_the_names_without_a_mesh(linen_name):
-    nnx_name, added = RULES.call_renames[linen_name]
+    nnx_name, added, _ = RULES.call_renames[linen_name]
     assert callable(_resolve(linen_name))
     keywords = {key: eval(value) for key, value in added.items()}  # literals from our rules file
     init = _resolve(nnx_name)(nnx.initializers.ones, ("embed", "mlp"), **keywords)
@@ -69,3 +69,15 @@ def test_only_calls_are_renamed_and_the_keyword_is_not_added_twice():
     assert "a = nnx.with_partitioning(nnx.initializers.ones, ('x',), eager_sharding=True)" in result.new_text
     assert "b = nn.with_logical_partitioning" in result.new_text
     assert [t.line for t in result.todos] == [5]
+
+
+def test_a_call_with_linen_axis_rules_or_a_mesh_stays_linen_and_is_reported():
+    """`rules=` maps Linen's logical names to mesh axes; passed on to nnx.with_partitioning it
+    would become meaningless metadata."""
+    result = rewrite_source(textwrap.dedent("""
+        import flax.linen as nn
+
+        a = nn.with_logical_partitioning(nn.initializers.ones, ('embed',), rules=(('embed', 'data'),))
+        """), "case.py")
+    assert "a = nn.with_logical_partitioning(nnx.initializers.ones, ('embed',), rules=(('embed', 'data'),))" in result.new_text
+    assert [t.line for t in result.todos] == [4]
