@@ -26,7 +26,7 @@ EPILOG = """\
 exit codes (bit flags, combined with OR):
   0  success; with --check: no file would change
   1  --check only: some files would change
-  2  some files failed (unreadable, not UTF-8, not Python, or an internal error)
+  2  some files failed (unreadable, not decodable in their declared encoding, not Python, or an internal error)
   4  usage error (unknown option, missing path)
   8  TODO(nnx-migrate) sites were reported: the conversion needs a person
 """
@@ -107,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         elif args.mode == "write":
-            atomic_write(Path(result.path), result.new_text)
+            atomic_write(Path(result.path), result.new_text, result.encoding)
         if args.output_dir and args.mode != "check":
             target = Path(args.output_dir) / _relative_target(Path(result.path), roots)
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, result.new_text)
+            atomic_write(target, result.new_text, result.encoding)
     if args.report:
         base = Path(args.report)
         stem = base.with_suffix("") if base.suffix in (".json", ".md") else base

@@ -28,9 +28,11 @@ def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: st
     except SourceError as exc:
         return FileResult(path=path, status="failed", error=str(exc))
     try:
-        return rewrite_source(source.text, path, external, train_style)
+        result = rewrite_source(source.text, path, external, train_style)
     except Exception as exc:  # never let one file stop a repository run
         return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
+    result.encoding = source.encoding
+    return result
 
 
 def default_jobs() -> int:

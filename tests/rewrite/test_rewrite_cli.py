@@ -105,3 +105,19 @@ def test_help_documents_exit_codes():
     assert proc.returncode == 0
     for line in ("1  --check only", "2  some files failed", "4  usage error", "8  TODO(nnx-migrate)"):
         assert line in proc.stdout
+
+
+def test_write_keeps_a_files_declared_encoding(tmp_path):
+    """A latin-1 file (PEP 263 cookie) is written back in latin-1: its strings keep their
+    characters under the cookie that still heads the file."""
+    source = ("# -*- coding: latin-1 -*-\nimport flax.linen as nn\n\nNAME = 'caf\u00e9'\n\n\n"
+              "class M(nn.Module):\n  @nn.compact\n  def __call__(self, x):\n    return nn.relu(x)\n")
+    path = tmp_path / "m.py"
+    path.write_bytes(source.encode("latin-1"))
+    proc = run("--write", path)
+    assert proc.returncode == 0, proc.stderr
+    text = path.read_bytes().decode("latin-1")
+    assert "NAME = 'caf\u00e9'" in text and "nnx.Module" in text
+    namespace: dict = {}
+    exec(compile(path.read_bytes(), str(path), "exec"), namespace)
+    assert namespace["NAME"] == "caf\u00e9"
