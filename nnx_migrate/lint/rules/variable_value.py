@@ -24,10 +24,12 @@ class VariableValue(LintRule):
     `Variable.value` is deprecated since Flax 0.12.1 and emits a DeprecationWarning.
 
     ## Fix safety
-    Safe. When the Variable is known to hold an array (built by `jnp.*`, `jax.random.*`,
-    an initializer...) `.value` becomes `[...]`, the idiom Flax recommends. When it may
-    hold something else (a Python number, a dict), where `[...]` would fail, it becomes
-    `.get_value()` / `.set_value(x)`, which work for every value.
+    Safe. A read of a Variable known to hold an array (built by `jnp.*`, `jax.random.*`,
+    an initializer...) becomes `[...]`, the idiom Flax recommends; a read of one that may
+    hold something else (a Python number, a dict), where `[...]` would fail, becomes
+    `.get_value()`. Every write becomes `.set_value(x)`: `v[...] = x` would cast and
+    broadcast `x` into the old array (`w[...] = 1.0` fills it, `c[...] += 0.5` keeps an int),
+    where `v.value = x` replaced it.
     """
 
     CODE = "NNX004"
@@ -86,7 +88,7 @@ class VariableValue(LintRule):
             "    def __init__(self):\n"
             "        self.count = Count(jnp.array(0))\n"
             "    def __call__(self):\n"
-            "        self.count[...] += 1\n"
+            "        self.count.set_value(self.count.get_value() + 1)\n"
             "        return self.count[...]\n"
             "model = Counter()\n"
             "print(model.count[...])\n",
@@ -135,7 +137,7 @@ class VariableValue(LintRule):
             "import jax\n"
             "from flax import nnx\n"
             "w = nnx.Param(jax.random.normal(key, (3,)))\n"
-            "w[...] = w[...] * 2\n",
+            "w.set_value(w[...] * 2)\n",
         ),
     ]
 
@@ -234,7 +236,7 @@ class VariableValue(LintRule):
             if holds_array is None:
                 continue
             setter = self._setters.get(id(node))
-            if setter is not None and not holds_array:
+            if setter is not None:  # `[...] = x` would cast and broadcast x into the old array; set_value replaces it
                 self._report_setter(node, *setter)
                 continue
             self.report(
