@@ -251,6 +251,9 @@ class SizeOf:
                 return None
             left = scalar(self(expr.left))
             if left is not None:
+                # Broadcasting: a last axis of size 1 takes the other operand's size.
+                if left.strip() == "1" and not isinstance(expr.right, (cst.Integer, cst.Float)):
+                    return scalar(self(expr.right))
                 return left
             if isinstance(expr.left, (cst.Integer, cst.Float)):
                 return scalar(self(expr.right))

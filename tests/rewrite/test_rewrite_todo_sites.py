@@ -569,3 +569,20 @@ def test_self_attention_mask_passed_by_position_stays_the_mask_and_dropout_rng_i
     )
     assert "self.self_attention_0(x, mask=mask)" in result.new_text
     assert any(t.line == 8 and "dropout_rng" in t.construct for t in result.todos), [t.render() for t in result.todos]
+
+
+def test_a_size_one_operand_broadcasts_to_the_other_operands_size():
+    """`g * y` with g of last size 1 has y's size, not 1 (a LayerNorm after it was built
+    with num_features=1 and failed at run time)."""
+    result = convert(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x, y):
+            g = nn.Dense(1)(x)
+            return nn.LayerNorm()(g * y)
+        """
+    )
+    assert "nnx.LayerNorm(num_features=y_in_features" in result.new_text
