@@ -980,7 +980,13 @@ class ClassConverter:
         loop = walker.loops[-1] if walker.loops and walker.in_loop == len(walker.loops) else None
         list_name = _list_element_name(name_arg, loop.index_var) if loop is not None and name_arg is not None else None
         if name_arg is not None and explicit is None and list_name is None:
-            sub.problems.append("name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else ""))
+            why = "name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else "")
+            if walker is self.setup_walker:
+                sub.problems.append(why)  # reported with the setup attribute it is bound to
+            else:
+                # reported at once: a compact submodule left without an attribute is never
+                # listed with the others
+                self.todo(ctor, f"{code(ctor.func)}(..., name=...)", f"{why}: the NNX attribute name is unknown; build it in __init__ by hand")
         if walker.origin == "compact" or walker is not self.setup_walker:
             if walker.in_loop and list_name is not None:
                 # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.

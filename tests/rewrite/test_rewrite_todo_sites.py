@@ -28,6 +28,20 @@ CASES = [
         import flax.linen as nn
 
         class M(nn.Module):
+          nm: str = 'out'
+
+          @nn.compact
+          def __call__(self, x):
+            return nn.Dense(3, name=self.nm)(x)
+        """,
+        9, "name= is not a string literal", "# TODO(nnx-migrate)",
+        id="compact-submodule-named-by-a-field",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
           n: int = 3
 
           @nn.compact
