@@ -17,7 +17,6 @@ Speed is measured here, never asserted in tests (shared CPUs are noisy).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import statistics
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nnx_migrate.equivalence.loading import load_python_file  # noqa: E402
 from nnx_migrate.rewrite import rewrite_source  # noqa: E402
 
 PROGRAM = '''
@@ -92,11 +92,7 @@ STYLES = ("linen", "flat-state", "nnx-jit")
 def _load(source: str, name: str, folder: Path):
     path = folder / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_python_file(path, name)
 
 
 def programs(model: str, folder: Path) -> dict:

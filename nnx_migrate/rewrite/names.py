@@ -34,7 +34,6 @@ class ImportMap:
 
     def __init__(self, module: cst.Module) -> None:
         self.aliases: dict[str, str] = {}
-        self.linen_import_lines: list[cst.CSTNode] = []
         self._scan(module.body)
 
     def _scan(self, body) -> None:
