@@ -27,7 +27,7 @@ from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
-from nnx_migrate.rewrite.rewriters import MethodRewriter, SetupRewriter
+from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
 
@@ -68,6 +68,9 @@ class ClassSummary:
     # that gives that module's output size
     field_out_params: dict[str, str] = field(default_factory=dict)
     size_param_names: dict[str, str] = field(default_factory=dict)  # size parameter -> __call__ argument
+    # the class (or a submodule) tells training from evaluation by its mode attribute
+    # (Linen's `is_mutable_collection('batch_stats')`), not by a call argument
+    decides_mode: bool = False
 
 
 @dataclass
@@ -741,6 +744,14 @@ class BodyWalker:
             # Linen keeps sown values in a collection apart; NNX sets an attribute of that name
             conv.todo(node, f"self.sow(..., {name!r}, ...)", f"NNX stores sown values as the attribute '{name}', which is also a field of the module: rename the sown value (and whoever reads it)")
         if method == "is_mutable_collection":
+            if len(node.args) == 1 and node.args[0].keyword is None and _string_value(node.args[0].value) == "batch_stats" \
+                    and MODE_ATTRIBUTE not in {f.name for f in conv.shape.fields}:
+                # Linen: batch statistics are mutable in init and in a training apply
+                # (mutable=['batch_stats']), not in an evaluation apply. NNX: the module's
+                # mode, the attribute model.train() / model.eval() set on every module that has it.
+                conv.mode_calls.add(id(node))
+                conv._keyed_nodes.append(node)
+                return
             conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
             return
         if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
@@ -845,6 +856,8 @@ class ClassConverter:
         self.auto_counts: dict[str, int] = {}
         self.todos: list[TodoSite] = []
         self.needs_rngs_attr = False
+        # ids of `self.is_mutable_collection('batch_stats')` calls: the class gets a mode attribute
+        self.mode_calls: set[int] = set()
         self.nested_defs: list = []
         self.extra_size_params: list[str] = []  # unknown sizes turned into parameters
         self.setup_walker: BodyWalker | None = None
@@ -1990,6 +2003,9 @@ class ClassConverter:
                 init_lines.append(line)
         if self.needs_rngs_attr:
             init_lines.append(stmt("self.rngs = rngs\n"))
+        if self.mode_calls:
+            # NNX's convention (nnx.BatchNorm's default): built in training mode.
+            init_lines.append(stmt(f"self.{MODE_ATTRIBUTE} = False  # model.train() / model.eval() set it\n"))
         if not own_builder:
             args = [f"{f.name}={f.name}" for f in base.fields] + [f"{p}={p}" for p in base.size_params] + ["rngs=rngs"]
             init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))
@@ -2159,6 +2175,7 @@ class ClassConverter:
             size_param_names=self._size_param_names(size_params),
             out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
+            decides_mode=bool(self.mode_calls) or any(sub.child is not None and sub.child.decides_mode for sub in self.subs),
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary

@@ -18,6 +18,11 @@ from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
 
+# The attribute `nnx.Module.train()` / `.eval()` set to False / True on every module that
+# has it (nnx.BatchNorm's own); a converted class that asked Linen whether its batch
+# statistics were mutable (`self.is_mutable_collection('batch_stats')`) keeps its mode in it.
+MODE_ATTRIBUTE = "use_running_average"
+
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes import ClassConverter
 
@@ -243,6 +248,9 @@ class MethodRewriter(FastTransformer):
         method = _self_attr(original.func)
         if method == "is_initializing" and not original.args:
             return cst.Name("False")
+        if id(original) in conv.mode_calls:
+            # parenthesised: the call may be an operand (`a and self.is_mutable_collection(...)`)
+            return cst.parse_expression(f"(not self.{MODE_ATTRIBUTE})")
         if method == "make_rng" and len(original.args) == 1:
             stream = _string_value(original.args[0].value)
             if stream is not None and stream.isidentifier():
@@ -324,6 +332,13 @@ class MethodRewriter(FastTransformer):
             return updated.with_changes(args=args)
         return updated
 
+    # A statement's whole expression needs no parentheses around the mode test.
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
+        return updated.with_changes(value=_bare_mode_test(updated.value)) if id(original.value) in self.conv.mode_calls else updated
+
+    def leave_If(self, original: cst.If, updated: cst.If):
+        return updated.with_changes(test=_bare_mode_test(updated.test)) if id(original.test) in self.conv.mode_calls else updated
+
     def leave_Attribute(self, original: cst.Attribute, updated):
         renamed = self.renamer.leave_Attribute(original, updated)
         if renamed is not updated:
@@ -335,3 +350,7 @@ class MethodRewriter(FastTransformer):
             if is_var:
                 return cst.Subscript(value=updated.value, slice=[cst.SubscriptElement(slice=cst.Index(value=cst.Ellipsis()))])
         return updated
+
+
+def _bare_mode_test(expr: cst.BaseExpression) -> cst.BaseExpression:
+    return expr.with_changes(lpar=[], rpar=[]) if isinstance(expr, cst.UnaryOperation) else expr

@@ -256,3 +256,35 @@ def probe(state, x):
 '''
     result = rewrite_source(source, "p.py")
     assert any("Linen discarded `updates`" in t.why for t in result.todos), [t.render() for t in result.todos]
+
+
+MODE_MODEL = '''\
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class Net(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    x = nn.Dense(4)(x)
+    return nn.BatchNorm(use_running_average=not self.is_mutable_collection('batch_stats'))(x)
+
+
+def run(key, x):
+  model = Net()
+  variables = model.init(key, x)
+  y, updates = model.apply(variables, x, mutable=['batch_stats'])
+  return model.apply({'params': variables['params'], 'batch_stats': updates['batch_stats']}, x)
+'''
+
+
+def test_evaluation_apply_of_a_model_that_decides_its_mode_is_reported():
+    """Linen's apply without mutable= evaluates such a model; the NNX model runs in the mode
+    it is in (training, as built), so the converted call would silently train."""
+    result = rewrite_source(MODE_MODEL, "mode.py")
+    reported = [(t.line, t.why) for t in result.todos if t.construct == "apply"]
+    assert len(reported) == 1 and reported[0][0] == 17, result.todos
+    assert "model.eval()" in reported[0][1]
+    # the training apply (mutable=['batch_stats']) is not reported
+    assert "self.use_running_average = False" in result.new_text

@@ -121,6 +121,15 @@ class ModelIndex:
         self._factory_calls = {s.name.value: call for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value not in self.own
                                and (call := factory_call(s)) is not None and dotted(call.func) != s.name.value}
 
+    def may_decide_mode(self) -> bool:
+        """Whether a model this file can reach tells training from evaluation by its mode
+        (Linen's `is_mutable_collection('batch_stats')`) rather than by a call argument:
+        one of this file's, or any of the run's (an over-approximation: the pass cannot
+        always tell which model an `apply_fn` belongs to)."""
+        if any(s.decides_mode for s in self.own.values()):
+            return True
+        return bool(self.external) and any(s.decides_mode for entries in self.external.by_name.values() for _, s in entries)
+
     def imported_factories(self) -> dict[str, str]:
         """This file's functions that only build a model class of another file."""
         return {name: dotted(call.func) for name, call in self._factory_calls.items() if self.lookup(call.func) is not None}

@@ -862,6 +862,11 @@ class TrainingTransformer(FastTransformer):
             new = compact
         if mutable:
             self._mutable_calls.add(id(original))
+        elif self.models.may_decide_mode():
+            # Linen evaluated here (batch statistics immutable); the NNX model is in the mode
+            # it was last put in (training, as built)
+            self._stmt_stack[-1]["todos"].append(("apply", "Linen ran this call in evaluation mode (no mutable=), and the model decides "
+                                                  "train/eval by its mode (is_mutable_collection in Linen): call model.eval() before it and model.train() after"))
         return new
 
 
