@@ -323,6 +323,12 @@ class BodyWalker:
         self.loop_pass = 1
         self.dynamic_guard = 0
         self.guards: list[str] = []
+        # the static locals each condition in `guards` uses: `__init__` recomputes them
+        # before the guarded construction (`use = self.n > 2` for `if use:`)
+        self.guard_hoists: list[list[tuple[str, str]]] = []
+        # the static locals conditional sizes use (`(wide) if (use) else (in_features)`
+        # after `if use: x = nn.Dense(wide)(x)`): whatever is built later may need them
+        self.size_hoists: list[tuple[str, str]] = []
         self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
 
     # ---- sizes -------------------------------------------------------------------
@@ -374,12 +380,12 @@ class BodyWalker:
                 self.small(small, stmt)
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
-            cond = try_static(stmt.test, self.scope, [])
+            cond, cond_hoist = self.static_test(stmt.test)
             # `if context is None: context = x`: sizes follow the optional argument's size
             size_cond = cond if cond is not None else none_test(stmt.test, self.scope)
             layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
-            self._guarded(cond, stmt.body.body)
+            self._guarded(cond, stmt.body.body, cond_hoist)
             after_body = self.scope.env
             layers_body = dict(self.local_layers)
             self.scope.env = before.copy()
@@ -387,10 +393,10 @@ class BodyWalker:
             if stmt.orelse is not None:
                 neg = None if cond is None else f"not ({cond})"
                 if isinstance(stmt.orelse, cst.If):
-                    self._guarded(neg, [stmt.orelse])
+                    self._guarded(neg, [stmt.orelse], cond_hoist)
                 else:
-                    self._guarded(neg, stmt.orelse.body.body)
-            self._merge(after_body, size_cond)
+                    self._guarded(neg, stmt.orelse.body.body, cond_hoist)
+            self._merge(after_body, size_cond, cond_hoist)
             layers_else = self.local_layers
             self.local_layers = dict(layers_before)
             for name in set(layers_before) | set(layers_body) | set(layers_else):
@@ -403,7 +409,7 @@ class BodyWalker:
                 elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != "chain" and b.kind != "chain":
                     # `embed = nn.Embed(...) if <field test> else self.shared_embedding`:
                     # whichever one the field test picks
-                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b))
+                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b), hoist=list(cond_hoist))
                 else:
                     # bound differently depending on the branch: no single submodule
                     self.local_layers.pop(name, None)
@@ -475,8 +481,10 @@ class BodyWalker:
                 self.expr(child)
 
     def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
-        """The static locals `names` need, dependencies first, as (name, source)."""
-        out: list[tuple[str, str]] = []
+        """The static locals `names` need, dependencies first, as (name, source); with
+        those the enclosing conditions and the conditional sizes so far need (a size
+        `x.shape[-1]` may be written in terms of them)."""
+        out: list[tuple[str, str]] = self.context_hoists()
         for name in names:
             entry = self.scope.static.get(name)
             if entry is None:
@@ -532,17 +540,38 @@ class BodyWalker:
         header = f"for {code(stmt.target)} in {iter_src}:"
         return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used), iter_src)
 
-    def _guarded(self, cond: str | None, body) -> None:
+    def static_test(self, test: cst.BaseExpression) -> tuple[str | None, list[tuple[str, str]]]:
+        """A condition as `__init__` source (None when it depends on call arguments) and
+        the static locals `__init__` must recompute before it."""
+        used: list[str] = []
+        cond = try_static(test, self.scope, used)
+        return cond, (self.hoist_list(used) if cond is not None else [])
+
+    def context_hoists(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for pair in [*self.size_hoists, *(p for hoist in self.guard_hoists for p in hoist)]:
+            if pair not in out:
+                out.append(pair)
+        return out
+
+    def note_size_hoists(self, pairs) -> None:
+        for pair in pairs:
+            if pair not in self.size_hoists:
+                self.size_hoists.append(pair)
+
+    def _guarded(self, cond: str | None, body, hoist=()) -> None:
         if cond is None:
             self.dynamic_guard += 1
             self.block(body)
             self.dynamic_guard -= 1
         else:
             self.guards.append(cond)
+            self.guard_hoists.append(list(hoist))
             self.block(body)
+            self.guard_hoists.pop()
             self.guards.pop()
 
-    def _merge(self, taken: dict, cond: str | None = None) -> None:
+    def _merge(self, taken: dict, cond: str | None = None, hoist=()) -> None:
         """Sizes after a branch: `taken` is the environment where the branch ran. Under a
         condition on fields a differing size becomes a conditional expression."""
         for name in set(self.scope.env) | set(taken):
@@ -551,6 +580,7 @@ class BodyWalker:
                 continue
             if cond is not None and isinstance(mine, str) and isinstance(theirs, str) and self.in_loop == 0:
                 self.scope.env[name] = f"({theirs}) if ({cond}) else ({mine})"
+                self.note_size_hoists(hoist)
             else:
                 self.scope.env[name] = None
 
@@ -655,10 +685,10 @@ class BodyWalker:
         if field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
             return Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
         if isinstance(value, cst.IfExp) and self.in_loop == 0:
-            cond = try_static(value.test, self.scope, [])
+            cond, cond_hoist = self.static_test(value.test)
             a, b = self._module_value(value.body), self._module_value(value.orelse)
             if cond is not None and a is not None and b is not None:
-                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b))
+                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b), hoist=cond_hoist)
         return None
 
     # ---- expressions -------------------------------------------------------------
@@ -671,7 +701,7 @@ class BodyWalker:
         if type(node) is cst.IfExp:
             # `nn.Dense(4)(x) if self.flag else x`: Linen builds what the taken branch builds
             self.expr(node.test)
-            cond = try_static(node.test, self.scope, [])
+            cond, cond_hoist = self.static_test(node.test)
             for branch, guard in ((node.body, cond), (node.orelse, None if cond is None else f"not ({cond})")):
                 if guard is None:
                     self.dynamic_guard += 1
@@ -679,7 +709,9 @@ class BodyWalker:
                     self.dynamic_guard -= 1
                 else:
                     self.guards.append(guard)
+                    self.guard_hoists.append(cond_hoist)
                     self.expr(branch)
+                    self.guard_hoists.pop()
                     self.guards.pop()
             return
         if type(node) in _OWN_SCOPES:
@@ -934,6 +966,8 @@ class ClassConverter:
             return self.sub_by_node[id(ctor)]
         kind = self.construction_kind(ctor)
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        if walker.origin == "compact":
+            sub.hoist = walker.context_hoists()  # what its guards and input sizes use
         sub.remat = self.is_remat(ctor)
         cls_expr = self.class_expr(ctor)
         if kind == "layer":
@@ -1365,7 +1399,10 @@ class ClassConverter:
             cond, a, b = sub.either
             size_a, size_b = self.out_size(a, call, walker, in_size), self.out_size(b, call, walker, in_size)
             if isinstance(size_a, str) and isinstance(size_b, str):
-                return size_a if size_a == size_b else f"({size_a}) if ({cond}) else ({size_b})"
+                if size_a == size_b:
+                    return size_a
+                walker.note_size_hoists(sub.hoist)
+                return f"({size_a}) if ({cond}) else ({size_b})"
             return None
         if sub.kind == "field":
             # what the caller passed: its output size is the caller's to give
