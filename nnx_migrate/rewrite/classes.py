@@ -769,6 +769,8 @@ class BodyWalker:
             conv.has_variable_calls.append(node)
             conv._keyed_nodes.append(node)
             return
+        if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) is not None:
+            conv.sow_names.add(name)
         if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) in {f.name for f in conv.shape.fields}:
             # Linen keeps sown values in a collection apart; NNX sets an attribute of that name
             conv.todo(node, f"self.sow(..., {name!r}, ...)", f"NNX stores sown values as the attribute '{name}', which is also a field of the module: rename the sown value (and whoever reads it)")
@@ -893,6 +895,7 @@ class ClassConverter:
         self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
         self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
         self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
+        self.sow_names: set[str] = set()  # NNX keeps each sown value in an attribute of its name
         self.has_variable_calls: list[cst.Call] = []  # `self.has_variable('cache', 'name')`
         self.has_variable_attrs: dict[int, str] = {}  # those with an NNX attribute: its name
         # The tables above are keyed by id(node); holding the nodes here keeps a freed
@@ -1560,11 +1563,13 @@ class ClassConverter:
             if not any(s.loop is not None for s in subs):
                 continue
             loops_seen: list[LoopContext] = []
-            if any(s.guards for s in subs) or cls in {f.name for f in self.shape.fields} or cls in self.shape_method_names:
+            taken = None if any(s.guards for s in subs) else self._attribute_taken(cls, subs)
+            if taken is not None or any(s.guards for s in subs):
+                why = "next to conditional ones of its class" if taken is None else f"and the nnx.List for Linen's {cls}_<k> would be the attribute '{cls}', already {taken}"
                 for sub in subs:
                     if sub.loop is not None:
                         sub.loop = None  # built as a plain attribute, marked TODO
-                        sub.problems.append("submodule built in a loop without name=f'<list>_{i}', next to conditional ones of its class: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+                        sub.problems.append(f"submodule built in a loop without name=f'<list>_{{i}}', {why}: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
                 continue
             index = "0"
             i = 0
@@ -1601,6 +1606,23 @@ class ClassConverter:
                 sub.problems.append(f"Linen's name for it counts the {sub.auto_class} built under a condition before it: when that one is not built, the Linen name is one lower than the NNX attribute '{sub.attr}' (checkpoint keys); give both a name= to fix it")
             if sub.conditional:
                 conditional_seen.add(sub.auto_class)
+
+    def _attribute_taken(self, name: str, group: list[Sub]) -> str | None:
+        """What else of the NNX class would be the attribute `name` (the nnx.List of the
+        unnamed submodules `group`): None when nothing is."""
+        if name in {f.name for f in self.shape.fields}:
+            return "a field"
+        if name in self.shape_method_names or (self.shape.compact is not None and self.shape.compact.name.value == name):
+            return "a method"
+        if name in _class_level_names(self.shape.class_level):
+            return "a class attribute"
+        if any(s.attr == name for s in self.subs if s not in group):
+            return "a submodule's name"
+        if name in self.var_attrs:
+            return "a parameter or variable"
+        if name in self.sow_names:
+            return "the attribute NNX keeps a sown value in"
+        return None
 
     @property
     def shape_method_names(self) -> set[str]:
@@ -2418,3 +2440,19 @@ def _exits_early(body) -> bool:
             continue
         stack.extend(children_in_order(node))
     return False
+
+
+def _class_level_names(stmts) -> set[str]:
+    """The names class-level statements other than fields bind (`Dense = 3`, `def f`)."""
+    names: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        _targets(t.target, names)
+                elif isinstance(small, cst.AnnAssign):
+                    _targets(small.target, names)
+    return names
