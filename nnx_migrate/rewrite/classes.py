@@ -190,6 +190,19 @@ class FileContext:
         self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
         self.renamer = None  # renames.RenameLinen shared by every pass over this file
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
+        self.needs_functools = False  # the output uses `functools.partial` and must import it
+
+    def partial_name(self) -> str:
+        """How the output names `functools.partial`: the file's own import of it, or
+        `functools.partial` (then imported)."""
+        for local, qual in self.imports.aliases.items():
+            if qual == "functools.partial":
+                return local
+        for local, qual in self.imports.aliases.items():
+            if qual == "functools":
+                return f"{local}.partial"
+        self.needs_functools = True
+        return "functools.partial"
 
     def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
         """The converted module class `func` names: one of this file (converted above) or,
@@ -1188,9 +1201,16 @@ class ClassConverter:
         if any(k not in rule.linen_args or k in rule.unsupported for k in keywords):
             return None
         nnx_cls = f"nnx.{rule.nnx_name}"
+        # The default builds what a direct construction builds: with the rule's explicit
+        # defaults where the libraries differ (LSTMCell's recurrent_kernel_init=orthogonal(),
+        # BatchNorm's use_running_average=None), since __init__ calls the field without them.
+        given = {rule.rename.get(k, k) for k in keywords} | set(keywords)
+        kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
+        kw += "".join(f", {k}={v}" for k, v in rule.defaults.items() if k not in given)
         if isinstance(default, cst.Call):
-            kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
             self.factory_fields[attr] = f"{code(default.func)}({nnx_cls}{kw})"
+        elif kw:
+            self.factory_fields[attr] = f"{self.ctx.partial_name()}({nnx_cls}{kw})"
         else:
             self.factory_fields[attr] = nnx_cls
         return Factory(f"self.{attr}", rule, [], keywords, field=attr)
