@@ -790,7 +790,8 @@ class BodyWalker:
         if method == "is_mutable_collection":
             conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
             return
-        if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
+        # (is_mutable_collection returned above; sow, make_rng and is_initializing convert)
+        if method in ("has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "variables", "clone", "copy"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
         for child in children_in_order(node):
             self.expr(child)
