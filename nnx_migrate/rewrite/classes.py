@@ -193,6 +193,19 @@ class FileContext:
         self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
         self.renamer = None  # renames.RenameLinen shared by every pass over this file
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
+        self.needs_functools = False  # the output uses `functools.partial` and must import it
+
+    def partial_name(self) -> str:
+        """How the output names `functools.partial`: the file's own import of it, or
+        `functools.partial` (then imported)."""
+        for local, qual in self.imports.aliases.items():
+            if qual == "functools.partial":
+                return local
+        for local, qual in self.imports.aliases.items():
+            if qual == "functools":
+                return f"{local}.partial"
+        self.needs_functools = True
+        return "functools.partial"
 
     def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
         """The converted module class `func` names: one of this file (converted above) or,
@@ -326,6 +339,12 @@ class BodyWalker:
         self.loop_pass = 1
         self.dynamic_guard = 0
         self.guards: list[str] = []
+        # the static locals each condition in `guards` uses: `__init__` recomputes them
+        # before the guarded construction (`use = self.n > 2` for `if use:`)
+        self.guard_hoists: list[list[tuple[str, str]]] = []
+        # the static locals conditional sizes use (`(wide) if (use) else (in_features)`
+        # after `if use: x = nn.Dense(wide)(x)`): whatever is built later may need them
+        self.size_hoists: list[tuple[str, str]] = []
         self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
 
     # ---- sizes -------------------------------------------------------------------
@@ -377,12 +396,12 @@ class BodyWalker:
                 self.small(small, stmt)
         elif isinstance(stmt, cst.If):
             self.expr(stmt.test)
-            cond = try_static(stmt.test, self.scope, [])
+            cond, cond_hoist = self.static_test(stmt.test)
             # `if context is None: context = x`: sizes follow the optional argument's size
             size_cond = cond if cond is not None else none_test(stmt.test, self.scope)
             layers_before = dict(self.local_layers)
             before = self.scope.env.copy()
-            self._guarded(cond, stmt.body.body)
+            self._guarded(cond, stmt.body.body, cond_hoist)
             after_body = self.scope.env
             layers_body = dict(self.local_layers)
             self.scope.env = before.copy()
@@ -390,10 +409,10 @@ class BodyWalker:
             if stmt.orelse is not None:
                 neg = None if cond is None else f"not ({cond})"
                 if isinstance(stmt.orelse, cst.If):
-                    self._guarded(neg, [stmt.orelse])
+                    self._guarded(neg, [stmt.orelse], cond_hoist)
                 else:
-                    self._guarded(neg, stmt.orelse.body.body)
-            self._merge(after_body, size_cond)
+                    self._guarded(neg, stmt.orelse.body.body, cond_hoist)
+            self._merge(after_body, size_cond, cond_hoist)
             layers_else = self.local_layers
             self.local_layers = dict(layers_before)
             for name in set(layers_before) | set(layers_body) | set(layers_else):
@@ -406,7 +425,7 @@ class BodyWalker:
                 elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != "chain" and b.kind != "chain":
                     # `embed = nn.Embed(...) if <field test> else self.shared_embedding`:
                     # whichever one the field test picks
-                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b))
+                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b), hoist=list(cond_hoist))
                 else:
                     # bound differently depending on the branch: no single submodule
                     self.local_layers.pop(name, None)
@@ -478,8 +497,10 @@ class BodyWalker:
                 self.expr(child)
 
     def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
-        """The static locals `names` need, dependencies first, as (name, source)."""
-        out: list[tuple[str, str]] = []
+        """The static locals `names` need, dependencies first, as (name, source); with
+        those the enclosing conditions and the conditional sizes so far need (a size
+        `x.shape[-1]` may be written in terms of them)."""
+        out: list[tuple[str, str]] = self.context_hoists()
         for name in names:
             entry = self.scope.static.get(name)
             if entry is None:
@@ -535,17 +556,38 @@ class BodyWalker:
         header = f"for {code(stmt.target)} in {iter_src}:"
         return LoopContext(stmt, index_var, header, self.ctx.line(stmt), self.hoist_list(used), iter_src)
 
-    def _guarded(self, cond: str | None, body) -> None:
+    def static_test(self, test: cst.BaseExpression) -> tuple[str | None, list[tuple[str, str]]]:
+        """A condition as `__init__` source (None when it depends on call arguments) and
+        the static locals `__init__` must recompute before it."""
+        used: list[str] = []
+        cond = try_static(test, self.scope, used)
+        return cond, (self.hoist_list(used) if cond is not None else [])
+
+    def context_hoists(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for pair in [*self.size_hoists, *(p for hoist in self.guard_hoists for p in hoist)]:
+            if pair not in out:
+                out.append(pair)
+        return out
+
+    def note_size_hoists(self, pairs) -> None:
+        for pair in pairs:
+            if pair not in self.size_hoists:
+                self.size_hoists.append(pair)
+
+    def _guarded(self, cond: str | None, body, hoist=()) -> None:
         if cond is None:
             self.dynamic_guard += 1
             self.block(body)
             self.dynamic_guard -= 1
         else:
             self.guards.append(cond)
+            self.guard_hoists.append(list(hoist))
             self.block(body)
+            self.guard_hoists.pop()
             self.guards.pop()
 
-    def _merge(self, taken: dict, cond: str | None = None) -> None:
+    def _merge(self, taken: dict, cond: str | None = None, hoist=()) -> None:
         """Sizes after a branch: `taken` is the environment where the branch ran. Under a
         condition on fields a differing size becomes a conditional expression."""
         for name in set(self.scope.env) | set(taken):
@@ -554,6 +596,7 @@ class BodyWalker:
                 continue
             if cond is not None and isinstance(mine, str) and isinstance(theirs, str) and self.in_loop == 0:
                 self.scope.env[name] = f"({theirs}) if ({cond}) else ({mine})"
+                self.note_size_hoists(hoist)
             else:
                 self.scope.env[name] = None
 
@@ -658,10 +701,10 @@ class BodyWalker:
         if field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
             return Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
         if isinstance(value, cst.IfExp) and self.in_loop == 0:
-            cond = try_static(value.test, self.scope, [])
+            cond, cond_hoist = self.static_test(value.test)
             a, b = self._module_value(value.body), self._module_value(value.orelse)
             if cond is not None and a is not None and b is not None:
-                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b))
+                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b), hoist=cond_hoist)
         return None
 
     # ---- expressions -------------------------------------------------------------
@@ -674,7 +717,7 @@ class BodyWalker:
         if type(node) is cst.IfExp:
             # `nn.Dense(4)(x) if self.flag else x`: Linen builds what the taken branch builds
             self.expr(node.test)
-            cond = try_static(node.test, self.scope, [])
+            cond, cond_hoist = self.static_test(node.test)
             for branch, guard in ((node.body, cond), (node.orelse, None if cond is None else f"not ({cond})")):
                 if guard is None:
                     self.dynamic_guard += 1
@@ -682,7 +725,9 @@ class BodyWalker:
                     self.dynamic_guard -= 1
                 else:
                     self.guards.append(guard)
+                    self.guard_hoists.append(cond_hoist)
                     self.expr(branch)
+                    self.guard_hoists.pop()
                     self.guards.pop()
             return
         if type(node) in _OWN_SCOPES:
@@ -740,6 +785,8 @@ class BodyWalker:
             conv.has_variable_calls.append(node)
             conv._keyed_nodes.append(node)
             return
+        if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) is not None:
+            conv.sow_names.add(name)
         if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) in {f.name for f in conv.shape.fields}:
             # Linen keeps sown values in a collection apart; NNX sets an attribute of that name
             conv.todo(node, f"self.sow(..., {name!r}, ...)", f"NNX stores sown values as the attribute '{name}', which is also a field of the module: rename the sown value (and whoever reads it)")
@@ -754,7 +801,8 @@ class BodyWalker:
                 return
             conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
             return
-        if method in ("is_mutable_collection", "has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "is_initializing", "sow", "make_rng", "variables", "clone", "copy") and method not in ("is_initializing", "sow", "make_rng"):
+        # (is_mutable_collection returned above; sow, make_rng and is_initializing convert)
+        if method in ("has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "variables", "clone", "copy"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
         for child in children_in_order(node):
             self.expr(child)
@@ -874,6 +922,7 @@ class ClassConverter:
         self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
         self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
         self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
+        self.sow_names: set[str] = set()  # NNX keeps each sown value in an attribute of its name
         self.has_variable_calls: list[cst.Call] = []  # `self.has_variable('cache', 'name')`
         self.has_variable_attrs: dict[int, str] = {}  # those with an NNX attribute: its name
         # The tables above are keyed by id(node); holding the nodes here keeps a freed
@@ -947,6 +996,8 @@ class ClassConverter:
             return self.sub_by_node[id(ctor)]
         kind = self.construction_kind(ctor)
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        if walker.origin == "compact":
+            sub.hoist = walker.context_hoists()  # what its guards and input sizes use
         sub.remat = self.is_remat(ctor)
         cls_expr = self.class_expr(ctor)
         if kind == "layer":
@@ -1164,9 +1215,16 @@ class ClassConverter:
         if any(k not in rule.linen_args or k in rule.unsupported for k in keywords):
             return None
         nnx_cls = f"nnx.{rule.nnx_name}"
+        # The default builds what a direct construction builds: with the rule's explicit
+        # defaults where the libraries differ (LSTMCell's recurrent_kernel_init=orthogonal(),
+        # BatchNorm's use_running_average=None), since __init__ calls the field without them.
+        given = {rule.rename.get(k, k) for k in keywords} | set(keywords)
+        kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
+        kw += "".join(f", {k}={v}" for k, v in rule.defaults.items() if k not in given)
         if isinstance(default, cst.Call):
-            kw = "".join(f", {rule.rename.get(k, k)}={v}" for k, v in keywords.items())
             self.factory_fields[attr] = f"{code(default.func)}({nnx_cls}{kw})"
+        elif kw:
+            self.factory_fields[attr] = f"{self.ctx.partial_name()}({nnx_cls}{kw})"
         else:
             self.factory_fields[attr] = nnx_cls
         return Factory(f"self.{attr}", rule, [], keywords, field=attr)
@@ -1378,7 +1436,10 @@ class ClassConverter:
             cond, a, b = sub.either
             size_a, size_b = self.out_size(a, call, walker, in_size), self.out_size(b, call, walker, in_size)
             if isinstance(size_a, str) and isinstance(size_b, str):
-                return size_a if size_a == size_b else f"({size_a}) if ({cond}) else ({size_b})"
+                if size_a == size_b:
+                    return size_a
+                walker.note_size_hoists(sub.hoist)
+                return f"({size_a}) if ({cond}) else ({size_b})"
             return None
         if sub.kind == "field":
             # what the caller passed: its output size is the caller's to give
@@ -1536,11 +1597,13 @@ class ClassConverter:
             if not any(s.loop is not None for s in subs):
                 continue
             loops_seen: list[LoopContext] = []
-            if any(s.guards for s in subs) or cls in {f.name for f in self.shape.fields} or cls in self.shape_method_names:
+            taken = None if any(s.guards for s in subs) else self._attribute_taken(cls, subs)
+            if taken is not None or any(s.guards for s in subs):
+                why = "next to conditional ones of its class" if taken is None else f"and the nnx.List for Linen's {cls}_<k> would be the attribute '{cls}', already {taken}"
                 for sub in subs:
                     if sub.loop is not None:
                         sub.loop = None  # built as a plain attribute, marked TODO
-                        sub.problems.append("submodule built in a loop without name=f'<list>_{i}', next to conditional ones of its class: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+                        sub.problems.append(f"submodule built in a loop without name=f'<list>_{{i}}', {why}: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
                 continue
             index = "0"
             i = 0
@@ -1577,6 +1640,23 @@ class ClassConverter:
                 sub.problems.append(f"Linen's name for it counts the {sub.auto_class} built under a condition before it: when that one is not built, the Linen name is one lower than the NNX attribute '{sub.attr}' (checkpoint keys); give both a name= to fix it")
             if sub.conditional:
                 conditional_seen.add(sub.auto_class)
+
+    def _attribute_taken(self, name: str, group: list[Sub]) -> str | None:
+        """What else of the NNX class would be the attribute `name` (the nnx.List of the
+        unnamed submodules `group`): None when nothing is."""
+        if name in {f.name for f in self.shape.fields}:
+            return "a field"
+        if name in self.shape_method_names or (self.shape.compact is not None and self.shape.compact.name.value == name):
+            return "a method"
+        if name in _class_level_names(self.shape.class_level):
+            return "a class attribute"
+        if any(s.attr == name for s in self.subs if s not in group):
+            return "a submodule's name"
+        if name in self.var_attrs:
+            return "a parameter or variable"
+        if name in self.sow_names:
+            return "the attribute NNX keeps a sown value in"
+        return None
 
     @property
     def shape_method_names(self) -> set[str]:
@@ -2398,3 +2478,19 @@ def _exits_early(body) -> bool:
             continue
         stack.extend(children_in_order(node))
     return False
+
+
+def _class_level_names(stmts) -> set[str]:
+    """The names class-level statements other than fields bind (`Dense = 3`, `def f`)."""
+    names: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        _targets(t.target, names)
+                elif isinstance(small, cst.AnnAssign):
+                    _targets(small.target, names)
+    return names

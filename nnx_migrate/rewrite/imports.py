@@ -59,9 +59,10 @@ def _has_nnx_import(imports: ImportMap) -> bool:
     return imports.aliases.get("nnx") == "flax.nnx"
 
 
-def fix_imports(module: cst.Module, used: set[str]) -> cst.Module:
+def fix_imports(module: cst.Module, used: set[str], needs_functools: bool = False) -> cst.Module:
     """Prunes top-level Linen imports whose names are not in `used`, and adds
-    `from flax import nnx` (where the first Linen import was) when `nnx` is used."""
+    `from flax import nnx` (where the first Linen import was) when `nnx` is used, and
+    `import functools` when the output needs it and has no such import."""
     pruner = _PruneLinenImports(used)
     body = []
     anchor = None  # index in the new body where the first Linen import was
@@ -93,7 +94,25 @@ def fix_imports(module: cst.Module, used: set[str]) -> cst.Module:
                     last_import = i
             body.insert(last_import + 1, new_stmt)
         pruned = module.with_changes(body=body)
+    if needs_functools and ImportMap(pruned).aliases.get("functools") != "functools":
+        pruned = _import_first(pruned, "import functools\n")
     return pruned
+
+
+def _import_first(module: cst.Module, line: str) -> cst.Module:
+    """`line` before the first import after any `from __future__` ones; that import's
+    leading comments stay above the new line."""
+    body = list(module.body)
+    new_stmt = cst.parse_statement(line, config=module.config_for_parsing)
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(x, (cst.Import, cst.ImportFrom)) for x in stmt.body):
+            if any(isinstance(x, cst.ImportFrom) and dotted(x.module) == "__future__" for x in stmt.body if isinstance(x, cst.ImportFrom) and x.module is not None):
+                continue
+            body[i] = stmt.with_changes(leading_lines=[])
+            body.insert(i, new_stmt.with_changes(leading_lines=stmt.leading_lines))
+            return module.with_changes(body=body)
+    body.insert(0, new_stmt)
+    return module.with_changes(body=body)
 
 
 def _imports_linen(stmt) -> bool:

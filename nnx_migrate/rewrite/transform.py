@@ -195,7 +195,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
     converted = add_helpers(converted, renamer.helpers_needed, first_converted_index)
-    converted = fix_imports(converted, renamer.used_names)
+    converted = fix_imports(converted, renamer.used_names, ctx.needs_functools)
     for name, node in outside_classes:
         ctx.todos.append(TodoSite(path, ctx.line(node), name, renamer.why_left(node)))
     # Line numbers: one rendering of the original file for all reported nodes.

@@ -60,3 +60,36 @@ def test_converted_class_is_equivalent(modules, case, class_name):
         result = compare(linen_instance, nnx_class, *inputs, **tolerances)
     assert result.ok, str(result)
     assert result.max_abs_diff <= 1e-5
+
+
+def test_a_factory_fields_default_builds_what_a_direct_construction_builds(modules):
+    """compare() copies weights, so it cannot see what the factory fields' defaults
+    (factory_defaults) leave out before use: the LSTM cell starts from the weights of the
+    directly built cell (recurrent) with Linen's initializer, orthogonal (NNX's own,
+    modified_orthogonal, gives the same float32 numbers but not the same function), and
+    BatchNorm/Dropout keep Linen's None (decided at call time; NNX's False would run in
+    training mode where Linen raises)."""
+    import inspect
+
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    _, from_factory = modules("factory_defaults")
+    _, direct = modules("recurrent")
+    cell = from_factory.Cell(x_in_features=3, rngs=nnx.Rngs(0))
+    direct_cell = direct.Cell(x_in_features=3, rngs=nnx.Rngs(0))
+    factory_state, direct_state = nnx.state(cell, nnx.Param), nnx.state(direct_cell, nnx.Param)
+    assert jax.tree.structure(factory_state) == jax.tree.structure(direct_state)
+    for a, b in zip(jax.tree.leaves(factory_state), jax.tree.leaves(direct_state)):
+        np.testing.assert_array_equal(a, b)
+    default = inspect.signature(from_factory.Cell.__init__).parameters["cell"].default
+    init = default.keywords["recurrent_kernel_init"]
+    assert init.__qualname__ == nnx.initializers.orthogonal().__qualname__
+    nnx_own = inspect.signature(nnx.LSTMCell.__init__).parameters["recurrent_kernel_init"].default
+    assert init.__qualname__ != nnx_own.__qualname__
+    model = from_factory.NormDrop(in_features=5, rngs=nnx.Rngs(0))
+    assert model.batch_norm_0.use_running_average is None
+    assert model.dropout_0.deterministic is None
+    with pytest.raises(ValueError):
+        model.batch_norm_0(jax.numpy.ones((2, 3)))  # as Linen: train or eval must be given

@@ -600,3 +600,30 @@ def test_a_size_one_operand_broadcasts_to_the_other_operands_size():
         """
     )
     assert "nnx.LayerNorm(num_features=y_in_features" in result.new_text
+
+
+# The nnx.List of a class's unnamed submodules built in a loop is the attribute named after
+# the class (`self.Dense`): something else of that name is reported, never overwritten.
+_LIST_NAME_TAKEN = {
+    "explicit-name-before": ("x = nn.Dense(4, name='Dense')(x)\n    for _ in range(2):\n      x = nn.Dense(4)(x)", "", "a submodule's name"),
+    "explicit-name-after": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    x = nn.Dense(4, name='Dense')(x)", "", "a submodule's name"),
+    "parameter": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    x = x * self.param('Dense', nn.initializers.ones, (4,))", "", "a parameter or variable"),
+    "sown-value": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    self.sow('intermediates', 'Dense', x)", "", "a sown value"),
+    "class-attribute": ("for _ in range(2):\n      x = nn.Dense(4)(x)", "Dense = 3\n", "a class attribute"),
+    "method": ("for _ in range(2):\n      x = nn.Dense(4)(x)", "def Dense(self):\n    return 0\n", "a method"),
+}
+
+
+@pytest.mark.parametrize("body,extra,why", list(_LIST_NAME_TAKEN.values()), ids=list(_LIST_NAME_TAKEN))
+def test_the_list_of_unnamed_loop_layers_never_takes_a_name_in_use(body, extra, why):
+    source = (
+        "import flax.linen as nn\n\n\nclass M(nn.Module):\n"
+        + "".join(f"  {line}\n" for line in extra.splitlines())
+        + f"  @nn.compact\n  def __call__(self, x):\n    {body}\n    return x\n"
+    )
+    result = rewrite_source(source, "case.py")
+    assert result.error is None
+    ast.parse(result.new_text)
+    assert "nnx.List()" not in result.new_text
+    assert any("would be the attribute 'Dense'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
+    assert "# TODO(nnx-migrate)" in result.new_text
