@@ -644,7 +644,15 @@ class BodyWalker:
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
                     deps: list[str] = []
-                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and not self.guards and self.origin == "compact" else None
+                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and self.origin == "compact" else None
+                    if src is not None and self.guards:
+                        # assigned under conditions on fields: __init__ computes it at its top,
+                        # so it takes this value only where the conditions hold, and keeps the
+                        # one it had before elsewhere (None: Linen never read it there)
+                        previous = self.scope.static.get(name)
+                        test = self.guards[0] if len(self.guards) == 1 else " and ".join(f"({g})" for g in self.guards)
+                        src = f"({src}) if {test} else {f'({previous[0]})' if previous else 'None'}"
+                        deps = [*deps, *(d for d, _ in (previous[1] if previous else []))]
                     if src is not None:
                         # __init__ recomputes it: its source as of this line, and what it needs
                         self.scope.static[name] = (src, self.hoist_list(deps))
