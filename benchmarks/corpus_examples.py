@@ -36,6 +36,9 @@ EXAMPLES = {
     "flax-examples/sst2/models.py:Embedder": {"fields": lambda m: {"vocab_size": 13, "embedding_size": 4}, "inputs": [("int", (2, 5), 13)]},
     "flax-examples/sst2/models.py:MLP": {"fields": lambda m: {"hidden_size": 4, "output_size": 3}, "inputs": [(2, 5)]},
     "flax-examples/sst2/models.py:KeysOnlyMlpAttention": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 5, 6), ("bool", (2, 5))]},
+    # training vs evaluation from is_mutable_collection('batch_stats'): the harness runs
+    # Linen with batch_stats mutable and NNX in its default (training) mode
+    "jax_resnet/jax_resnet/common.py:ConvBlock": {"fields": lambda m: {"n_filters": 4, "is_last": True}, "inputs": [(2, 6, 6, 3)]},
     "diffusers/models/attention_flax.py:FlaxGEGLU": {"fields": lambda m: {"dim": 4}, "inputs": [(1, 3, 4)]},
     "diffusers/models/embeddings_flax.py:FlaxTimestepEmbedding": {"fields": lambda m: {"time_embed_dim": 8}, "inputs": [(2, 5)]},
     "diffusers/models/embeddings_flax.py:FlaxTimesteps": {"fields": lambda m: {"dim": 8}, "inputs": [(3,)]},
