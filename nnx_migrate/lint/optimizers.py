@@ -5,7 +5,10 @@ A name holds an optimizer when it is assigned `nnx.Optimizer(...)`, is a paramet
 annotated with it, or is a parameter of a function in this file that some call passes an
 optimizer to (`train_step(model, optimizer, batch)`). The model of an `update(grads)` is
 read, in this order, from where `grads` came from (`nnx.grad(loss)(model, ...)`), or from
-the optimizer's construction, carried through the same calls.
+the optimizer's construction, carried through the same calls. Each use says whether that
+model is proven: the name, written at the use, still means the object it meant where it
+was seen (bindings.py), every call into a step passes the same optimizer and model, the
+gradients' model is the optimizer's, and `optimizer.model` is never assigned.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from nnx_migrate.lint.analysis import FileAnalysis
+from nnx_migrate.lint.bindings import attribute_is_written, same_object_doubt
 
 
 @dataclass(eq=False)
@@ -24,6 +28,10 @@ class OptimizerBinding:
     model: cst.BaseExpression | None  # names the model where this binding is visible
     origin: "OptimizerBinding | None" = None  # the construction this came from, if carried
     construction: cst.Call | None = None
+    # Where `model` names the model (a node in the tree: the construction's argument, or
+    # the step's parameter the model is passed to), and why it may not be that model.
+    model_source: cst.CSTNode | None = None
+    doubt: str | None = None
 
     @property
     def root(self) -> "OptimizerBinding":
@@ -35,6 +43,8 @@ class OptimizerUse:
     binding: OptimizerBinding
     node: cst.CSTNode  # `opt.update(...)` call or `opt.model` attribute
     model: cst.BaseExpression | None  # the model at this use, if known
+    doubt: str | None = None  # why `model` is not proven to be the optimizer's model here
+    written: bool = False  # `opt.model = ...` / `del opt.model`: not a read to replace
 
 
 @dataclass
@@ -81,12 +91,12 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
         target = assign.targets[0].target
         model = _constructed_model(assign.value)
         if isinstance(target, cst.Name):
-            tracker._by_target[id(target)] = OptimizerBinding(kind, model, construction=assign.value)
+            tracker._by_target[id(target)] = OptimizerBinding(kind, model, construction=assign.value, model_source=model)
         elif cls is not None and m.matches(target, m.Attribute(value=m.Name("self"), attr=m.Name())):
             # Other methods see the model only if it is itself an attribute of self.
             shared_model = model if m.matches(model, m.Attribute(value=m.Name("self"))) else None
             tracker._by_attribute[(id(cls), target.attr.value)] = OptimizerBinding(
-                kind, shared_model, construction=assign.value
+                kind, shared_model, construction=assign.value, model_source=shared_model
             )
     for param in collector.params:
         if param.annotation is not None:
@@ -111,14 +121,49 @@ def _build(analysis: FileAnalysis) -> OptimizerTracker:
             continue
         positional = [a for a in call.args if a.keyword is None and not a.star]
         if len(call.args) == 1 and len(positional) == 1:
-            model = _model_from_grads(analysis, positional[0].value) or binding.model
-            tracker.one_arg_updates.append(OptimizerUse(binding, call, model))
+            tracker.one_arg_updates.append(_update_use(analysis, binding, call, positional[0].value))
     for attribute, cls in collector.attributes:
         if attribute.attr.value == "model":
             binding = tracker.binding_of(attribute.value, cls)
             if binding is not None:
-                tracker.model_attributes.append(OptimizerUse(binding, attribute, binding.model))
+                use = OptimizerUse(binding, attribute, binding.model, written=attribute_is_written(analysis, attribute))
+                use.doubt = _doubt_at(analysis, binding, binding.model_source, attribute)
+                tracker.model_attributes.append(use)
+    reassigned = {id(u.binding.root) for u in tracker.model_attributes if u.written}
+    for use in tracker.one_arg_updates + tracker.model_attributes:
+        if id(use.binding.root) in reassigned and use.model is not None:
+            use.doubt = use.doubt or "`optimizer.model` is assigned in this file (the old API's way to swap the model)"
     return tracker
+
+
+def _doubt_at(analysis: FileAnalysis, binding: OptimizerBinding, source: cst.CSTNode | None, at: cst.CSTNode) -> str | None:
+    """Why the binding's model, written at `at`, may not be the model it was seen as."""
+    if binding.model is None:
+        return None
+    if binding.doubt is not None:
+        return binding.doubt
+    if source is None:
+        return "cannot tell where the model was named"
+    return same_object_doubt(analysis, source, at)
+
+
+def _update_use(analysis: FileAnalysis, binding: OptimizerBinding, call: cst.Call, grads: cst.BaseExpression) -> OptimizerUse:
+    """`opt.update(grads)`: the model from the gradients' `nnx.grad(...)(model, ...)`, else the
+    optimizer's; when both are known they must be the same object."""
+    from_grads = _model_from_grads(analysis, grads)
+    if from_grads is None:
+        return OptimizerUse(binding, call, binding.model, doubt=_doubt_at(analysis, binding, binding.model_source, call))
+    doubt = same_object_doubt(analysis, from_grads, call)
+    if doubt is None and binding.model is not None:
+        built_with = _doubt_at(analysis, binding, binding.model_source, call)
+        if built_with is not None:
+            doubt = built_with
+        elif analysis.code(from_grads) != analysis.code(binding.model) or (
+            same_object_doubt(analysis, binding.model_source, from_grads) is not None
+        ):
+            doubt = (f"the gradients are of `{analysis.code(from_grads)}`, the optimizer was built with "
+                     f"`{analysis.code(binding.model)}`")
+    return OptimizerUse(binding, call, from_grads, doubt=doubt)
 
 
 def _constructed_model(call: cst.Call) -> cst.BaseExpression | None:
@@ -151,15 +196,33 @@ def _carry_through_call(tracker: OptimizerTracker, call: cst.Call) -> None:
     for index, arg in enumerate(call.args):
         binding = tracker.binding_of(arg.value)
         param = param_for(index, arg)
-        if binding is None or param is None or id(param) in tracker._by_target:
+        carried = tracker._by_target.get(id(param)) if param is not None else None
+        if carried is not None and carried.origin is None:
+            continue  # annotated `optimizer: nnx.Optimizer`: known without the calls
+        if binding is None:
+            if carried is not None and carried.model is not None and carried.doubt is None:
+                carried.doubt = f"`{call.func.value}` is also called with an optimizer this file does not track"
             continue
-        model_param = None
+        if param is None:
+            continue
+        model_param, doubt = None, binding.doubt
         if isinstance(binding.model, cst.Name):
             for other_index, other in enumerate(call.args):
                 if isinstance(other.value, cst.Name) and other.value.value == binding.model.value:
                     model_param = param_for(other_index, other)
+                    doubt = doubt or same_object_doubt(analysis, binding.model_source, other.value)
+        if carried is not None:
+            # A second call into the same step: it must pass the same optimizer and model.
+            same = carried.origin is binding and carried.model_source is model_param
+            if not same and carried.model is not None and carried.doubt is None:
+                carried.doubt = f"`{call.func.value}` is called with different optimizers or models"
+            if same and doubt and carried.doubt is None:
+                carried.doubt = doubt
+            continue
         model = cst.Name(model_param.name.value) if model_param is not None else None
-        tracker._by_target[id(param)] = OptimizerBinding(binding.kind, model, origin=binding)
+        tracker._by_target[id(param)] = OptimizerBinding(
+            binding.kind, model, origin=binding, model_source=model_param, doubt=doubt if model is not None else None
+        )
 
 
 def _model_from_grads(analysis: FileAnalysis, grads: cst.BaseExpression) -> cst.BaseExpression | None:

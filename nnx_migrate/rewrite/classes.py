@@ -29,6 +29,7 @@ from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
+from nnx_migrate.rewrite.scan_axes import scan_axes
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
 
 LINEN_MODULE = "flax.linen.Module"
@@ -93,7 +94,7 @@ class Sub:
     loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
     remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
-    scan: dict | None = None  # scan over layers: length, in_axes, out_axes (as source)
+    scan: dict | None = None  # scan over layers: length (source), in_axes, out_axes (ScanAxes); over time: {"time": TimeScan}
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
@@ -1255,12 +1256,12 @@ class ClassConverter:
         parameters broadcast, is recurrent.py's.)"""
         options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
         if recurrent.is_time_scan(options):
-            over_time = recurrent.time_scan(options)
+            over_time = recurrent.time_scan(self.ctx.imports, options)
             sub.scan = {"time": over_time}
             sub.problems += over_time.problems
             return
         compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
-        sub.scan = {"in_axes": "0", "out_axes": "0"}
+        sub.scan = {}
         if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
             sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
         split = compact(options.get("split_rngs", cst.Name("None")))
@@ -1277,8 +1278,8 @@ class ClassConverter:
             except NotStatic as exc:
                 sub.problems.append(f"nn.scan length {exc}")
         for key in ("in_axes", "out_axes"):
-            if key in options:
-                sub.scan[key] = code(options[key])
+            sub.scan[key] = scan_axes(self.ctx.imports, options.get(key), key)
+            sub.problems += sub.scan[key].problems
 
     def _linen_class(self, sub: Sub) -> str:
         return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
@@ -1529,7 +1530,7 @@ class ClassConverter:
         for method in [m for m in (self.shape.compact, *self.shape.methods) if m is not None]:
             found = recurrent.scan_decorator(self.ctx.imports, method)
             if found is not None and recurrent.is_time_scan(found[1]):
-                over_time = recurrent.time_scan(found[1])
+                over_time = recurrent.time_scan(self.ctx.imports, found[1])
                 if over_time.problems:
                     for why in over_time.problems:
                         self.todo(found[0], f"@nn.scan on {method.name.value}", why)

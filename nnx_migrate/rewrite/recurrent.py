@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnx_migrate.rewrite.rules import LayerRule
+from nnx_migrate.rewrite.scan_axes import ScanAxes, scan_axes
 from nnx_migrate.rewrite.sizes import code
 
 SCAN = {"flax.linen.scan", "flax.linen.transforms.scan"}
@@ -42,28 +43,20 @@ _PASSED_ON = ("length", "reverse", "unroll")  # same name and meaning in nnx.sca
 class TimeScan:
     """How one scan over time runs: axes and nnx.scan options as source."""
 
-    in_axes: str = "0"
-    out_axes: str = "0"
+    in_axes: ScanAxes = field(default_factory=ScanAxes)
+    out_axes: ScanAxes = field(default_factory=ScanAxes)
     extra: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
-    def in_axes_for(self, count: int) -> list[str] | None:
-        """One axis per scanned argument (after the carry), or None when they disagree."""
-        axes = self.in_axes.strip()
-        if axes.startswith("(") and axes.endswith(")"):
-            parts = [a.strip() for a in axes[1:-1].split(",") if a.strip()]
-            return parts if len(parts) == count else None
-        return [axes] * count
-
     def call_source(self, step: str, module: str, carry: str, xs: list[str]) -> str | None:
         """`nnx.scan(step, ...)(module, carry, *xs)`; None when the axes do not fit."""
-        axes = self.in_axes_for(len(xs))
+        axes = self.in_axes.for_arguments(len(xs))
         if axes is None:
             return None
         in_axes = ", ".join(["nnx.StateAxes({...: nnx.Carry})", "nnx.Carry", *axes])
         extra = "".join(f", {k}={v}" for k, v in self.extra.items())
         args = ", ".join([module, carry, *xs])
-        return f"nnx.scan({step}, in_axes=({in_axes}), out_axes=(nnx.Carry, {self.out_axes}){extra})({args})"
+        return f"nnx.scan({step}, in_axes=({in_axes}), out_axes=(nnx.Carry, {self.out_axes.source}){extra})({args})"
 
 
 def _compact(node: cst.BaseExpression) -> str:
@@ -100,7 +93,7 @@ def is_time_scan(options: dict[str, cst.BaseExpression]) -> bool:
     return "variable_broadcast" in options and _compact(options.get("variable_axes", cst.parse_expression("{}"))) == "{}"
 
 
-def time_scan(options: dict[str, cst.BaseExpression]) -> TimeScan:
+def time_scan(imports, options: dict[str, cst.BaseExpression]) -> TimeScan:
     """The NNX form of `nn.scan(..., **options)` over time, with what it cannot keep."""
     scan = TimeScan()
     if _compact(options["variable_broadcast"]) not in ("'params'", "['params']", "('params',)"):
@@ -109,10 +102,9 @@ def time_scan(options: dict[str, cst.BaseExpression]) -> TimeScan:
     for key in options:
         if key not in _KNOWN:
             scan.problems.append(f"nn.scan option '{key}' is not converted")
-    if "in_axes" in options:
-        scan.in_axes = code(options["in_axes"])
-    if "out_axes" in options:
-        scan.out_axes = code(options["out_axes"])
+    scan.in_axes = scan_axes(imports, options.get("in_axes"), "in_axes")
+    scan.out_axes = scan_axes(imports, options.get("out_axes"), "out_axes")
+    scan.problems += [*scan.in_axes.problems, *scan.out_axes.problems]
     for key in _PASSED_ON:
         if key in options:
             scan.extra[key] = code(options[key])

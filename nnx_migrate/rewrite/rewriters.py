@@ -280,20 +280,16 @@ class MethodRewriter(FastTransformer):
             if not args or any(a.keyword is not None or a.star for a in args):
                 conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
                 return updated
-            in_axes = called.scan["in_axes"].strip()
             xs = [code(a.value) for a in args[1:]]
-            if in_axes.startswith("("):
-                axes = [a.strip() for a in in_axes.strip("()").split(",") if a.strip()]
-            else:
-                axes = [in_axes] * len(xs)
-            if len(axes) != len(xs):
+            axes = called.scan["in_axes"].for_arguments(len(xs))
+            if axes is None:
                 conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
                 return updated
             in_spec = ", ".join(["nnx.Carry", "0", *axes])
             call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
             # Linen's scan over layers: carry through the stacked layers, outputs stacked.
             return cst.parse_expression(
-                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes']}))({call_args})"
+                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes'].source}))({call_args})"
             )
         if called is not None and called.remat:
             if any(a.keyword is not None or a.star for a in updated.args):

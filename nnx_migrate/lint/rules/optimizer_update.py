@@ -35,16 +35,22 @@ class OptimizerUpdateWithoutModel(LintRule):
     `optimizer.model` raises `AttributeError`.
 
     ## Fix safety
-    Safe when the model is known: from where `grads` came from (`nnx.grad(f)(model, ...)`),
-    or from the optimizer's construction `nnx.Optimizer(model, ...)` (also through the
-    call that passes both to a train step). Otherwise reported without a fix.
+    Mixed. The model is read from where `grads` came from (`nnx.grad(f)(model, ...)`) or
+    from the optimizer's construction `nnx.Optimizer(model, ...)` (also through the call
+    that passes both to a train step). The fix is safe only when that name, written at the
+    update, provably still means that model: it resolves to the same single binding (not
+    rebound by `model = other` or a loop, not shadowed by a parameter of the same name),
+    every call into the step passes the same optimizer and model, the gradients' model is
+    the one the optimizer was built with, and `optimizer.model` is never assigned.
+    Otherwise the fix is unsafe (`--unsafe-fixes`) and the message says why. An unknown
+    model, and an assignment to `optimizer.model`, are reported without a fix.
     `nnx.ModelAndOptimizer` keeps the old API and is left to NNX005.
     """
 
     CODE = "NNX002"
     NAME = "optimizer-update-without-model"
     SUMMARY = "`optimizer.update(grads)` / `optimizer.model` were removed in Flax 0.11"
-    FIX_SAFETY = "safe"
+    FIX_SAFETY = "mixed"
     TRIGGER = re.compile(r"Optimizer")
 
     VALID = [
@@ -109,6 +115,34 @@ class OptimizerUpdateWithoutModel(LintRule):
             "        self.opt.update(self.model, grads)\n"
             "        return self.model\n",
         ),
+        # The name no longer means the construction's model: unsafe fixes (--unsafe-fixes).
+        Invalid(
+            "from flax import nnx\n"
+            "optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"
+            "model = other\n"
+            "optimizer.update(grads)\n",
+            "from flax import nnx\n"
+            "optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"
+            "model = other\n"
+            "optimizer.update(model, grads)\n",
+        ),
+        Invalid(
+            "from flax import nnx\n"
+            "optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"
+            "def step(model, grads):\n"
+            "    optimizer.update(grads)\n",
+            "from flax import nnx\n"
+            "optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"
+            "def step(model, grads):\n"
+            "    optimizer.update(model, grads)\n",
+        ),
+        # The old API's way to swap the model: no fix for either use.
+        Invalid(
+            "from flax import nnx\n"
+            "optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)\n"
+            "optimizer.model = new\n",
+            None,
+        ),
     ]
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -124,17 +158,28 @@ class OptimizerUpdateWithoutModel(LintRule):
                     "(could not tell which model this optimizer updates)",
                 )
             else:
+                message = (
+                    f"`update(grads)` needs the model since Flax 0.11: "
+                    f"`update({self.analysis.code(use.model)}, grads)`"
+                )
                 self.report(
                     use.node,
-                    f"`update(grads)` needs the model since Flax 0.11: "
-                    f"`update({self.analysis.code(use.model)}, grads)`",
+                    message + _unproven(use.doubt),
                     replacement=insert_positional_arg(use.node, 0, use.model),
+                    unsafe=use.doubt is not None,
                 )
         for use in tracker.model_attributes:
             if use.binding.kind != api.optimizer:
                 continue
             message = "`Optimizer.model` was removed in Flax 0.11; use the model itself"
-            if use.model is None:
+            if use.written:
+                self.report(use.node, message + " (assigning it swapped the model the old optimizer updated: convert by hand)")
+            elif use.model is None:
                 self.report(use.node, message)
             else:
-                self.report(use.node, message, replacement=use.model)
+                self.report(use.node, message + _unproven(use.doubt), replacement=use.model, unsafe=use.doubt is not None)
+
+
+def _unproven(doubt: str | None) -> str:
+    """Why an inserted model name is only an unsafe fix (--unsafe-fixes)."""
+    return "" if doubt is None else f" (unsafe fix: {doubt})"
