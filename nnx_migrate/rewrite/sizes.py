@@ -19,8 +19,21 @@ from nnx_migrate.rewrite.visitors import FastTransformer
 _STATIC_BUILTINS = frozenset({"int", "len", "max", "min", "sum", "round", "abs", "tuple", "list", "range", "float", "bool", "str", "None", "True", "False", "isinstance", "dict", "sorted", "zip", "enumerate", "any", "all"})
 
 
+# A class conversion renders the same nodes again and again (a value's text for a literal
+# check, then as a local's source; a size expression per use): trees are immutable, so
+# each node's text is kept. The entry holds the node, so its id is not reused meanwhile.
+_TEXTS: dict[int, tuple[cst.CSTNode, str]] = {}
+
+
 def code(node: cst.CSTNode) -> str:
-    return render(node)
+    entry = _TEXTS.get(id(node))
+    if entry is not None and entry[0] is node:
+        return entry[1]
+    text = render(node)
+    if len(_TEXTS) >= 4096:
+        _TEXTS.clear()
+    _TEXTS[id(node)] = (node, text)
+    return text
 
 
 def size_param_name(index: int, arg: str) -> str:

@@ -20,6 +20,7 @@ from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.training.models import remember_local_files
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
 from nnx_migrate.rewrite.visitors import FastVisitor
 
@@ -67,6 +68,7 @@ def forget_parses(remember: bool = False) -> None:
     _AST.clear()
     _CLASS_RESULTS.clear()
     _remember_class_results = remember
+    remember_local_files(remember)
 
 
 def might_use_linen(text: str) -> bool:

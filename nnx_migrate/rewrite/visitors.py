@@ -59,12 +59,27 @@ class _Tables:
         super().__init_subclass__(**kwargs)
         cls._visit_table = {}
         cls._leave_table = {}
+        cls._plain = None  # (whether the class keeps the base's on_visit/on_leave, see walk)
+
+
+_UNKNOWN = object()  # (a node type not yet in a callback table)
+
+
+def _plain_hooks(cls: type, base: type) -> bool:
+    plain = cls._plain
+    if plain is None:
+        plain = cls._plain = cls.on_visit is base.on_visit and cls.on_leave is base.on_leave
+    return plain
 
 
 class FastVisitor(_Tables, cst.CSTVisitor):
     def walk(self, node: cst.CSTNode) -> None:
         """`node.visit(self)`: the same callbacks in the same order, without rebuilding
         every node passed (which LibCST does even for a visitor that changes nothing)."""
+        cls = type(self)
+        if _plain_hooks(cls, FastVisitor):  # the same calls as below, with the hooks inlined
+            _walk_plain(self, node, cls, cls._visit_table, cls._leave_table)
+            return
         if self.on_visit(node):
             for child in children_in_order(node):
                 self.walk(child)
@@ -94,17 +109,45 @@ class FastVisitor(_Tables, cst.CSTVisitor):
         pass
 
 
+def _walk_plain(self, node, cls, visits: dict, leaves: dict) -> None:
+    """`FastVisitor.walk` for a class that keeps the base's `on_visit`/`on_leave` (most):
+    the same callbacks in the same order, two method calls per node fewer."""
+    kind = type(node)
+    visit = visits.get(kind, _UNKNOWN)
+    if visit is _UNKNOWN:
+        visit = _find_callback(cls, "visit", kind, visits)
+    if visit is None or visit(self, node) is not False:
+        for child in children_in_order(node):
+            _walk_plain(self, child, cls, visits, leaves)
+    leave = leaves.get(kind, _UNKNOWN)
+    if leave is _UNKNOWN:
+        leave = _find_callback(cls, "leave", kind, leaves)
+    if leave is not None:
+        leave(self, node)
+
+
 class FastTransformer(_Tables, cst.CSTTransformer):
     def transform(self, node: cst.CSTNode):
         """`node.visit(self)`: the same callbacks in the same order and the same result,
         except that a node none of whose children changed is kept (LibCST rebuilds and
         validates every node it passes). So `updated_node is original_node` in `leave_`
         callbacks where nothing below changed."""
-        if self.on_visit(node):
-            updated = _transform_children(self, node)
+        cls = type(self)
+        if _plain_hooks(cls, FastTransformer):  # on_visit / on_leave below, inlined
+            kind = type(node)
+            visits = cls._visit_table
+            visit = visits.get(kind, _UNKNOWN)
+            if visit is _UNKNOWN:
+                visit = _find_callback(cls, "visit", kind, visits)
+            updated = _transform_children(self, node) if visit is None or visit(self, node) is not False else node
+            leaves = cls._leave_table
+            leave = leaves.get(kind, _UNKNOWN)
+            if leave is _UNKNOWN:
+                leave = _find_callback(cls, "leave", kind, leaves)
+            result = updated if leave is None else leave(self, node, updated)
         else:
-            updated = node
-        result = self.on_leave(node, updated)
+            updated = _transform_children(self, node) if self.on_visit(node) else node
+            result = self.on_leave(node, updated)
         if not (_is_node(result) or result is cst.RemovalSentinel.REMOVE or type(result) is cst.FlattenSentinel):
             return node.visit(_Raise(result))  # LibCST's own error for a bad return value
         return result
@@ -177,8 +220,12 @@ def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
         kind = type(value)
         if kind is tuple or kind is list:
             out.extend(value)
-        elif _is_node(value):
-            out.append(value)
+        else:
+            known = _NODE_TYPES.get(kind)  # (`_is_node`, inlined: the hottest loop of a run)
+            if known is None:
+                known = _is_node(value)
+            if known:
+                out.append(value)
     return out
 
 

@@ -95,10 +95,34 @@ def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, Clas
         return {}
 
 
+# Within one run (runner.py) the tree on disk is taken as fixed: each (file, imported
+# module) is looked up once (a run asked about 1,400 times for a few dozen pairs, each a
+# `resolve` and a `stat`). Outside a run every call looks again.
+_LOCAL_FILES: dict[tuple[str, str], str | None] = {}
+_remember_local_files = False
+
+
+def remember_local_files(remember: bool) -> None:
+    """Empties the lookup cache; `remember` turns it on (a runner run) or off."""
+    global _remember_local_files
+    _LOCAL_FILES.clear()
+    _remember_local_files = remember
+
+
 def _local_module_file(path: str, qualified_module: str) -> str | None:
     """`models` or `.models` imported by the file at `path` -> the sibling file, if any."""
     if path.startswith("<"):
         return None
+    if not _remember_local_files:
+        return _find_local_module_file(path, qualified_module)
+    key = (path, qualified_module)
+    found = _LOCAL_FILES.get(key, _LOCAL_FILES)
+    if found is _LOCAL_FILES:
+        found = _LOCAL_FILES[key] = _find_local_module_file(path, qualified_module)
+    return found
+
+
+def _find_local_module_file(path: str, qualified_module: str) -> str | None:
     folder = Path(path).resolve().parent
     stripped = qualified_module.lstrip(".")
     ups = len(qualified_module) - len(stripped)
