@@ -633,7 +633,7 @@ class BodyWalker:
                     else:
                         self.local_layers.pop(name, None)
                     self.scope.aliases.pop(name, None)
-                    if _is_literal(code(value)):
+                    if _may_be_literal(value) and _is_literal(code(value)):
                         self.scope.literals[name] = value
                     else:
                         self.scope.literals.pop(name, None)
@@ -2411,6 +2411,17 @@ def _list_element_name(name_arg, index_var: str | None) -> str | None:
     if not isinstance(expr.expression, cst.Name) or expr.expression.value != index_var or expr.format_spec or expr.conversion:
         return None
     return text.value[:-1]
+
+
+# Expressions ast.literal_eval never accepts: most assigned values, tested without rendering them.
+_NEVER_LITERAL = (cst.Call, cst.Attribute, cst.Subscript, cst.Lambda, cst.IfExp, cst.Comparison, cst.BooleanOperation,
+                  cst.GeneratorExp, cst.ListComp, cst.SetComp, cst.DictComp, cst.Await, cst.FormattedString, cst.NamedExpr)
+
+
+def _may_be_literal(node: cst.BaseExpression) -> bool:
+    if type(node) is cst.Name:
+        return node.value in ("True", "False", "None")
+    return not isinstance(node, _NEVER_LITERAL)
 
 
 def _is_literal(src: str | None) -> bool:
