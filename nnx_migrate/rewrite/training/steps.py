@@ -115,6 +115,7 @@ class TrainingTransformer(FastTransformer):
                  state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
         self.flow = flow  # models that cross function boundaries (dataflow.py)
+        self.pmapped: set[str] = set()  # functions that run under jax.pmap (pmapped.py)
         self.module: cst.Module | None = None  # the file, for _built_differently
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_functools = False
@@ -842,6 +843,8 @@ class TrainingTransformer(FastTransformer):
             if action == "drop":
                 if kw == "mutable" and not (isinstance(a.value, cst.Name) and a.value.value == "False"):
                     mutable = True
+                if kw == "rngs" and self.pmapped.intersection(self._functions):
+                    self._stmt_stack[-1]["todos"].append(("rngs=", _PMAPPED_RNGS))
                 continue
             if action == "method":
                 method = a.value
@@ -863,6 +866,13 @@ class TrainingTransformer(FastTransformer):
         if mutable:
             self._mutable_calls.add(id(original))
         return new
+
+
+# Why a dropped `rngs=` under jax.pmap is reported (pmapped.py).
+_PMAPPED_RNGS = ("rngs= dropped under jax.pmap: the replicated model's own RNG stream is the same on every "
+                 "device, so every device now draws the same dropout masks (Linen's per-device keys gave "
+                 "different ones); make the model's keys differ per device by hand (e.g. fold "
+                 "jax.lax.axis_index into them inside the step)")
 
 
 def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
