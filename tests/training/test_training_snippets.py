@@ -325,3 +325,13 @@ def test_rngs_dropped_under_pmap_is_reported(style):
     jitted = result.new_text.split("def jitted_step", 1)[1]
     assert "TODO(nnx-migrate)" not in jitted and "model(x)" in jitted
     assert result.new_text.count("# TODO(nnx-migrate): rngs= dropped under jax.pmap") == 4
+
+
+def test_a_model_bound_only_for_its_apply_is_not_left_behind():
+    """`model = Net(); model.apply({'params': p}, x)` -> `p(x)`: the Linen blueprint is dead,
+    and left in place it would build an NNX model without sizes and rngs (seq2seq's
+    `decode`: a TypeError at run time)."""
+    body = "def predict(params, x):\n  model = Net()\n  return model.apply({'params': params}, x)\n"
+    assert _convert(body) == "def predict(params, x):\n  return params(x)\n"
+    kept = "def predict(params, x):\n  model = Net()\n  print(model)\n  return model.apply({'params': params}, x)\n"
+    assert "model = Net()" in _convert(kept)

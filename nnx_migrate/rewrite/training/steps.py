@@ -143,6 +143,7 @@ class TrainingTransformer(FastTransformer):
         self._init_results: dict[str, str] = {}  # init's result name -> model variable
         self._removed_names: set[str] = set()
         self._applied_gradients = False
+        self._applied_bindings: set[str] = set()  # `m = Model(...)` whose `m.apply(...)` became a call of the model
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
@@ -288,6 +289,7 @@ class TrainingTransformer(FastTransformer):
             self._init_results = {}
             self._removed_names = set()
             self._applied_gradients = False
+            self._applied_bindings = set()
         return True
 
     def leave_Return(self, original, updated):
@@ -372,6 +374,7 @@ class TrainingTransformer(FastTransformer):
             for construct, why in self._unsupported_in(dec):
                 self.todos.append((dec, f"@{construct}", why))
                 func = _with_todo(func, why)
+        func = self._drop_dead_constructions(func, plan)
         leftovers = set(self._init_results) & _names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
@@ -381,6 +384,26 @@ class TrainingTransformer(FastTransformer):
             body[at] = _with_todo(body[at], why)
             func = func.with_changes(body=func.body.with_changes(body=body))
         return func
+
+    def _drop_dead_constructions(self, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
+        """`model = Model(...)` whose only use, `model.apply(variables, x)`, became a call of
+        the NNX model the variables hold: the Linen blueprint is dead, and kept it would build
+        an NNX model without its input sizes and rngs (a TypeError at run time)."""
+        dead = {name for name in self._applied_bindings if name in plan.ctor_bindings}
+        if not dead:
+            return func
+        body = []
+        for stmt in func.body.body:
+            target = stmt.body[0].targets[0].target.value if m.matches(
+                stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])) else None
+            if target in dead and stmt.body[0].value is plan.ctor_bindings[target] and not any(
+                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                continue
+            body.append(stmt)
+        if not body or len(body) == len(func.body.body):
+            return func
+        self.changed = True
+        return func.with_changes(body=func.body.with_changes(body=body))
 
     # ---- statements ---------------------------------------------------------------------
 
@@ -647,7 +670,10 @@ class TrainingTransformer(FastTransformer):
                     isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
                 if self._built_differently(receiver if isinstance(receiver, cst.Call) else plan.ctor_bindings[receiver.value]):
                     return updated
-                return self._rewrite_apply(original, updated, eager_owner=None)
+                new = self._rewrite_apply(original, updated, eager_owner=None)
+                if new is not updated and isinstance(receiver, cst.Name):
+                    self._applied_bindings.add(receiver.value)
+                return new
         return updated
 
     def _only_state_apply_fns(self, function: str | None, param: str, seen: frozenset) -> bool:
