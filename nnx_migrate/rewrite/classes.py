@@ -1342,7 +1342,7 @@ class ClassConverter:
         return {}
 
     def _own_carry(self, sub: Sub, call: cst.Call, carry: cst.BaseExpression, walker: BodyWalker) -> bool:
-        linen = _qual_layer(self.ctx, sub.ctor.func)
+        linen = _qual_layer(self.ctx, self.class_expr(sub.ctor))  # also through nn.scan(Cell, ...)
         return recurrent.carry_made_by_features(
             sub.ctor, call.func, sub.rule, carry, walker.method, self.shape.methods,
             lambda func: _qual_layer(self.ctx, func) == linen)
