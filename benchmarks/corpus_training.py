@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import re
 import shutil
 import sys
 import tempfile
+import traceback
 import types
 from pathlib import Path
 from unittest import mock
@@ -262,7 +264,11 @@ HAND_FIXES = {
              ("classifier_mlp_in_features=None", "classifier_mlp_in_features=32", "attention output size into the MLP"),
              ("classifier_mlp_output_layer_in_features=None", "classifier_mlp_output_layer_in_features=16", "MLP hidden size")],
     "seq2seq": [("decoder_lstm_cell_0_lstm_cell_0_in_features=None", "decoder_lstm_cell_0_lstm_cell_0_in_features=ctable.vocab_size",
-                 "decoder LSTM input size (one-hot of the previous token)")],
+                 "decoder LSTM input size (one-hot of the previous token)"),
+                ("decoder_lstm_cell_0_dense_0_in_features=None", "decoder_lstm_cell_0_dense_0_in_features=FLAGS.hidden_size",
+                 "decoder LSTM output size into its Dense: the carry's size (the encoder's hidden size)"),
+                ("features=decoder_inputs_in_features,", "features=self.hidden_size,",
+                 "decoder LSTM hidden size: Linen's LSTMCell takes it from the carry (the encoder's state), not from `features`")],
     "ppo": [("hidden_in_features=None", "hidden_in_features=11 * 11 * 64",
              "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
 }
@@ -296,6 +302,8 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                         row["nnx"] = driver(converted)
                 except Exception as exc:  # report, keep going
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    if os.environ.get("CORPUS_TRAINING_TRACEBACK"):
+                        traceback.print_exc()
             if name == "lm1b" and (corpus / "flax-examples" / "lm1b_nnx").is_dir():
                 row["structure"] = compare_structure(dst, corpus / "flax-examples" / "lm1b_nnx")
             rows.append(row)

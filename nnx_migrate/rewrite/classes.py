@@ -106,6 +106,7 @@ class Sub:
     either: tuple[str, "Sub", "Sub"] | None = None  # kind "either": (field condition, if-branch, else-branch)
     field_name: str | None = None  # kind "field": a module held in a field
     field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
+    foreign_carry: bool = False  # a recurrent cell called with a carry its `features` did not make
 
     @property
     def members(self) -> list["Sub"]:
@@ -1376,10 +1377,17 @@ class ClassConverter:
             for member in sub.members:
                 if member.kind == "layer":
                     member.in_sizes = {member.rule.in_size: size} if member.rule.in_size else {}
+                    if (carry is not None and member.rule.initialize_carry and not member.foreign_carry
+                            and not self._own_carry(member, member.ctor, carry, walker)):
+                        member.foreign_carry = True
+                        member.problems.append(recurrent.FOREIGN_CARRY.format(cell=member.rule.linen, carry=code(carry)))
                 elif member.kind == "local":
                     member.in_sizes = {p: {0: carry_size, 1: size}.get(member.child.size_param_args.get(p)) for p in member.child.size_params}
             return {}
         if sub.kind == "layer":
+            if sub.rule.initialize_carry and positional and not sub.foreign_carry and not self._own_carry(sub, call, positional[0], walker):
+                sub.foreign_carry = True
+                sub.problems.append(recurrent.FOREIGN_CARRY.format(cell=sub.rule.linen, carry=code(positional[0])))
             if not sub.rule.in_size:
                 return {}
             idx = sub.rule.input_arg
@@ -1413,6 +1421,12 @@ class ClassConverter:
             return {}
         return {}
 
+    def _own_carry(self, sub: Sub, call: cst.Call, carry: cst.BaseExpression, walker: BodyWalker) -> bool:
+        linen = _qual_layer(self.ctx, self.class_expr(sub.ctor))  # also through nn.scan(Cell, ...)
+        return recurrent.carry_made_by_features(
+            sub.ctor, call.func, sub.rule, carry, walker.method, self.shape.methods,
+            lambda func: _qual_layer(self.ctx, func) == linen)
+
     def out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
         if sub.alternatives:
             sizes = [self._own_out_size(s, call, walker, in_size) for s in [sub, *sub.alternatives]]
@@ -1430,8 +1444,8 @@ class ClassConverter:
         if sub.kind == "layer" and sub.rule.cell_arg:
             return self._rnn_out_size(sub, call, in_size)
         if sub.kind == "layer" and sub.rule.initialize_carry:
-            # a recurrent cell returns (carry, output)
-            return (None, self._layer_out_size(sub, in_size))
+            # a recurrent cell returns (carry, output); the output has the carry's size
+            return (None, None if sub.foreign_carry else self._layer_out_size(sub, in_size))
         if sub.kind == "layer":
             return self._layer_out_size(sub, in_size)
         if sub.kind == "local":

@@ -187,3 +187,73 @@ def throwaway_cell(rule: LayerRule, ctor: cst.Call, rng: str, shape_node: cst.Ba
     # The throwaway cell's parameters are never used: any key builds it.
     parts.append("rngs=nnx.Rngs(0)")
     return f"nnx.{rule.nnx_name}({', '.join(parts)}).initialize_carry({shape}, nnx.Rngs({rng}))", problems
+
+
+# Linen's recurrent cells take their hidden size from the carry they are called with
+# (`hidden_features = h.shape[-1]` in `LSTMCell.__call__`): `features` only sizes
+# `initialize_carry`. NNX cells fix `hidden_features` in the constructor. The two agree
+# only when the carry is one the cell's `features` made.
+FOREIGN_CARRY = ("Linen's {cell} takes its hidden size from the carry it is called with, not from `features`; "
+                 "this carry ({carry}) comes from outside the cell: set hidden_features to the carry's size by hand "
+                 "(the output size after the cell is left to you too)")
+
+
+def carry_made_by_features(ctor: cst.Call, callee: cst.BaseExpression, rule: LayerRule, carry: cst.BaseExpression,
+                           method: cst.FunctionDef, class_methods, same_layer) -> bool:
+    """Whether the carry a directly called cell `ctor` gets is one its own `features` made:
+    a local bound to `initialize_carry` of this cell (`callee`, what the call calls), of a
+    throwaway cell with the same features, or (the Linen idiom of a cell wrapper) the class defines `initialize_carry`
+    with a throwaway cell of the same features, so its callers' carries have that size.
+    `same_layer(func)` tells whether a class expression is this cell's Linen class."""
+    features = _features_code(ctor, rule)
+    if features is None:
+        return False
+
+    def made_here(call: cst.BaseExpression) -> bool:
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "initialize_carry"):
+            return False
+        receiver = call.func.value
+        if isinstance(receiver, cst.Call) and is_parent_none(receiver):
+            return same_layer(receiver.func) and _features_code(receiver, rule) == features
+        return False
+
+    if isinstance(carry, cst.Name):
+        for stmt in _small_statements(method.body):
+            if (isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)
+                    and stmt.targets[0].target.value == carry.value):
+                call = stmt.value
+                if made_here(call):
+                    return True
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "initialize_carry" \
+                        and code(call.func.value).strip() == code(callee).strip():
+                    return True
+    for other in class_methods:
+        if other.name.value == "initialize_carry" and any(made_here(s.value) for s in _returns(other.body)):
+            return True
+    return False
+
+
+def _features_code(ctor: cst.Call, rule: LayerRule) -> str | None:
+    positional = [a for a in ctor.args if a.keyword is None and not a.star]
+    if positional and rule.linen_args and rule.linen_args[0] == "features":
+        return code(positional[0].value).strip()
+    found = next((a.value for a in ctor.args if a.keyword is not None and a.keyword.value == "features"), None)
+    return code(found).strip() if found is not None else None
+
+
+def _small_statements(node: cst.CSTNode):
+    out = []
+
+    class Collect(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, line):
+            out.extend(line.body)
+
+        def visit_FunctionDef(self, inner):
+            return inner is node  # not nested functions
+
+    node.visit(Collect())
+    return out
+
+
+def _returns(node: cst.CSTNode):
+    return [s for s in _small_statements(node) if isinstance(s, cst.Return) and s.value is not None]

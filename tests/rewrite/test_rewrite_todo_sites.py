@@ -627,3 +627,61 @@ def test_the_list_of_unnamed_loop_layers_never_takes_a_name_in_use(body, extra, 
     assert "nnx.List()" not in result.new_text
     assert any("would be the attribute 'Dense'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
     assert "# TODO(nnx-migrate)" in result.new_text
+
+
+FOREIGN_CARRY_CELL = """
+import flax.linen as nn
+import jax
+
+
+class DecoderCell(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, carry, x):
+    carry, y = nn.LSTMCell(self.features)(carry, x)
+    return carry, nn.Dense(3)(y)
+"""
+
+OWN_CARRY_CELL = """
+import flax.linen as nn
+import jax
+
+
+class Cell(nn.Module):
+  hidden_size: int
+
+  @nn.compact
+  def __call__(self, carry, x):
+    return nn.OptimizedLSTMCell(self.hidden_size)(carry, x)
+
+  def initialize_carry(self, input_shape):
+    return nn.OptimizedLSTMCell(self.hidden_size, parent=None).initialize_carry(jax.random.key(0), input_shape)
+
+
+class Loop(nn.Module):
+  @nn.compact
+  def __call__(self, xs):
+    cell = nn.LSTMCell(8)
+    carry = nn.LSTMCell(8, parent=None).initialize_carry(jax.random.key(0), xs[:, 0].shape)
+    carry, y = cell(carry, xs[:, 0])
+    return y
+"""
+
+
+def test_cell_called_with_a_carry_from_outside_is_reported():
+    """Linen's LSTMCell sizes its hidden state from the carry (`h.shape[-1]`), not from
+    `features`: called with its caller's carry (seq2seq's decoder gets the encoder's
+    state), `hidden_features=self.features` and the next Dense's input size would be
+    silently wrong. Reported, and the Dense's input size is left to the person."""
+    result = convert(FOREIGN_CARRY_CELL)
+    whys = [t.why for t in result.todos if t.line == 11]
+    assert any("takes its hidden size from the carry" in why and "(carry)" in why for why in whys), [t.render() for t in result.todos]
+    assert "dense_0_in_features: int" in result.new_text and "in_features=self.features" not in result.new_text
+
+
+def test_cell_whose_carry_its_own_features_made_is_not_reported():
+    """The carry made by the class's own `initialize_carry` (sst2's idiom) or by a
+    throwaway cell with the same features has the size `features` gives."""
+    result = convert(OWN_CARRY_CELL)
+    assert not any("hidden size from the carry" in t.why for t in result.todos), [t.render() for t in result.todos]

@@ -288,3 +288,82 @@ def test_evaluation_apply_of_a_model_that_decides_its_mode_is_reported():
     assert "model.eval()" in reported[0][1]
     # the training apply (mutable=['batch_stats']) is not reported
     assert "self.use_running_average = False" in result.new_text
+
+
+PMAP_DROPOUT = '''\
+import functools
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from flax.training import train_state
+
+
+class Net(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dropout(0.5, deterministic=False)(nn.Dense(2)(x))
+
+
+@functools.partial(jax.pmap, axis_name='batch')
+def decorated_step(state, x, rng):
+  rng = jax.random.fold_in(rng, jax.lax.axis_index('batch'))
+  def loss_fn(params):
+    return jnp.sum(state.apply_fn({'params': params}, x, rngs={'dropout': rng}))
+  return state.apply_gradients(grads=jax.grad(loss_fn)(state.params))
+
+
+@partial(jax.pmap, axis_name='batch')
+def partial_step(state, x, rng):
+  return jnp.sum(state.apply_fn({'params': state.params}, x, rngs={'dropout': rng}))
+
+
+def shared_loss(state, x, rng):
+  return jnp.sum(state.apply_fn({'params': state.params}, x, rngs={'dropout': rng}))
+
+
+def called_step(state, x, rng):
+  return shared_loss(state, x, rng)
+
+
+def wrapped_step(state, x, rng, scale):
+  return scale * jnp.sum(state.apply_fn({'params': state.params}, x, rngs={'dropout': rng}))
+
+
+p_called = jax.pmap(called_step, axis_name='batch')
+p_wrapped = jax.pmap(functools.partial(wrapped_step, scale=2.0), axis_name='batch')
+
+
+@jax.jit
+def jitted_step(state, x, rng):
+  return jnp.sum(state.apply_fn({'params': state.params}, x, rngs={'dropout': rng}))
+'''
+
+
+@pytest.mark.parametrize("style", ["flat-state", "nnx-jit"])
+def test_rngs_dropped_under_pmap_is_reported(style):
+    """Under jax.pmap over a replicated state Linen's per-device keys gave each device its
+    own dropout masks; the model's own RNG stream is the same on every device, so dropping
+    `rngs=` there would silently give every device the same masks. Each pmapped site
+    (decorator, functools.partial decorator, `jax.pmap(f)`, `jax.pmap(partial(f, ...))`,
+    a top-level function a pmapped one calls) is marked and listed; a jitted one is not."""
+    result = rewrite_source(PMAP_DROPOUT, "pmap_dropout.py", train_style=style)
+    assert result.error is None
+    lines = PMAP_DROPOUT.splitlines()
+    expected = sorted(i + 1 for i, line in enumerate(lines) if "rngs={'dropout'" in line and "def jitted_step" not in lines[i - 1])
+    reported = sorted(t.line for t in result.todos if t.construct == "rngs=" and "same dropout masks" in t.why)
+    assert reported == expected and len(expected) == 4, [t.render() for t in result.todos]
+    jitted = result.new_text.split("def jitted_step", 1)[1]
+    assert "TODO(nnx-migrate)" not in jitted and "model(x)" in jitted
+    assert result.new_text.count("# TODO(nnx-migrate): rngs= dropped under jax.pmap") == 4
+
+
+def test_a_model_bound_only_for_its_apply_is_not_left_behind():
+    """`model = Net(); model.apply({'params': p}, x)` -> `p(x)`: the Linen blueprint is dead,
+    and left in place it would build an NNX model without sizes and rngs (seq2seq's
+    `decode`: a TypeError at run time)."""
+    body = "def predict(params, x):\n  model = Net()\n  return model.apply({'params': params}, x)\n"
+    assert _convert(body) == "def predict(params, x):\n  return params(x)\n"
+    kept = "def predict(params, x):\n  model = Net()\n  print(model)\n  return model.apply({'params': params}, x)\n"
+    assert "model = Net()" in _convert(kept)

@@ -19,6 +19,7 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
+from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.state_helper import helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -77,6 +78,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     transformer.module = module
+    if "pmap" in converted:
+        transformer.pmapped = pmapped_functions(module, imports)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     if not transformer.changed and not transformer.todos and not forwarded:

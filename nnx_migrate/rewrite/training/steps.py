@@ -115,6 +115,7 @@ class TrainingTransformer(FastTransformer):
                  state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
         self.flow = flow  # models that cross function boundaries (dataflow.py)
+        self.pmapped: set[str] = set()  # functions that run under jax.pmap (pmapped.py)
         self.module: cst.Module | None = None  # the file, for _built_differently
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_functools = False
@@ -142,6 +143,7 @@ class TrainingTransformer(FastTransformer):
         self._init_results: dict[str, str] = {}  # init's result name -> model variable
         self._removed_names: set[str] = set()
         self._applied_gradients = False
+        self._applied_bindings: set[str] = set()  # `m = Model(...)` whose `m.apply(...)` became a call of the model
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
@@ -287,6 +289,7 @@ class TrainingTransformer(FastTransformer):
             self._init_results = {}
             self._removed_names = set()
             self._applied_gradients = False
+            self._applied_bindings = set()
         return True
 
     def leave_Return(self, original, updated):
@@ -371,6 +374,7 @@ class TrainingTransformer(FastTransformer):
             for construct, why in self._unsupported_in(dec):
                 self.todos.append((dec, f"@{construct}", why))
                 func = _with_todo(func, why)
+        func = self._drop_dead_constructions(func, plan)
         leftovers = set(self._init_results) & _names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
@@ -380,6 +384,26 @@ class TrainingTransformer(FastTransformer):
             body[at] = _with_todo(body[at], why)
             func = func.with_changes(body=func.body.with_changes(body=body))
         return func
+
+    def _drop_dead_constructions(self, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
+        """`model = Model(...)` whose only use, `model.apply(variables, x)`, became a call of
+        the NNX model the variables hold: the Linen blueprint is dead, and kept it would build
+        an NNX model without its input sizes and rngs (a TypeError at run time)."""
+        dead = {name for name in self._applied_bindings if name in plan.ctor_bindings}
+        if not dead:
+            return func
+        body = []
+        for stmt in func.body.body:
+            target = stmt.body[0].targets[0].target.value if m.matches(
+                stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])) else None
+            if target in dead and stmt.body[0].value is plan.ctor_bindings[target] and not any(
+                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                continue
+            body.append(stmt)
+        if not body or len(body) == len(func.body.body):
+            return func
+        self.changed = True
+        return func.with_changes(body=func.body.with_changes(body=body))
 
     # ---- statements ---------------------------------------------------------------------
 
@@ -646,7 +670,10 @@ class TrainingTransformer(FastTransformer):
                     isinstance(receiver, cst.Name) and receiver.value in plan.ctor_bindings):
                 if self._built_differently(receiver if isinstance(receiver, cst.Call) else plan.ctor_bindings[receiver.value]):
                     return updated
-                return self._rewrite_apply(original, updated, eager_owner=None)
+                new = self._rewrite_apply(original, updated, eager_owner=None)
+                if new is not updated and isinstance(receiver, cst.Name):
+                    self._applied_bindings.add(receiver.value)
+                return new
         return updated
 
     def _only_state_apply_fns(self, function: str | None, param: str, seen: frozenset) -> bool:
@@ -842,6 +869,8 @@ class TrainingTransformer(FastTransformer):
             if action == "drop":
                 if kw == "mutable" and not (isinstance(a.value, cst.Name) and a.value.value == "False"):
                     mutable = True
+                if kw == "rngs" and self.pmapped.intersection(self._functions):
+                    self._stmt_stack[-1]["todos"].append(("rngs=", _PMAPPED_RNGS))
                 continue
             if action == "method":
                 method = a.value
@@ -868,6 +897,13 @@ class TrainingTransformer(FastTransformer):
             self._stmt_stack[-1]["todos"].append(("apply", "Linen ran this call in evaluation mode (no mutable=), and the model decides "
                                                   "train/eval by its mode (is_mutable_collection in Linen): call model.eval() before it and model.train() after"))
         return new
+
+
+# Why a dropped `rngs=` under jax.pmap is reported (pmapped.py).
+_PMAPPED_RNGS = ("rngs= dropped under jax.pmap: the replicated model's own RNG stream is the same on every "
+                 "device, so every device now draws the same dropout masks (Linen's per-device keys gave "
+                 "different ones); make the model's keys differ per device by hand (e.g. fold "
+                 "jax.lax.axis_index into them inside the step)")
 
 
 def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
