@@ -32,6 +32,7 @@ import libcst as cst
 from nnx_migrate.rewrite.rules import LayerRule
 from nnx_migrate.rewrite.scan_axes import ScanAxes, scan_axes
 from nnx_migrate.rewrite.sizes import code
+from nnx_migrate.rewrite.visitors import FastVisitor
 
 SCAN = {"flax.linen.scan", "flax.linen.transforms.scan"}
 _PARTIAL = {"functools.partial"}
@@ -244,14 +245,14 @@ def _features_code(ctor: cst.Call, rule: LayerRule) -> str | None:
 def _small_statements(node: cst.CSTNode):
     out = []
 
-    class Collect(cst.CSTVisitor):
+    class Collect(FastVisitor):
         def visit_SimpleStatementLine(self, line):
             out.extend(line.body)
 
         def visit_FunctionDef(self, inner):
             return inner is node  # not nested functions
 
-    node.visit(Collect())
+    Collect().walk(node)
     return out
 
 
