@@ -685,3 +685,57 @@ def test_cell_whose_carry_its_own_features_made_is_not_reported():
     throwaway cell with the same features has the size `features` gives."""
     result = convert(OWN_CARRY_CELL)
     assert not any("hidden size from the carry" in t.why for t in result.todos), [t.render() for t in result.todos]
+
+
+def _unbound_names(text: str) -> set[str]:
+    """Names the module loads that nothing in it binds (imports, assignments, defs,
+    parameters) and that are not builtins: each would be a NameError when run."""
+    import builtins
+
+    tree = ast.parse(text)
+    bound = set(dir(builtins))
+    loaded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+    return loaded - bound
+
+
+_SCAN_OUT_BROADCAST = {
+    "setup-attribute": """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          def setup(self):
+            self.cell = nn.scan(nn.LSTMCell, variable_broadcast='params', split_rngs={'params': False}, in_axes=1, out_axes=nn.broadcast)(4)
+
+          def __call__(self, carry, xs):
+            return self.cell(carry, xs)
+        """,
+    "compact-inline": """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, carry, xs):
+            return nn.scan(nn.LSTMCell, variable_broadcast='params', split_rngs={'params': False}, in_axes=1, out_axes=nn.broadcast)(4)(carry, xs)
+        """,
+}
+
+
+@pytest.mark.parametrize("source", list(_SCAN_OUT_BROADCAST.values()), ids=list(_SCAN_OUT_BROADCAST))
+def test_a_reported_scan_over_time_keeps_the_linen_import_its_text_needs(source):
+    """A scan over time whose out_axes broadcast is reported, and its call keeps the Linen
+    text `nn.broadcast`; the only Linen use left, it once lost its import (NameError at
+    run time instead of nnx.scan's error at the reported site)."""
+    result = convert(source)
+    assert any("out_axes broadcasts an output" in t.why for t in result.todos), [t.render() for t in result.todos]
+    assert "nn.broadcast" in result.new_text
+    assert any(t.construct == "nn.broadcast" and t.why == LEFT_AS_LINEN for t in result.todos), [t.render() for t in result.todos]
+    assert not _unbound_names(result.new_text), result.new_text
