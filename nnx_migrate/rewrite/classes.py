@@ -92,6 +92,7 @@ class Sub:
     elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
     loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
+    sizes_loop: "LoopContext | None" = None  # built in a loop, left a plain attribute (TODO): the loop's carried sizes still replayed
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
     remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
     scan: dict | None = None  # scan over layers: length (source), in_axes, out_axes (ScanAxes); over time: {"time": TimeScan}
@@ -1625,7 +1626,11 @@ class ClassConverter:
                 why = "next to conditional ones of its class" if taken is None else f"and the nnx.List for Linen's {cls}_<k> would be the attribute '{cls}', already {taken}"
                 for sub in subs:
                     if sub.loop is not None:
-                        sub.loop = None  # built as a plain attribute, marked TODO
+                        # Built as a plain attribute, marked TODO; the sizes the loop
+                        # carries (`x_size`, what later layers' sizes are written in)
+                        # are still replayed in __init__.
+                        sub.sizes_loop = sub.loop
+                        sub.loop = None
                         sub.problems.append(f"submodule built in a loop without name=f'<list>_{{i}}', {why}: Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
                 continue
             index = "0"
@@ -2188,6 +2193,14 @@ class ClassConverter:
             init_lines.append(stmt(self._todo_comments(problems) + guarded(src, item.guards)))
             for p in dict.fromkeys(problems):
                 self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
+            if isinstance(item, Sub) and item.sizes_loop is not None and id(item.sizes_loop.node) not in emitted_loops:
+                loop = item.sizes_loop
+                emitted_loops.add(id(loop.node))
+                if loop.carried_vars:
+                    hoist_statics([*loop.hoist, *(n for s in self.subs if s.sizes_loop is loop for n in s.hoist)])
+                    before = "".join(f"{var} = {first}\n" for first, _, var in loop.carried_vars.values())
+                    along = "".join(f"    {var} = {end}\n" for _, end, var in loop.carried_vars.values())
+                    init_lines.extend(cst.parse_module(before + loop.header + "\n" + along, config=cfg).body)
         for sub in self.subs:
             if sub.origin == "setup":
                 for p in dict.fromkeys(sub.problems + [q for m in sub.members for q in m.problems]):

@@ -274,7 +274,9 @@ class MethodRewriter(FastTransformer):
                 conv.todo(original, f"{called.attr}(...)", "a module scanned over time called with keywords, without a carry, or with in_axes that do not match the arguments: convert by hand")
                 return updated
             # Linen's scan over time: one module, its state carried through the steps.
-            return cst.parse_expression(src)
+            # Renamed like new code: a reported axis keeps its Linen text (`nn.broadcast`
+            # in out_axes), which must keep flax.linen imported and be reported there.
+            return self._generated(src)
         if called is not None and called.scan is not None and not called.problems:
             args = list(updated.args)
             if not args or any(a.keyword is not None or a.star for a in args):
@@ -288,7 +290,7 @@ class MethodRewriter(FastTransformer):
             in_spec = ", ".join(["nnx.Carry", "0", *axes])
             call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
             # Linen's scan over layers: carry through the stacked layers, outputs stacked.
-            return cst.parse_expression(
+            return self._generated(
                 f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes'].source}))({call_args})"
             )
         if called is not None and called.remat:

@@ -22,6 +22,26 @@ def convert(source: str):
     return result
 
 
+def _unbound_names(text: str) -> set[str]:
+    """Names the module loads that nothing in it binds (imports, assignments, defs,
+    parameters) and that are not builtins: each would be a NameError when run."""
+    import builtins
+
+    tree = ast.parse(text)
+    bound = set(dir(builtins))
+    loaded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+    return loaded - bound
+
+
 CASES = [
     pytest.param(
         """
@@ -627,6 +647,9 @@ def test_the_list_of_unnamed_loop_layers_never_takes_a_name_in_use(body, extra, 
     assert "nnx.List()" not in result.new_text
     assert any("would be the attribute 'Dense'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
     assert "# TODO(nnx-migrate)" in result.new_text
+    # The loop's layers are plain attributes now; the sizes it carries, which later
+    # layers are sized by (`in_features=x_size`), are still defined.
+    assert not _unbound_names(result.new_text), result.new_text
 
 
 FOREIGN_CARRY_CELL = """
@@ -685,3 +708,37 @@ def test_cell_whose_carry_its_own_features_made_is_not_reported():
     throwaway cell with the same features has the size `features` gives."""
     result = convert(OWN_CARRY_CELL)
     assert not any("hidden size from the carry" in t.why for t in result.todos), [t.render() for t in result.todos]
+
+
+_SCAN_OUT_BROADCAST = {
+    "setup-attribute": """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          def setup(self):
+            self.cell = nn.scan(nn.LSTMCell, variable_broadcast='params', split_rngs={'params': False}, in_axes=1, out_axes=nn.broadcast)(4)
+
+          def __call__(self, carry, xs):
+            return self.cell(carry, xs)
+        """,
+    "compact-inline": """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, carry, xs):
+            return nn.scan(nn.LSTMCell, variable_broadcast='params', split_rngs={'params': False}, in_axes=1, out_axes=nn.broadcast)(4)(carry, xs)
+        """,
+}
+
+
+@pytest.mark.parametrize("source", list(_SCAN_OUT_BROADCAST.values()), ids=list(_SCAN_OUT_BROADCAST))
+def test_a_reported_scan_over_time_keeps_the_linen_import_its_text_needs(source):
+    """A scan over time whose out_axes broadcast is reported, and its call keeps the Linen
+    text `nn.broadcast`; the only Linen use left, it once lost its import (NameError at
+    run time instead of nnx.scan's error at the reported site)."""
+    result = convert(source)
+    assert any("out_axes broadcasts an output" in t.why for t in result.todos), [t.render() for t in result.todos]
+    assert "nn.broadcast" in result.new_text
+    assert any(t.construct == "nn.broadcast" and t.why == LEFT_AS_LINEN for t in result.todos), [t.render() for t in result.todos]
+    assert not _unbound_names(result.new_text), result.new_text

@@ -24,9 +24,12 @@ class ModelAndOptimizerDeprecated(LintRule):
     Unsafe (applied only with `--unsafe-fixes`): the fix rewrites the construction to
     `nnx.Optimizer(..., wrt=...)` and every `update(grads)` / `.model` it can see on that
     optimizer, also inside the train steps it is passed to in the same file. Code in other
-    files that uses the same object is not visible, so review the change. When the model
-    of some `update(grads)` cannot be found, nothing is rewritten and the site is
-    reported.
+    files that uses the same object is not visible, so review the change. Where the model
+    name inserted at a use is not proven to be the optimizer's model (rebound, shadowed,
+    other gradients: see NNX002), that use's message says why. When the model of some
+    `update(grads)` cannot be found, or the file assigns `optimizer.model` (the old API's
+    way to swap the model, which the fix would turn into `model = ...`), nothing is
+    rewritten and the site is reported.
     """
 
     CODE = "NNX005"
@@ -51,6 +54,13 @@ class ModelAndOptimizerDeprecated(LintRule):
             "optimizer = nnx.ModelAndOptimizer(model, tx, wrt=nnx.Param)\n"
             "train_step(optimizer, batch)\n",
             None,  # the train step gets no model: reported, not rewritten
+        ),
+        Invalid(
+            "from flax import nnx\n"
+            "optimizer = nnx.ModelAndOptimizer(model, tx)\n"
+            "optimizer.model = new\n"
+            "optimizer.update(grads)\n",
+            None,  # the model is swapped: the fix would write `model = new`
         ),
         Invalid(
             "from flax import nnx\n"
@@ -83,10 +93,16 @@ class ModelAndOptimizerDeprecated(LintRule):
         root = next((b for b in tracker.constructed() if b.construction is node), None)
         uses = tracker.uses_of(root) if root is not None else []
         message = f"`{symbol}` is deprecated; use `nnx.Optimizer(..., wrt=...)` and `update(model, grads)`"
-        unknown = [u for u in uses if u.model is None]
-        if root is None or unknown:
-            where = ", ".join(f"`{analysis.code(u.node)}`" for u in unknown)
-            self.report(node, message + (f" (cannot tell the model of {where})" if where else ""))
+        unknown = [u for u in uses if u.model is None and not u.written]
+        written = [u for u in uses if u.written]
+        if root is None or unknown or written:
+            if written:
+                # The fix would rename `optimizer.model = new` to `model = new`.
+                why = f"`{analysis.code(written[0].node)}` is assigned (the old API's way to swap the model): convert by hand"
+            else:
+                where = ", ".join(f"`{analysis.code(u.node)}`" for u in unknown)
+                why = f"cannot tell the model of {where}" if where else ""
+            self.report(node, message + (f" ({why})" if why else ""))
             return
         optimizer, imports = analysis.nnx_reference(analysis.api.optimizer)
         replacement = node.with_changes(func=_renamed(node.func, optimizer))
@@ -98,11 +114,16 @@ class ModelAndOptimizerDeprecated(LintRule):
         for use in uses:
             if isinstance(use.node, cst.Call):
                 fixed = insert_positional_arg(use.node, 0, use.model)
-                self.report(use.node, "`update(grads)` becomes `update(model, grads)` with `nnx.Optimizer`",
+                self.report(use.node, f"`update(grads)` becomes `update({analysis.code(use.model)}, grads)` with `nnx.Optimizer`" + _unproven(use.doubt),
                             replacement=fixed, unsafe=True)
             else:
-                self.report(use.node, "`.model` does not exist on `nnx.Optimizer`; use the model",
+                self.report(use.node, f"`.model` does not exist on `nnx.Optimizer`; use the model (`{analysis.code(use.model)}`)" + _unproven(use.doubt),
                             replacement=use.model, unsafe=True)
+
+
+def _unproven(doubt: str | None) -> str:
+    """Why the model name inserted at a use may not be the optimizer's model."""
+    return "" if doubt is None else f" (the model is not proven: {doubt})"
 
 
 def _renamed(func: cst.BaseExpression, optimizer: cst.BaseExpression) -> cst.BaseExpression:
