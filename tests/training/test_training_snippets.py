@@ -104,6 +104,27 @@ def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
     assert "grads = nnx.grad(lambda p: jnp.sum(p(x)))(model)" in converted
 
 
+def test_gradient_of_a_lambda_at_state_params_becomes_a_model_gradient():
+    # The lambda receives the model after conversion even when its body only passes the
+    # parameters on: a plain jax.grad over an NNX model differentiates every Variable (a
+    # Dropout's RNG key: TypeError) and drops state changes made inside.
+    body = """\
+    def loss_of(state, params, x):
+      return jnp.sum(state.apply_fn({'params': params}, x))
+
+    def step(state, x):
+      grads = jax.grad(lambda p: loss_of(state, p, x))(state.params)
+      grad_fn = jax.value_and_grad(lambda q: (loss_of(state, q, x), x), has_aux=True)
+      (loss, _), more = grad_fn(state.params)
+      bend = jax.grad(lambda z: jnp.sum(z ** 2))(x)
+      return state.apply_gradients(grads=grads), loss, more, bend
+    """
+    converted = _convert(body)
+    assert "grads = nnx.grad(lambda p: loss_of(state, p, x))(model)" in converted
+    assert "grad_fn = nnx.value_and_grad(lambda q: (loss_of(state, q, x), x), has_aux=True)" in converted
+    assert "bend = jax.grad(lambda z: jnp.sum(z ** 2))(x)" in converted  # not at the parameters: untouched
+
+
 def test_a_model_initialized_in_a_helper_becomes_a_factory_there():
     body = """\
     def initial_params(key, model):

@@ -106,6 +106,7 @@ class FunctionPlan:
     inited: set[str] = field(default_factory=set)  # V with a `V.init(...)` site
     differentiated: set[str] = field(default_factory=set)  # inner functions under jax.grad
     over_model: set[str] = field(default_factory=set)  # functions whose grad is taken at `state.params`
+    over_model_lambdas: set[int] = field(default_factory=set)  # ids of lambdas whose grad is taken at `state.params`
     model_name: str = "model"
     optimizer_name: str = "optimizer"
 
@@ -207,6 +208,10 @@ class TrainingTransformer(FastTransformer):
                         plan.differentiated.add(inner.value)
                         if node.args and _is_state_params(node.args[0]):
                             plan.over_model.add(inner.value)
+                    elif isinstance(inner, cst.Lambda) and node.args and _is_state_params(node.args[0]):
+                        # `jax.grad(lambda p: loss(state, p, x))(state.params)`: the lambda
+                        # now receives the model, so it is a model gradient like a named one
+                        plan.over_model_lambdas.add(id(inner))
                     for arg in node.args:
                         v = arg.value
                         if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -224,13 +229,18 @@ class TrainingTransformer(FastTransformer):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
                     target = call.args[0].value if call.args else None
-                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else None
+                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else (
+                        target if isinstance(target, cst.Lambda) else None)
         if grad_fn_names:
             class GradCalls(FastVisitor):
                 def visit_Call(self, node):
                     if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
-                        if node.args and _is_state_params(node.args[0]) and grad_fn_names[node.func.value]:
-                            plan.over_model.add(grad_fn_names[node.func.value])
+                        inner = grad_fn_names[node.func.value]
+                        if node.args and _is_state_params(node.args[0]) and inner is not None:
+                            if isinstance(inner, cst.Lambda):
+                                plan.over_model_lambdas.add(id(inner))
+                            else:
+                                plan.over_model.add(inner)
                         for arg in node.args:
                             v = arg.value
                             if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -630,7 +640,7 @@ class TrainingTransformer(FastTransformer):
             nnx_name = self._is_grad_transform(func)
             target = original.args[0].value if original.args else None
             over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated | plan.over_model) or (
-                isinstance(target, cst.Lambda) and _lambda_takes_params(target))
+                isinstance(target, cst.Lambda) and (id(target) in plan.over_model_lambdas or _lambda_takes_params(target)))
             if nnx_name and over_model:
                 self.used_nnx = self.changed = True
                 args = updated.args
