@@ -388,3 +388,20 @@ def test_a_model_bound_only_for_its_apply_is_not_left_behind():
     assert _convert(body) == "def predict(params, x):\n  return params(x)\n"
     kept = "def predict(params, x):\n  model = Net()\n  print(model)\n  return model.apply({'params': params}, x)\n"
     assert "model = Net()" in _convert(kept)
+
+
+def test_the_step_prologue_goes_after_a_docstring_and_never_splits_a_line():
+    body = '''\
+    def step(state, x):
+      """One step."""
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+      return state.apply_gradients(grads=grads)
+
+    def other(state, x):
+      "Not only a docstring"; y = x + 1
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, y)))(state.params)
+      return state.apply_gradients(grads=grads)
+    '''
+    converted = _convert(body)
+    assert '"""One step."""\n  model, optimizer = state.merge()\n' in converted
+    assert 'def other(state, x):\n  model, optimizer = state.merge()\n  "Not only a docstring"; y = x + 1\n' in converted

@@ -33,6 +33,7 @@ import libcst.matchers as m
 
 from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver, names_of_target
@@ -363,7 +364,7 @@ class TrainingTransformer(FastTransformer):
             optimizer = plan.optimizer_name if plan.optimizer_name in _names_in(func.body) else "_"
             prologue = cst.parse_statement(f"{plan.model_name}, {optimizer} = {plan.state}.merge()\n")
             body = list(func.body.body)
-            at = 1 if body and _is_docstring(body[0]) else 0
+            at = 1 if body and is_docstring(body[0]) else 0
             body.insert(at, prologue)
             if _rebinds(original, plan.state):
                 why = f"`{plan.state}` is rebound in this function: `{plan.model_name}, {plan.optimizer_name}` come from its first value only"
@@ -390,7 +391,7 @@ class TrainingTransformer(FastTransformer):
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
             self.todos.append((original, f"def {original.name.value}", why))
             body = list(func.body.body)
-            at = 1 if body and _is_docstring(body[0]) else 0
+            at = 1 if body and is_docstring(body[0]) else 0
             body[at] = _with_todo(body[at], why)
             func = func.with_changes(body=func.body.with_changes(body=body))
         return func
@@ -1001,10 +1002,6 @@ def _names_in(node) -> set[str]:
         else:
             stack.extend(children_in_order(node))
     return names
-
-
-def _is_docstring(stmt) -> bool:
-    return m.matches(stmt, m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]))
 
 
 def _with_todo(stmt, why: str):
