@@ -26,7 +26,7 @@ from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
-from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
+from nnx_migrate.rewrite.nodes import bound_names as _bound_names, is_docstring, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
 from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 from nnx_migrate.rewrite.scan_axes import scan_axes
@@ -273,7 +273,7 @@ class ClassShape:
         self.methods: list[cst.FunctionDef] = []
         body = list(node.body.body) if isinstance(node.body, cst.IndentedBlock) else []
         for i, stmt in enumerate(body):
-            if i == 0 and isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+            if i == 0 and is_docstring(stmt):
                 self.docstring = stmt
                 continue
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.AnnAssign) and isinstance(stmt.body[0].target, cst.Name):

@@ -29,6 +29,13 @@ def self_method_call(node: cst.CSTNode, method: str) -> bool:
     return isinstance(node, cst.Call) and self_attr(node.func) == method
 
 
+def is_docstring(stmt: cst.CSTNode) -> bool:
+    """A line that is only a string literal (a docstring where it comes first). A line
+    with more on it (`"doc"; x = 1`) is not: code put after it would come after `x = 1`."""
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
+
+
 def bound_names(func: cst.FunctionDef) -> set[str]:
     """Every name a function binds: parameters and the targets of its statements (walked
     statement by statement; expressions are not entered, which keeps this cheap)."""

@@ -104,6 +104,27 @@ def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
     assert "grads = nnx.grad(lambda p: jnp.sum(p(x)))(model)" in converted
 
 
+def test_gradient_of_a_lambda_at_state_params_becomes_a_model_gradient():
+    # The lambda receives the model after conversion even when its body only passes the
+    # parameters on: a plain jax.grad over an NNX model differentiates every Variable (a
+    # Dropout's RNG key: TypeError) and drops state changes made inside.
+    body = """\
+    def loss_of(state, params, x):
+      return jnp.sum(state.apply_fn({'params': params}, x))
+
+    def step(state, x):
+      grads = jax.grad(lambda p: loss_of(state, p, x))(state.params)
+      grad_fn = jax.value_and_grad(lambda q: (loss_of(state, q, x), x), has_aux=True)
+      (loss, _), more = grad_fn(state.params)
+      bend = jax.grad(lambda z: jnp.sum(z ** 2))(x)
+      return state.apply_gradients(grads=grads), loss, more, bend
+    """
+    converted = _convert(body)
+    assert "grads = nnx.grad(lambda p: loss_of(state, p, x))(model)" in converted
+    assert "grad_fn = nnx.value_and_grad(lambda q: (loss_of(state, q, x), x), has_aux=True)" in converted
+    assert "bend = jax.grad(lambda z: jnp.sum(z ** 2))(x)" in converted  # not at the parameters: untouched
+
+
 def test_a_model_initialized_in_a_helper_becomes_a_factory_there():
     body = """\
     def initial_params(key, model):
@@ -367,3 +388,20 @@ def test_a_model_bound_only_for_its_apply_is_not_left_behind():
     assert _convert(body) == "def predict(params, x):\n  return params(x)\n"
     kept = "def predict(params, x):\n  model = Net()\n  print(model)\n  return model.apply({'params': params}, x)\n"
     assert "model = Net()" in _convert(kept)
+
+
+def test_the_step_prologue_goes_after_a_docstring_and_never_splits_a_line():
+    body = '''\
+    def step(state, x):
+      """One step."""
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+      return state.apply_gradients(grads=grads)
+
+    def other(state, x):
+      "Not only a docstring"; y = x + 1
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, y)))(state.params)
+      return state.apply_gradients(grads=grads)
+    '''
+    converted = _convert(body)
+    assert '"""One step."""\n  model, optimizer = state.merge()\n' in converted
+    assert 'def other(state, x):\n  model, optimizer = state.merge()\n  "Not only a docstring"; y = x + 1\n' in converted

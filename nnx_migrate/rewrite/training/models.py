@@ -17,6 +17,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.classes import ClassSummary
 from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.nodes import is_docstring
 
 
 def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
@@ -53,7 +54,7 @@ def factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[st
 
 def factory_call(func: cst.FunctionDef) -> cst.Call | None:
     """The one constructor call a factory function's result is."""
-    body = [s for s in func.body.body if not _is_docstring(s)]
+    body = [s for s in func.body.body if not is_docstring(s)]
     if not body or not all(isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1 for s in body):
         return None
     last = body[-1].body[0]
@@ -67,10 +68,6 @@ def factory_call(func: cst.FunctionDef) -> cst.Call | None:
                 and first.targets[0].target.value == last.value.value and isinstance(first.value, cst.Call):
             return first.value
     return None
-
-
-def _is_docstring(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 def _summaries_of_path(path: str) -> dict[str, ClassSummary]:

@@ -33,6 +33,7 @@ import libcst.matchers as m
 
 from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver, names_of_target
@@ -106,6 +107,7 @@ class FunctionPlan:
     inited: set[str] = field(default_factory=set)  # V with a `V.init(...)` site
     differentiated: set[str] = field(default_factory=set)  # inner functions under jax.grad
     over_model: set[str] = field(default_factory=set)  # functions whose grad is taken at `state.params`
+    over_model_lambdas: set[int] = field(default_factory=set)  # ids of lambdas whose grad is taken at `state.params`
     model_name: str = "model"
     optimizer_name: str = "optimizer"
 
@@ -207,6 +209,10 @@ class TrainingTransformer(FastTransformer):
                         plan.differentiated.add(inner.value)
                         if node.args and _is_state_params(node.args[0]):
                             plan.over_model.add(inner.value)
+                    elif isinstance(inner, cst.Lambda) and node.args and _is_state_params(node.args[0]):
+                        # `jax.grad(lambda p: loss(state, p, x))(state.params)`: the lambda
+                        # now receives the model, so it is a model gradient like a named one
+                        plan.over_model_lambdas.add(id(inner))
                     for arg in node.args:
                         v = arg.value
                         if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -224,13 +230,18 @@ class TrainingTransformer(FastTransformer):
                 call = stmt.value
                 if self._is_grad_transform(call.func):
                     target = call.args[0].value if call.args else None
-                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else None
+                    grad_fn_names[stmt.targets[0].target.value] = target.value if isinstance(target, cst.Name) else (
+                        target if isinstance(target, cst.Lambda) else None)
         if grad_fn_names:
             class GradCalls(FastVisitor):
                 def visit_Call(self, node):
                     if isinstance(node.func, cst.Name) and node.func.value in grad_fn_names:
-                        if node.args and _is_state_params(node.args[0]) and grad_fn_names[node.func.value]:
-                            plan.over_model.add(grad_fn_names[node.func.value])
+                        inner = grad_fn_names[node.func.value]
+                        if node.args and _is_state_params(node.args[0]) and inner is not None:
+                            if isinstance(inner, cst.Lambda):
+                                plan.over_model_lambdas.add(id(inner))
+                            else:
+                                plan.over_model.add(inner)
                         for arg in node.args:
                             v = arg.value
                             if isinstance(v, cst.Attribute) and v.attr.value == "params" and isinstance(v.value, cst.Name):
@@ -353,7 +364,7 @@ class TrainingTransformer(FastTransformer):
             optimizer = plan.optimizer_name if plan.optimizer_name in _names_in(func.body) else "_"
             prologue = cst.parse_statement(f"{plan.model_name}, {optimizer} = {plan.state}.merge()\n")
             body = list(func.body.body)
-            at = 1 if body and _is_docstring(body[0]) else 0
+            at = 1 if body and is_docstring(body[0]) else 0
             body.insert(at, prologue)
             if _rebinds(original, plan.state):
                 why = f"`{plan.state}` is rebound in this function: `{plan.model_name}, {plan.optimizer_name}` come from its first value only"
@@ -380,7 +391,7 @@ class TrainingTransformer(FastTransformer):
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
             self.todos.append((original, f"def {original.name.value}", why))
             body = list(func.body.body)
-            at = 1 if body and _is_docstring(body[0]) else 0
+            at = 1 if body and is_docstring(body[0]) else 0
             body[at] = _with_todo(body[at], why)
             func = func.with_changes(body=func.body.with_changes(body=body))
         return func
@@ -630,7 +641,7 @@ class TrainingTransformer(FastTransformer):
             nnx_name = self._is_grad_transform(func)
             target = original.args[0].value if original.args else None
             over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated | plan.over_model) or (
-                isinstance(target, cst.Lambda) and _lambda_takes_params(target))
+                isinstance(target, cst.Lambda) and (id(target) in plan.over_model_lambdas or _lambda_takes_params(target)))
             if nnx_name and over_model:
                 self.used_nnx = self.changed = True
                 args = updated.args
@@ -991,10 +1002,6 @@ def _names_in(node) -> set[str]:
         else:
             stack.extend(children_in_order(node))
     return names
-
-
-def _is_docstring(stmt) -> bool:
-    return m.matches(stmt, m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]))
 
 
 def _with_todo(stmt, why: str):
