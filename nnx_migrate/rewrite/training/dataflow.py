@@ -452,34 +452,42 @@ def _returns_init_result(func: cst.FunctionDef, param: str, imports: ImportMap) 
     return True
 
 
+# Module-level visitors: a class defined per call would start with empty callback tables
+# each time (rewrite/visitors.py fills them per class, on first use).
+class _FindAssigns(FastVisitor):
+    def __init__(self, found: list) -> None:
+        self.found = found
+
+    def visit_Assign(self, node):
+        self.found.append(node)
+
+    def visit_FunctionDef(self, node):
+        return False  # nested functions have their own scope
+
+    def visit_Lambda(self, node):
+        return False
+
+
+class _FindReturns(FastVisitor):
+    def __init__(self, found: list) -> None:
+        self.found = found
+
+    def visit_Return(self, node):
+        self.found.append(node)
+
+    def visit_FunctionDef(self, node):
+        return False
+
+
 def _assignments(body) -> list[cst.Assign]:
-    found = []
-
-    class Find(FastVisitor):
-        def visit_Assign(self, node):
-            found.append(node)
-
-        def visit_FunctionDef(self, node):
-            return False  # nested functions have their own scope
-
-        def visit_Lambda(self, node):
-            return False
-
-    Find().walk(body)
+    found: list[cst.Assign] = []
+    _FindAssigns(found).walk(body)
     return found
 
 
 def _returns(body) -> list[cst.Return]:
-    found = []
-
-    class Find(FastVisitor):
-        def visit_Return(self, node):
-            found.append(node)
-
-        def visit_FunctionDef(self, node):
-            return False
-
-    Find().walk(body)
+    found: list[cst.Return] = []
+    _FindReturns(found).walk(body)
     return found
 
 

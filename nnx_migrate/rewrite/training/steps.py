@@ -917,24 +917,30 @@ _PMAPPED_RNGS = ("rngs= dropped under jax.pmap: the replicated model's own RNG s
                  "jax.lax.axis_index into them inside the step)")
 
 
+class _BindingValues(FastVisitor):
+    """Name -> the values assigned to it (None: not a plain `name = value`), outside nested
+    functions. Module-level, so its callback tables are filled once (rewrite/visitors.py)."""
+
+    def __init__(self, values: dict[str, list]) -> None:
+        self.values = values
+
+    def visit_FunctionDef(self, node):
+        return False
+
+    def visit_Assign(self, node):
+        for target in node.targets:
+            for name in names_of_target(target.target):
+                self.values.setdefault(name, []).append(node.value if isinstance(target.target, cst.Name) else None)
+
+    def visit_AugAssign(self, node):
+        for name in names_of_target(node.target):
+            self.values.setdefault(name, []).append(None)
+
+
 def _dict_bindings(func: cst.FunctionDef) -> dict[str, cst.Dict]:
     """Names of this function (not nested ones) assigned exactly once, to a dict literal."""
     values: dict[str, list] = {}
-
-    class Find(FastVisitor):
-        def visit_FunctionDef(self, node):
-            return False
-
-        def visit_Assign(self, node):
-            for target in node.targets:
-                for name in names_of_target(target.target):
-                    values.setdefault(name, []).append(node.value if isinstance(target.target, cst.Name) else None)
-
-        def visit_AugAssign(self, node):
-            for name in names_of_target(node.target):
-                values.setdefault(name, []).append(None)
-
-    Find().walk(func.body)
+    _BindingValues(values).walk(func.body)
     return {name: vs[0] for name, vs in values.items() if len(vs) == 1 and isinstance(vs[0], cst.Dict)}
 
 
@@ -977,14 +983,17 @@ def _takes_params(func: cst.FunctionDef, name: str) -> bool:
     return bool(found)
 
 
+class _SmallStatements(FastVisitor):
+    def __init__(self, out: list) -> None:
+        self.out = out
+
+    def visit_SimpleStatementLine(self, node):
+        self.out.extend(node.body)
+
+
 def _walk_statements(block):
-    out = []
-
-    class Walk(FastVisitor):
-        def visit_SimpleStatementLine(self, node):
-            out.extend(node.body)
-
-    Walk().walk(block)
+    out: list = []
+    _SmallStatements(out).walk(block)
     return out
 
 
