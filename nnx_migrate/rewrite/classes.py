@@ -197,6 +197,7 @@ class FileContext:
         self.renamer = None  # renames.RenameLinen shared by every pass over this file
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
         self.needs_functools = False  # the output uses `functools.partial` and must import it
+        self.source: str | None = None  # the file's text (for cheap "is this name read elsewhere" checks)
 
     def partial_name(self) -> str:
         """How the output names `functools.partial`: the file's own import of it, or
@@ -952,6 +953,9 @@ class ClassConverter:
         self.partial_statements: dict[str, cst.CSTNode] = {}  # their binding statements
         self.factory_fields: dict[str, str] = {}  # factory field -> its default as NNX source
         self.chain_by_attr: dict[str, AppendChain] = {}
+        # `self.query = nn.Dense(..., name='to_q')` in setup: (sub, attribute, name, name node, in a loop)
+        self.setup_names: list[tuple[Sub, str, str | None, cst.BaseExpression, bool]] = []
+        self.attr_renames: dict[str, str] = {}  # setup attribute -> its Linen name, the NNX attribute
 
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:
@@ -1566,6 +1570,7 @@ class ClassConverter:
             if method.name.value == "__call__":
                 self.call_walker = walker
             self.walk_method(walker)
+        self._honour_setup_names()
         self._auto_named_lists()
         self._names_after_conditional_ones()
         self._finish_chains()
@@ -1576,6 +1581,36 @@ class ClassConverter:
         for nested in self.nested_defs:
             if _constructs_inside(nested, self):
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
+
+    def _honour_setup_names(self) -> None:
+        """`self.query = nn.Dense(..., name='to_q')`: Linen stores the layer (and its
+        checkpoint keys) as `to_q`. The NNX attribute becomes `to_q` too, and the class's
+        own `self.query` uses follow, when that cannot change what any code reads: the
+        name is free in the class and nothing else in the file reads `.query`. Otherwise
+        the attribute keeps its name and the key difference is reported."""
+        class_text = code(self.node)
+        taken = {f.name for f in self.shape.fields} | {m.name.value for m in self.shape.methods}
+        taken |= _class_level_names(self.node.body.body) | set(self.var_attrs) | self.list_attrs | set(self.subs_by_attr)
+        if self.shape.base is not None:
+            taken |= {f.name for f in self.shape.base.fields}
+        for sub, attr, chosen, name_node, in_loop in self.setup_names:
+            why = None
+            if chosen is None or not chosen.isidentifier() or keyword.iskeyword(chosen):
+                why = "it is not a plain identifier"
+            elif in_loop or sub.alternatives or self.subs_by_attr.get(attr) is not sub:
+                why = "the attribute is assigned more than once"
+            elif chosen in taken or chosen in self.attr_renames.values() or re.search(rf"\bself\.{chosen}\b", class_text):
+                why = f"'{chosen}' is already a name in the class"
+            else:
+                own_reads = len(re.findall(rf"\bself\s*\.\s*{attr}\b", class_text))
+                if len(re.findall(rf"\.\s*{attr}\b", self.ctx.source or "")) != own_reads or self.ctx.source is None:
+                    why = f"other code in the file reads `.{attr}`"
+            if why is None:
+                self.attr_renames[attr] = chosen
+                sub.attr = chosen
+                self.subs_by_attr[chosen] = sub
+            else:
+                sub.problems.append(f"Linen names it {code(name_node)} (name=), the NNX attribute is '{attr}' ({why}): checkpoint keys need renaming")
 
     def _has_variable_sites(self) -> None:
         """`self.has_variable(col, name)` of a variable this class creates: NNX builds it in
@@ -1772,7 +1807,8 @@ class ClassConverter:
                 if arg.keyword is not None and arg.keyword.value == "name":
                     chosen = _string_value(arg.value)
                     if chosen != attr:
-                        sub.problems.append(f"Linen names it {code(arg.value)} (name=), the NNX attribute is '{attr}': checkpoint keys need renaming")
+                        # decided when the whole class is known (_honour_setup_names)
+                        self.setup_names.append((sub, attr, chosen, arg.value, walker.in_loop > 0))
             return True
         if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
             self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
@@ -2275,6 +2311,8 @@ class ClassConverter:
             self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")
         self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
         todo_count = len(self.todos)
+        if self.attr_renames:  # the class's own uses follow the honoured Linen names
+            body = [stmt.visit(_SelfAttributeRenamer(self.attr_renames)) for stmt in body]
         new_bases = [b for b in self.node.bases]
         if base is None:
             new_bases = [cst.Arg(value=cst.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
@@ -2379,6 +2417,19 @@ class ClassConverter:
 
 
 _DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
+
+
+class _SelfAttributeRenamer(cst.CSTTransformer):
+    """`self.old` -> `self.new` (attribute reads and writes of the class itself)."""
+
+    def __init__(self, renames: dict[str, str]):
+        super().__init__()
+        self.renames = renames
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        if isinstance(updated.value, cst.Name) and updated.value.value == "self" and updated.attr.value in self.renames:
+            return updated.with_changes(attr=cst.Name(self.renames[updated.attr.value]))
+        return updated
 
 
 def _field_default(value, ctx: "FileContext") -> tuple[str | None, str | None, str | None]:

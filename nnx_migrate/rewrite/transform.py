@@ -122,6 +122,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     rules = load_rules()
     positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
+    ctx.source = text
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     renamer = ctx.renamer = RenameLinen(imports, rules)

@@ -303,9 +303,26 @@ CASES = [
 
           def __call__(self, x):
             return self.query(x)
+
+        def query_of(m):
+          return m.query
         """,
-        6, "Linen names it 'to_q' (name=)", None,
-        id="setup-name-differs-from-attribute",
+        6, "Linen names it 'to_q' (name=), the NNX attribute is 'query' (other code in the file reads `.query`)", None,
+        id="setup-name-differs-from-an-attribute-read-outside",
+    ),
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          def setup(self):
+            self.query = nn.Dense(4, name='to q')
+
+          def __call__(self, x):
+            return self.query(x)
+        """,
+        6, "(it is not a plain identifier)", None,
+        id="setup-name-not-an-identifier",
     ),
     pytest.param(
         """
