@@ -30,7 +30,7 @@ from nnx_migrate.rewrite.nodes import bound_names as _bound_names, is_docstring,
 from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 from nnx_migrate.rewrite.scan_axes import scan_axes
-from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order
 
 LINEN_MODULE = "flax.linen.Module"
 _REMAT = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
@@ -197,7 +197,18 @@ class FileContext:
         self.renamer = None  # renames.RenameLinen shared by every pass over this file
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
         self.needs_functools = False  # the output uses `functools.partial` and must import it
-        self.source: str | None = None  # the file's text (for cheap "is this name read elsewhere" checks)
+        self.source: str | None = None  # the file's text (see python_tree)
+        self._python_tree = False
+
+    def python_tree(self):
+        """The file as a Python `ast` (parsed once, on demand): a cheap, exact view of
+        who reads which attribute. None if Python cannot parse it."""
+        if self._python_tree is False:
+            try:
+                self._python_tree = ast.parse(self.source) if self.source is not None else None
+            except (SyntaxError, ValueError, RecursionError):
+                self._python_tree = None
+        return self._python_tree
 
     def partial_name(self) -> str:
         """How the output names `functools.partial`: the file's own import of it, or
@@ -955,6 +966,7 @@ class ClassConverter:
         self.chain_by_attr: dict[str, AppendChain] = {}
         # `self.query = nn.Dense(..., name='to_q')` in setup: (sub, attribute, name, name node, in a loop)
         self.setup_names: list[tuple[Sub, str, str | None, cst.BaseExpression, bool]] = []
+        self.setup_var_names: list[tuple[str, str, cst.CSTNode]] = []  # `self.w = self.param('kernel', ...)`: (Linen name, attribute, node)
         self.attr_renames: dict[str, str] = {}  # setup attribute -> its Linen name, the NNX attribute
 
     # ---- bookkeeping ------------------------------------------------------------
@@ -1583,34 +1595,64 @@ class ClassConverter:
                 self.todo(nested, f"def {getattr(nested.name, 'value', '?')}", "a nested function or class builds submodules or parameters")
 
     def _honour_setup_names(self) -> None:
-        """`self.query = nn.Dense(..., name='to_q')`: Linen stores the layer (and its
-        checkpoint keys) as `to_q`. The NNX attribute becomes `to_q` too, and the class's
-        own `self.query` uses follow, when that cannot change what any code reads: the
-        name is free in the class and nothing else in the file reads `.query`. Otherwise
-        the attribute keeps its name and the key difference is reported."""
-        class_text = code(self.node)
-        taken = {f.name for f in self.shape.fields} | {m.name.value for m in self.shape.methods}
-        taken |= _class_level_names(self.node.body.body) | set(self.var_attrs) | self.list_attrs | set(self.subs_by_attr)
-        if self.shape.base is not None:
-            taken |= {f.name for f in self.shape.base.fields}
+        """`self.query = nn.Dense(..., name='to_q')`, `self.w = self.param('kernel', ...)`:
+        Linen stores the layer or variable (and its checkpoint keys) under the Linen name.
+        The NNX attribute takes that name too, and the class's own `self.query` uses
+        follow, when that cannot change what any code reads (see _linen_name_blocker).
+        Otherwise the attribute keeps its name and the key difference is reported."""
         for sub, attr, chosen, name_node, in_loop in self.setup_names:
-            why = None
-            if chosen is None or not chosen.isidentifier() or keyword.iskeyword(chosen):
-                why = "it is not a plain identifier"
-            elif in_loop or sub.alternatives or self.subs_by_attr.get(attr) is not sub:
+            why = self._linen_name_blocker(attr, chosen)
+            if why is None and (in_loop or sub.alternatives or self.subs_by_attr.get(attr) is not sub):
                 why = "the attribute is assigned more than once"
-            elif chosen in taken or chosen in self.attr_renames.values() or re.search(rf"\bself\.{chosen}\b", class_text):
-                why = f"'{chosen}' is already a name in the class"
-            else:
-                own_reads = len(re.findall(rf"\bself\s*\.\s*{attr}\b", class_text))
-                if len(re.findall(rf"\.\s*{attr}\b", self.ctx.source or "")) != own_reads or self.ctx.source is None:
-                    why = f"other code in the file reads `.{attr}`"
             if why is None:
                 self.attr_renames[attr] = chosen
                 sub.attr = chosen
                 self.subs_by_attr[chosen] = sub
             else:
                 sub.problems.append(f"Linen names it {code(name_node)} (name=), the NNX attribute is '{attr}' ({why}): checkpoint keys need renaming")
+        for linen_name, attr, node in self.setup_var_names:
+            why = self._linen_name_blocker(attr, linen_name)
+            if why is None:
+                self.attr_renames[attr] = linen_name
+            else:
+                self.todo(node, f"self.{attr} = self.param/variable('{linen_name}')", f"Linen stores it as '{linen_name}', the NNX attribute is '{attr}' ({why}): checkpoints need a key rename")
+
+    def _linen_name_blocker(self, attr: str, chosen: str | None) -> str | None:
+        """Why the setup attribute `attr` cannot be renamed to its Linen name `chosen`
+        (None when it can): the name must be a free identifier in the class, the
+        attribute assigned once, and no code in the file but this class's own methods may
+        read `.<attr>` (another object's `.attr`, or a subclass's `self.attr`)."""
+        if chosen is None or not chosen.isidentifier() or keyword.iskeyword(chosen):
+            return "it is not a plain identifier"
+        taken = {f.name for f in self.shape.fields} | {m.name.value for m in self.shape.methods}
+        taken |= _class_level_names(self.node.body.body) | set(self.var_attrs) | self.list_attrs | set(self.subs_by_attr)
+        if self.shape.base is not None:
+            taken |= {f.name for f in self.shape.base.fields}
+        if chosen in taken or chosen in self.attr_renames.values():
+            return f"'{chosen}' is already a name in the class"
+        tree = self.ctx.python_tree()
+        if tree is None:
+            return "the file's other reads of it cannot be checked"
+        own = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == self.name), None)
+        if own is None:
+            return "the class is not at the top level of the file"
+        own_nodes = {id(n) for n in ast.walk(own)}
+        stores = 0
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node is not own and any(isinstance(b, ast.Name) and b.id == self.name for b in node.bases):
+                return f"{node.name} subclasses it in the file"
+            if not isinstance(node, ast.Attribute) or node.attr not in (attr, chosen):
+                continue
+            on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+            if id(node) in own_nodes and on_self:
+                if node.attr == chosen:
+                    return f"'{chosen}' is already a name in the class"
+                stores += isinstance(node.ctx, ast.Store)
+            elif node.attr == attr and (id(node) in own_nodes or not on_self):
+                return f"other code in the file reads `.{attr}`"
+        if stores > 1:
+            return "the attribute is assigned more than once"
+        return None
 
     def _has_variable_sites(self) -> None:
         """`self.has_variable(col, name)` of a variable this class creates: NNX builds it in
@@ -1995,7 +2037,7 @@ class ClassConverter:
 
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:
-            self.todo(node, f"self.{attr} = self.param/variable('{site.attr}')", f"Linen stores it as '{site.attr}', the NNX attribute is '{attr}': checkpoints need a key rename")
+            self.setup_var_names.append((site.attr, attr, node))  # see _honour_setup_names
             self.var_attrs.pop(site.attr, None)
             site.attr = attr
             self.var_attrs[attr] = site
@@ -2312,7 +2354,8 @@ class ClassConverter:
         self.todos = list(dict.fromkeys(self.todos))  # loops are walked twice
         todo_count = len(self.todos)
         if self.attr_renames:  # the class's own uses follow the honoured Linen names
-            body = [stmt.visit(_SelfAttributeRenamer(self.attr_renames)) for stmt in body]
+            renamer = _SelfAttributeRenamer(self.attr_renames)
+            body = [renamer.transform(stmt) for stmt in body]
         new_bases = [b for b in self.node.bases]
         if base is None:
             new_bases = [cst.Arg(value=cst.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
@@ -2419,11 +2462,10 @@ class ClassConverter:
 _DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
 
 
-class _SelfAttributeRenamer(cst.CSTTransformer):
+class _SelfAttributeRenamer(FastTransformer):
     """`self.old` -> `self.new` (attribute reads and writes of the class itself)."""
 
     def __init__(self, renames: dict[str, str]):
-        super().__init__()
         self.renames = renames
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
