@@ -831,7 +831,26 @@ class BodyWalker:
             self.expr(child)
         sub = self._sub_called_by(node)
         if sub is not None:
+            if isinstance(node.func, cst.Name):
+                # `bn = nn.BatchNorm(...)` then `bn(x)`: the rewrite of this call must know
+                # it calls that submodule (call-time arguments, scan, remat), as for
+                # `nn.BatchNorm(...)(x)` and `self.bn(x)`
+                holds = self._same_values_here(sub)
+                self.conv.local_calls[id(node)] = (sub, holds)
+                self.conv._keyed_nodes.append(node)
+                if not holds:
+                    self.conv.todo(node, f"{node.func.value}(...)", f"Linen set {', '.join(sub.call_kwargs)} when building the layer, from names bound again before this call; pass it at this call by hand")
             self.called(sub, node)
+
+    def _same_values_here(self, sub: Sub) -> bool:
+        """Whether the call-time arguments Linen gave `sub` where it was built (`not train`)
+        mean the same at a later call of the local holding it: each name they read is bound
+        once in the method (a parameter, or one assignment before the construction)."""
+        if not sub.call_kwargs:
+            return True
+        counts = self.conv.binding_counts(self.method)
+        names = {n.id for src in sub.call_kwargs.values() for n in ast.walk(ast.parse(src.strip(), mode="eval")) if isinstance(n, ast.Name)}
+        return all(counts.get(name, 0) <= 1 for name in names)
 
     def _initialize_carry(self, node: cst.Call) -> bool:
         """Linen's `cell.initialize_carry(rng, shape)` of a recurrent cell the rules know:
@@ -945,6 +964,10 @@ class ClassConverter:
         self.time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = {}
         self.carry_inits: dict[int, str] = {}  # `Cell(parent=None).initialize_carry(...)` -> NNX source
         self.carry_swaps: set[int] = set()  # `cell.initialize_carry(rng, shape)` of a converted cell
+        # id(`name(...)`) -> (the submodule the local `name` holds, whether the call-time
+        # arguments Linen gave it where it was built still mean the same at this call)
+        self.local_calls: dict[int, tuple[Sub, bool]] = {}
+        self._binding_counts: dict[int, dict[str, int]] = {}
         self.sow_names: set[str] = set()  # NNX keeps each sown value in an attribute of its name
         self.has_variable_calls: list[cst.Call] = []  # `self.has_variable('cache', 'name')`
         self.has_variable_attrs: dict[int, str] = {}  # those with an NNX attribute: its name
@@ -1766,6 +1789,13 @@ class ClassConverter:
     @property
     def shape_method_names(self) -> set[str]:
         return {m.name.value for m in self.shape.methods}
+
+    def binding_counts(self, method: cst.FunctionDef) -> dict[str, int]:
+        counts = self._binding_counts.get(id(method))
+        if counts is None:
+            counts = self._binding_counts[id(method)] = _binding_counts(method)
+            self._keyed_nodes.append(method)
+        return counts
 
     def method_named(self, name: str | None) -> cst.FunctionDef | None:
         if name is None:

@@ -262,10 +262,13 @@ class MethodRewriter(FastTransformer):
                 return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
         # call-time keyword renames for layer calls
         called = None
+        local_kwargs_hold = False  # a local's call: Linen's call-time arguments mean the same here
         if isinstance(original.func, cst.Call):
             called = conv.sub_by_node.get(id(original.func))
         elif _self_attr(original.func) in conv.subs_by_attr:
             called = conv.subs_by_attr[_self_attr(original.func)]
+        elif id(original) in conv.local_calls:
+            called, local_kwargs_hold = conv.local_calls[id(original)]
         if called is not None and called.scan is not None and "time" in called.scan:
             args = list(updated.args)
             positional = len(args) >= 2 and not any(a.keyword is not None or a.star for a in args)
@@ -312,14 +315,14 @@ class MethodRewriter(FastTransformer):
             updated = updated.with_changes(args=new_args)
         if called is not None and called.kind == "layer":
             args = []
-            if isinstance(original.func, cst.Call) and called.call_kwargs:
+            if (isinstance(original.func, cst.Call) or local_kwargs_hold) and called.call_kwargs:
                 given = {a.keyword.value for a in updated.args if a.keyword is not None}
                 extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
                 if extra and updated.args:
                     updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
                 elif extra:
                     updated = updated.with_changes(args=extra)
-            elif called.call_kwargs:
+            elif called.call_kwargs and id(original) not in conv.local_calls:  # (a local's: reported by the walk)
                 conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
             for arg in updated.args:
                 if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:

@@ -60,7 +60,11 @@ class Scope:
 
 
 # Functions whose result has the shape given by their `shape` argument.
-_SHAPE_FUNCTIONS = frozenset({"jax.numpy.reshape", "jax.image.resize", "jax.numpy.broadcast_to"})
+# functions whose result has the shape given as their second argument (or `shape=`)
+_SHAPE_FUNCTIONS = frozenset({"jax.numpy.reshape", "jax.image.resize", "jax.numpy.broadcast_to", "jax.random.normal", "jax.random.uniform"})
+# array constructors whose first argument (or `shape=`) is the shape: a carry made as
+# `jnp.zeros((batch, self.hidden))` has the size `self.hidden`
+_CREATION_FUNCTIONS = frozenset({"jax.numpy.zeros", "jax.numpy.ones", "jax.numpy.empty", "jax.numpy.full"})
 
 
 class NotStatic(Exception):
@@ -247,11 +251,12 @@ class SizeOf:
             if isinstance(func, cst.Attribute) and func.attr.value == "reshape" and qual is None:
                 positional = [a.value for a in expr.args if a.keyword is None and not a.star]
                 shape = positional[0] if len(positional) == 1 else (cst.Tuple([cst.Element(v) for v in positional]) if positional else None)
-            elif qual in _SHAPE_FUNCTIONS:
+            elif qual in _SHAPE_FUNCTIONS or qual in _CREATION_FUNCTIONS:
                 shape = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "shape"), None)
                 positional = [a.value for a in expr.args if a.keyword is None and not a.star]
-                if shape is None and len(positional) > 1:
-                    shape = positional[1]
+                where = 0 if qual in _CREATION_FUNCTIONS else 1
+                if shape is None and len(positional) > where:
+                    shape = positional[where]
             if isinstance(shape, (cst.Tuple, cst.List)) and shape.elements and not isinstance(shape.elements[-1], cst.StarredElement):
                 # the new shape's last entry, when __init__ can compute it (`channels`
                 # from `b, h, w, channels = x.shape`, a field, a literal)

@@ -421,6 +421,24 @@ CASES.append(
 )
 
 
+CASES.append(
+    pytest.param(
+        """
+        import flax.linen as nn
+
+        class M(nn.Module):
+          @nn.compact
+          def __call__(self, x, train: bool = True):
+            drop = nn.Dropout(0.5, deterministic=not train)
+            train = False
+            return drop(x)
+        """,
+        9, "pass it at this call by hand", "return drop(x)\n",  # `train` means something else where the local is called
+        id="local-layer-called-after-its-call-time-argument-was-rebound",
+    )
+)
+
+
 @pytest.mark.parametrize("source,line,why,in_output", CASES)
 def test_unconvertible_sites_are_marked_and_reported(source, line, why, in_output):
     result = convert(source)
