@@ -4,7 +4,9 @@ runnable example here, converted with TODO sites, or failed.
 
     python benchmarks/corpus.py [CORPUS_DIR] [--jobs N] [--no-prove] [--out DIR]
 
-CORPUS_DIR is what ../shared/corpus/get-dev-corpus.sh downloads (default: .corpus). Each
+CORPUS_DIR is what ../shared/corpus/get-dev-corpus.sh downloads (default: .corpus); its
+flax-docs package is the Linen side of Flax's Linen-to-NNX guide, one file per section
+(benchmarks/guide_snippets.py). Each
 class with an entry in benchmarks/corpus_examples.py is built from its Linen fields and
 compared on example inputs with `nnx_migrate.equivalence.compare` (weights copied, outputs,
 gradients and train-mode state compared). Proofs import the ORIGINAL file and its
@@ -31,7 +33,7 @@ from nnx_migrate.files import iter_python_files  # noqa: E402
 from nnx_migrate.rewrite.runner import rewrite_files  # noqa: E402
 from nnx_migrate.equivalence.loading import load_python_file  # noqa: E402
 
-PACKAGES = ("flax-examples", "diffusers", "jax_resnet", "evojax")
+PACKAGES = ("flax-examples", "diffusers", "jax_resnet", "evojax", "flax-docs")
 
 
 
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-prove", action="store_true", help="skip the equivalence proofs")
     parser.add_argument("--out", help="keep the converted tree here (default: a temporary folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each class and proof")
+    parser.add_argument("--package", action="append", choices=PACKAGES, help="only this package (repeatable; default: all)")
     parser.add_argument("--training", action="store_true", help="also the example training programs (benchmarks/corpus_training.py)")
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
@@ -86,10 +89,16 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="nnx-corpus-"))
     rows = {}
     proofs = []
-    for package in PACKAGES:
+    for package in args.package or PACKAGES:
         root = corpus / package
         if not root.is_dir():
             continue
+        if package == "flax-docs":
+            # the guide's Linen snippets, one file per section (benchmarks/guide_snippets.py)
+            from guide_snippets import extract
+
+            root = out / "_guide_sources"
+            extract(corpus / package / "linen_to_nnx.rst", root)
         files = list(iter_python_files([root]))
         start = time.perf_counter()
         results = rewrite_files(files, jobs=args.jobs)

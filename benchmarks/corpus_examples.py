@@ -46,4 +46,14 @@ EXAMPLES = {
     # GroupNorm(num_groups=32) needs 32 channels
     "diffusers/models/resnet_flax.py:FlaxResnetBlock2D": {"fields": lambda m: {"in_channels": 32, "out_channels": 32}, "inputs": [(1, 4, 4, 32), (1, 8)]},
     "diffusers/models/resnet_flax.py:FlaxUpsample2D": {"fields": lambda m: {"out_channels": 3}, "inputs": [(1, 4, 4, 2)]},
+    # Flax's Linen-to-NNX guide (flax-docs, benchmarks/guide_snippets.py): the Linen side
+    # of each codediff, proven against its conversion (not against the guide's NNX side,
+    # which draws other weights)
+    "flax-docs/basic_module_definition.py:Block": {"fields": lambda m: {"features": 4}, "inputs": [(2, 3)]},
+    "flax-docs/basic_module_definition.py:Model": {"fields": lambda m: {"dmid": 4, "dout": 2}, "inputs": [(2, 3)]},
+    "flax-docs/collections_and_variable_types.py:Block": {"fields": lambda m: {"features": 4}, "inputs": [(2, 3)]},
+    "flax-docs/using_multiple_methods.py:AutoEncoder": {"fields": lambda m: {"embed_dim": 3, "output_dim": 5}, "inputs": [(2, 5)]},
+    "flax-docs/transformations.py:RNNCell": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 4), (2, 3)]},
+    "flax-docs/transformations.py:RNN": {"fields": lambda m: {"hidden_size": 4}, "inputs": [(2, 5, 3)]},
+    "flax-docs/scan_over_layers.py:MLP": {"fields": lambda m: {"features": 4, "num_layers": 3}, "inputs": [(2, 4)]},
 }

@@ -72,6 +72,9 @@ class ClassSummary:
     # the class (or a submodule) tells training from evaluation by its mode attribute
     # (Linen's `is_mutable_collection('batch_stats')`), not by a call argument
     decides_mode: bool = False
+    # other methods' return sizes in the class's own terms (`initial_state` returning
+    # `jnp.zeros((batch, self.hidden))`): a parent's `cell.initial_state(n)` has that size
+    method_out_sizes: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -365,6 +368,10 @@ class BodyWalker:
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
         method = _self_attr(call.func)
+        if method is None and isinstance(call.func, cst.Attribute):
+            size = self._child_method_size(call.func)
+            if size is not None:
+                return size
         if id(call) in self.conv.call_returns:
             return self.conv.call_returns[id(call)]
         if method is not None and method in self.conv.method_returns and method not in self.conv.walking and self.conv.method_named(method) is None:
@@ -379,6 +386,21 @@ class BodyWalker:
         if sub is None:
             return None
         return self.conv.out_size(sub, call, self)
+
+    def _child_method_size(self, func: cst.Attribute):
+        """`cell.initial_state(n)` of a converted user submodule: the size that method
+        returns, in this class's terms (None when unknown)."""
+        receiver = func.value
+        sub = self.conv.sub_by_node.get(id(receiver)) if isinstance(receiver, cst.Call) else self._sub_called_by(cst.Call(func=receiver))
+        if sub is None or sub.kind != "local" or sub.child is None:
+            return None
+        out = sub.child.method_out_sizes.get(func.attr.value)
+        if out is None:
+            return None
+        try:
+            return self.conv._child_size(sub, out, None)
+        except NotStatic:
+            return None
 
     def _sub_called_by(self, call: cst.Call) -> Sub | None:
         func = call.func
@@ -2403,6 +2425,10 @@ class ClassConverter:
             out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
             decides_mode=bool(self.mode_calls) or any(sub.child is not None and sub.child.decides_mode for sub in self.subs),
+            method_out_sizes={
+                name: out for name, size in self.method_returns.items()
+                if name != "__call__" and (out := self._portable_out_size(size, size_params)) is not None
+            },
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
