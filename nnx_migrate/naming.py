@@ -13,6 +13,7 @@ The convention:
   `dense_0`, `multi_head_dot_product_attention_1`;
 - an element of a list assigned in `setup` (`self.layers = [...]`), which Linen calls
   `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`;
+  so is a layer named in a loop `f'layers_{i}'` or `f'layers{i}'` (Linen's `layers3`);
 - a Linen name that is a Python keyword cannot be an attribute: NNX (PEP 8) appends an
   underscore, as flax's own `nnx.LSTMCell` does for Linen's forget gate `if` -> `if_`.
 """
@@ -24,7 +25,8 @@ import re
 
 # Linen's automatic names: the submodule's class name, an underscore and a counter.
 _AUTO_NAME = re.compile(r"^(?P<cls>[A-Z][A-Za-z0-9]*)_(?P<index>\d+)$")
-_LIST_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<index>\d+)$")
+# `layers_3` (setup lists, f'blocks_{i}'), else `conv3` (f'conv{i}' in a loop)
+_LIST_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<index>\d+)$|^(?P<bare>.*[^\d_])(?P<bare_index>\d+)$")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -58,6 +60,8 @@ def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
     if converted != linen_name:
         candidates.append((converted,))
     element = _LIST_ELEMENT.match(linen_name)
-    if element is not None:
+    if element is not None and element["base"] is not None:
         candidates.append((element["base"], int(element["index"])))
+    elif element is not None:
+        candidates.append((element["bare"], int(element["bare_index"])))
     return candidates

@@ -18,6 +18,9 @@ def test_path_candidates_include_list_elements():
     assert nnx_path_candidates("Dense_0") == [("Dense_0",), ("dense_0",), ("Dense", 0)]
     assert nnx_path_candidates("layers_3") == [("layers_3",), ("layers", 3)]
     assert nnx_path_candidates("encoder") == [("encoder",)]
+    # a loop's f'conv{i}': Linen's conv12 is element 12 of the list conv
+    assert nnx_path_candidates("conv12") == [("conv12",), ("conv", 12)]
+    assert nnx_path_candidates("enc2_3") == [("enc2_3",), ("enc2", 3)]
 
 
 def test_keyword_names_get_a_trailing_underscore():

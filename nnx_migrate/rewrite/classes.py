@@ -1175,7 +1175,7 @@ class ClassConverter:
                 try:
                     sub.arg_code[key] = translate_static(value, walker.scope, used)
                 except NotStatic as exc:
-                    if sub.rule is not None and key in sub.rule.call_time and walker.in_loop == 0:
+                    if sub.rule is not None and key in sub.rule.call_time:
                         # NNX takes it at call time too: keep Linen's value, evaluated where
                         # Linen evaluated it.
                         sub.call_kwargs[key] = code(value)
@@ -2576,17 +2576,19 @@ def _last_dim_of(node) -> str | None:
 
 
 def _list_element_name(name_arg, index_var: str | None) -> str | None:
-    """`f'blocks_{i}'` with `i` the loop counter -> "blocks"."""
+    """`f'blocks_{i}'` or `f'conv{i}'` with `i` the loop counter -> "blocks", "conv" (the
+    naming convention maps Linen's `conv3` and `blocks_3` to element 3 of the list)."""
     if index_var is None or not isinstance(name_arg, cst.FormattedString) or len(name_arg.parts) != 2:
         return None
     text, expr = name_arg.parts
     if not isinstance(text, cst.FormattedStringText) or not isinstance(expr, cst.FormattedStringExpression):
         return None
-    if not text.value.endswith("_") or not text.value[:-1].isidentifier():
-        return None
+    base = text.value[:-1] if text.value.endswith("_") else text.value
+    if not base.isidentifier() or base[-1].isdigit():
+        return None  # (`f'conv2{i}'`: Linen's conv21 would read as element 21 of conv)
     if not isinstance(expr.expression, cst.Name) or expr.expression.value != index_var or expr.format_spec or expr.conversion:
         return None
-    return text.value[:-1]
+    return base
 
 
 # Expressions ast.literal_eval never accepts: most assigned values, tested without rendering them.
