@@ -27,7 +27,7 @@ from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, is_docstring, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value, targets as _targets
-from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
+from nnx_migrate.rewrite.rewriters import CARRIED, MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, code, none_test, portable_size, scalar, size_param_name, substitute_names, translate_static, try_static
 from nnx_migrate.rewrite.scan_axes import scan_axes
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order
@@ -97,6 +97,9 @@ class Sub:
     loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
     sizes_loop: "LoopContext | None" = None  # built in a loop, left a plain attribute (TODO): the loop's carried sizes still replayed
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
+    # input sizes at its call in terms of the loop's carried size variables (`x_size`),
+    # from the loop's symbolic pass (BodyWalker._symbolic_pass)
+    symbolic_in_sizes: dict[str, str | None] | None = None
     remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
     scan: dict | None = None  # scan over layers: length (source), in_axes, out_axes (ScanAxes); over time: {"time": TimeScan}
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
@@ -170,6 +173,9 @@ class LoopContext:
     iter_src: str = ""  # the iterable as __init__ source
     counter: str | None = None  # the counter __call__ gets (enumerate) when it has none
     carried_vars: dict = field(default_factory=dict)  # array local -> (before, end of body, variable)
+    # the ends are written in the carried variables themselves (`x_size = (w) if (i == 0)
+    # else (x_size)`): __init__ updates them together, at the end of each iteration
+    symbolic: bool = False
 
 
 @dataclass
@@ -491,16 +497,17 @@ class BodyWalker:
             self.loop_pass = 2
             self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
             self.loop_pass = 1
-            self.in_loop -= 1
             carried = {}
             if loop is not None and any(s.loop is loop for s in self.conv.subs):
                 # __init__ replays this loop: sizes that change along it are carried in a
                 # variable there, which also gives their size after the loop.
-                for name, first in before.items():
-                    end = self.scope.env.get(name)
-                    if isinstance(first, str) and isinstance(end, str) and end != first:
-                        carried[name] = (first, end, f"{name}_size")
+                changed = {name: first for name, first in before.items()
+                           if isinstance(first, str) and isinstance(self.scope.env.get(name), str) and self.scope.env[name] != first}
+                ends = self._symbolic_pass(stmt, loop, changed) if changed else None
+                for name, first in changed.items():
+                    carried[name] = (first, ends[name] if ends is not None else self.scope.env[name], f"{name}_size")
                 loop.carried_vars = carried
+            self.in_loop -= 1
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
@@ -532,6 +539,33 @@ class BodyWalker:
         else:
             for child in children_in_order(stmt):
                 self.expr(child)
+
+    def _symbolic_pass(self, stmt: cst.For, loop: LoopContext, changed: dict[str, str]) -> dict[str, str] | None:
+        """A third walk of a loop `__init__` replays, with each size that changes along it
+        named by the variable `__init__` carries it in (`x_size`): every size then reads in
+        terms of the iteration's own start. The second pass assumed each iteration starts
+        from the first one's sizes, which holds only while the ends do not depend on the
+        start (a chain of Dense layers); a residual block's output keeps its input's size,
+        so a stack of them needs the carried variable in its update. Returns the ends in
+        that case (and gives the loop's submodules their input sizes in those terms), else
+        None: the second pass's sizes stand."""
+        saved = dict(self.scope.env)
+        self.scope.env.update({name: f"{name}_size" for name in changed})
+        self.loop_pass = 3
+        self.block(stmt.body.body)
+        self.loop_pass = 1
+        ends = {name: self.scope.env.get(name) for name in changed}
+        self.scope.env.clear()
+        self.scope.env.update(saved)
+        pattern = re.compile(r"\b(?:" + "|".join(re.escape(f"{name}_size") for name in changed) + r")\b")
+        if not any(isinstance(end, str) and pattern.search(end) for end in ends.values()):
+            return None
+        loop.symbolic = True
+        for sub in self.conv.subs:
+            if sub.loop is loop and sub.symbolic_in_sizes is not None:
+                sub.in_sizes = dict(sub.symbolic_in_sizes)
+                sub.carried.clear()
+        return {name: end if isinstance(end, str) else None for name, end in ends.items()}
 
     def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
         """The static locals `names` need, dependencies first, as (name, source); with
@@ -923,6 +957,10 @@ class BodyWalker:
         return self.conv.new_sub(ctor, self)
 
     def called(self, sub: Sub, call: cst.Call) -> None:
+        if self.loop_pass == 3:
+            if sub.loop is not None and sub.kind not in ("chain", "either", "field"):
+                sub.symbolic_in_sizes = self.conv.call_in_sizes(sub, call, self)
+            return
         if sub.kind == "chain":
             self.conv.chain_called(sub.chain, call, self)
             return
@@ -942,6 +980,8 @@ class BodyWalker:
                     later = again.get(param)
                     if later == first or param in sub.carried:
                         continue
+                    if first is not None and later is not None and sub.comp_attr is not None and param == self.conv._primary_size_param(sub):
+                        later = self._next_element_size(sub, first, later)
                     if first is not None and later is not None:
                         # The size changes along the loop: __init__ carries it in a variable
                         # updated at the end of each iteration, as the data does.
@@ -951,6 +991,19 @@ class BodyWalker:
                         sub.in_sizes[param] = None
             return
         sub.in_sizes = self.conv.call_in_sizes(sub, call, self)
+
+
+    def _next_element_size(self, sub: Sub, first: str, later: str) -> str | None:
+        """The next element's input size of a setup list run as a chain, written in the
+        carried variable (CARRIED) where it depends on this element's input: a residual
+        block keeps its input's size, so `later` (computed from the first element's input)
+        is right for the second element only. None when the tool cannot follow it."""
+        template = self.conv.out_size(sub, None, self, in_size=CARRIED)
+        if not isinstance(template, str) or not re.search(rf"\b{CARRIED}\b", template):
+            return later  # the next input does not depend on this one's
+        if later != self.conv.out_size(sub, None, self, in_size=first):
+            return None  # something between the elements changes the size
+        return template
 
 
 class ClassConverter:
@@ -2001,6 +2054,8 @@ class ClassConverter:
     def chain_called(self, chain: AppendChain, call: cst.Call, walker: "BodyWalker") -> None:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         size = scalar(walker.size_of(positional[0])) if positional else None
+        if walker.loop_pass == 3:
+            return
         if walker.loop_pass == 2:
             if size != chain.var:
                 chain.problem = chain.problem or "the loop over the list does not pass each element's output to the next one"
@@ -2291,6 +2346,10 @@ class ClassConverter:
                 for _, (first, end, var) in loop.carried_vars.items():
                     src += f"{var} = {first}\n"
                     updates.append(f"    {var} = {end}\n")
+                if loop.symbolic and len(updates) > 1:
+                    # each end reads the others' values at the start of the iteration
+                    ends = list(loop.carried_vars.values())
+                    updates = [f"    {', '.join(v for _, _, v in ends)} = {', '.join(f'({e})' for _, e, _ in ends)}\n"]
                 for m in members:
                     for param, (first, later) in m.carried.items():
                         var = f"{m.attr}_{param}"
@@ -2504,6 +2563,9 @@ class ClassConverter:
                 out += [v for v in (member.in_sizes or {}).values() if v]
                 out += [v for pair in member.carried.values() for v in pair]
                 out += list(member.arg_code.values())
+        loops = {id(loop): loop for sub in self.subs for loop in (sub.loop, sub.sizes_loop) if loop is not None}
+        for loop in loops.values():
+            out += [v for first, end, _ in loop.carried_vars.values() for v in (first, end) if v]
         for var in self.vars:
             out.append(var.init_code)
         for chain in self.append_chains.values():

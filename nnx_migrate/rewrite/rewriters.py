@@ -8,6 +8,7 @@ are read the NNX way, Linen names are renamed in the same pass). Both put a
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -25,6 +26,12 @@ MODE_ATTRIBUTE = "use_running_average"
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes import ClassConverter
+
+# A placeholder for the variable `__init__` carries a setup list element's input size in:
+# the next element's size is written in it where it depends on it (a residual block keeps
+# its input's size; classes.BodyWalker._next_element_size).
+CARRIED = "__nnx_migrate_carried__"
+_CARRIED_NAME = re.compile(rf"\b{CARRIED}\b")
 
 DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 
@@ -69,7 +76,7 @@ class SetupRewriter(FastTransformer):
                     var = f"{attr}_{param}"
                     src += f"{var} = {first}\n"
                     sub.in_sizes[param] = var
-                    updates += f"    {var} = {later}\n"
+                    updates += f"    {var} = {_CARRIED_NAME.sub(var, later)}\n"
                 src += f"for {plan['target']} in {plan['iter']}:\n    self.{attr}.append({self.conv.ctor_source(sub)})\n" + updates
                 statements = list(cst.parse_module(src, config=self.conv.ctx.module.config_for_parsing).body)
                 statements[0] = statements[0].with_changes(leading_lines=updated.leading_lines)
