@@ -558,14 +558,14 @@ class BodyWalker:
         self.scope.env.clear()
         self.scope.env.update(saved)
         pattern = re.compile(r"\b(?:" + "|".join(re.escape(f"{name}_size") for name in changed) + r")\b")
-        if not any(isinstance(end, str) and pattern.search(end) for end in ends.values()):
+        if not all(isinstance(end, str) for end in ends.values()) or not any(pattern.search(end) for end in ends.values()):
             return None
         loop.symbolic = True
         for sub in self.conv.subs:
             if sub.loop is loop and sub.symbolic_in_sizes is not None:
                 sub.in_sizes = dict(sub.symbolic_in_sizes)
                 sub.carried.clear()
-        return {name: end if isinstance(end, str) else None for name, end in ends.items()}
+        return ends
 
     def hoist_list(self, names: list[str]) -> list[tuple[str, str]]:
         """The static locals `names` need, dependencies first, as (name, source); with
