@@ -14,6 +14,8 @@ The convention:
 - an element of a list assigned in `setup` (`self.layers = [...]`), which Linen calls
   `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`;
   so is a layer named in a loop `f'layers_{i}'` or `f'layers{i}'` (Linen's `layers3`);
+- an entry of a dict assigned in `setup` (`self.heads = {'cls': ...}`), which Linen calls
+  `heads_cls`, is key 'cls' of the `nnx.Dict` attribute `heads`: `('heads', 'cls')`;
 - a Linen name that is a Python keyword cannot be an attribute: NNX (PEP 8) appends an
   underscore, as flax's own `nnx.LSTMCell` does for Linen's forget gate `if` -> `if_`.
 """
@@ -64,4 +66,12 @@ def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
         candidates.append((element["base"], int(element["index"])))
     elif element is not None:
         candidates.append((element["bare"], int(element["bare_index"])))
+    # an entry of a dict assigned in setup (`self.heads = {'out_a': ...}`), which Linen
+    # calls `heads_out_a`: key 'out_a' of the `nnx.Dict` attribute `heads` (or 'a' of
+    # `heads_out`: the harness takes whichever exists)
+    for i, char in enumerate(linen_name):
+        if char == "_" and 0 < i < len(linen_name) - 1:
+            entry = (linen_name[:i], linen_name[i + 1:])
+            if (entry[0], int(entry[1]) if entry[1].isdigit() else entry[1]) not in candidates:
+                candidates.append(entry)
     return candidates

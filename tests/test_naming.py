@@ -21,6 +21,8 @@ def test_path_candidates_include_list_elements():
     # a loop's f'conv{i}': Linen's conv12 is element 12 of the list conv
     assert nnx_path_candidates("conv12") == [("conv12",), ("conv", 12)]
     assert nnx_path_candidates("enc2_3") == [("enc2_3",), ("enc2", 3)]
+    # a setup dict's entry: Linen's heads_out_a is key 'out_a' of heads (or 'a' of heads_out)
+    assert nnx_path_candidates("heads_out_a") == [("heads_out_a",), ("heads", "out_a"), ("heads_out", "a")]
 
 
 def test_keyword_names_get_a_trailing_underscore():

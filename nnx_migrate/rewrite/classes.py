@@ -1029,6 +1029,7 @@ class ClassConverter:
         self.call_walker: BodyWalker | None = None
         self.return_size: str | None = None
         self.list_attrs: set[str] = set()
+        self.dict_attrs: set[str] = set()  # setup attributes holding a dict of submodules
         self.comp_plans: dict[str, dict] = {}  # setup list comprehensions of submodules
         self._anonymous: dict[int, str] = {}
         self._order: dict[int, int] = {}  # creation order of submodules and variables
@@ -1957,6 +1958,12 @@ class ClassConverter:
                         # decided when the whole class is known (_honour_setup_names)
                         self.setup_names.append((sub, attr, chosen, arg.value, walker.in_loop > 0))
             return True
+        if isinstance(value, (cst.Dict, cst.DictComp)) and any(
+            isinstance(v, cst.Call) and self.construction_kind(v) is not None
+            for v in ([value.value] if isinstance(value, cst.DictComp) else [e.value for e in value.elements if isinstance(e, cst.DictElement)])
+        ):
+            self.dict_attrs.add(attr)  # `self.heads = {'cls': nn.Dense(...)}`: an nnx.Dict
+            return False
         if isinstance(value, (cst.List, cst.Tuple, cst.ListComp)) or (isinstance(value, cst.Name) and value.value in walker.list_locals):
             self.list_attrs.add(attr)  # `self.blocks = [...]` / `self.blocks = blocks`
             chain = self.append_chains.get(value.value) if isinstance(value, cst.Name) else None

@@ -93,6 +93,9 @@ class SetupRewriter(FastTransformer):
                     if isinstance(value, cst.Tuple):
                         src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
                     return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
+            if attr is not None and attr in self.conv.dict_attrs and isinstance(updated.value, (cst.Dict, cst.DictComp)):
+                # NNX (0.12) refuses a plain dict holding modules on a module attribute
+                return updated.with_changes(value=cst.parse_expression(f"nnx.Dict({code(updated.value)})"))
         return updated
 
     # TODO comments go on the statement that holds the site (a submodule with problems,

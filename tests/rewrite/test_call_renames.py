@@ -27,7 +27,14 @@ def _resolve(qualified: str):
     return getattr(__import__(module, fromlist=[name]), name)
 
 
-@pytest.mark.parametrize("linen_name", sorted(RULES.call_renames))
+PARTITIONING = sorted(name for name in RULES.call_renames if "partitioning" in name)
+
+
+def test_every_call_rename_is_proven_here():
+    assert set(RULES.call_renames) == {*PARTITIONING, "flax.linen.dot_product_attention"}
+
+
+@pytest.mark.parametrize("linen_name", PARTITIONING)
 def test_the_nnx_call_with_the_added_keywords_records_the_names_without_a_mesh(linen_name):
     nnx_name, added, _ = RULES.call_renames[linen_name]
     assert callable(_resolve(linen_name))
@@ -81,3 +88,36 @@ def test_a_call_with_linen_axis_rules_or_a_mesh_stays_linen_and_is_reported():
         """), "case.py")
     assert "a = nn.with_logical_partitioning(nnx.initializers.ones, ('embed',), rules=(('embed', 'data'),))" in result.new_text
     assert [t.line for t in result.todos] == [4]
+
+
+def test_dot_product_attention_computes_what_linen_computes():
+    """The positional arguments agree (query, key, value, bias, mask, broadcast_dropout,
+    dropout_rng, dropout_rate, deterministic, dtype, precision), so a call converts by name."""
+    keys = jax.random.split(jax.random.key(0), 5)
+    q, k, v = (jax.random.normal(key, (2, 5, 3, 4)) for key in keys[:3])
+    bias = jax.random.normal(keys[3], (2, 3, 5, 5))
+    mask = nn.make_causal_mask(jnp.ones((2, 5)))
+    nnx_name, added, unsupported = RULES.call_renames["flax.linen.dot_product_attention"]
+    assert added == {}
+    linen_fn, nnx_fn = nn.dot_product_attention, _resolve(nnx_name)
+    for args, kwargs in [((q, k, v), {}), ((q, k, v, bias, mask), {}),
+                         ((q, k, v), {"mask": mask, "dropout_rng": keys[4], "dropout_rate": 0.3, "deterministic": False})]:
+        assert jnp.array_equal(linen_fn(*args, **kwargs), nnx_fn(*args, **kwargs))
+    import inspect
+
+    linen_params = list(inspect.signature(linen_fn).parameters)
+    nnx_params = list(inspect.signature(nnx_fn).parameters)
+    assert linen_params[:linen_params.index("module") + 1] == nnx_params[:nnx_params.index("module") + 1]
+    assert set(unsupported) == set(linen_params) - set(nnx_params)
+
+
+def test_dot_product_attention_with_a_linen_only_keyword_stays_linen_and_is_reported():
+    result = rewrite_source(textwrap.dedent("""
+        import flax.linen as nn
+
+        a = nn.dot_product_attention(q, k, v, mask=m)
+        b = nn.dot_product_attention(q, k, v, force_fp32_for_softmax=True)
+        """), "case.py")
+    assert "a = nnx.dot_product_attention(q, k, v, mask=m)" in result.new_text
+    assert "b = nn.dot_product_attention(q, k, v, force_fp32_for_softmax=True)" in result.new_text
+    assert [t.line for t in result.todos] == [5]
