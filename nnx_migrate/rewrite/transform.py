@@ -20,6 +20,7 @@ from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.training.leftovers import report_leftovers
 from nnx_migrate.rewrite.training.models import remember_local_files
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, apply_training_pass
 from nnx_migrate.rewrite.visitors import FastVisitor
@@ -79,7 +80,8 @@ def rewrite_source(text: str, path: str = "<string>", external=None, train_style
     """Converts one file's source: module classes, then the training code (training/).
     The training pass works on the class pass's tree (not on its text parsed again)."""
     result, tree = _rewrite_classes_and_tree(text, path, external)
-    return apply_training_pass(result, text, train_style, external, tree)
+    result = apply_training_pass(result, text, train_style, external, tree)
+    return report_leftovers(result, text, external)
 
 
 def _rewrite_classes(text: str, path: str = "<string>", external=None) -> FileResult:
