@@ -132,6 +132,8 @@ class TrainingTransformer(FastTransformer):
         self.rules = rules
         self.models = models
         self.style = style
+        self.carried_fields: set[str] = set()  # own fields of the file's TrainState subclasses (run.carried_fields)
+        self._stale_state = False  # the step applied the gradients into another name than its state
         self.state_class_names = state_class_names  # local subclasses + the helper
         self.helper_name = helper_name
         self.knows_train_state = knows_train_state
@@ -151,6 +153,7 @@ class TrainingTransformer(FastTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        self._derived_states: set[str] = set()  # names bound to `<state>.apply_gradients/replace(...)` in this function
         self.unsupported = rules.unsupported_for(style)
         # Import aliases through which a name can qualify to an unsupported API: names with
         # any other head never match, so the per-statement check skips them cheaply.
@@ -301,6 +304,8 @@ class TrainingTransformer(FastTransformer):
             self._removed_names = set()
             self._applied_gradients = False
             self._applied_bindings = set()
+            self._derived_states = set()
+            self._stale_state = False
         return True
 
     def leave_Return(self, original, updated):
@@ -577,6 +582,13 @@ class TrainingTransformer(FastTransformer):
                 return updated.with_changes(targets=[updated.targets[0].with_changes(target=target.elements[0].value)])
             if isinstance(target, cst.Name):
                 self._stmt_stack[-1]["todos"].append(("mutable=", f"`{target.value}` was (output, updated variables); NNX returns only the output"))
+        if self._plan and self._plan.state and len(original.targets) == 1 and isinstance(original.targets[0].target, cst.Name) and m.matches(
+                original.value, m.Call(func=m.Attribute(value=m.Name(self._plan.state), attr=m.Name("apply_gradients") | m.Name("replace")))):
+            target = original.targets[0].target.value
+            if target != self._plan.state:
+                self._derived_states.add(target)
+                if original.value.func.attr.value == "apply_gradients" and self._applied_gradients:
+                    self._stale_state = True  # `state` now names Linen's values before the update
         if self._plan and self._plan.state and len(updated.targets) == 1:
             # `state = state.replace(batch_stats=...)` after the gradients were applied
             if self._applied_gradients and m.matches(updated.value, m.Call(func=m.Attribute(value=m.Name(self._plan.state), attr=m.Name("updated")))) and id(original.value) in self._replace_calls:
@@ -596,6 +608,11 @@ class TrainingTransformer(FastTransformer):
             if attr == "apply_fn" and plan is not None and (owner == plan.state or owner in plan.eager_states) and id(original) not in self._callees:
                 self.used_apply_fn = True  # the helper state gets an `apply_fn` that calls the model
             if plan is not None and owner == plan.state and attr in self.rules.state_attributes:
+                if self._stale_state and self._stmt_stack:
+                    self._stmt_stack[-1]["todos"].append((f"{owner}.{attr}", (
+                        f"`{owner}.{attr}` read after the gradients were applied into another state: Linen's `{owner}` still held "
+                        "the values before the update, but the NNX model and optimizer were updated in place; keep a copy "
+                        "(nnx.state(...)) before the update by hand")))
                 self.changed = True
                 return cst.parse_expression(self.rules.state_attributes[attr].format(model=plan.model_name, optimizer=plan.optimizer_name))
             if plan is not None and owner in plan.eager_states and attr in self.rules.state_attributes_eager:
@@ -649,12 +666,18 @@ class TrainingTransformer(FastTransformer):
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
                 return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
+        if (isinstance(func, cst.Attribute) and func.attr.value in ("value_and_grad", "grad") and plan.state and self._stmt_stack
+                and not (self._qualify(func) or "").startswith(("jax.", "flax.nnx.")) and self._differentiates_model(original, plan)):
+            self._stmt_stack[-1]["todos"].append((code_of(original.func), _FOREIGN_GRAD.format(name=code_of(original.func))))
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             owner, attr = func.value.value, func.attr.value
             if plan.state == owner and attr == "apply_gradients":
                 return self._rewrite_apply_gradients(updated, plan)
             if plan.state == owner and attr == "replace":
                 return self._rewrite_replace(original, updated, plan)
+            if attr == "replace" and plan.state and (owner in self._derived_states or owner in plan.eager_states):
+                return self._rewrite_replace(original, updated, plan, owner)
+
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
         if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
@@ -686,6 +709,15 @@ class TrainingTransformer(FastTransformer):
                     self._applied_bindings.add(receiver.value)
                 return new
         return updated
+
+    def _differentiates_model(self, call: cst.Call, plan: FunctionPlan) -> bool:
+        """`X.value_and_grad(loss_fn, ...)` of an inner function the pass turns into a loss
+        over the model (it passes its first parameter as `{'params': p}`)."""
+        target = call.args[0].value if call.args and call.args[0].keyword is None else None
+        if isinstance(target, cst.Lambda):
+            return id(target) in plan.over_model_lambdas or _lambda_takes_params(target)
+        return isinstance(target, cst.Name) and (
+            target.value in plan.differentiated | plan.over_model or (self._top_node is not None and _takes_params(self._top_node, target.value)))
 
     def _only_state_apply_fns(self, function: str | None, param: str, seen: frozenset) -> bool:
         """Whether every call in this file of the top-level `function` (directly, or through
@@ -793,6 +825,7 @@ class TrainingTransformer(FastTransformer):
             return updated  # already the helper's create(model, tx)
         model = tx = None
         problems = []
+        fields = []  # the subclass's own fields, carried by the helper state
         for arg in updated.args:
             if arg.keyword is None:
                 problems.append("positional TrainState.create argument")
@@ -806,6 +839,13 @@ class TrainingTransformer(FastTransformer):
                 tx = arg.value
             elif kind in ("model", "drop"):
                 continue
+            elif kind is None and arg.keyword.value in self.carried_fields:
+                held = _names_in(arg.value) & (set(self._init_results) | set(self._init_results.values()) | self._model_values)
+                if held:  # converted all the same (the rest of the call is sound), and reported
+                    self._stmt_stack[-1]["todos"].append(("TrainState.create", (
+                        f"TrainState field `{arg.keyword.value}` is given `{', '.join(sorted(held))}`, Linen variables "
+                        "from `init` that are now the NNX model: give it the arrays it needs by hand (e.g. nnx.state(model, nnx.Param))")))
+                fields.append(f"{arg.keyword.value}={code_of(arg.value)}")
             else:
                 problems.append(f"TrainState field `{arg.keyword.value}` has no NNX counterpart here")
         if model is None or tx is None or problems:
@@ -813,7 +853,7 @@ class TrainingTransformer(FastTransformer):
                 self._stmt_stack[-1]["todos"].append(("TrainState.create", p))
             return updated
         self.used_helper = self.used_nnx = self.changed = True
-        return cst.parse_expression(f"{self.helper_name}.create({model}, {code_of(tx)})")
+        return cst.parse_expression(f"{self.helper_name}.create({', '.join([model, code_of(tx), *fields])})")
 
     def _model_of_variables(self, node) -> str | None:
         """`params`, `variables['params']` -> the model variable init's result became."""
@@ -836,15 +876,51 @@ class TrainingTransformer(FastTransformer):
         self._applied_gradients = self.changed = True
         return cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
 
-    def _rewrite_replace(self, original, updated, plan):
+    def _rewrite_replace(self, original, updated, plan, owner: str | None = None):
+        """`<state>.replace(...)`: `owner` None is the step's own state (`plan.state`), else a
+        state the step derived from it (`new_state = state.apply_gradients(...)`) or one it
+        only reads (eager)."""
+        name = owner or plan.state
         fields = [a.keyword.value if a.keyword else None for a in updated.args]
-        if fields and all(self.rules.replace_fields.get(f) == "drop" for f in fields):
+        base = [f for f in fields if f in self.rules.state_attributes or f == "apply_fn"]
+        if base:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"TrainState fields {base} replaced: the NNX model and optimizer hold them and were updated in place "
+                "(e.g. the is_fin rollback of dynamic loss scaling, which restores the old params and opt_state); "
+                "restore them by hand (nnx.update on the model and optimizer)")))
+            return updated
+        if owner is not None and owner not in self._derived_states:
+            return updated  # outside a step: the helper state's replace sets its carried fields
+        drop = [f for f in fields if self.rules.replace_fields.get(f) == "drop"]
+        carried = [a for a in updated.args if a.keyword is not None and a.keyword.value in self.carried_fields]
+        if not fields or len(drop) + len(carried) != len(fields):
+            unknown = [f for f in fields if f not in drop and f not in self.carried_fields]
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", f"TrainState fields {unknown} have no NNX counterpart here"))
+            return updated
+        held = {plan.model_name, plan.optimizer_name} & set().union(*(_names_in(a.value) for a in carried)) if carried else set()
+        states = {plan.state, *self._derived_states, *plan.eager_states}
+        held.update(code_of(node) for a in original.args if a.keyword is not None and a.keyword.value in self.carried_fields
+                    for node in nodes_of_type(a.value, cst.Attribute)
+                    if node.attr.value in ("params", "opt_state") and isinstance(node.value, cst.Name) and node.value.value in states)
+        if held:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"a carried TrainState field is given a value computed from `{', '.join(sorted(held))}` (Linen's params or "
+                "optimizer state, now the NNX objects): compute it from nnx.state(model, nnx.Param) by hand")))
+            return updated
+        if not drop:
+            return updated  # only carried fields: the helper state's replace sets them
+        self.changed = True
+        if owner is not None or (self._applied_gradients and not self._stale_state and carried):
+            # derived after the update, or the step's state after `state = state.apply_gradients(...)`:
+            # it already holds the model's state
+            new = cst.Name(name)
+        else:
             new = cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
             self._replace_calls.add(id(original))
-            self.changed = True
-            return new
-        self._stmt_stack[-1]["todos"].append((f"{plan.state}.replace", f"TrainState fields {fields} have no NNX counterpart here"))
-        return updated
+        if carried:
+            args = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(carried) - 1 else a for i, a in enumerate(carried)]
+            new = cst.Call(func=cst.Attribute(value=new, attr=cst.Name("replace")), args=args)
+        return new
 
     def _rewrite_apply(self, original, updated, eager_owner):
         args = list(updated.args)
@@ -909,6 +985,13 @@ class TrainingTransformer(FastTransformer):
                                                   "train/eval by its mode (is_mutable_collection in Linen): call model.eval() before it and model.train() after"))
         return new
 
+
+# Why `dynamic_scale.value_and_grad(loss_fn)` and other gradient transforms the pass does
+# not know are reported where they differentiate a loss over the parameters.
+_FOREIGN_GRAD = ("`{name}` differentiates its argument like jax.value_and_grad, but the loss function now takes the NNX "
+                 "model: a jax transform over the model differentiates every Variable (RNG keys, BatchNorm statistics), "
+                 "not only the nnx.Param; convert by hand (e.g. differentiate a function of nnx.split(model, nnx.Param, ...)'s "
+                 "params and nnx.merge inside, and use the resulting grads with optimizer.update)")
 
 # Why a dropped `rngs=` under jax.pmap is reported (pmapped.py).
 _PMAPPED_RNGS = ("rngs= dropped under jax.pmap: the replicated model's own RNG stream is the same on every "
