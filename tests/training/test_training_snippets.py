@@ -56,6 +56,11 @@ def _convert(body: str) -> str:
             "def emb(params, x):\n  return params.embed(x)\n",
             id="apply-method",
         ),
+        pytest.param(
+            "def make(key):\n  net = Net()\n  variables = jax.jit(net.init)(key, jnp.ones((1, 4)))\n  del variables\n  return net\n",
+            "def make(key):\n  net = Net(in_features=4, rngs=nnx.Rngs(key))\n  return net\n",
+            id="jitted-init-moves-the-constructor-and-del-of-its-result-goes",
+        ),
     ],
 )
 def test_snippet(before, after):

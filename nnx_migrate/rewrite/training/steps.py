@@ -206,6 +206,9 @@ class TrainingTransformer(FastTransformer):
                         step_uses.append(f.value.value)
                     if f.attr.value == "init":
                         plan.inited.add(f.value.value)
+                receiver = init_receiver(node, outer.imports) if isinstance(f, cst.Call) else None
+                if isinstance(receiver, cst.Name):  # `jax.jit(m.init)(...)`
+                    plan.inited.add(receiver.value)
                 if isinstance(f, cst.Call) and outer._is_grad_transform(f.func) and f.args:
                     inner = f.args[0].value
                     if isinstance(inner, cst.Name):
@@ -463,6 +466,13 @@ class TrainingTransformer(FastTransformer):
                 self.changed = True
                 self._stmt_stack.pop()
                 return cst.RemovalSentinel.REMOVE  # the constructor moves to the init site
+        if plan is not None and m.matches(updated, m.SimpleStatementLine(body=[m.Del(target=m.Name())])):
+            name = updated.body[0].target.value
+            if name in self._init_results and self._init_results[name] != name:
+                # `del variables` of an `init` result that the NNX constructor replaced
+                self._stmt_stack.pop()
+                self.changed = True
+                return cst.RemovalSentinel.REMOVE
         self._stmt_stack.pop()
         if frame["drop"]:
             self.changed = True
