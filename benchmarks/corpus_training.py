@@ -254,7 +254,67 @@ def drive_seq2seq(train, steps=30):
     return [sum(losses[i:i + 5]) / 5 for i in range(0, len(losses), 5)]  # mean of each 5 steps
 
 
-DRIVERS = {"mnist": drive_mnist, "vae": drive_vae, "ppo": drive_ppo, "sst2": drive_sst2, "seq2seq": drive_seq2seq}
+class _TfTensor:
+    """What a tf.data element's leaves look like to the program (`x._numpy()`)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def _numpy(self):
+        return self.array
+
+
+class _ScalarWriter:
+    """clu's metric writer: records `write_scalars`, ignores the rest."""
+
+    def __init__(self):
+        self.scalars = []
+
+    def write_scalars(self, step, scalars):
+        self.scalars.append((step, {k: float(v) for k, v in scalars.items()}))
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def drive_wmt(train, steps=12):
+    """A copy task on synthetic token sequences (vocab 32, length 8, batch 4) in place of
+    the WMT/TFDS pipeline and the SentencePiece tokenizer; a tiny Transformer (1 layer, 2
+    heads, emb 16), float32 (no dynamic_scale), no checkpoints, the program's own
+    `train_and_evaluate` with its `jax.pmap`ped `train_step` and `eval_step` on 1 CPU
+    device. Decoding and BLEU (`translate_and_calculate_bleu`: tokenizer, beam search over
+    a Linen cache) are not run on either side. Dropout rates are 0: see HAND_FIXES/README
+    (the one NNX model is built from `eval_config`). The train loss per step is read from
+    the program's own metric writer."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def batches(n, tensors=False):
+        out = []
+        for _ in range(n):
+            ids = rng.integers(3, 32, (4, 8)).astype(np.int32)
+            batch = {"inputs": ids, "targets": ids.copy()}
+            out.append({k: _TfTensor(v) for k, v in batch.items()} if tensors else batch)
+        return out
+
+    train_batches, eval_batches = batches(steps), batches(1, tensors=True)
+    encoder = types.SimpleNamespace(vocab_size=lambda: 32)
+    train.input_pipeline = types.SimpleNamespace(get_wmt_datasets=lambda **kwargs: (train_batches, eval_batches, mock.MagicMock(), encoder))
+    train.translate_and_calculate_bleu = lambda **kwargs: ("", 0.0)
+    writer = _ScalarWriter()
+    train.metric_writers = types.SimpleNamespace(create_default_writer=lambda *a, **k: writer, ensure_flushes=lambda w: contextlib.nullcontext())
+    config = Config(vocab_path="/tmp/unused", reverse_translation=False, per_device_batch_size=4, beam_size=1, num_train_steps=steps,
+                    num_eval_steps=1, num_predict_steps=1, learning_rate=0.02, warmup_steps=2, label_smoothing=0.0, weight_decay=0.0,
+                    max_target_length=8, max_eval_target_length=8, max_predict_length=8, share_embeddings=True,
+                    logits_via_embedding=True, num_layers=1, qkv_dim=16, emb_dim=16, mlp_dim=32, num_heads=2, dropout_rate=0.0,
+                    attention_dropout_rate=0.0, save_checkpoints=False, restore_checkpoints=False, checkpoint_every_steps=1000,
+                    eval_every_steps=1, use_mixed_precision=False, seed=0)
+    train.train_and_evaluate(config, "/tmp/unused")
+    return [scalars["train_loss"] for _, scalars in writer.scalars if "train_loss" in scalars]
+
+
+DRIVERS = {"mnist": drive_mnist, "vae": drive_vae, "ppo": drive_ppo, "sst2": drive_sst2, "seq2seq": drive_seq2seq, "wmt": drive_wmt}
 # What a person must do after the rewrite, done here so the program can run (and reported).
 HAND_FIXES = {
     "mnist": [("dense_0_in_features=None", "dense_0_in_features=7 * 7 * 64",
