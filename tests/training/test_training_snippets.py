@@ -61,6 +61,11 @@ def _convert(body: str) -> str:
             "def make(key):\n  net = Net(in_features=4, rngs=nnx.Rngs(key))\n  return net\n",
             id="jitted-init-moves-the-constructor-and-del-of-its-result-goes",
         ),
+        pytest.param(
+            "def evaluate(state, x):\n  variables = {'params': state.params, 'batch_stats': state.batch_stats}\n  return state.apply_fn(variables, x, mutable=False)\n",
+            "def evaluate(state, x):\n  model, _ = state.merge()\n  return model(x)\n",
+            id="variables-dict-read-only-by-a-converted-apply-goes",
+        ),
     ],
 )
 def test_snippet(before, after):

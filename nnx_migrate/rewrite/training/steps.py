@@ -154,6 +154,7 @@ class TrainingTransformer(FastTransformer):
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
         self._derived_states: set[str] = set()  # names bound to `<state>.apply_gradients/replace(...)` in this function
+        self._consumed_dicts: set[str] = set()  # `variables = {'params': ...}` read by a converted apply in this function
         self.unsupported = rules.unsupported_for(style)
         # Import aliases through which a name can qualify to an unsupported API: names with
         # any other head never match, so the per-statement check skips them cheaply.
@@ -309,6 +310,7 @@ class TrainingTransformer(FastTransformer):
             self._applied_bindings = set()
             self._derived_states = set()
             self._stale_state = False
+            self._consumed_dicts = set()
         return True
 
     def leave_Return(self, original, updated):
@@ -409,13 +411,19 @@ class TrainingTransformer(FastTransformer):
         the NNX model the variables hold: the Linen blueprint is dead, and kept it would build
         an NNX model without its input sizes and rngs (a TypeError at run time)."""
         dead = {name for name in self._applied_bindings if name in plan.ctor_bindings}
-        if not dead:
+        if not dead and not self._consumed_dicts:
             return func
         body = []
         for stmt in func.body.body:
             target = stmt.body[0].targets[0].target.value if m.matches(
                 stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])) else None
             if target in dead and stmt.body[0].value is plan.ctor_bindings[target] and not any(
+                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                continue
+            # `variables = {'params': ..., 'batch_stats': state.batch_stats}` whose only reader,
+            # an apply, became a call of the model: the dict (Linen's variables, reading state
+            # fields NNX no longer has) goes with it
+            if target in self._consumed_dicts and isinstance(stmt.body[0].value, cst.Dict) and not any(
                     target in _names_in(other) for other in func.body.body if other is not stmt):
                 continue
             body.append(stmt)
@@ -951,6 +959,7 @@ class TrainingTransformer(FastTransformer):
                 self._stmt_stack[-1]["todos"].append(("apply", f"variables {code_of(variables)} not understood; call the NNX model instead"))
                 return updated
             callee = self._state_read(entries["params"])
+            self._consumed_dicts.add(variables.value)
         elif eager_owner is None and isinstance(variables, cst.Name):
             callee = variables  # a model passed where Linen passed its variables
         if callee is None:
