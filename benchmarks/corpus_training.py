@@ -400,7 +400,7 @@ HAND_FIXES = {
     # imagenet: the blocks get `conv`/`norm` factories from the parent as fields (no NNX
     # conversion yet: models.py's self.conv/self.norm/self.block_cls TODO sites) and the
     # model reaches TrainState.create through `create_model`'s `getattr(models, config.model)`.
-    # Fixes 1-4 (models.py) go once the module rewrite converts factory fields.
+    # The five models.py fixes go once the module rewrite converts factory fields.
     "imagenet": [
         (re.compile(r"    self\.strides = strides\n\n  def __call__\(\n      self,\n      x,\n  \):\n.*?    return self\.act\(residual \+ y\)\n", re.S),
          _IMAGENET_BLOCK,
@@ -423,10 +423,6 @@ HAND_FIXES = {
         (re.compile(r"  # TODO\(nnx-migrate\): params=params does not come from a converted `init`.*?\n  state = TrainState\.create\(\n.*?\n  \)\n", re.S),
          "  state = TrainState.create(model, tx, dynamic_scale=dynamic_scale)\n",
          "train.py create_train_state (TODO site TrainState.create, line 258): TrainState.create(model, tx, dynamic_scale=...)"),
-        (re.compile(r"  # TODO\(nnx-migrate\): only apply_gradients\(grads=\.\.\.\) is converted\n  new_state = state\.apply_gradients\(\n.*?\n  \)\n", re.S),
-         "  optimizer.update(model, grads)\n  nnx.update(model, lax.pmean(nnx.state(model, nnx.BatchStat), 'batch'))\n  new_state = state.updated(model, optimizer)\n",
-         "train.py train_step (TODO site apply_gradients, line 151): optimizer.update, then the BatchNorm statistics pmean'd over devices as Linen's "
-         "apply_gradients(batch_stats=lax.pmean(...)) did"),
     ],
     "ppo": [("hidden_in_features=None", "hidden_in_features=11 * 11 * 64",
              "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],

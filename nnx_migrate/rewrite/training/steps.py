@@ -484,6 +484,8 @@ class TrainingTransformer(FastTransformer):
         self._stmt_stack.pop()
         if frame["drop"]:
             self.changed = True
+            if frame["before"]:  # what replaced it (an nnx.update of the statistics)
+                return cst.FlattenSentinel([frame["before"][0].with_changes(leading_lines=updated.leading_lines), *frame["before"][1:]])
             return cst.RemovalSentinel.REMOVE
         unsupported = [] if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in original.body) else list(dict.fromkeys(frame["unsupported"]))
         todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + unsupported
@@ -885,14 +887,54 @@ class TrainingTransformer(FastTransformer):
         return None
 
     def _rewrite_apply_gradients(self, updated, plan):
+        """`state.apply_gradients(grads=g, **fields)` is Linen's
+        `state.apply_gradients(grads=g).replace(**fields)`: model-state fields as in
+        `_rewrite_replace`, the subclass's carried fields set on the updated state."""
         grads = next((a.value for a in updated.args if a.keyword is not None and a.keyword.value == "grads"), None)
-        if grads is None or len(updated.args) != 1:
-            self._stmt_stack[-1]["todos"].append(("apply_gradients", "only apply_gradients(grads=...) is converted"))
+        others = [a for a in updated.args if not (a.keyword is not None and a.keyword.value == "grads")]
+        carried = [a for a in others if a.keyword is not None and a.keyword.value in self.carried_fields]
+        model_state = [a for a in others if a.keyword is not None and self.rules.replace_fields.get(a.keyword.value) == "drop"]
+        statistics = self._model_state_updates(model_state, plan)
+        if grads is None or len(carried) + len(model_state) != len(others) or statistics is None:
+            self._stmt_stack[-1]["todos"].append(("apply_gradients", "only apply_gradients(grads=...) (with the TrainState subclass's own "
+                                                  "fields, and batch_stats from the `mutable=` updates) is converted"))
             return updated
         update = cst.parse_statement(f"{plan.optimizer_name}.update({plan.model_name}, {code_of(grads)})\n")
-        self._stmt_stack[-1]["before"].append(update)
+        self._stmt_stack[-1]["before"].extend([update, *statistics])
         self._applied_gradients = self.changed = True
-        return cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+        new = cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+        if carried:
+            new = cst.Call(func=cst.Attribute(value=new, attr=cst.Name("replace")),
+                           args=[a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(carried) - 1 else a for i, a in enumerate(carried)])
+        return new
+
+    def _model_state_updates(self, args, plan) -> list | None:
+        """The statements that stand for `batch_stats=<value>` given to `replace` or
+        `apply_gradients` in a step, where NNX already updated the statistics in place:
+        none for the `mutable=` call's own updates (`updates['batch_stats']`), an
+        `nnx.update` for their `jax.lax.pmean` over devices; None (not converted) for
+        any other value, which Linen would have stored and NNX would silently ignore."""
+        out = []
+        for arg in args:
+            value = arg.value
+            if self._is_model_state_update(value, arg.keyword.value):
+                continue
+            if (isinstance(value, cst.Call) and self._qualify(value.func) == "jax.lax.pmean" and value.args and value.args[0].keyword is None
+                    and self._is_model_state_update(value.args[0].value, arg.keyword.value)):
+                rest = "".join(", " + code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in value.args[1:])
+                out.append(cst.parse_statement(
+                    f"nnx.update({plan.model_name}, {code_of(value.func)}(nnx.state({plan.model_name}, nnx.BatchStat){rest}))\n"))
+                self.used_nnx = True
+                continue
+            return None
+        return out
+
+    def _is_model_state_update(self, value, field: str) -> bool:
+        """`updates['batch_stats']` (or `updates`) of a `mutable=` call the pass converted."""
+        sub = _subscript_key(value)
+        if sub is not None and sub[1] == field:
+            value = sub[0]
+        return isinstance(value, cst.Name) and value.value in self._removed_names
 
     def _rewrite_replace(self, original, updated, plan, owner: str | None = None):
         """`<state>.replace(...)`: `owner` None is the step's own state (`plan.state`), else a
@@ -927,6 +969,13 @@ class TrainingTransformer(FastTransformer):
             return updated
         if not drop:
             return updated  # only carried fields: the helper state's replace sets them
+        statistics = self._model_state_updates([a for a in updated.args if a.keyword is not None and a.keyword.value in drop], plan)
+        if statistics is None:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"TrainState fields {drop} given a value other than the `mutable=` call's updates (or their jax.lax.pmean): "
+                "NNX updated the model's statistics in place; set them by hand (nnx.update(model, ...))")))
+            return updated
+        self._stmt_stack[-1]["before"].extend(statistics)
         self.changed = True
         if owner is not None or (self._applied_gradients and not self._stale_state and carried):
             # derived after the update, or the step's state after `state = state.apply_gradients(...)`:
