@@ -697,7 +697,6 @@ class TrainingTransformer(FastTransformer):
                 return self._rewrite_replace(original, updated, plan)
             if attr == "replace" and plan.state and (owner in self._derived_states or owner in plan.eager_states):
                 return self._rewrite_replace(original, updated, plan, owner)
-
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
         if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
@@ -950,7 +949,11 @@ class TrainingTransformer(FastTransformer):
                 "restore them by hand (nnx.update on the model and optimizer)")))
             return updated
         if owner is not None and owner not in self._derived_states:
-            return updated  # outside a step: the helper state's replace sets its carried fields
+            # a state this step only reads: the helper state's replace sets its carried fields
+            unknown = [f for f in fields if f not in self.carried_fields]
+            if unknown:
+                self._stmt_stack[-1]["todos"].append((f"{name}.replace", f"TrainState fields {unknown} have no NNX counterpart here"))
+            return updated
         drop = [f for f in fields if self.rules.replace_fields.get(f) == "drop"]
         carried = [a for a in updated.args if a.keyword is not None and a.keyword.value in self.carried_fields]
         if not fields or len(drop) + len(carried) != len(fields):
