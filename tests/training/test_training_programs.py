@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training_programs import FIXTURES, linen_variables, runnable_pairs, load_module, output_path, start_from_linen_weights
+from training_programs import FIXTURES, linen_variables, own_fields, runnable_pairs, load_module, output_path, start_from_linen_weights
 
 STEPS = 6
 LEARNING_RATE = 0.05
@@ -71,3 +71,50 @@ def test_converted_program_trains_like_linen(linen_runs, case, style):
         np.testing.assert_allclose(np.asarray(pair.variable[...]), np.asarray(pair.linen_value(final)), rtol=1e-4, atol=1e-5, err_msg=pair.linen_name)
 
     np.testing.assert_allclose(program.evaluate(state, batches), linen_eval, rtol=RTOL, atol=ATOL, err_msg="eval step")
+
+    # The Linen TrainState subclass's own fields, carried by the converted state.
+    for name in own_fields(linen_final):
+        _assert_same_tree(getattr(state, name), getattr(linen_final, name), name)
+
+
+def _assert_same_tree(converted, linen, name):
+    import jax
+
+    def plain(leaf):  # typed RNG keys compare by their data
+        return np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key) else leaf)
+
+    assert jax.tree.structure(converted) == jax.tree.structure(linen), name
+    for a, b in zip(jax.tree.leaves(converted), jax.tree.leaves(linen)):
+        np.testing.assert_allclose(plain(a), plain(b), rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_carried_fields_are_compared():
+    """The comparison above covers a fixture's own TrainState fields (not a vacuous loop)."""
+    import jax
+
+    program = load_module(FIXTURES / "custom_fields_trainstate.in.py", "training_in_fields_listing")
+    state = program.create_train_state(jax.random.key(0), LEARNING_RATE)
+    assert own_fields(state) == ["loss_avg", "noise_key", "loss_scaler", "seen", "avg_decay"]
+
+
+@pytest.mark.parametrize("style", ["flat-state", "nnx-jit"])
+def test_carried_fields_hold_pytrees_and_replicate(style):
+    """A carried field holding a pytree (a DynamicScale where the fixture has None) goes
+    through the jitted step and `replace`; the flat-state state replicates over devices
+    (jax_utils.replicate, as the pmapped corpus programs do) with its fields."""
+    import jax
+    from flax import jax_utils
+    from flax.training import dynamic_scale as dynamic_scale_lib
+
+    program = load_module(output_path("custom_fields_trainstate", style), f"training_fields_{style.replace('-', '_')}")
+    state = program.create_train_state(jax.random.key(0), LEARNING_RATE)
+    state = state.replace(loss_scaler=dynamic_scale_lib.DynamicScale(scale=8.0))
+    batches = program.synthetic_batches(jax.random.key(1), 2)
+    state, metrics = program.train_step(state, batches[0])
+    assert float(metrics["scale"]) == 8.0 and int(state.seen) == 8
+    assert float(state.loss_avg) == pytest.approx(0.3 * float(metrics["loss"]), rel=1e-6)
+    if style == "flat-state":
+        replicated = jax_utils.replicate(state)
+        assert replicated.loss_avg.shape == (1,) and replicated.loss_scaler.scale.shape == (1,) and replicated.avg_decay == 0.7
+        back = jax_utils.unreplicate(replicated)
+        assert float(back.loss_avg) == float(state.loss_avg) and int(back.optimizer.step[...]) == 1

@@ -56,6 +56,16 @@ def _convert(body: str) -> str:
             "def emb(params, x):\n  return params.embed(x)\n",
             id="apply-method",
         ),
+        pytest.param(
+            "def make(key):\n  net = Net()\n  variables = jax.jit(net.init)(key, jnp.ones((1, 4)))\n  del variables\n  return net\n",
+            "def make(key):\n  net = Net(in_features=4, rngs=nnx.Rngs(key))\n  return net\n",
+            id="jitted-init-moves-the-constructor-and-del-of-its-result-goes",
+        ),
+        pytest.param(
+            "def evaluate(state, x):\n  variables = {'params': state.params, 'batch_stats': state.batch_stats}\n  return state.apply_fn(variables, x, mutable=False)\n",
+            "def evaluate(state, x):\n  model, _ = state.merge()\n  return model(x)\n",
+            id="variables-dict-read-only-by-a-converted-apply-goes",
+        ),
     ],
 )
 def test_snippet(before, after):
@@ -405,3 +415,51 @@ def test_the_step_prologue_goes_after_a_docstring_and_never_splits_a_line():
     converted = _convert(body)
     assert '"""One step."""\n  model, optimizer = state.merge()\n' in converted
     assert 'def other(state, x):\n  model, optimizer = state.merge()\n  "Not only a docstring"; y = x + 1\n' in converted
+
+
+def test_batch_stats_from_elsewhere_are_a_todo_not_dropped():
+    """`replace(batch_stats=...)` of a value that is not the `mutable=` call's updates (nor
+    their pmean) would be silently ignored by NNX: reported instead."""
+    body = '''\
+    @jax.jit
+    def step(state, x, stats):
+      def loss_fn(params):
+        y, updates = state.apply_fn({'params': params, 'batch_stats': state.batch_stats}, x, mutable=['batch_stats'])
+        return jnp.sum(y), updates
+      (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      state = state.apply_gradients(grads=grads)
+      return state.replace(batch_stats=stats), state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], 'b'))
+    '''
+    converted = _convert(body)
+    assert "# TODO(nnx-migrate): TrainState fields ['batch_stats'] given a value other than" in converted
+    assert "return state.replace(batch_stats=stats)" in converted
+
+
+def test_pmean_of_the_updates_becomes_an_nnx_update():
+    body = '''\
+    @jax.jit
+    def step(state, x):
+      def loss_fn(params):
+        y, updates = state.apply_fn({'params': params, 'batch_stats': state.batch_stats}, x, mutable=['batch_stats'])
+        return jnp.sum(y), updates
+      (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      state = state.apply_gradients(grads=grads)
+      state = state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name='b'))
+      return state
+    '''
+    converted = _convert(body)
+    assert "  state = state.updated(model, optimizer)\n  nnx.update(model, jax.lax.pmean(nnx.state(model, nnx.BatchStat), axis_name='b'))\n  return state\n" in converted
+    assert "TODO" not in converted
+
+
+def test_replace_on_a_state_the_step_only_reads_reports_fields_it_does_not_carry():
+    body = '''\
+    def step(state, other, x):
+      def loss_fn(params):
+        return jnp.sum(state.apply_fn({'params': params}, x))
+      grads = jax.grad(loss_fn)(state.params)
+      state = state.apply_gradients(grads=grads)
+      return state, other.replace(batch_stats=x) if other.step > 0 else other
+    '''
+    converted = _convert(body)
+    assert "# TODO(nnx-migrate): TrainState fields ['batch_stats'] have no NNX counterpart here\n  return state, other.replace(batch_stats=x)" in converted

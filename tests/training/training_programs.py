@@ -59,6 +59,17 @@ def linen_variables(state) -> dict:
     return variables
 
 
+# Fields of flax.training.train_state.TrainState, and the model state NNX keeps in the model.
+_BASE_FIELDS = ("step", "apply_fn", "params", "tx", "opt_state", "batch_stats")
+
+
+def own_fields(linen_state) -> list[str]:
+    """The fields a Linen TrainState subclass adds (besides `batch_stats`), in order."""
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(linen_state) if f.name not in _BASE_FIELDS]
+
+
 def start_from_linen_weights(nnx_state, linen_state):
     """The converted program's state, with the Linen program's initial weights copied in
     through the equivalence harness's weight map (exact names, nothing guessed)."""

@@ -20,7 +20,7 @@ from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
-from nnx_migrate.rewrite.training.state_helper import helper_source
+from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
 from nnx_migrate.rewrite.visitors import FastTransformer
 
@@ -73,10 +73,12 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if not triggers.search(converted) and not found_factories and not (builds_run_models if builds_run_models is not None else _builds_sibling_models(converted, path)):
         return converted, [], None
     state_classes = {c.name.value for c in subclasses} | {helper_name}
+    carried = {c.name.value: carried_fields(c, imports, rules) for c in subclasses}
     flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
+    transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
     transformer.module = module
     if "pmap" in converted:
         transformer.pmapped = pmapped_functions(module, imports)
@@ -96,7 +98,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     else:
         positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
-    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn)
+    new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
     if transformer.converted_linen:
@@ -251,7 +253,55 @@ def _train_state_subclasses(module: cst.Module, imports: ImportMap, rules) -> li
     return found
 
 
-def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int], apply_fn: bool = False):
+# TrainState's own fields: a subclass that declares one again is not converted.
+_BASE_FIELDS = ("step", "apply_fn", "params", "tx", "opt_state")
+
+
+def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[CarriedField, ...], list[str]]:
+    """The fields of a Linen TrainState subclass that the emitted state carries (its own
+    fields: an EMA, an RNG key, a counter, a `DynamicScale`; not `batch_stats`, which the
+    model now holds), and what it cannot carry (methods, redeclared base fields,
+    `struct.field` options other than `pytree_node=` and `default=`)."""
+    fields, extra = [], []
+    for member in cls.body.body:
+        if isinstance(member, cst.FunctionDef):
+            extra.append(f"method `{member.name.value}`")
+            continue
+        if not (isinstance(member, cst.SimpleStatementLine) and len(member.body) == 1):
+            extra.append(f"statement `{render(member).strip().splitlines()[0]}`")
+            continue
+        small = member.body[0]
+        if isinstance(small, cst.Pass) or (isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))):
+            continue
+        if not (isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name)):
+            extra.append(f"statement `{render(member).strip()}`")
+            continue
+        field = small.target.value
+        if rules.create_keywords.get(field) == "drop":
+            continue  # model state (batch_stats): the NNX model holds it
+        if field in _BASE_FIELDS:
+            extra.append(f"field `{field}` declared again")
+            continue
+        value = small.value
+        if value is None:
+            fields.append(CarriedField(field))
+        elif isinstance(value, cst.Call) and imports.qualify(value.func) == "flax.struct.field":
+            keywords = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
+            pytree = keywords.pop("pytree_node", None)
+            default = keywords.pop("default", None)
+            if keywords or len(value.args) != len(keywords) + (pytree is not None) + (default is not None) or (
+                    pytree is not None and not (isinstance(pytree, cst.Name) and pytree.value in ("True", "False"))):
+                extra.append(f"field `{field}` (struct.field options)")
+                continue
+            fields.append(CarriedField(field, render(default).strip() if default is not None else None,
+                                       static=isinstance(pytree, cst.Name) and pytree.value == "False"))
+        else:
+            fields.append(CarriedField(field, render(value).strip()))
+    return tuple(fields), extra
+
+
+def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: bool, path: str, lines: dict[str, int], apply_fn: bool = False, carried=None):
+    """`carried`: class name -> `carried_fields` of that subclass."""
     todos = []
     indent = module.default_indent
     source = helper_source(style, name, indent, apply_fn)
@@ -260,14 +310,8 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
         for i, stmt in enumerate(body):
             if not (isinstance(stmt, cst.ClassDef) and stmt.name.value in {c.name.value for c in subclasses}):
                 continue
-            extra = []
-            for member in stmt.body.body:
-                if isinstance(member, cst.FunctionDef):
-                    extra.append(f"method `{member.name.value}`")
-                elif isinstance(member, cst.SimpleStatementLine) and isinstance(member.body[0], cst.AnnAssign):
-                    field = dotted(member.body[0].target)
-                    if field != "batch_stats":
-                        extra.append(f"field `{field}`")
+            fields, extra = carried[stmt.name.value]
+            source = helper_source(style, name, indent, apply_fn, fields)
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
             if extra:
                 why = f"custom TrainState {', '.join(extra)} of Linen class {stmt.name.value} not converted: carry them on the model or beside the state"

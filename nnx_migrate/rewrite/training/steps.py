@@ -132,6 +132,8 @@ class TrainingTransformer(FastTransformer):
         self.rules = rules
         self.models = models
         self.style = style
+        self.carried_fields: set[str] = set()  # own fields of the file's TrainState subclasses (run.carried_fields)
+        self._stale_state = False  # the step applied the gradients into another name than its state
         self.state_class_names = state_class_names  # local subclasses + the helper
         self.helper_name = helper_name
         self.knows_train_state = knows_train_state
@@ -151,6 +153,8 @@ class TrainingTransformer(FastTransformer):
         self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
+        self._derived_states: set[str] = set()  # names bound to `<state>.apply_gradients/replace(...)` in this function
+        self._consumed_dicts: set[str] = set()  # `variables = {'params': ...}` read by a converted apply in this function
         self.unsupported = rules.unsupported_for(style)
         # Import aliases through which a name can qualify to an unsupported API: names with
         # any other head never match, so the per-statement check skips them cheaply.
@@ -203,6 +207,9 @@ class TrainingTransformer(FastTransformer):
                         step_uses.append(f.value.value)
                     if f.attr.value == "init":
                         plan.inited.add(f.value.value)
+                receiver = init_receiver(node, outer.imports) if isinstance(f, cst.Call) else None
+                if isinstance(receiver, cst.Name):  # `jax.jit(m.init)(...)`
+                    plan.inited.add(receiver.value)
                 if isinstance(f, cst.Call) and outer._is_grad_transform(f.func) and f.args:
                     inner = f.args[0].value
                     if isinstance(inner, cst.Name):
@@ -301,6 +308,9 @@ class TrainingTransformer(FastTransformer):
             self._removed_names = set()
             self._applied_gradients = False
             self._applied_bindings = set()
+            self._derived_states = set()
+            self._stale_state = False
+            self._consumed_dicts = set()
         return True
 
     def leave_Return(self, original, updated):
@@ -401,13 +411,19 @@ class TrainingTransformer(FastTransformer):
         the NNX model the variables hold: the Linen blueprint is dead, and kept it would build
         an NNX model without its input sizes and rngs (a TypeError at run time)."""
         dead = {name for name in self._applied_bindings if name in plan.ctor_bindings}
-        if not dead:
+        if not dead and not self._consumed_dicts:
             return func
         body = []
         for stmt in func.body.body:
             target = stmt.body[0].targets[0].target.value if m.matches(
                 stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])) else None
             if target in dead and stmt.body[0].value is plan.ctor_bindings[target] and not any(
+                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                continue
+            # `variables = {'params': ..., 'batch_stats': state.batch_stats}` whose only reader,
+            # an apply, became a call of the model: the dict (Linen's variables, reading state
+            # fields NNX no longer has) goes with it
+            if target in self._consumed_dicts and isinstance(stmt.body[0].value, cst.Dict) and not any(
                     target in _names_in(other) for other in func.body.body if other is not stmt):
                 continue
             body.append(stmt)
@@ -458,9 +474,18 @@ class TrainingTransformer(FastTransformer):
                 self.changed = True
                 self._stmt_stack.pop()
                 return cst.RemovalSentinel.REMOVE  # the constructor moves to the init site
+        if plan is not None and m.matches(updated, m.SimpleStatementLine(body=[m.Del(target=m.Name())])):
+            name = updated.body[0].target.value
+            if name in self._init_results and self._init_results[name] != name:
+                # `del variables` of an `init` result that the NNX constructor replaced
+                self._stmt_stack.pop()
+                self.changed = True
+                return cst.RemovalSentinel.REMOVE
         self._stmt_stack.pop()
         if frame["drop"]:
             self.changed = True
+            if frame["before"]:  # what replaced it (an nnx.update of the statistics)
+                return cst.FlattenSentinel([frame["before"][0].with_changes(leading_lines=updated.leading_lines), *frame["before"][1:]])
             return cst.RemovalSentinel.REMOVE
         unsupported = [] if any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in original.body) else list(dict.fromkeys(frame["unsupported"]))
         todos = frame["todos"] + ([frame["init_todo"]] if "init_todo" in frame else []) + unsupported
@@ -577,6 +602,13 @@ class TrainingTransformer(FastTransformer):
                 return updated.with_changes(targets=[updated.targets[0].with_changes(target=target.elements[0].value)])
             if isinstance(target, cst.Name):
                 self._stmt_stack[-1]["todos"].append(("mutable=", f"`{target.value}` was (output, updated variables); NNX returns only the output"))
+        if self._plan and self._plan.state and len(original.targets) == 1 and isinstance(original.targets[0].target, cst.Name) and m.matches(
+                original.value, m.Call(func=m.Attribute(value=m.Name(self._plan.state), attr=m.Name("apply_gradients") | m.Name("replace")))):
+            target = original.targets[0].target.value
+            if target != self._plan.state:
+                self._derived_states.add(target)
+                if original.value.func.attr.value == "apply_gradients" and self._applied_gradients:
+                    self._stale_state = True  # `state` now names Linen's values before the update
         if self._plan and self._plan.state and len(updated.targets) == 1:
             # `state = state.replace(batch_stats=...)` after the gradients were applied
             if self._applied_gradients and m.matches(updated.value, m.Call(func=m.Attribute(value=m.Name(self._plan.state), attr=m.Name("updated")))) and id(original.value) in self._replace_calls:
@@ -596,6 +628,11 @@ class TrainingTransformer(FastTransformer):
             if attr == "apply_fn" and plan is not None and (owner == plan.state or owner in plan.eager_states) and id(original) not in self._callees:
                 self.used_apply_fn = True  # the helper state gets an `apply_fn` that calls the model
             if plan is not None and owner == plan.state and attr in self.rules.state_attributes:
+                if self._stale_state and self._stmt_stack:
+                    self._stmt_stack[-1]["todos"].append((f"{owner}.{attr}", (
+                        f"`{owner}.{attr}` read after the gradients were applied into another state: Linen's `{owner}` still held "
+                        "the values before the update, but the NNX model and optimizer were updated in place; keep a copy "
+                        "(nnx.state(...)) before the update by hand")))
                 self.changed = True
                 return cst.parse_expression(self.rules.state_attributes[attr].format(model=plan.model_name, optimizer=plan.optimizer_name))
             if plan is not None and owner in plan.eager_states and attr in self.rules.state_attributes_eager:
@@ -649,12 +686,17 @@ class TrainingTransformer(FastTransformer):
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
                 return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
+        if (isinstance(func, cst.Attribute) and func.attr.value in ("value_and_grad", "grad") and plan.state and self._stmt_stack
+                and not (self._qualify(func) or "").startswith(("jax.", "flax.nnx.")) and self._differentiates_model(original, plan)):
+            self._stmt_stack[-1]["todos"].append((code_of(original.func), _FOREIGN_GRAD.format(name=code_of(original.func))))
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             owner, attr = func.value.value, func.attr.value
             if plan.state == owner and attr == "apply_gradients":
                 return self._rewrite_apply_gradients(updated, plan)
             if plan.state == owner and attr == "replace":
                 return self._rewrite_replace(original, updated, plan)
+            if attr == "replace" and plan.state and (owner in self._derived_states or owner in plan.eager_states):
+                return self._rewrite_replace(original, updated, plan, owner)
             if attr == "apply_fn" and (owner == plan.state or owner in plan.eager_states):
                 return self._rewrite_apply(original, updated, eager_owner=None if owner == plan.state else owner)
         if isinstance(func, cst.Name) and func.value in self._params and original.args and original.args[0].keyword is None:
@@ -686,6 +728,15 @@ class TrainingTransformer(FastTransformer):
                     self._applied_bindings.add(receiver.value)
                 return new
         return updated
+
+    def _differentiates_model(self, call: cst.Call, plan: FunctionPlan) -> bool:
+        """`X.value_and_grad(loss_fn, ...)` of an inner function the pass turns into a loss
+        over the model (it passes its first parameter as `{'params': p}`)."""
+        target = call.args[0].value if call.args and call.args[0].keyword is None else None
+        if isinstance(target, cst.Lambda):
+            return id(target) in plan.over_model_lambdas or _lambda_takes_params(target)
+        return isinstance(target, cst.Name) and (
+            target.value in plan.differentiated | plan.over_model or (self._top_node is not None and _takes_params(self._top_node, target.value)))
 
     def _only_state_apply_fns(self, function: str | None, param: str, seen: frozenset) -> bool:
         """Whether every call in this file of the top-level `function` (directly, or through
@@ -793,6 +844,7 @@ class TrainingTransformer(FastTransformer):
             return updated  # already the helper's create(model, tx)
         model = tx = None
         problems = []
+        fields = []  # the subclass's own fields, carried by the helper state
         for arg in updated.args:
             if arg.keyword is None:
                 problems.append("positional TrainState.create argument")
@@ -806,6 +858,13 @@ class TrainingTransformer(FastTransformer):
                 tx = arg.value
             elif kind in ("model", "drop"):
                 continue
+            elif kind is None and arg.keyword.value in self.carried_fields:
+                held = _names_in(arg.value) & (set(self._init_results) | set(self._init_results.values()) | self._model_values)
+                if held:  # converted all the same (the rest of the call is sound), and reported
+                    self._stmt_stack[-1]["todos"].append(("TrainState.create", (
+                        f"TrainState field `{arg.keyword.value}` is given `{', '.join(sorted(held))}`, Linen variables "
+                        "from `init` that are now the NNX model: give it the arrays it needs by hand (e.g. nnx.state(model, nnx.Param))")))
+                fields.append(f"{arg.keyword.value}={code_of(arg.value)}")
             else:
                 problems.append(f"TrainState field `{arg.keyword.value}` has no NNX counterpart here")
         if model is None or tx is None or problems:
@@ -813,7 +872,7 @@ class TrainingTransformer(FastTransformer):
                 self._stmt_stack[-1]["todos"].append(("TrainState.create", p))
             return updated
         self.used_helper = self.used_nnx = self.changed = True
-        return cst.parse_expression(f"{self.helper_name}.create({model}, {code_of(tx)})")
+        return cst.parse_expression(f"{self.helper_name}.create({', '.join([model, code_of(tx), *fields])})")
 
     def _model_of_variables(self, node) -> str | None:
         """`params`, `variables['params']` -> the model variable init's result became."""
@@ -827,24 +886,111 @@ class TrainingTransformer(FastTransformer):
         return None
 
     def _rewrite_apply_gradients(self, updated, plan):
+        """`state.apply_gradients(grads=g, **fields)` is Linen's
+        `state.apply_gradients(grads=g).replace(**fields)`: model-state fields as in
+        `_rewrite_replace`, the subclass's carried fields set on the updated state."""
         grads = next((a.value for a in updated.args if a.keyword is not None and a.keyword.value == "grads"), None)
-        if grads is None or len(updated.args) != 1:
-            self._stmt_stack[-1]["todos"].append(("apply_gradients", "only apply_gradients(grads=...) is converted"))
+        others = [a for a in updated.args if not (a.keyword is not None and a.keyword.value == "grads")]
+        carried = [a for a in others if a.keyword is not None and a.keyword.value in self.carried_fields]
+        model_state = [a for a in others if a.keyword is not None and self.rules.replace_fields.get(a.keyword.value) == "drop"]
+        statistics = self._model_state_updates(model_state, plan)
+        if grads is None or len(carried) + len(model_state) != len(others) or statistics is None:
+            self._stmt_stack[-1]["todos"].append(("apply_gradients", "only apply_gradients(grads=...) (with the TrainState subclass's own "
+                                                  "fields, and batch_stats from the `mutable=` updates) is converted"))
             return updated
         update = cst.parse_statement(f"{plan.optimizer_name}.update({plan.model_name}, {code_of(grads)})\n")
-        self._stmt_stack[-1]["before"].append(update)
+        self._stmt_stack[-1]["before"].extend([update, *statistics])
         self._applied_gradients = self.changed = True
-        return cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+        new = cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
+        if carried:
+            new = cst.Call(func=cst.Attribute(value=new, attr=cst.Name("replace")),
+                           args=[a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(carried) - 1 else a for i, a in enumerate(carried)])
+        return new
 
-    def _rewrite_replace(self, original, updated, plan):
+    def _model_state_updates(self, args, plan) -> list | None:
+        """The statements that stand for `batch_stats=<value>` given to `replace` or
+        `apply_gradients` in a step, where NNX already updated the statistics in place:
+        none for the `mutable=` call's own updates (`updates['batch_stats']`), an
+        `nnx.update` for their `jax.lax.pmean` over devices; None (not converted) for
+        any other value, which Linen would have stored and NNX would silently ignore."""
+        out = []
+        for arg in args:
+            value = arg.value
+            if self._is_model_state_update(value, arg.keyword.value):
+                continue
+            if (isinstance(value, cst.Call) and self._qualify(value.func) == "jax.lax.pmean" and value.args and value.args[0].keyword is None
+                    and self._is_model_state_update(value.args[0].value, arg.keyword.value)):
+                rest = "".join(", " + code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in value.args[1:])
+                out.append(cst.parse_statement(
+                    f"nnx.update({plan.model_name}, {code_of(value.func)}(nnx.state({plan.model_name}, nnx.BatchStat){rest}))\n"))
+                self.used_nnx = True
+                continue
+            return None
+        return out
+
+    def _is_model_state_update(self, value, field: str) -> bool:
+        """`updates['batch_stats']` (or `updates`) of a `mutable=` call the pass converted."""
+        sub = _subscript_key(value)
+        if sub is not None and sub[1] == field:
+            value = sub[0]
+        return isinstance(value, cst.Name) and value.value in self._removed_names
+
+    def _rewrite_replace(self, original, updated, plan, owner: str | None = None):
+        """`<state>.replace(...)`: `owner` None is the step's own state (`plan.state`), else a
+        state the step derived from it (`new_state = state.apply_gradients(...)`) or one it
+        only reads (eager)."""
+        name = owner or plan.state
         fields = [a.keyword.value if a.keyword else None for a in updated.args]
-        if fields and all(self.rules.replace_fields.get(f) == "drop" for f in fields):
+        base = [f for f in fields if f in self.rules.state_attributes or f == "apply_fn"]
+        if base:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"TrainState fields {base} replaced: the NNX model and optimizer hold them and were updated in place "
+                "(e.g. the is_fin rollback of dynamic loss scaling, which restores the old params and opt_state); "
+                "restore them by hand (nnx.update on the model and optimizer)")))
+            return updated
+        if owner is not None and owner not in self._derived_states:
+            # a state this step only reads: the helper state's replace sets its carried fields
+            unknown = [f for f in fields if f not in self.carried_fields]
+            if unknown:
+                self._stmt_stack[-1]["todos"].append((f"{name}.replace", f"TrainState fields {unknown} have no NNX counterpart here"))
+            return updated
+        drop = [f for f in fields if self.rules.replace_fields.get(f) == "drop"]
+        carried = [a for a in updated.args if a.keyword is not None and a.keyword.value in self.carried_fields]
+        if not fields or len(drop) + len(carried) != len(fields):
+            unknown = [f for f in fields if f not in drop and f not in self.carried_fields]
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", f"TrainState fields {unknown} have no NNX counterpart here"))
+            return updated
+        held = {plan.model_name, plan.optimizer_name} & set().union(*(_names_in(a.value) for a in carried)) if carried else set()
+        states = {plan.state, *self._derived_states, *plan.eager_states}
+        held.update(code_of(node) for a in original.args if a.keyword is not None and a.keyword.value in self.carried_fields
+                    for node in nodes_of_type(a.value, cst.Attribute)
+                    if node.attr.value in ("params", "opt_state") and isinstance(node.value, cst.Name) and node.value.value in states)
+        if held:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"a carried TrainState field is given a value computed from `{', '.join(sorted(held))}` (Linen's params or "
+                "optimizer state, now the NNX objects): compute it from nnx.state(model, nnx.Param) by hand")))
+            return updated
+        if not drop:
+            return updated  # only carried fields: the helper state's replace sets them
+        statistics = self._model_state_updates([a for a in updated.args if a.keyword is not None and a.keyword.value in drop], plan)
+        if statistics is None:
+            self._stmt_stack[-1]["todos"].append((f"{name}.replace", (
+                f"TrainState fields {drop} given a value other than the `mutable=` call's updates (or their jax.lax.pmean): "
+                "NNX updated the model's statistics in place; set them by hand (nnx.update(model, ...))")))
+            return updated
+        self._stmt_stack[-1]["before"].extend(statistics)
+        self.changed = True
+        if owner is not None or (self._applied_gradients and not self._stale_state and carried):
+            # derived after the update, or the step's state after `state = state.apply_gradients(...)`:
+            # it already holds the model's state
+            new = cst.Name(name)
+        else:
             new = cst.parse_expression(f"{plan.state}.updated({plan.model_name}, {plan.optimizer_name})")
             self._replace_calls.add(id(original))
-            self.changed = True
-            return new
-        self._stmt_stack[-1]["todos"].append((f"{plan.state}.replace", f"TrainState fields {fields} have no NNX counterpart here"))
-        return updated
+        if carried:
+            args = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(carried) - 1 else a for i, a in enumerate(carried)]
+            new = cst.Call(func=cst.Attribute(value=new, attr=cst.Name("replace")), args=args)
+        return new
 
     def _rewrite_apply(self, original, updated, eager_owner):
         args = list(updated.args)
@@ -865,6 +1011,7 @@ class TrainingTransformer(FastTransformer):
                 self._stmt_stack[-1]["todos"].append(("apply", f"variables {code_of(variables)} not understood; call the NNX model instead"))
                 return updated
             callee = self._state_read(entries["params"])
+            self._consumed_dicts.add(variables.value)
         elif eager_owner is None and isinstance(variables, cst.Name):
             callee = variables  # a model passed where Linen passed its variables
         if callee is None:
@@ -909,6 +1056,13 @@ class TrainingTransformer(FastTransformer):
                                                   "train/eval by its mode (is_mutable_collection in Linen): call model.eval() before it and model.train() after"))
         return new
 
+
+# Why `dynamic_scale.value_and_grad(loss_fn)` and other gradient transforms the pass does
+# not know are reported where they differentiate a loss over the parameters.
+_FOREIGN_GRAD = ("`{name}` differentiates its argument like jax.value_and_grad, but the loss function now takes the NNX "
+                 "model: a jax transform over the model differentiates every Variable (RNG keys, BatchNorm statistics), "
+                 "not only the nnx.Param; convert by hand (e.g. differentiate a function of nnx.split(model, nnx.Param, ...)'s "
+                 "params and nnx.merge inside, and use the resulting grads with optimizer.update)")
 
 # Why a dropped `rngs=` under jax.pmap is reported (pmapped.py).
 _PMAPPED_RNGS = ("rngs= dropped under jax.pmap: the replicated model's own RNG stream is the same on every "
