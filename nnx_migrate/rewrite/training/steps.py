@@ -40,6 +40,9 @@ from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver, na
 from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order, nodes_of_type
 
+# `train=True`, not `train = True`, in a call the pass rebuilds on one line (PEP 8)
+_TIGHT_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+
 
 def code_of(node: cst.CSTNode) -> str:
     return render(node)
@@ -1044,7 +1047,7 @@ class TrainingTransformer(FastTransformer):
             rest[-1] = rest[-1].with_changes(comma=args[-1].comma)
         self.changed = True
         new = updated.with_changes(func=callee, args=rest)
-        compact = cst.Call(func=callee, args=[cst.Arg(value=a.value, keyword=a.keyword, star=a.star) for a in rest])
+        compact = cst.Call(func=callee, args=[cst.Arg(value=a.value, keyword=a.keyword, star=a.star, equal=_TIGHT_EQUAL if a.keyword else cst.MaybeSentinel.DEFAULT) for a in rest])
         if len(code_of(compact)) <= 60:  # what is left fits on a line: write it on one
             new = compact
         if mutable:
