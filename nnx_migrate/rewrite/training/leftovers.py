@@ -60,15 +60,6 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
-def _calls_in(node: ast.AST, known: dict[str, str]):
-    """Constructions of a known class without `rngs=` (or `**kwargs`) inside `node`."""
-    for inner in ast.walk(node):
-        if isinstance(inner, ast.Call):
-            name = _dotted(inner.func)
-            if name in known and not any(k.arg is None or k.arg == "rngs" for k in inner.keywords):
-                yield inner, name
-
-
 def _own_parts(stmt: ast.stmt) -> list[ast.AST]:
     """A statement's own expressions: the whole of a simple statement, the header of a
     compound one (its blocks are visited as statements of their own)."""
@@ -94,14 +85,17 @@ def _sites(tree: ast.Module, known: dict[str, str], converted: set[str]) -> list
             if isinstance(stmt, ast.ClassDef) and stmt.name in converted:
                 continue  # generated code: every construction there passes rngs
             for part in _own_parts(stmt):
-                for call, name in _calls_in(part, known):
-                    sites.append((stmt, f"{name}(...)", f"builds the NNX class `{known[name]}` without rngs= (and its input sizes): NNX makes the weights in the constructor; build it where Linen's `init` had the key and an input (`{known[name]}(..., rngs=nnx.Rngs(key))`)"))
-                    if isinstance(stmt, ast.Assign) and stmt.value is call and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                        blueprints.add(stmt.targets[0].id)
-                for node in ast.walk(part):
-                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LINEN_MODEL_METHODS \
-                            and isinstance(node.func.value, ast.Name) and node.func.value.id in blueprints:
-                        sites.append((stmt, f"{node.func.value.id}.{node.func.attr}(...)", f"Linen's `{node.func.attr}` on `{node.func.value.id}`, an object of a class that is NNX now: an NNX model holds its weights (call it directly; `nnx.state(model)` gives its variables)"))
+                calls = [node for node in ast.walk(part) if isinstance(node, ast.Call)]
+                for call in calls:
+                    name = _dotted(call.func)
+                    if name in known and not any(k.arg is None or k.arg == "rngs" for k in call.keywords):
+                        sites.append((stmt, f"{name}(...)", f"builds the NNX class `{known[name]}` without rngs= (and its input sizes): NNX makes the weights in the constructor; build it where Linen's `init` had the key and an input (`{known[name]}(..., rngs=nnx.Rngs(key))`)"))
+                        if isinstance(stmt, ast.Assign) and stmt.value is call and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                            blueprints.add(stmt.targets[0].id)
+                for call in calls:
+                    func = call.func
+                    if isinstance(func, ast.Attribute) and func.attr in LINEN_MODEL_METHODS and isinstance(func.value, ast.Name) and func.value.id in blueprints:
+                        sites.append((stmt, f"{func.value.id}.{func.attr}(...)", f"Linen's `{func.attr}` on `{func.value.id}`, an object of a class that is NNX now: an NNX model holds its weights (call it directly; `nnx.state(model)` gives its variables)"))
             for block in _blocks(stmt):
                 visit(block)
 
