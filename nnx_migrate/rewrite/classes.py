@@ -365,6 +365,7 @@ class BodyWalker:
         # after `if use: x = nn.Dense(wide)(x)`): whatever is built later may need them
         self.size_hoists: list[tuple[str, str]] = []
         self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
+        self.loop_static_names: set[str] = set()  # static locals of the replayed loop's body
 
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
@@ -486,6 +487,9 @@ class BodyWalker:
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
+                for name in self.loop_static_names:
+                    self.scope.static.pop(name, None)  # (its source reads the loop's variables)
+                self.loop_static_names.clear()
             end_of_body = dict(self.scope.env)
             self._merge(before)
             for name, (_, _, var) in carried.items():
@@ -663,7 +667,13 @@ class BodyWalker:
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
                     deps: list[str] = []
-                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and self.origin == "compact" else None
+                    # directly in the body of a loop __init__ replays (`strides = (2, 2) if i == 0
+                    # else (1, 1)`): recomputed there, inside the replayed loop
+                    in_replayed_loop = bool(self.loops) and self.in_loop == len(self.loops) == 1 and not self.guards
+                    src = try_static(value, self.scope, deps) if (self.in_loop == 0 or in_replayed_loop) and self.dynamic_guard == 0 and self.origin == "compact" else None
+                    if src is not None and self.in_loop:
+                        self.conv.loop_statics.add((name, src))
+                        self.loop_static_names.add(name)
                     if src is not None and self.guards:
                         # assigned under conditions on fields: __init__ computes it at its top,
                         # so it takes this value only where the conditions hold, and keeps the
@@ -977,6 +987,7 @@ class ClassConverter:
         # caller's call: field -> {Linen keyword -> `__call__` parameter}
         self.call_time_params: dict[str, dict[str, str]] = {}
         self.multi_class_fields: dict[str, tuple[str, ...]] = {}  # class field bound to several classes
+        self.loop_statics: set[tuple[str, str]] = set()  # (local, source) recomputed inside a replayed loop
         self.partial_passes: dict[str, int] = {}  # local partial -> times passed to a child as an NNX partial
         self.chain_by_attr: dict[str, AppendChain] = {}
         # `self.query = nn.Dense(..., name='to_q')` in setup: (sub, attribute, name, name node, in a loop)
@@ -2391,7 +2402,11 @@ class ClassConverter:
                 emitted_loops.add(id(loop.node))
                 members = [s for s in self.subs if s.loop is loop and s.attr is not None]
                 members.sort(key=lambda m: self._order[id(m)])
-                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
+                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist if n not in self.loop_statics)])
+                inside = list(dict.fromkeys(n for m in members for n in m.hoist if n in self.loop_statics))
+                carried_src = " ".join(end for _, end, _ in loop.carried_vars.values()) + " " + " ".join(later for m in members for _, later in m.carried.values())
+                used_words = set(re.findall(r"[A-Za-z_]\w*", carried_src))
+                inside += [n for n in sorted(self.loop_statics) if n[0] in used_words and n not in inside]
                 problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
                 src = ""
                 for attr in dict.fromkeys(m.attr for m in members):
@@ -2409,6 +2424,7 @@ class ClassConverter:
                         m.in_sizes[param] = var
                         updates.append(f"    {var} = {later}\n")
                 src += loop.header + "\n"
+                src += "".join(f"    {name} = {value}\n" for name, value in inside)
                 src += "".join(guarded(f"self.{m.attr}.append({self.ctor_source(m)})\n", m.guards, "    ") for m in members)
                 src += "".join(updates)
                 for line_stmt in cst.parse_module(self._todo_comments(problems) + src, config=cfg).body:
