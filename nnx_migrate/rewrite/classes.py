@@ -1167,6 +1167,8 @@ class ClassConverter:
                     if src is not None:
                         sub.arg_code[key] = src
                         continue
+                if sub.kind == "local" and sub.child is not None and sub.child.call_time_params.get(key) and _self_attr(value) is not None:
+                    self._pass_call_time_on(sub, key, _self_attr(value))
                 used: list[str] = []
                 try:
                     sub.arg_code[key] = translate_static(value, walker.scope, used)
@@ -1286,6 +1288,16 @@ class ClassConverter:
         if len(parts) == 1:
             return parts[0]
         return f"{self.ctx.partial_name()}({', '.join(parts)})"
+
+    def _pass_call_time_on(self, sub: Sub, key: str, attr: str) -> None:
+        """`Block(norm=self.norm)` where this class's own `norm` (no default) gets its
+        call-time values from its caller's call: they go on to the child's call."""
+        if self._field_factory(attr) is None and attr not in self.call_time_params:
+            return
+        mine = self.call_time_params.get(attr, {})
+        for k, child_param in sub.child.call_time_params[key].items():
+            if k in mine:
+                sub.call_kwargs[child_param] = mine[k]
 
     def _drop_partials_used_only_to_build(self) -> None:
         """`conv = partial(nn.Conv, ...)` whose every use builds a layer (now built in
