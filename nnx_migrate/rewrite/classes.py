@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as _replace
 
 import libcst as cst
 
@@ -1368,8 +1368,7 @@ class ClassConverter:
             if any(shape(s) != shape(first) for s in summaries[1:]):
                 return None
             out_sizes = {repr(s.out_size) for s in summaries}
-            import dataclasses
-            merged = dataclasses.replace(
+            merged = _replace(
                 first,
                 out_size=first.out_size if len(out_sizes) == 1 else None,
                 has_todos=any(s.has_todos for s in summaries),

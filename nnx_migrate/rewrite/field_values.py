@@ -22,6 +22,7 @@ import libcst as cst
 from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import self_attr
 from nnx_migrate.rewrite.sizes import code
+from nnx_migrate.rewrite.visitors import FastVisitor
 
 
 @dataclass
@@ -188,7 +189,7 @@ class FieldValues:
         for p in [*func.params.params, *func.params.kwonly_params]:
             bindings[p.name.value] = None
 
-        class Assigns(cst.CSTVisitor):
+        class Assigns(FastVisitor):
             def visit_Assign(self, node: cst.Assign) -> None:
                 for t in node.targets:
                     if isinstance(t.target, cst.Name):
@@ -206,13 +207,13 @@ class FieldValues:
                 for n in _names(node.target):
                     bindings[n] = None
 
-        func.body.visit(Assigns())
+        Assigns().walk(func.body)
         self._constructions(func.body, owner, bindings, sites)
 
     def _constructions(self, node: cst.CSTNode, owner: str | None, local_values: dict, sites) -> None:
         imports = self.imports
 
-        class Calls(cst.CSTVisitor):
+        class Calls(FastVisitor):
             def visit_Call(self, call: cst.Call) -> None:
                 is_partial = imports.qualify(call.func) == "functools.partial"
                 target = call.args[0].value if is_partial and call.args and call.args[0].keyword is None else call.func
@@ -227,7 +228,7 @@ class FieldValues:
                         args = [*bound.args[1:], *args]
                 sites.append((target, args, owner, local_values, is_partial))
 
-        node.visit(Calls())
+        Calls().walk(node)
 
     def _record(self, cls: str, name: str, args: list[cst.Arg], owner, local_values, partial: bool, out: list) -> None:
         names = [n for n, _ in self.fields.get(cls, [])]
