@@ -2527,6 +2527,14 @@ class ClassConverter:
             new = rewriter.transform(method)
             if method is self.shape.compact and self.call_time_params and isinstance(new, cst.FunctionDef):
                 new = _with_call_time_params(new, [p for params in self.call_time_params.values() for p in params.values()])
+            if isinstance(new, cst.FunctionDef) and isinstance(new.body, cst.IndentedBlock) and new.body.body and isinstance(method.body, cst.IndentedBlock) \
+                    and method.body.body and id(method.body.body[0]) in self.scan_statements:
+                # the body's first statements went to __init__: no blank line opens it now
+                first = new.body.body[0]
+                kept = list(first.leading_lines)
+                while kept and kept[0].comment is None:
+                    kept.pop(0)
+                new = new.with_changes(body=new.body.with_changes(body=[first.with_changes(leading_lines=kept), *new.body.body[1:]]))
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             if scanned is not None:
