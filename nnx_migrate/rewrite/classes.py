@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace as _replace
 
 import libcst as cst
 
@@ -75,6 +75,9 @@ class ClassSummary:
     # other methods' return sizes in the class's own terms (`initial_state` returning
     # `jnp.zeros((batch, self.hidden))`): a parent's `cell.initial_state(n)` has that size
     method_out_sizes: dict[str, object] = field(default_factory=dict)
+    # factory fields without a default whose layers take call-time arguments the parent's
+    # partial set from its call arguments: field -> {Linen keyword -> `__call__` parameter}
+    call_time_params: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,6 +210,7 @@ class FileContext:
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
         self.needs_functools = False  # the output uses `functools.partial` and must import it
         self.source: str | None = None  # the file's text (see python_tree)
+        self.field_values = None  # field_values.FieldValues: what constructions pass to fields without a default
         self._python_tree = False
 
     def python_tree(self):
@@ -370,6 +374,7 @@ class BodyWalker:
         # after `if use: x = nn.Dense(wide)(x)`): whatever is built later may need them
         self.size_hoists: list[tuple[str, str]] = []
         self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
+        self.loop_static_names: set[str] = set()  # static locals of the replayed loop's body
 
     # ---- sizes -------------------------------------------------------------------
     def _call_size(self, call: cst.Call, scope: Scope):
@@ -511,6 +516,9 @@ class BodyWalker:
             if loop is not None:
                 self.loops.pop()
                 self.scope.loop_vars -= targets
+                for name in self.loop_static_names:
+                    self.scope.static.pop(name, None)  # (its source reads the loop's variables)
+                self.loop_static_names.clear()
             end_of_body = dict(self.scope.env)
             self._merge(before)
             for name, (_, _, var) in carried.items():
@@ -715,7 +723,13 @@ class BodyWalker:
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
                     deps: list[str] = []
-                    src = try_static(value, self.scope, deps) if self.in_loop == 0 and self.dynamic_guard == 0 and self.origin == "compact" else None
+                    # directly in the body of a loop __init__ replays (`strides = (2, 2) if i == 0
+                    # else (1, 1)`): recomputed there, inside the replayed loop
+                    in_replayed_loop = bool(self.loops) and self.in_loop == len(self.loops) == 1 and not self.guards
+                    src = try_static(value, self.scope, deps) if (self.in_loop == 0 or in_replayed_loop) and self.dynamic_guard == 0 and self.origin == "compact" else None
+                    if src is not None and self.in_loop:
+                        self.conv.loop_statics.add((name, src))
+                        self.loop_static_names.add(name)
                     if src is not None and self.guards:
                         # assigned under conditions on fields: __init__ computes it at its top,
                         # so it takes this value only where the conditions hold, and keeps the
@@ -833,7 +847,13 @@ class BodyWalker:
             self.construction(node)
             return
         if isinstance(func, cst.Call) and self._looks_like_foreign_module(func):
-            conv.todo(node, code(func.func), "built and called like a Linen submodule, but its class is not a Linen module converted in this run: build it in __init__ by hand")
+            why = "built and called like a Linen submodule, but its class is not a Linen module converted in this run: build it in __init__ by hand"
+            held = _self_attr(func.func)
+            fld = next((f for f in conv.shape.fields if f.name == held), None) if held is not None else None
+            if fld is not None and fld.default_code is None and self.ctx.field_values is not None and self.ctx.field_values.infer(conv.name, held) is None:
+                # a factory field without a default: say what the file's constructions pass
+                why += f" (the field '{held}' has no default and {self.ctx.field_values.why_unknown(conv.name, held)})"
+            conv.todo(node, code(func.func), why)
         method = _self_attr(func)
         callee = self.conv.method_named(method)
         if callee is not None and callee.name.value not in self.conv.walking:
@@ -1062,6 +1082,12 @@ class ClassConverter:
         self.field_out_params: dict[str, str] = {}  # field holding a called module -> its output-size parameter
         self.partial_statements: dict[str, cst.CSTNode] = {}  # their binding statements
         self.factory_fields: dict[str, str] = {}  # factory field -> its default as NNX source
+        # factory fields without a default whose layers take call-time arguments from the
+        # caller's call: field -> {Linen keyword -> `__call__` parameter}
+        self.call_time_params: dict[str, dict[str, str]] = {}
+        self.multi_class_fields: dict[str, tuple[str, ...]] = {}  # class field bound to several classes
+        self.loop_statics: set[tuple[str, str]] = set()  # (local, source) recomputed inside a replayed loop
+        self.partial_passes: dict[str, int] = {}  # local partial -> times passed to a child as an NNX partial
         self.chain_by_attr: dict[str, AppendChain] = {}
         # `self.query = nn.Dense(..., name='to_q')` in setup: (sub, attribute, name, name node, in a loop)
         self.setup_names: list[tuple[Sub, str, str | None, cst.BaseExpression, bool]] = []
@@ -1136,6 +1162,11 @@ class ClassConverter:
             linen_class = sub.child.name
             if sub.child.has_todos:
                 sub.problems.append(f"{sub.child.name} has TODO sites of its own")
+            several = self.multi_class_fields.get(sub.factory.field) if sub.factory is not None else None
+            if several and not any(a.keyword is not None and a.keyword.value == "name" for a in ctor.args):
+                sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
+            if several and sub.child.out_size is None:
+                sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
         elif kind == "sequential":
             linen_class = "Sequential"
             seq = ctor.args[0].value if ctor.args else None
@@ -1153,6 +1184,11 @@ class ClassConverter:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
             sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if kind == "layer" and sub.factory is not None and sub.factory.field in self.call_time_params:
+            # Linen: the caller's partial set it from the caller's call arguments; NNX: the
+            # caller passes it to this module's call, which passes it on (None: as built)
+            for key, param in self.call_time_params[sub.factory.field].items():
+                sub.call_kwargs[key] = param
         if kind == "layer" and sub.rule.cell_arg:
             self._cell_member(sub)
         if sub.remat:
@@ -1225,6 +1261,13 @@ class ClassConverter:
             for key, value in self._linen_kwargs(sub).items():
                 if sub.rule is not None and key == sub.rule.cell_arg:
                     continue  # ctor_source refers to the member
+                if sub.kind == "local" and self._layer_partial(value) is not None:
+                    src = self._nnx_partial_arg(sub, key, value, walker)
+                    if src is not None:
+                        sub.arg_code[key] = src
+                        continue
+                if sub.kind == "local" and sub.child is not None and sub.child.call_time_params.get(key) and _self_attr(value) is not None:
+                    self._pass_call_time_on(sub, key, _self_attr(value))
                 used: list[str] = []
                 try:
                     sub.arg_code[key] = translate_static(value, walker.scope, used)
@@ -1249,6 +1292,10 @@ class ClassConverter:
     def keeps_last_dim_field(self, name: str) -> bool:
         """A field whose default is a function that keeps the last axis (`nn.tanh`)."""
         fld = next((f for f in self.shape.fields if f.name == name), None)
+        if fld is not None and fld.default_code is None and name not in self.subs_by_attr:
+            # no default: the function every construction in the file passes
+            inferred = self.inferred_value(name)
+            return inferred is not None and inferred.kind == "function" and inferred.key_in(self.ctx.rules.keep_last_dim)
         if fld is None or fld.default_code is None or name in self.subs_by_attr:
             return False
         try:
@@ -1272,6 +1319,85 @@ class ClassConverter:
             return self._field_factory(attr)
         return None
 
+    def _layer_partial(self, value: cst.BaseExpression) -> cst.Call | None:
+        """`conv` (a compact local `partial(<Linen layer or factory field>, ...)`) or such a
+        partial written in place: the partial call."""
+        if isinstance(value, cst.Name) and value.value in self.partials:
+            call = self.partials[value.value]
+        elif isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) == "functools.partial":
+            call = value
+        elif isinstance(value, (cst.Name, cst.Attribute)) and _qual_layer(self.ctx, value) in self.ctx.rules.layers:
+            # a Linen layer class passed as is: the partial of nothing
+            return cst.Call(func=cst.Name("partial"), args=[cst.Arg(value)])
+        else:
+            return None
+        base = self.factory_base(call)
+        return call if base is not None and base.rule is not None and not base.args else None
+
+    def _nnx_partial_arg(self, sub: Sub, key: str, value: cst.BaseExpression, walker: "BodyWalker") -> str | None:
+        """A layer partial passed to a child module (`Block(norm=norm)` with `norm =
+        partial(nn.BatchNorm, use_running_average=not train)`) as `__init__` source: the
+        NNX partial. Keywords the layer also takes at call time that come from call
+        arguments go to the child's call, through the parameter the child takes for them.
+        None (with a problem noted) when that cannot be done."""
+        call = self._layer_partial(value)
+        base = self.factory_base(call)
+        rule = base.rule
+        child_params = sub.child.call_time_params.get(key, {}) if sub.child is not None else {}
+        parts = [base.callee]
+        given: set[str] = set()
+        moved: dict[str, str] = {}
+        counts = None
+        for arg in call.args[1:]:
+            if arg.star or arg.keyword is None:
+                sub.problems.append(f"argument '{key}': a partial with positional or * arguments")
+                return None
+            k = arg.keyword.value
+            if k in rule.unsupported:
+                sub.problems.append(f"argument '{key}': {rule.linen}'s '{k}' has no NNX counterpart")
+                return None
+            used: list[str] = []
+            try:
+                v = translate_static(arg.value, walker.scope, used)
+            except NotStatic as exc:
+                if counts is None:
+                    counts = _binding_counts(self.shape.compact) if self.shape.compact is not None else {}
+                free = _free_names(arg.value)
+                params = {p.name.value for p in self.shape.compact.params.params} if self.shape.compact is not None else set()
+                steady = all(n in params and counts.get(n, 0) == 1 for n in free)
+                if k in rule.call_time and k in child_params and steady:
+                    moved[child_params[k]] = code(arg.value)  # the same value at the child's call
+                    continue
+                why = ""
+                if k in rule.call_time:
+                    why = f"; {sub.child.name} takes no '{k}' at call time" if k not in child_params else "; it reads names other than call arguments never rebound"
+                sub.problems.append(f"argument '{key}': the partial's '{k}' {exc}{why}")
+                return None
+            for pair in walker.hoist_list(used):
+                if pair not in sub.hoist:
+                    sub.hoist.append(pair)
+            parts.append(f"{rule.rename.get(k, k)}={v}")
+            given |= {k, rule.rename.get(k, k)}
+        if base.field is None:
+            # a direct construction's explicit defaults (the field's default carries its own)
+            parts += [f"{k}={v}" for k, v in rule.defaults.items() if k not in given]
+        sub.call_kwargs.update(moved)
+        if isinstance(value, cst.Name) and value.value in self.partials:
+            self.partial_passes[value.value] = self.partial_passes.get(value.value, 0) + 1
+        if len(parts) == 1:
+            return parts[0]
+        return f"{self.ctx.partial_name()}({', '.join(parts)})"
+
+    def _pass_call_time_on(self, sub: Sub, key: str, attr: str) -> None:
+        """`Block(norm=self.norm)` where this class's own `norm` (no default) gets its
+        call-time values from its caller's call: they go on to the child's call."""
+        if self._field_factory(attr) is None and attr not in self.call_time_params:
+            return
+        mine = self.call_time_params.get(attr, {})
+        for k, child_param in sub.child.call_time_params[key].items():
+            if k in mine:
+                sub.call_kwargs[child_param] = mine[k]
+
     def _drop_partials_used_only_to_build(self) -> None:
         """`conv = partial(nn.Conv, ...)` whose every use builds a layer (now built in
         __init__): the binding goes. Otherwise it stays, and so does its Linen class."""
@@ -1284,12 +1410,17 @@ class ClassConverter:
                 self.walk(node.value)
                 return False
 
+            def visit_Arg(self, node: cst.Arg):
+                self.walk(node.value)  # (not the keyword: `conv=conv` uses `conv` once)
+                return False
+
             def visit_Name(self, node: cst.Name):
                 uses[node.value] = uses.get(node.value, 0) + 1
 
         Uses().walk(self.shape.compact.body)
         for name, stmt in self.partial_statements.items():
             builds = sum(1 for sub in self.subs if isinstance(sub.ctor.func, cst.Name) and sub.ctor.func.value == name)
+            builds += self.partial_passes.get(name, 0)  # passed to a child as an NNX partial
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and uses.get(name, 0) == 1 + builds:
                 self.scan_statements.add(id(stmt))  # statements MethodRewriter drops
 
@@ -1312,10 +1443,64 @@ class ClassConverter:
             return Factory(f"nnx.{rule.nnx_name}", rule, [], {})
         return None
 
+    def inferred_value(self, attr: str):
+        """What every construction in the file passes to a field without a default
+        (`field_values.Inferred`), or None."""
+        fld = next((f for f in self.shape.fields if f.name == attr), None)
+        if fld is None or fld.default_code is not None or self.ctx.field_values is None:
+            return None
+        return self.ctx.field_values.infer(self.name, attr)
+
+    def _inferred_factory(self, attr: str) -> Factory | None:
+        """A factory field without a default that every construction sets alike: a Linen
+        layer (or partials of it) converts as if it were the default (the signature keeps
+        the field required); module classes of the run when their constructors agree."""
+        inferred = self.inferred_value(attr)
+        if inferred is None:
+            return None
+        if inferred.kind == "class":
+            summaries = [self.ctx.module_class(cst.Name(c)) for c in inferred.classes]
+            if any(s is None for s in summaries):
+                return None
+            first = summaries[0]
+            shape = lambda s: ([f.name for f in s.fields], s.size_params, s.size_param_args, s.optional_size_params, s.field_out_params, s.call_time_params)  # noqa: E731
+            if any(shape(s) != shape(first) for s in summaries[1:]):
+                return None
+            out_sizes = {repr(s.out_size) for s in summaries}
+            merged = _replace(
+                first,
+                out_size=first.out_size if len(out_sizes) == 1 else None,
+                has_todos=any(s.has_todos for s in summaries),
+                decides_mode=any(s.decides_mode for s in summaries),
+            )
+            if len(summaries) > 1:
+                self.multi_class_fields[attr] = tuple(inferred.classes)
+            return Factory(f"self.{attr}", None, [], {}, field=attr, child=merged)
+        if inferred.kind != "layer":
+            return None
+        cls = cst.parse_expression(inferred.base)
+        rule = self.ctx.rules.layers.get(_qual_layer(self.ctx, cls))
+        if rule is None or any(k not in rule.linen_args or k in rule.unsupported for k in inferred.presets):
+            return None
+        if inferred.call_time:
+            method = self.shape.compact
+            if method is None or method.name.value != "__call__" or isinstance(method.params.star_kwarg, cst.Param):
+                return None  # the caller's call-time values would have no parameter to come through
+            params = self.call_time_params.setdefault(attr, {})
+            taken = {p.name.value for p in [*method.params.params, *method.params.kwonly_params]} if method is not None else set()
+            taken |= {p for others in self.call_time_params.values() for p in others.values()}
+            for key in sorted(inferred.call_time):
+                if key not in params:
+                    params[key] = key if key not in taken else f"{attr}_{key}"
+                    taken.add(params[key])
+        return Factory(f"self.{attr}", rule, [], dict(inferred.presets), field=attr)
+
     def _field_factory(self, attr: str) -> Factory | None:
         fld = next((f for f in self.shape.fields if f.name == attr), None)
-        if fld is None or fld.default_code is None:
+        if fld is None:
             return None
+        if fld.default_code is None:
+            return self._inferred_factory(attr)
         try:
             default = cst.parse_expression(fld.default_code)
         except cst.ParserSyntaxError:
@@ -2342,7 +2527,11 @@ class ClassConverter:
                 emitted_loops.add(id(loop.node))
                 members = [s for s in self.subs if s.loop is loop and s.attr is not None]
                 members.sort(key=lambda m: self._order[id(m)])
-                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist)])
+                hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist if n not in self.loop_statics)])
+                inside = list(dict.fromkeys(n for m in members for n in m.hoist if n in self.loop_statics))
+                carried_src = " ".join(end for _, end, _ in loop.carried_vars.values()) + " " + " ".join(later for m in members for _, later in m.carried.values())
+                used_words = set(re.findall(r"[A-Za-z_]\w*", carried_src))
+                inside += [n for n in sorted(self.loop_statics) if n[0] in used_words and n not in inside]
                 problems = [p for m in members for p in [*m.problems, *(q for x in m.members for q in x.problems)]]
                 src = ""
                 for attr in dict.fromkeys(m.attr for m in members):
@@ -2364,6 +2553,7 @@ class ClassConverter:
                         m.in_sizes[param] = var
                         updates.append(f"    {var} = {later}\n")
                 src += loop.header + "\n"
+                src += "".join(f"    {name} = {value}\n" for name, value in inside)
                 src += "".join(guarded(f"self.{m.attr}.append({self.ctor_source(m)})\n", m.guards, "    ") for m in members)
                 src += "".join(updates)
                 for line_stmt in cst.parse_module(self._todo_comments(problems) + src, config=cfg).body:
@@ -2453,6 +2643,16 @@ class ClassConverter:
             if scanned is not None:
                 method = method.with_changes(decorators=[d for d in method.decorators if d is not scanned[0]])
             new = rewriter.transform(method)
+            if method is self.shape.compact and self.call_time_params and isinstance(new, cst.FunctionDef):
+                new = _with_call_time_params(new, [p for params in self.call_time_params.values() for p in params.values()])
+            if isinstance(new, cst.FunctionDef) and isinstance(new.body, cst.IndentedBlock) and new.body.body and isinstance(method.body, cst.IndentedBlock) \
+                    and method.body.body and id(method.body.body[0]) in self.scan_statements:
+                # the body's first statements went to __init__: no blank line opens it now
+                first = new.body.body[0]
+                kept = list(first.leading_lines)
+                while kept and kept[0].comment is None:
+                    kept.pop(0)
+                new = new.with_changes(body=new.body.with_changes(body=[first.with_changes(leading_lines=kept), *new.body.body[1:]]))
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             if scanned is not None:
@@ -2495,6 +2695,7 @@ class ClassConverter:
                 name: out for name, size in self.method_returns.items()
                 if name != "__call__" and (out := self._portable_out_size(size, size_params)) is not None
             },
+            call_time_params={k: dict(v) for k, v in self.call_time_params.items()},
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
@@ -2692,6 +2893,41 @@ def _constructs_inside(node, conv: ClassConverter) -> bool:
 
     Find().walk(node)
     return bool(found)
+
+
+def _free_names(node: cst.CSTNode) -> set[str]:
+    """The plain names an expression reads (not attribute names)."""
+    names: set[str] = set()
+
+    class Names(FastVisitor):
+        def visit_Attribute(self, n: cst.Attribute):
+            self.walk(n.value)
+            return False
+
+        def visit_Name(self, n: cst.Name):
+            names.add(n.value)
+
+    Names().walk(node)
+    return names
+
+
+def _with_call_time_params(method: cst.FunctionDef, names: list[str]) -> cst.FunctionDef:
+    """`def __call__(self, x)` -> `def __call__(self, x, *, use_running_average=None)`: the
+    call-time values a caller passes on to layers built through its factories."""
+    params = method.params
+    plain = params.params
+    laid_out = len(plain) >= 2 and not isinstance(params.star_arg, (cst.Param, cst.ParamStar)) and not params.kwonly_params \
+        and isinstance(plain[-1].comma, cst.Comma) and isinstance(plain[-2].comma, cst.Comma)
+    equal = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+    if laid_out:
+        # one parameter a line (and a trailing comma): the new ones follow that layout
+        inner, last = plain[-2].comma, plain[-1].comma
+        new = [cst.Param(name=cst.Name(n), default=cst.Name("None"), equal=equal, comma=inner if i < len(names) - 1 else last) for i, n in enumerate(names)]
+        plain = [*plain[:-1], plain[-1].with_changes(comma=inner)]
+        return method.with_changes(params=params.with_changes(params=plain, star_arg=cst.ParamStar(comma=inner), kwonly_params=new))
+    new = [cst.Param(name=cst.Name(n), default=cst.Name("None"), equal=equal) for n in names]
+    star = params.star_arg if isinstance(params.star_arg, (cst.Param, cst.ParamStar)) else cst.ParamStar()
+    return method.with_changes(params=params.with_changes(star_arg=star, kwonly_params=[*params.kwonly_params, *new]))
 
 
 def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:

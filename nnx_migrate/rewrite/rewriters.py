@@ -323,6 +323,18 @@ class MethodRewriter(FastTransformer):
                 if n < len(names):
                     new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
             updated = updated.with_changes(args=new_args)
+        if called is not None and called.kind == "local" and called.call_kwargs:
+            # call-time values a layer partial passed to the child took from call arguments
+            if isinstance(original.func, cst.Call):
+                given = {a.keyword.value for a in updated.args if a.keyword is not None}
+                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
+                if extra and updated.args:
+                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
+                elif extra:
+                    updated = updated.with_changes(args=extra)
+            else:
+                conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the module from call arguments; pass it at each call")
+            return updated
         if called is not None and called.kind == "layer":
             args = []
             if (isinstance(original.func, cst.Call) or local_kwargs_hold) and called.call_kwargs:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import libcst as cst
 
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.field_values import FieldValues
 from nnx_migrate.rewrite.helpers import add_helpers
 from nnx_migrate.rewrite.imports import fix_imports
 from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
@@ -127,6 +128,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     ctx.source = text
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
+    ctx.field_values = FieldValues(module, imports, rules, _linen_class_names(module, ctx))
     renamer = ctx.renamer = RenameLinen(imports, rules)
     renamer.reserved = ctx.module_names | set(imports.aliases)
     alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
@@ -256,6 +258,18 @@ def _linen_class_kind(node: cst.ClassDef, ctx: FileContext):
         if summary is not None:
             return "subclass", summary
     return None, None
+
+
+def _linen_class_names(module: cst.Module, ctx: FileContext) -> set[str]:
+    """The module-level Linen classes of the file, subclasses of the file's ones included."""
+    names: set[str] = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and any(
+            b.keyword is None and (is_linen_module_base(ctx, b.value) or (isinstance(b.value, cst.Name) and b.value.value in names))
+            for b in stmt.bases
+        ):
+            names.add(stmt.name.value)
+    return names
 
 
 def _module_level_names(module: cst.Module) -> set[str]:

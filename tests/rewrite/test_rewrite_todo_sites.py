@@ -156,9 +156,14 @@ CASES = [
             norm = partial(nn.BatchNorm, use_running_average=not train)
             x = norm()(x)
             return Block(norm=norm)(x)
+
+        class Other(nn.Module):
+          @nn.compact
+          def __call__(self, x):
+            return Block(norm=nn.LayerNorm)(x)
         """,
-        15, "Linen API with no NNX conversion", "norm = partial(nn.BatchNorm, use_running_average=not train)",
-        id="partial-with-call-time-argument-passed-to-a-child",
+        10, "constructions pass different values (nn.BatchNorm, nn.LayerNorm)", "return self.norm()(x)",
+        id="factory-field-without-default-set-to-different-layers",
     ),
     pytest.param(
         """
@@ -777,3 +782,33 @@ def test_a_reported_scan_over_time_keeps_the_linen_import_its_text_needs(source)
     assert "nn.broadcast" in result.new_text
     assert any(t.construct == "nn.broadcast" and t.why == LEFT_AS_LINEN for t in result.todos), [t.render() for t in result.todos]
     assert not _unbound_names(result.new_text), result.new_text
+
+
+def test_a_call_time_value_that_may_change_before_the_childs_call_is_reported():
+    """The parent's partial sets BatchNorm's mode from a local: NNX would evaluate it at
+    the child's call, which is only the same value when it is a call argument that
+    nothing rebinds; anything else is reported at the child's construction."""
+    result = convert(
+        """
+        from functools import partial
+        import flax.linen as nn
+
+        class Block(nn.Module):
+          norm: type
+
+          @nn.compact
+          def __call__(self, x):
+            return self.norm()(x)
+
+        class Net(nn.Module):
+          @nn.compact
+          def __call__(self, x, train: bool = True):
+            flag = not train
+            norm = partial(nn.BatchNorm, use_running_average=flag)
+            return Block(norm=norm)(x)
+        """
+    )
+    statuses = {c.name: c.status for c in result.classes}
+    assert statuses == {"Block": "converted", "Net": "todo"}
+    assert any(t.line == 17 and "'use_running_average'" in t.why and "never rebound" in t.why for t in result.todos), [t.render() for t in result.todos]
+    assert "def __call__(self, x, *, use_running_average=None):" in result.new_text
