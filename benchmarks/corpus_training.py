@@ -352,35 +352,17 @@ def drive_imagenet(train, steps=12):
 
 # imagenet hand fix 1: ResNetBlock's layers built in __init__ (from the factories the parent
 # passes), and its call.
-_IMAGENET_BLOCK = """\
-    self.strides = strides
-    self.conv_0 = conv(in_features, filters, (3, 3), strides, rngs=rngs)
-    self.norm_0 = norm(filters, rngs=rngs)
-    self.conv_1 = conv(filters, filters, (3, 3), rngs=rngs)
-    self.norm_1 = norm(filters, scale_init=nnx.initializers.zeros_init(), rngs=rngs)
-    if in_features != filters or tuple(strides) != (1, 1):  # Linen's `residual.shape != y.shape`
-      self.conv_proj = conv(in_features, filters, (1, 1), strides, rngs=rngs)
-      self.norm_proj = norm(filters, rngs=rngs)
-
-  def __call__(self, x, train: bool = True):
-    residual = x
-    y = self.act(self.norm_0(self.conv_0(x), use_running_average=not train))
-    y = self.norm_1(self.conv_1(y), use_running_average=not train)
-    if hasattr(self, 'conv_proj'):
-      residual = self.norm_proj(self.conv_proj(residual), use_running_average=not train)
-    return self.act(residual + y)
-"""
-# imagenet hand fix 4: the blocks built in ResNet.__init__ (fix 5 calls them).
+# imagenet hand fix 1: ResNet's blocks, which the module rewrite reports (its `block_cls`
+# holds one of two classes, built in nested loops), built in __init__ into an nnx.List; the
+# blocks themselves, their conv/norm factories and the call-time use_running_average
+# convert. Fix 3 calls them.
 _IMAGENET_BLOCKS = """\
-    conv = partial(self.conv, use_bias=False, dtype=self.dtype)
-    norm = partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, dtype=self.dtype, axis_name='batch')
-    blocks, features = [], self.num_filters
+    self.blocks, features = nnx.List(), self.num_filters
     for i, block_size in enumerate(self.stage_sizes):
       for j in range(block_size):
         strides = (2, 2) if i > 0 and j == 0 else (1, 1)
-        blocks.append(self.block_cls(self.num_filters * 2**i, strides=strides, conv=conv, norm=norm, act=self.act, in_features=features, rngs=rngs))
-        features = self.num_filters * 2**i
-    self.blocks = nnx.List(blocks)
+        self.blocks.append(self.block_cls(filters=self.num_filters * 2**i, strides=strides, conv=partial(self.conv, use_bias=False, dtype=self.dtype), norm=partial(nnx.BatchNorm, momentum=0.9, epsilon=1e-5, dtype=self.dtype, axis_name='batch', use_running_average=None), act=self.act, in_features=features, rngs=rngs))
+        features = self.num_filters * 2**i * (4 if self.block_cls is BottleneckResNetBlock else 1)
 """
 
 
@@ -397,24 +379,18 @@ HAND_FIXES = {
                  "decoder LSTM output size into its Dense: the carry's size (the encoder's hidden size)"),
                 ("features=decoder_inputs_in_features,", "features=self.hidden_size,",
                  "decoder LSTM hidden size: Linen's LSTMCell takes it from the carry (the encoder's state), not from `features`")],
-    # imagenet: the blocks get `conv`/`norm` factories from the parent as fields (no NNX
-    # conversion yet: models.py's self.conv/self.norm/self.block_cls TODO sites) and the
-    # model reaches TrainState.create through `create_model`'s `getattr(models, config.model)`.
-    # The five models.py fixes go once the module rewrite converts factory fields.
+    # imagenet: ResNet's blocks (models.py TODO sites res_net_block_0 and dense_0) and the
+    # model reaching TrainState.create through `create_model`'s `getattr(models, config.model)`.
     "imagenet": [
-        (re.compile(r"    self\.strides = strides\n\n  def __call__\(\n      self,\n      x,\n  \):\n.*?    return self\.act\(residual \+ y\)\n", re.S),
-         _IMAGENET_BLOCK,
-         "models.py ResNetBlock (TODO sites self.conv/self.norm, lines 45-55): its convs and norms built in __init__ from the parent's "
-         "factories (conv_0/norm_0/conv_1/norm_1, conv_proj/norm_proj where the shape changes), called with use_running_average=not train"),
-        ("strides: tuple[int, int] = (1, 1), *, rngs: nnx.Rngs):", "strides: tuple[int, int] = (1, 1), *, in_features: int, rngs: nnx.Rngs):",
-         "models.py blocks: the block's input size, which its first conv and projection need (both block classes' signatures)"),
+        (re.compile(r"(    # TODO\(nnx-migrate\): [^\n]*\n)+    self\.res_net_block_0 = self\.block_cls\([^\n]*\n"), _IMAGENET_BLOCKS,
+         "models.py ResNet.__init__ (TODO site res_net_block_0, line 126): the blocks built by the same nested loops into nnx.List `blocks`, "
+         "each given the previous one's width"),
         ("*, in_features: int, dense_0_in_features: int, rngs: nnx.Rngs):", "*, in_features: int, rngs: nnx.Rngs):",
-         "models.py ResNet (TODO site dense_0 in_features, line 134): the classifier's input size is the last block's width, computed in __init__ (fix 4)"),
-        (re.compile(r"    self\.dense_0 = nnx\.Linear\(in_features=dense_0_in_features, "), _IMAGENET_BLOCKS + "    self.dense_0 = nnx.Linear(in_features=features, ",
-         "models.py ResNet (TODO site self.block_cls, line 126): the blocks built in __init__ with NNX conv/BatchNorm factories "
-         "(BatchNorm's momentum, epsilon, axis_name as Linen's `norm` partial) into nnx.List `blocks`"),
-        (re.compile(r"    for i, block_size in enumerate\(self\.stage_sizes\):\n(?:[^\n]*\n){2,3}?        x = self\.block_cls\(\n.*?\)\(x\)\n", re.S), "    for block in self.blocks:\n      x = block(x, train=train)\n",
-         "models.py ResNet.__call__ (TODO site self.block_cls, line 126): calls the blocks built in __init__"),
+         "models.py ResNet (TODO site dense_0 in_features, line 134): the classifier's input size is the last block's width, computed with the blocks (fix 1)"),
+        ("nnx.Linear(in_features=dense_0_in_features, ", "nnx.Linear(in_features=features, ", "models.py ResNet (TODO site dense_0, line 134): see fix 2"),
+        (re.compile(r"    for i, block_size in enumerate\(self\.stage_sizes\):\n(?:[^\n]*\n){2,8}?        x = self\.res_net_block_0\(x, use_running_average=not train\)\n"),
+         "    for block in self.blocks:\n      x = block(x, use_running_average=not train)\n",
+         "models.py ResNet.__call__ (TODO site res_net_block_0, line 126): calls the blocks built in __init__"),
         ("return model_cls(num_classes=NUM_CLASSES,", "return functools.partial(model_cls, num_classes=NUM_CLASSES,",
          "train.py create_model (feeds TODO site TrainState.create, line 258): returns the model class with its arguments "
          "(`getattr(models, config.model)` is not a class the pass can follow), so create_train_state can build it with rngs"),
