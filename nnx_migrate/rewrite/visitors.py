@@ -15,8 +15,10 @@ hooks. Over the rewrite that was most of the time spent outside our own callback
 - `nodes_of_type(node, kind)`: `matchers.findall(node, m.Kind())` without a visit.
 
 Field orders and how each field treats a removed or flattened child are learnt from
-LibCST's own traversal of the first node of each type; the tests compare every function
-with the LibCST call it stands for.
+LibCST's own traversal of the first node of each type, and each type gets its own
+children and children-transforming functions, written for its fields (no per-value type
+tests or per-field dispatch at run time); the tests compare every function with the
+LibCST call it stands for.
 """
 
 from __future__ import annotations
@@ -117,7 +119,10 @@ def _walk_plain(self, node, cls, visits: dict, leaves: dict) -> None:
     if visit is _UNKNOWN:
         visit = _find_callback(cls, "visit", kind, visits)
     if visit is None or visit(self, node) is not False:
-        for child in children_in_order(node):
+        children = _SOURCE_ORDER.get(kind)  # (`children_in_order`, inlined)
+        if children is None:
+            children = _SOURCE_ORDER[kind] = _learn_order(node)
+        for child in children(node):
             _walk_plain(self, child, cls, visits, leaves)
     leave = leaves.get(kind, _UNKNOWN)
     if leave is _UNKNOWN:
@@ -139,7 +144,13 @@ class FastTransformer(_Tables, cst.CSTTransformer):
             visit = visits.get(kind, _UNKNOWN)
             if visit is _UNKNOWN:
                 visit = _find_callback(cls, "visit", kind, visits)
-            updated = _transform_children(self, node) if visit is None or visit(self, node) is not False else node
+            if visit is None or visit(self, node) is not False:
+                children = _TRANSFORMS.get(kind)  # (`_transform_children`, inlined)
+                if children is None:
+                    children = _TRANSFORMS[kind] = _learn_transform(node)
+                updated = children(self, node)
+            else:
+                updated = node
             leaves = cls._leave_table
             leave = leaves.get(kind, _UNKNOWN)
             if leave is _UNKNOWN:
@@ -188,45 +199,42 @@ class _FieldOrder(cst.CSTVisitor):
         self.fields.append(attribute)
 
 
-_SOURCE_ORDER: dict[type, tuple[Callable, tuple[str, ...]]] = {}
+_SOURCE_ORDER: dict[type, Callable[[cst.CSTNode], list]] = {}  # node type -> its children function
 
 
-def _learn_order(node: cst.CSTNode) -> tuple[Callable, tuple[str, ...]]:
+def _learn_order(node: cst.CSTNode) -> Callable[[cst.CSTNode], list]:
+    """A function returning the children of a node of this type in source order, written
+    for the type: its child attributes in the order LibCST's traversal visits them, each
+    read directly (no per-value type tests; `None`, `MaybeSentinel` and sequences are
+    told apart by exact type). Fields LibCST did not visit on this instance (plain values
+    such as a name's text, or a field visited only when it is set, such as an f-string's
+    format spec, that this instance lacked) are checked first: set on a later instance,
+    LibCST's own `children` answers."""
     order = _FieldOrder()
     node._visit_and_replace_children(order)
     names = tuple(dict.fromkeys(order.fields))
-    # Fields LibCST did not visit here: plain values (a name's text), or a field visited
-    # only when it is set (an f-string's format spec) that this instance lacked.
     unset = tuple(f.name for f in dataclasses.fields(node) if f.name not in names and (getattr(node, f.name) is None or type(getattr(node, f.name)) in (list, tuple)))
-    if not names:
-        return (lambda node: ()), unset
-    get = operator.attrgetter(*names)
-    return (get if len(names) > 1 else lambda node: (get(node),)), unset
+    lines = ["def children(node):"]
+    for name in unset:
+        lines += [f"    v = node.{name}", "    if v is not None and (type(v) not in (list, tuple) or v):", "        return list(node.children)"]
+    lines.append("    out = []")
+    for name in names:
+        # a sequence, a node, or an unset optional (None / MaybeSentinel.DEFAULT)
+        lines += [f"    v = node.{name}", "    t = type(v)", "    if t is tuple or t is list:", "        out += v",
+                  "    elif v is not None and t is not _MaybeSentinel:", "        out.append(v)"]
+    lines.append("    return out")
+    scope = {"_MaybeSentinel": cst.MaybeSentinel}
+    exec("\n".join(lines), scope)  # (generated from the field names above only)
+    return scope["children"]
 
 
 def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
     """`node.children` (the direct children in source order) without rebuilding the node:
     the attribute order is learnt once per node type from LibCST's own traversal."""
-    entry = _SOURCE_ORDER.get(type(node))
-    if entry is None:
-        entry = _SOURCE_ORDER[type(node)] = _learn_order(node)
-    get, unset = entry
-    for name in unset:  # set on this instance: LibCST answers
-        value = getattr(node, name)
-        if _is_node(value) or (type(value) in (list, tuple) and value):
-            return list(node.children)
-    out = []
-    for value in get(node):
-        kind = type(value)
-        if kind is tuple or kind is list:
-            out.extend(value)
-        else:
-            known = _NODE_TYPES.get(kind)  # (`_is_node`, inlined: the hottest loop of a run)
-            if known is None:
-                known = _is_node(value)
-            if known:
-                out.append(value)
-    return out
+    children = _SOURCE_ORDER.get(type(node))
+    if children is None:
+        children = _SOURCE_ORDER[type(node)] = _learn_order(node)
+    return children(node)
 
 
 # How LibCST's traversal treats each child attribute: the helper of libcst/_nodes/internal.py
@@ -263,52 +271,88 @@ def _field_kinds(node: cst.CSTNode):
     return kinds
 
 
+_TRANSFORMS: dict[type, Callable] = {}  # node type -> its children-transforming function
+
+
 def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.CSTNode:
+    """`node._visit_and_replace_children(transformer)`, keeping `node` where no child
+    changed (see `FastTransformer.transform`)."""
+    function = _TRANSFORMS.get(type(node))
+    if function is None:
+        function = _TRANSFORMS[type(node)] = _learn_transform(node)
+    return function(transformer, node)
+
+
+def _by_libcst(transformer: FastTransformer, node: cst.CSTNode) -> cst.CSTNode:
+    return node._visit_and_replace_children(transformer)
+
+
+def _learn_transform(node: cst.CSTNode) -> Callable:
+    """The children-transforming function of this node's type, written for the type (as
+    `_learn_order` writes the children function): each child attribute read directly,
+    in LibCST's order, and treated as the LibCST helper that visits it treats it. A
+    sequence, a node or an unset optional is told apart by the value's exact type, so a
+    field LibCST visits either way (`ImportFrom.names`: `*` or a sequence) works from
+    either instance. Types LibCST visits with helpers we do not know (and the module)
+    stay LibCST's."""
     kinds = _field_kinds(node)
-    if kinds is not None:
-        for name in kinds[1]:  # a field set here but absent where the order was learnt
-            value = getattr(node, name)
-            if _is_node(value) or (type(value) in (list, tuple) and value):
-                kinds = None
-                break
     if kinds is None or type(node) is cst.Module:
-        return node._visit_and_replace_children(transformer)
-    changes = {}
-    for name, kind in kinds[0]:
-        value = getattr(node, name)
-        if kind is _SEQUENCE or kind is _BODY:
-            new_items = []
-            changed = False
-            for child in value:
-                new = transformer.transform(child)
-                if new is child:
-                    new_items.append(new)
-                    continue
-                changed = True
-                if new is cst.RemovalSentinel.REMOVE:
-                    continue
-                if type(new) is cst.FlattenSentinel:
-                    items = list(new)
-                else:
-                    items = [new]
-                if kind is _BODY and not child._is_removable():
-                    items = [item for item in items if not item._is_removable()]
-                new_items.extend(items)
-            if changed:
-                changes[name] = tuple(new_items)
+        return _by_libcst
+    fields, unset = kinds
+    lines = ["def transform_children(transformer, node):"]
+    for name in unset:  # a field set here but absent where the order was learnt
+        lines += [f"    v = node.{name}", "    if v is not None and (_is_node(v) or (type(v) in (list, tuple) and v)):",
+                  "        return node._visit_and_replace_children(transformer)"]
+    lines.append("    changes = None")
+    for name, kind in fields:
+        lines += [f"    v = node.{name}", "    t = type(v)", "    if t is tuple or t is list:",
+                  f"        new = _sequence(transformer, v, {kind == _BODY})",
+                  "        if new is not None:",
+                  "            if changes is None:",
+                  "                changes = {}",
+                  f"            changes[{name!r}] = new",
+                  "    elif v is not None and t is not _MaybeSentinel:",
+                  "        new = transformer.transform(v)",
+                  "        if new is not v:",
+                  "            if changes is None:",
+                  "                changes = {}",
+                  f"            changes[{name!r}] = _single(node, {name!r}, {kind if kind in (_OPTIONAL, _SENTINEL) else _REQUIRED!r}, v, new)"]
+    lines.append("    return node if changes is None else node.with_changes(**changes)")
+    scope = {"_MaybeSentinel": cst.MaybeSentinel, "_is_node": _is_node, "_sequence": _transform_sequence, "_single": _transformed_child}
+    exec("\n".join(lines), scope)  # (generated from the field names above only)
+    return scope["transform_children"]
+
+
+def _transform_sequence(transformer: FastTransformer, value, body: bool):
+    """A sequence field transformed as `visit_sequence` (`visit_body_sequence` where
+    `body`) does; None where no item changed."""
+    new_items = None
+    for index, child in enumerate(value):
+        new = transformer.transform(child)
+        if new is child:
+            if new_items is not None:
+                new_items.append(new)
             continue
-        if value is None or value is cst.MaybeSentinel.DEFAULT:
-            continue  # (optional / sentinel attributes that are unset)
-        new = transformer.transform(value)
-        if new is value:
-            continue
-        if type(new) is cst.FlattenSentinel or (kind is _REQUIRED and new is cst.RemovalSentinel.REMOVE):
-            node._visit_and_replace_children(_Replay(value, new))  # raises LibCST's TypeError
-            raise TypeError(f"a {type(node).__name__} cannot take {new!r} for its {name}")
+        if new_items is None:
+            new_items = list(value[:index])
         if new is cst.RemovalSentinel.REMOVE:
-            new = None if kind is _OPTIONAL else cst.MaybeSentinel.DEFAULT
-        changes[name] = new
-    return node.with_changes(**changes) if changes else node
+            continue
+        items = list(new) if type(new) is cst.FlattenSentinel else [new]
+        if body and not child._is_removable():
+            items = [item for item in items if not item._is_removable()]
+        new_items.extend(items)
+    return None if new_items is None else tuple(new_items)
+
+
+def _transformed_child(node: cst.CSTNode, name: str, kind: str, value, new):
+    """What a single child's field becomes when the child was transformed into `new`
+    (`visit_required` / `visit_optional` / `visit_sentinel`)."""
+    if type(new) is cst.FlattenSentinel or (kind == _REQUIRED and new is cst.RemovalSentinel.REMOVE):
+        node._visit_and_replace_children(_Replay(value, new))  # raises LibCST's TypeError
+        raise TypeError(f"a {type(node).__name__} cannot take {new!r} for its {name}")
+    if new is cst.RemovalSentinel.REMOVE:
+        return None if kind == _OPTIONAL else cst.MaybeSentinel.DEFAULT
+    return new
 
 
 class _Replay(cst.CSTTransformer):

@@ -203,3 +203,30 @@ def test_transform_refuses_what_visit_refuses():
             stmt.visit(make())
         with pytest.raises(error):
             make().transform(stmt)
+
+
+def test_fields_visited_per_instance_work_whichever_instance_taught_the_type():
+    # `ImportFrom.names` is `*` (one node) or a sequence; an f-string's format spec is
+    # visited only when set. Children and transforms are learnt once per type, from the
+    # first instance seen: either must teach them right for the other.
+    from nnx_migrate.rewrite import visitors
+
+    class Upper(FastTransformer):
+        def leave_Name(self, original, updated):
+            return updated.with_changes(value=updated.value.upper())
+
+    cases = [
+        (lambda t: cst.parse_statement(t).body[0], ["from a import *", "from a import (b, c as d)", "from . import e"]),
+        (lambda t: cst.parse_expression(t).parts[0], ['f"{a:>{w}}"', 'f"{a}"', 'f"{a!r:{b}{c}}"']),
+    ]
+    for make, texts in cases:
+        for first in range(len(texts)):
+            order = texts[first:] + texts[:first]
+            nodes = [make(t) for t in order]
+            visitors._SOURCE_ORDER.pop(type(nodes[0]), None)
+            visitors._TRANSFORMS.pop(type(nodes[0]), None)
+            visitors._KINDS.pop(type(nodes[0]), None)
+            for node in nodes:
+                assert [id(c) for c in children_in_order(node)] == [id(c) for c in node.children], order
+                by_visit, by_transform = node.visit(Upper()), Upper().transform(node)
+                assert by_transform.deep_equals(by_visit), order
