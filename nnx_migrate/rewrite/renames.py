@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
 from nnx_migrate.rewrite.visitors import FastTransformer, children_in_order
@@ -119,7 +120,7 @@ class RenameLinen(_SkipImports):
         if target is not None:
             self.changed = True
             self.used_names.add(target.split(".")[0])
-            return cst.parse_expression(target)
+            return templates.parse_expression(target)
         return updated
 
     def leave_Name(self, original, updated):
@@ -129,7 +130,7 @@ class RenameLinen(_SkipImports):
         if target is not None:
             self.changed = True
             self.used_names.add(target.split(".")[0])
-            return cst.parse_expression(target)
+            return templates.parse_expression(target)
         self.used_names.add(original.value)
         if self._is_linen(original):
             self.leftovers.add(original.value)
@@ -150,7 +151,7 @@ class RenameLinen(_SkipImports):
         if entry is None or entry[0] is not original:
             return updated
         present = {arg.keyword.value for arg in updated.args if arg.keyword is not None}
-        extra = [cst.Arg(keyword=cst.Name(key), value=cst.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+        extra = [cst.Arg(keyword=cst.Name(key), value=templates.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
                  for key, value in entry[1].items() if key not in present]
         if not extra:
             return updated

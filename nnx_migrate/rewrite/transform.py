@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.helpers import add_helpers
 from nnx_migrate.rewrite.imports import fix_imports
@@ -67,6 +68,7 @@ def forget_parses(remember: bool = False) -> None:
     _PARSED.clear()
     _AST.clear()
     _CLASS_RESULTS.clear()
+    templates.forget()
     _remember_class_results = remember
     remember_local_files(remember)
 
@@ -191,7 +193,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
-            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+            templates.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
             for collection, name in ctx.variable_types.items()
         ]
         body = list(converted.body)
