@@ -9,7 +9,7 @@ import libcst as cst
 from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
-from nnx_migrate.rewrite.visitors import FastTransformer, children_in_order
+from nnx_migrate.rewrite.visitors import FastTransformer, branches_in_order
 
 # Type-level renames: used in annotations, isinstance checks.
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
@@ -32,7 +32,7 @@ def _mentions(node: cst.CSTNode, names: frozenset[str]) -> bool:
             if node.value in names:
                 return True
         else:
-            stack.extend(children_in_order(node))
+            stack.extend(branches_in_order(node))
     return False
 
 
@@ -176,6 +176,8 @@ class RenameLinen(_SkipImports):
                 self.used_names.add(name.split(".")[0])
                 self._skip_bases[id(base.value)] = base.value
         return True
+
+    hooks_ignore_trivia = True  # (class bases and statement lines only: see visitors.TRIVIA)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if self._skip_bases.get(id(node)) is node:

@@ -91,6 +91,8 @@ class SetupRewriter(FastTransformer):
 
     # TODO comments go on the statement that holds the site (a submodule with problems,
     # or a node reported while the setup body was analysed).
+    hooks_ignore_trivia = True  # (statements and reported code only: see visitors.TRIVIA)
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
@@ -148,6 +150,8 @@ class MethodRewriter(FastTransformer):
         return self.renamer.visit_Param(node)
 
     # TODO markers: a statement that holds a reported node gets a comment line above it.
+    hooks_ignore_trivia = True  # (statements and reported code only: see visitors.TRIVIA)
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
