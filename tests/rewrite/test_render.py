@@ -47,3 +47,40 @@ def test_module_render_reuses_statement_code_and_gives_the_same_text():
     assert lines.render(again) == again.code
     assert lines.render(cst.parse_module("")) == "" and lines.render(cst.parse_module("x = 1")) == "x = 1"
     lines.forget_statement_texts()
+
+
+def test_report_lines_counted_without_rendering_are_the_rendered_ones():
+    # `LineResolver` counts the line breaks of a statement's nodes (lines._count_lines)
+    # instead of generating its code: every node must get the line the code generation
+    # gives it, the node types written out of traversal order included.
+    import sys
+
+    import libcst as cst
+
+    from nnx_migrate.rewrite import lines
+    from nnx_migrate.rewrite.transform import _statement_spans
+    from nnx_migrate.rewrite.visitors import children_in_order
+
+    text = (
+        "import a  # c\n\n\n@dec(\n    x)\n# between\n@dec2\nclass A(\n    B):\n    '''doc\n\n    more'''\n"
+        "    def f(self, a, /, b: int = (\n            1), *c, d, **e) -> (\n            int):\n"
+        "        del a[\n            b], c\n        x = f'{a!r:>{w}}' '''s\n        t''' \\\n            + (\n            '''u\n'''\n        )\n"
+        "        return [x for x in (y\n            ) if x]\n\n    # footer\n\n"
+        "def g(p, /,\n      q):\n    try:\n        pass\n    except (A,\n            B) as e:\n        raise C(\n            1) from e\n"
+        "    finally:\n        pass\n    with (open(a) as b,\n          open(c) as d):\n        pass\n    lambda p, /, q: (p,\n        q)\n"
+    )
+    if sys.version_info >= (3, 10):
+        text += "match x:\n    case [a,\n          b] if a:\n        pass\n    case {'k': v,\n          **r}:\n        pass\n    case A(b=c) | D():\n        pass\n"
+    module = cst.parse_module(text)
+    starts = lines.statement_starts(module.body, _statement_spans(text, module))
+    for index, statement in enumerate(module.body):
+        targets, stack = {}, [statement]
+        while stack:
+            node = stack.pop()
+            targets[id(node)] = node
+            stack.extend(children_in_order(node))
+        rendered, counted = lines._Counting(module, targets), lines._Counting(module, targets)
+        rendered.line = counted.line = starts[index]
+        statement._codegen(rendered)
+        lines._count_lines(statement, counted)
+        assert counted.start == rendered.start and counted.line == rendered.line, index
