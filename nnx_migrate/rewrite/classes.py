@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace as _replace
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
-from nnx_migrate.rewrite import recurrent
+from nnx_migrate.rewrite import recurrent, templates
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -2468,7 +2468,7 @@ class ClassConverter:
         init_lines: list[cst.BaseStatement] = []
 
         def stmt(src: str) -> cst.BaseStatement:
-            return cst.parse_statement(src, config=cfg)
+            return templates.parse_statement(src, config=cfg)
 
         base = self.shape.base
         own_builder = self.shape.setup is not None or self.shape.compact is not None or base is None
@@ -2623,7 +2623,7 @@ class ClassConverter:
         if not init_lines:
             init_lines.append(stmt("pass\n"))
         header = f"def __init__(self, {', '.join(params_src)}):\n    pass\n"
-        init_def = cst.parse_statement(header, config=cfg)
+        init_def = templates.parse_statement(header, config=cfg)
         init_def = init_def.with_changes(body=init_def.body.with_changes(body=init_lines))
         # Generated code carries Linen names (initializers, activations): rename them.
         init_def = self.ctx.renamer.transform(init_def)
@@ -2676,7 +2676,7 @@ class ClassConverter:
             body = [renamer.transform(stmt) for stmt in body]
         new_bases = [b for b in self.node.bases]
         if base is None:
-            new_bases = [cst.Arg(value=cst.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
+            new_bases = [cst.Arg(value=templates.parse_expression(_LINEN_BASES[self.ctx.imports.qualify(b.value)])) if is_linen_module_base(self.ctx, b.value) else b for b in self.node.bases]
         new_bases = [self.ctx.renamer.transform(b) for b in new_bases]
         decorators = [self.ctx.renamer.transform(d) for d in self.node.decorators]
         new_class = self.node.with_changes(bases=new_bases, decorators=decorators, body=self.node.body.with_changes(body=body))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted
 from nnx_migrate.rewrite.visitors import FastTransformer
 
@@ -81,7 +82,7 @@ def fix_imports(module: cst.Module, used: set[str], needs_functools: bool = Fals
             body.append(stmt)
     pruned = module.with_changes(body=body)
     if "nnx" in used and not _has_nnx_import(ImportMap(pruned)):
-        new_stmt = cst.parse_statement("from flax import nnx\n", config=module.config_for_parsing)
+        new_stmt = templates.parse_statement("from flax import nnx\n", config=module.config_for_parsing)
         if isinstance(anchor, tuple):  # the first Linen import line went away: take its place
             index, leading = anchor
             body.insert(index, new_stmt.with_changes(leading_lines=leading))
@@ -103,7 +104,7 @@ def _import_first(module: cst.Module, line: str) -> cst.Module:
     """`line` before the first import after any `from __future__` ones; that import's
     leading comments stay above the new line."""
     body = list(module.body)
-    new_stmt = cst.parse_statement(line, config=module.config_for_parsing)
+    new_stmt = templates.parse_statement(line, config=module.config_for_parsing)
     for i, stmt in enumerate(body):
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(x, (cst.Import, cst.ImportFrom)) for x in stmt.body):
             if any(isinstance(x, cst.ImportFrom) and dotted(x.module) == "__future__" for x in stmt.body if isinstance(x, cst.ImportFrom) and x.module is not None):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.rules import LayerRule
 from nnx_migrate.rewrite.scan_axes import ScanAxes, scan_axes
 from nnx_migrate.rewrite.sizes import code
@@ -91,7 +92,7 @@ def rnn_problems(arguments: dict[str, cst.BaseExpression]) -> list[str]:
 
 def is_time_scan(options: dict[str, cst.BaseExpression]) -> bool:
     """Parameters broadcast (shared by the steps), not stacked per layer."""
-    return "variable_broadcast" in options and _compact(options.get("variable_axes", cst.parse_expression("{}"))) == "{}"
+    return "variable_broadcast" in options and _compact(options.get("variable_axes", templates.parse_expression("{}"))) == "{}"
 
 
 def time_scan(imports, options: dict[str, cst.BaseExpression]) -> TimeScan:

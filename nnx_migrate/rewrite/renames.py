@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
-from nnx_migrate.rewrite.visitors import FastTransformer, children_in_order
+from nnx_migrate.rewrite.visitors import FastTransformer, branches_in_order
 
 # Type-level renames: used in annotations, isinstance checks.
 _TYPES = {"flax.linen.Module": "flax.nnx.Module", "flax.linen.module.Module": "flax.nnx.Module"}
@@ -31,7 +32,7 @@ def _mentions(node: cst.CSTNode, names: frozenset[str]) -> bool:
             if node.value in names:
                 return True
         else:
-            stack.extend(children_in_order(node))
+            stack.extend(branches_in_order(node))
     return False
 
 
@@ -119,7 +120,7 @@ class RenameLinen(_SkipImports):
         if target is not None:
             self.changed = True
             self.used_names.add(target.split(".")[0])
-            return cst.parse_expression(target)
+            return templates.parse_expression(target)
         return updated
 
     def leave_Name(self, original, updated):
@@ -129,7 +130,7 @@ class RenameLinen(_SkipImports):
         if target is not None:
             self.changed = True
             self.used_names.add(target.split(".")[0])
-            return cst.parse_expression(target)
+            return templates.parse_expression(target)
         self.used_names.add(original.value)
         if self._is_linen(original):
             self.leftovers.add(original.value)
@@ -150,7 +151,7 @@ class RenameLinen(_SkipImports):
         if entry is None or entry[0] is not original:
             return updated
         present = {arg.keyword.value for arg in updated.args if arg.keyword is not None}
-        extra = [cst.Arg(keyword=cst.Name(key), value=cst.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+        extra = [cst.Arg(keyword=cst.Name(key), value=templates.parse_expression(value), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
                  for key, value in entry[1].items() if key not in present]
         if not extra:
             return updated
@@ -175,6 +176,8 @@ class RenameLinen(_SkipImports):
                 self.used_names.add(name.split(".")[0])
                 self._skip_bases[id(base.value)] = base.value
         return True
+
+    hooks_ignore_trivia = True  # (class bases and statement lines only: see visitors.TRIVIA)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if self._skip_bases.get(id(node)) is node:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
 from nnx_migrate.rewrite.report import TODO_MARK
@@ -47,10 +48,10 @@ class SetupRewriter(FastTransformer):
         conv = self.conv
         sub = conv.sub_by_node.get(id(original))
         if sub is not None:
-            return cst.parse_expression(conv.ctor_source(sub))
+            return templates.parse_expression(conv.ctor_source(sub))
         site = conv.var_by_node.get(id(original))
         if site is not None:
-            return cst.parse_expression(site.init_code)
+            return templates.parse_expression(site.init_code)
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):
@@ -62,9 +63,9 @@ class SetupRewriter(FastTransformer):
             if not chain.ok:
                 continue
             if original is chain.init_stmt:
-                return cst.FlattenSentinel([updated, cst.parse_statement(f"{chain.var} = {chain.first}\n", config=self.conv.ctx.module.config_for_parsing)])
+                return cst.FlattenSentinel([updated, templates.parse_statement(f"{chain.var} = {chain.first}\n", config=self.conv.ctx.module.config_for_parsing)])
             if id(original) in chain.outs and chain.outs[id(original)] != chain.var and any(stmt is original for _, stmt in chain.appends):
-                return cst.FlattenSentinel([updated, cst.parse_statement(f"{chain.var} = {chain.outs[id(original)]}\n", config=self.conv.ctx.module.config_for_parsing)])
+                return cst.FlattenSentinel([updated, templates.parse_statement(f"{chain.var} = {chain.outs[id(original)]}\n", config=self.conv.ctx.module.config_for_parsing)])
         if len(original.body) == 1 and isinstance(original.body[0], cst.Assign) and len(original.body[0].targets) == 1:
             attr = _self_attr(original.body[0].targets[0].target)
             plan = self.conv.comp_plans.get(attr) if attr is not None else None
@@ -78,7 +79,7 @@ class SetupRewriter(FastTransformer):
                     sub.in_sizes[param] = var
                     updates += f"    {var} = {_CARRIED_NAME.sub(var, later)}\n"
                 src += f"for {plan['target']} in {plan['iter']}:\n    self.{attr}.append({self.conv.ctor_source(sub)})\n" + updates
-                statements = list(cst.parse_module(src, config=self.conv.ctx.module.config_for_parsing).body)
+                statements = list(templates.parse_module(src, config=self.conv.ctx.module.config_for_parsing).body)
                 statements[0] = statements[0].with_changes(leading_lines=updated.leading_lines)
                 return cst.FlattenSentinel(statements)
         return updated
@@ -92,7 +93,7 @@ class SetupRewriter(FastTransformer):
                     src = code(value)
                     if isinstance(value, cst.Tuple):
                         src = f"[{src[1:-1]}]" if src.startswith("(") else f"[{src}]"
-                    return updated.with_changes(value=cst.parse_expression(f"nnx.List({src})"))
+                    return updated.with_changes(value=templates.parse_expression(f"nnx.List({src})"))
             if attr is not None and attr in self.conv.dict_attrs and isinstance(updated.value, (cst.Dict, cst.DictComp)):
                 # NNX (0.12) refuses a plain dict holding modules on a module attribute
                 return updated.with_changes(value=cst.parse_expression(f"nnx.Dict({code(updated.value)})"))
@@ -100,6 +101,8 @@ class SetupRewriter(FastTransformer):
 
     # TODO comments go on the statement that holds the site (a submodule with problems,
     # or a node reported while the setup body was analysed).
+    hooks_ignore_trivia = True  # (statements and reported code only: see visitors.TRIVIA)
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
@@ -157,6 +160,8 @@ class MethodRewriter(FastTransformer):
         return self.renamer.visit_Param(node)
 
     # TODO markers: a statement that holds a reported node gets a comment line above it.
+    hooks_ignore_trivia = True  # (statements and reported code only: see visitors.TRIVIA)
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
@@ -206,7 +211,7 @@ class MethodRewriter(FastTransformer):
 
     def _generated(self, src: str) -> cst.BaseExpression:
         """New code from text, with Linen names renamed like the rest."""
-        return cst.parse_expression(src).visit(self.renamer)
+        return templates.parse_expression(src).visit(self.renamer)
 
     def visit_FunctionDef(self, node: cst.FunctionDef):
         self.depth += 1
@@ -234,7 +239,7 @@ class MethodRewriter(FastTransformer):
     def _leave_call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
         if id(original) in conv.has_variable_attrs:
-            return cst.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")
+            return templates.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")
         if id(original) in conv.carry_inits:
             return self._generated(conv.carry_inits[id(original)])
         if id(original) in conv.carry_swaps:
@@ -243,33 +248,33 @@ class MethodRewriter(FastTransformer):
             return self._generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
         sub = conv.sub_by_node.get(id(original))
         if sub is not None and sub.attr is not None and sub.list_index is not None:
-            return cst.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
+            return templates.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
         if sub is not None and sub.attr is not None and sub.loop is not None:
-            return cst.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
+            return templates.parse_expression(f"self.{sub.attr}[{sub.loop.index_var}]")
         if sub is not None and sub.attr is not None:
-            return cst.parse_expression(f"self.{sub.attr}")
+            return templates.parse_expression(f"self.{sub.attr}")
         if sub is not None:
             return self._generated(conv.ctor_source(sub))
         site = conv.var_by_node.get(id(original))
         if site is not None:
             if site.collection == "params" and _self_attr(original.func) == "param":
-                return cst.parse_expression(f"self.{site.attr}[...]")
-            return cst.parse_expression(f"self.{site.attr}")
+                return templates.parse_expression(f"self.{site.attr}[...]")
+            return templates.parse_expression(f"self.{site.attr}")
         method = _self_attr(original.func)
         if method == "is_initializing" and not original.args:
             return cst.Name("False")
         if id(original) in conv.mode_calls:
             # parenthesised: the call may be an operand (`a and self.is_mutable_collection(...)`)
-            return cst.parse_expression(f"(not self.{MODE_ATTRIBUTE})")
+            return templates.parse_expression(f"(not self.{MODE_ATTRIBUTE})")
         if method == "make_rng" and len(original.args) == 1:
             stream = _string_value(original.args[0].value)
             if stream is not None and stream.isidentifier():
-                return cst.parse_expression(f"self.rngs.{stream}()")
+                return templates.parse_expression(f"self.rngs.{stream}()")
         if method == "sow" and original.args:
             collection = _string_value(original.args[0].value)
             if collection is not None:
                 vtype = conv.ctx.variable_type(collection)
-                return updated.with_changes(args=[updated.args[0].with_changes(value=cst.parse_expression(vtype)), *updated.args[1:]])
+                return updated.with_changes(args=[updated.args[0].with_changes(value=templates.parse_expression(vtype)), *updated.args[1:]])
         # call-time keyword renames for layer calls
         called = None
         local_kwargs_hold = False  # a local's call: Linen's call-time arguments mean the same here
@@ -312,7 +317,7 @@ class MethodRewriter(FastTransformer):
                 return updated
             # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
             args = ", ".join(code(a.value) for a in updated.args)
-            return cst.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+            return templates.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
         if called is not None and called.kind == "layer" and called.rule.call_keywords:
             # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
             # `drop(x, deterministic=True)`
@@ -327,7 +332,7 @@ class MethodRewriter(FastTransformer):
             # call-time values a layer partial passed to the child took from call arguments
             if isinstance(original.func, cst.Call):
                 given = {a.keyword.value for a in updated.args if a.keyword is not None}
-                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
+                extra = [templates.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
                 if extra and updated.args:
                     updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
                 elif extra:

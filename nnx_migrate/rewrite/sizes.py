@@ -11,6 +11,7 @@ from typing import Callable
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -113,7 +114,7 @@ class _StaticTranslator(FastTransformer):
             size = self.scope.env[value.value.value]
             if size is None:
                 raise NotStatic(f"the size of '{value.value.value}' is not known")
-            return cst.parse_expression(f"({size})" if not size.isidentifier() and not size.isdigit() else size)
+            return templates.parse_expression(f"({size})" if not size.isidentifier() and not size.isdigit() else size)
         return updated
 
     def visit_Attribute(self, node: cst.Attribute):
@@ -127,7 +128,7 @@ class _StaticTranslator(FastTransformer):
     def leave_Name(self, original: cst.Name, updated):
         if id(original) in self._alias_nodes:
             size = self.scope.aliases[original.value]
-            return cst.parse_expression(size if size.isidentifier() or size.isdigit() else f"({size})")
+            return templates.parse_expression(size if size.isidentifier() or size.isdigit() else f"({size})")
         return updated
 
     def visit_Name(self, node: cst.Name) -> None:
@@ -396,10 +397,10 @@ _ATOMS = (cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.Subscript, cst.Ca
 
 
 def _parenthesized(src: str) -> cst.BaseExpression:
-    expr = cst.parse_expression(src)
+    expr = templates.parse_expression(src)
     if isinstance(expr, _ATOMS) or expr.lpar:
         return expr
-    return cst.parse_expression(f"({src})")
+    return templates.parse_expression(f"({src})")
 
 
 class _FoldNoneTests(FastTransformer):
@@ -422,7 +423,7 @@ class _FoldNoneTests(FastTransformer):
 def substitute_names(src: str, on_name: Callable[[str], str], on_self_attr: Callable[[str], str]) -> str | None:
     """`src` with its variables and `self.<attr>` replaced; None when a callback refuses."""
     try:
-        expr = _NameSubstitution(on_name, on_self_attr).transform(cst.parse_expression(src))
+        expr = _NameSubstitution(on_name, on_self_attr).transform(templates.parse_expression(src))
         return code(_strip_parens(_FoldNoneTests().transform(expr)))
     except (NotStatic, cst.ParserSyntaxError):
         return None

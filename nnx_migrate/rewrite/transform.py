@@ -12,11 +12,12 @@ from dataclasses import replace
 
 import libcst as cst
 
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.field_values import FieldValues
 from nnx_migrate.rewrite.helpers import add_helpers
 from nnx_migrate.rewrite.imports import fix_imports
-from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
+from nnx_migrate.rewrite.lines import LineResolver, forget_statement_texts, remember_source_statements, render, splits_lines_like_ast, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
@@ -69,6 +70,8 @@ def forget_parses(remember: bool = False) -> None:
     _PARSED.clear()
     _AST.clear()
     _CLASS_RESULTS.clear()
+    templates.forget()
+    forget_statement_texts()
     _remember_class_results = remember
     remember_local_files(remember)
 
@@ -136,6 +139,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     statement_texts = _statement_texts(text, spans)
     if spans is not None and "\r" not in text:  # (the line count of `lines` is of "\n" alone)
         positions.starts = statement_starts(module.body, spans)
+        remember_source_statements(module, text, positions.starts)  # (their code, for `render`)
     outcomes: list[ClassOutcome] = []
     class_nodes: list[tuple[ClassOutcome, cst.ClassDef]] = []
     outside_classes: list = []  # leftover Linen uses outside converted classes
@@ -195,7 +199,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, external) -> tuple
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
-            cst.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+            templates.parse_statement(f'class {name}(nnx.Variable):\n    """Linen\'s \'{collection}\' collection."""\n', config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
             for collection, name in ctx.variable_types.items()
         ]
         body = list(converted.body)

@@ -11,22 +11,27 @@ hooks. Over the rewrite that was most of the time spent outside our own callback
 - `FastVisitor.walk(node)`: `node.visit(self)` without rebuilding anything;
 - `FastTransformer.transform(node)`: `node.visit(self)`, rebuilding a node only when one
   of its children changed;
+- walks pass over trivia (whitespace, comments, punctuation, operators: two thirds of
+  the nodes of a file) for a visitor none of whose callbacks can see them (`TRIVIA`);
 - `children_in_order(node)`: `node.children` without rebuilding `node`;
 - `nodes_of_type(node, kind)`: `matchers.findall(node, m.Kind())` without a visit.
 
 Field orders and how each field treats a removed or flattened child are learnt from
-LibCST's own traversal of the first node of each type; the tests compare every function
-with the LibCST call it stands for.
+LibCST's own traversal of the first node of each type, and each type gets its own
+children and children-transforming functions, written for its fields (no per-value type
+tests or per-field dispatch at run time); the tests compare every function with the
+LibCST call it stands for.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
 import sys
+import typing
 from typing import Callable
 
 import libcst as cst
+from libcst._nodes import op as _op
 
 
 # `isinstance(x, cst.CSTNode)` goes through ABCMeta (nodes are abstract-base dataclasses):
@@ -59,17 +64,22 @@ class _Tables:
         super().__init_subclass__(**kwargs)
         cls._visit_table = {}
         cls._leave_table = {}
-        cls._plain = None  # (whether the class keeps the base's on_visit/on_leave, see walk)
+        cls._mode = None  # (plain hooks?, children table, transform table): see _mode
 
 
 _UNKNOWN = object()  # (a node type not yet in a callback table)
 
 
-def _plain_hooks(cls: type, base: type) -> bool:
-    plain = cls._plain
-    if plain is None:
-        plain = cls._plain = cls.on_visit is base.on_visit and cls.on_leave is base.on_leave
-    return plain
+def _mode(cls: type, base: type) -> tuple:
+    """Whether the class keeps the base's `on_visit`/`on_leave` (then they are inlined),
+    and the tables of children / children-transforming functions its walks use: without
+    trivia (see `TRIVIA`) where no callback of the class can see a trivia node."""
+    mode = cls._mode
+    if mode is None:
+        plain = cls.on_visit is base.on_visit and cls.on_leave is base.on_leave
+        skip = _ignores_trivia(cls, base)
+        mode = cls._mode = (plain, _BRANCHES if skip else _SOURCE_ORDER, _TRANSFORM_BRANCHES if skip else _TRANSFORMS)
+    return mode
 
 
 class FastVisitor(_Tables, cst.CSTVisitor):
@@ -77,11 +87,12 @@ class FastVisitor(_Tables, cst.CSTVisitor):
         """`node.visit(self)`: the same callbacks in the same order, without rebuilding
         every node passed (which LibCST does even for a visitor that changes nothing)."""
         cls = type(self)
-        if _plain_hooks(cls, FastVisitor):  # the same calls as below, with the hooks inlined
-            _walk_plain(self, node, cls, cls._visit_table, cls._leave_table)
+        plain, children, _ = _mode(cls, FastVisitor)
+        if plain:  # the same calls as below, with the hooks inlined
+            _walk_plain(self, node, cls, cls._visit_table, cls._leave_table, children)
             return
         if self.on_visit(node):
-            for child in children_in_order(node):
+            for child in _children(children, node):
                 self.walk(child)
         self.on_leave(node)
 
@@ -109,7 +120,7 @@ class FastVisitor(_Tables, cst.CSTVisitor):
         pass
 
 
-def _walk_plain(self, node, cls, visits: dict, leaves: dict) -> None:
+def _walk_plain(self, node, cls, visits: dict, leaves: dict, table: dict) -> None:
     """`FastVisitor.walk` for a class that keeps the base's `on_visit`/`on_leave` (most):
     the same callbacks in the same order, two method calls per node fewer."""
     kind = type(node)
@@ -117,8 +128,11 @@ def _walk_plain(self, node, cls, visits: dict, leaves: dict) -> None:
     if visit is _UNKNOWN:
         visit = _find_callback(cls, "visit", kind, visits)
     if visit is None or visit(self, node) is not False:
-        for child in children_in_order(node):
-            _walk_plain(self, child, cls, visits, leaves)
+        children = table.get(kind)  # (`_children`, inlined)
+        if children is None:
+            children = table[kind] = _learn_order(node, table is _BRANCHES)
+        for child in children(node):
+            _walk_plain(self, child, cls, visits, leaves, table)
     leave = leaves.get(kind, _UNKNOWN)
     if leave is _UNKNOWN:
         leave = _find_callback(cls, "leave", kind, leaves)
@@ -133,20 +147,27 @@ class FastTransformer(_Tables, cst.CSTTransformer):
         validates every node it passes). So `updated_node is original_node` in `leave_`
         callbacks where nothing below changed."""
         cls = type(self)
-        if _plain_hooks(cls, FastTransformer):  # on_visit / on_leave below, inlined
+        plain, _, table = _mode(cls, FastTransformer)
+        if plain:  # on_visit / on_leave below, inlined
             kind = type(node)
             visits = cls._visit_table
             visit = visits.get(kind, _UNKNOWN)
             if visit is _UNKNOWN:
                 visit = _find_callback(cls, "visit", kind, visits)
-            updated = _transform_children(self, node) if visit is None or visit(self, node) is not False else node
+            if visit is None or visit(self, node) is not False:
+                children = table.get(kind)  # (`_transform_children`, inlined)
+                if children is None:
+                    children = table[kind] = _learn_transform(node, table is _TRANSFORM_BRANCHES)
+                updated = children(self, node)
+            else:
+                updated = node
             leaves = cls._leave_table
             leave = leaves.get(kind, _UNKNOWN)
             if leave is _UNKNOWN:
                 leave = _find_callback(cls, "leave", kind, leaves)
             result = updated if leave is None else leave(self, node, updated)
         else:
-            updated = _transform_children(self, node) if self.on_visit(node) else node
+            updated = _transform_children(self, node, table) if self.on_visit(node) else node
             result = self.on_leave(node, updated)
         if not (_is_node(result) or result is cst.RemovalSentinel.REMOVE or type(result) is cst.FlattenSentinel):
             return node.visit(_Raise(result))  # LibCST's own error for a bad return value
@@ -188,45 +209,129 @@ class _FieldOrder(cst.CSTVisitor):
         self.fields.append(attribute)
 
 
-_SOURCE_ORDER: dict[type, tuple[Callable, tuple[str, ...]]] = {}
+_SOURCE_ORDER: dict[type, Callable[[cst.CSTNode], list]] = {}  # node type -> its children function
+_BRANCHES: dict[type, Callable[[cst.CSTNode], list]] = {}  # the same without trivia fields
 
 
-def _learn_order(node: cst.CSTNode) -> tuple[Callable, tuple[str, ...]]:
+def _learn_order(node: cst.CSTNode, skip_trivia: bool = False) -> Callable[[cst.CSTNode], list]:
+    """A function returning the children of a node of this type in source order, written
+    for the type: its child attributes in the order LibCST's traversal visits them, each
+    read directly (no per-value type tests; `None`, `MaybeSentinel` and sequences are
+    told apart by exact type). Fields LibCST did not visit on this instance (plain values
+    such as a name's text, or a field visited only when it is set, such as an f-string's
+    format spec, that this instance lacked) are checked first: set on a later instance,
+    LibCST's own `children` answers. `skip_trivia`: without the fields that hold only
+    whitespace and punctuation (`trivia_fields`)."""
     order = _FieldOrder()
     node._visit_and_replace_children(order)
     names = tuple(dict.fromkeys(order.fields))
-    # Fields LibCST did not visit here: plain values (a name's text), or a field visited
-    # only when it is set (an f-string's format spec) that this instance lacked.
     unset = tuple(f.name for f in dataclasses.fields(node) if f.name not in names and (getattr(node, f.name) is None or type(getattr(node, f.name)) in (list, tuple)))
-    if not names:
-        return (lambda node: ()), unset
-    get = operator.attrgetter(*names)
-    return (get if len(names) > 1 else lambda node: (get(node),)), unset
+    skipped = trivia_fields(type(node)) if skip_trivia else ()
+    lines = ["def children(node):"]
+    for name in unset:
+        lines += [f"    v = node.{name}", "    if v is not None and (type(v) not in (list, tuple) or v):",
+                  f"        return {'_branches(node)' if skip_trivia else 'list(node.children)'}"]
+    lines.append("    out = []")
+    for name in names:
+        if name in skipped:
+            continue
+        # a sequence, a node, or an unset optional (None / MaybeSentinel.DEFAULT)
+        lines += [f"    v = node.{name}", "    t = type(v)", "    if t is tuple or t is list:", "        out += v",
+                  "    elif v is not None and t is not _MaybeSentinel:", "        out.append(v)"]
+    lines.append("    return out")
+    scope = {"_MaybeSentinel": cst.MaybeSentinel, "_branches": _libcst_branches}
+    exec("\n".join(lines), scope)  # (generated from the field names above only)
+    return scope["children"]
+
+
+def _libcst_branches(node: cst.CSTNode) -> list[cst.CSTNode]:
+    return [child for child in node.children if not isinstance(child, TRIVIA)]
+
+
+def _children(table: dict, node: cst.CSTNode) -> list[cst.CSTNode]:
+    children = table.get(type(node))
+    if children is None:
+        children = table[type(node)] = _learn_order(node, table is _BRANCHES)
+    return children(node)
 
 
 def children_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
     """`node.children` (the direct children in source order) without rebuilding the node:
     the attribute order is learnt once per node type from LibCST's own traversal."""
-    entry = _SOURCE_ORDER.get(type(node))
-    if entry is None:
-        entry = _SOURCE_ORDER[type(node)] = _learn_order(node)
-    get, unset = entry
-    for name in unset:  # set on this instance: LibCST answers
-        value = getattr(node, name)
-        if _is_node(value) or (type(value) in (list, tuple) and value):
-            return list(node.children)
-    out = []
-    for value in get(node):
-        kind = type(value)
-        if kind is tuple or kind is list:
-            out.extend(value)
-        else:
-            known = _NODE_TYPES.get(kind)  # (`_is_node`, inlined: the hottest loop of a run)
-            if known is None:
-                known = _is_node(value)
-            if known:
-                out.append(value)
+    children = _SOURCE_ORDER.get(type(node))
+    if children is None:
+        children = _SOURCE_ORDER[type(node)] = _learn_order(node)
+    return children(node)
+
+
+def branches_in_order(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """`children_in_order(node)` without the children that are trivia by their field's
+    type (whitespace, comments, punctuation, operators: see `TRIVIA`)."""
+    return _children(_BRANCHES, node)
+
+
+# Trivia: the nodes of whitespace, comments, newlines, punctuation and operators. A trivia
+# node holds only trivia, and about two thirds of the nodes of a parsed file are trivia.
+# No visitor of the rewrite has a callback for one, so its walks skip them (`_mode`):
+# the same callbacks in the same order, a third of the nodes to pass.
+TRIVIA: tuple[type, ...] = (
+    *(kind for kind in vars(_op).values() if isinstance(kind, type) and issubclass(kind, cst.CSTNode) and kind.__module__ == _op.__name__),
+    cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace, cst.EmptyLine, cst.Newline, cst.Comment,
+    cst.LeftParen, cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace, cst.RightCurlyBrace,
+)
+
+
+def _subclasses(kind: type) -> list[type]:
+    out = [kind]
+    for sub in kind.__subclasses__():
+        out.extend(_subclasses(sub))
     return out
+
+
+_TRIVIA_NAMES = tuple(dict.fromkeys(sub.__name__ for kind in TRIVIA for sub in _subclasses(kind)))
+
+
+def _node_classes(annotation) -> list[type]:
+    """The node classes a field's annotation admits (through Optional, Union, Sequence)."""
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, cst.CSTNode) else []
+    if typing.get_origin(annotation) is typing.Literal:
+        return []
+    return [kind for arg in typing.get_args(annotation) for kind in _node_classes(arg)]
+
+
+_TRIVIA_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def trivia_fields(kind: type) -> frozenset[str]:
+    """The fields of a node type whose annotation admits trivia nodes only."""
+    fields = _TRIVIA_FIELDS.get(kind)
+    if fields is None:
+        hints = typing.get_type_hints(kind)
+        fields = set()
+        for field in dataclasses.fields(kind):
+            classes = _node_classes(hints[field.name])
+            if classes and all(issubclass(c, TRIVIA) for c in classes):
+                fields.add(field.name)
+        fields = _TRIVIA_FIELDS[kind] = frozenset(fields)
+    return fields
+
+
+def _ignores_trivia(cls: type, base: type) -> bool:
+    """Whether no callback of the visitor class can see a trivia node: it has no
+    `visit_`/`leave_` callback for a trivia type, and its `on_visit`/`on_leave` are the
+    base's or were declared to ignore trivia (`hooks_ignore_trivia = True` in the class
+    that defines them)."""
+    for hook in ("on_visit", "on_leave"):
+        owner = next(k for k in cls.__mro__ if hook in vars(k))
+        if owner is not base and not vars(owner).get("hooks_ignore_trivia", False):
+            return False
+    for name in _TRIVIA_NAMES:
+        for prefix in ("visit", "leave"):
+            found = getattr(cls, f"{prefix}_{name}", None)
+            if found is not None and not getattr(found, "_is_no_op", False):
+                return False
+    return True
 
 
 # How LibCST's traversal treats each child attribute: the helper of libcst/_nodes/internal.py
@@ -263,52 +368,94 @@ def _field_kinds(node: cst.CSTNode):
     return kinds
 
 
-def _transform_children(transformer: FastTransformer, node: cst.CSTNode) -> cst.CSTNode:
+_TRANSFORMS: dict[type, Callable] = {}  # node type -> its children-transforming function
+_TRANSFORM_BRANCHES: dict[type, Callable] = {}  # the same, leaving trivia fields alone
+
+
+def _transform_children(transformer: FastTransformer, node: cst.CSTNode, table: dict | None = None) -> cst.CSTNode:
+    """`node._visit_and_replace_children(transformer)`, keeping `node` where no child
+    changed (see `FastTransformer.transform`)."""
+    table = _TRANSFORMS if table is None else table
+    function = table.get(type(node))
+    if function is None:
+        function = table[type(node)] = _learn_transform(node, table is _TRANSFORM_BRANCHES)
+    return function(transformer, node)
+
+
+def _by_libcst(transformer: FastTransformer, node: cst.CSTNode) -> cst.CSTNode:
+    return node._visit_and_replace_children(transformer)
+
+
+def _learn_transform(node: cst.CSTNode, skip_trivia: bool = False) -> Callable:
+    """The children-transforming function of this node's type, written for the type (as
+    `_learn_order` writes the children function): each child attribute read directly,
+    in LibCST's order, and treated as the LibCST helper that visits it treats it. A
+    sequence, a node or an unset optional is told apart by the value's exact type, so a
+    field LibCST visits either way (`ImportFrom.names`: `*` or a sequence) works from
+    either instance. Types LibCST visits with helpers we do not know (and the module)
+    stay LibCST's. `skip_trivia`: trivia fields (`trivia_fields`) are kept as they are,
+    unvisited."""
     kinds = _field_kinds(node)
-    if kinds is not None:
-        for name in kinds[1]:  # a field set here but absent where the order was learnt
-            value = getattr(node, name)
-            if _is_node(value) or (type(value) in (list, tuple) and value):
-                kinds = None
-                break
     if kinds is None or type(node) is cst.Module:
-        return node._visit_and_replace_children(transformer)
-    changes = {}
-    for name, kind in kinds[0]:
-        value = getattr(node, name)
-        if kind is _SEQUENCE or kind is _BODY:
-            new_items = []
-            changed = False
-            for child in value:
-                new = transformer.transform(child)
-                if new is child:
-                    new_items.append(new)
-                    continue
-                changed = True
-                if new is cst.RemovalSentinel.REMOVE:
-                    continue
-                if type(new) is cst.FlattenSentinel:
-                    items = list(new)
-                else:
-                    items = [new]
-                if kind is _BODY and not child._is_removable():
-                    items = [item for item in items if not item._is_removable()]
-                new_items.extend(items)
-            if changed:
-                changes[name] = tuple(new_items)
+        return _by_libcst
+    fields, unset = kinds
+    if skip_trivia:
+        skipped = trivia_fields(type(node))
+        fields = tuple((name, kind) for name, kind in fields if name not in skipped)
+    lines = ["def transform_children(transformer, node):"]
+    for name in unset:  # a field set here but absent where the order was learnt
+        lines += [f"    v = node.{name}", "    if v is not None and (_is_node(v) or (type(v) in (list, tuple) and v)):",
+                  "        return node._visit_and_replace_children(transformer)"]
+    lines.append("    changes = None")
+    for name, kind in fields:
+        lines += [f"    v = node.{name}", "    t = type(v)", "    if t is tuple or t is list:",
+                  f"        new = _sequence(transformer, v, {kind == _BODY})",
+                  "        if new is not None:",
+                  "            if changes is None:",
+                  "                changes = {}",
+                  f"            changes[{name!r}] = new",
+                  "    elif v is not None and t is not _MaybeSentinel:",
+                  "        new = transformer.transform(v)",
+                  "        if new is not v:",
+                  "            if changes is None:",
+                  "                changes = {}",
+                  f"            changes[{name!r}] = _single(node, {name!r}, {kind if kind in (_OPTIONAL, _SENTINEL) else _REQUIRED!r}, v, new)"]
+    lines.append("    return node if changes is None else node.with_changes(**changes)")
+    scope = {"_MaybeSentinel": cst.MaybeSentinel, "_is_node": _is_node, "_sequence": _transform_sequence, "_single": _transformed_child}
+    exec("\n".join(lines), scope)  # (generated from the field names above only)
+    return scope["transform_children"]
+
+
+def _transform_sequence(transformer: FastTransformer, value, body: bool):
+    """A sequence field transformed as `visit_sequence` (`visit_body_sequence` where
+    `body`) does; None where no item changed."""
+    new_items = None
+    for index, child in enumerate(value):
+        new = transformer.transform(child)
+        if new is child:
+            if new_items is not None:
+                new_items.append(new)
             continue
-        if value is None or value is cst.MaybeSentinel.DEFAULT:
-            continue  # (optional / sentinel attributes that are unset)
-        new = transformer.transform(value)
-        if new is value:
-            continue
-        if type(new) is cst.FlattenSentinel or (kind is _REQUIRED and new is cst.RemovalSentinel.REMOVE):
-            node._visit_and_replace_children(_Replay(value, new))  # raises LibCST's TypeError
-            raise TypeError(f"a {type(node).__name__} cannot take {new!r} for its {name}")
+        if new_items is None:
+            new_items = list(value[:index])
         if new is cst.RemovalSentinel.REMOVE:
-            new = None if kind is _OPTIONAL else cst.MaybeSentinel.DEFAULT
-        changes[name] = new
-    return node.with_changes(**changes) if changes else node
+            continue
+        items = list(new) if type(new) is cst.FlattenSentinel else [new]
+        if body and not child._is_removable():
+            items = [item for item in items if not item._is_removable()]
+        new_items.extend(items)
+    return None if new_items is None else tuple(new_items)
+
+
+def _transformed_child(node: cst.CSTNode, name: str, kind: str, value, new):
+    """What a single child's field becomes when the child was transformed into `new`
+    (`visit_required` / `visit_optional` / `visit_sentinel`)."""
+    if type(new) is cst.FlattenSentinel or (kind == _REQUIRED and new is cst.RemovalSentinel.REMOVE):
+        node._visit_and_replace_children(_Replay(value, new))  # raises LibCST's TypeError
+        raise TypeError(f"a {type(node).__name__} cannot take {new!r} for its {name}")
+    if new is cst.RemovalSentinel.REMOVE:
+        return None if kind == _OPTIONAL else cst.MaybeSentinel.DEFAULT
+    return new
 
 
 class _Replay(cst.CSTTransformer):
@@ -338,11 +485,12 @@ class _Raise(cst.CSTTransformer):
 def nodes_of_type(node: cst.CSTNode, kind: type) -> list[cst.CSTNode]:
     """Every node of exactly this type in `node` (itself included), in source order: what
     `libcst.matchers.findall(node, m.Kind())` finds, without its rebuilding visit."""
+    children = children_in_order if issubclass(kind, TRIVIA) else branches_in_order
     found = []
     stack = [node]
     while stack:
         node = stack.pop()
         if type(node) is kind:
             found.append(node)
-        stack.extend(reversed(children_in_order(node)))
+        stack.extend(reversed(children(node)))
     return found

@@ -25,3 +25,62 @@ def test_render_is_libcst_code(text):
         assert render(stmt, module) == module.code_for_node(stmt)
         for child in stmt.children:
             assert render(child) == cst.Module(body=[]).code_for_node(child)
+
+
+def test_module_render_reuses_statement_code_and_gives_the_same_text():
+    # `render(module)` takes a top-level statement's code from an earlier render or from
+    # the source it was parsed from (`remember_source_statements`), by node identity.
+    import libcst as cst
+
+    from nnx_migrate.rewrite import lines
+    from nnx_migrate.rewrite.transform import _statement_spans
+
+    text = "# head\n\nimport a\n\n\n@dec  # c\n# between\n@dec2\nclass A:\n    x = 1\n    # footer of A\n\n# before f\ndef f():\n    '''doc\n    more'''\n    return 1\nx = 1; y = 2\n\n# tail\n"
+    module = cst.parse_module(text)
+    lines.forget_statement_texts()
+    lines.remember_source_statements(module, text, lines.statement_starts(module.body, _statement_spans(text, module)))
+    assert [lines._STATEMENT_TEXTS[id(s)][3] for s in module.body] == [module.code_for_node(s) for s in module.body]
+    assert lines.render(module) == text
+    changed = module.with_changes(body=[module.body[0], module.body[1].with_changes(name=cst.Name("B")), *module.body[2:]])
+    assert lines.render(changed) == changed.code
+    again = changed.with_changes(body=[*changed.body[:2], cst.parse_statement("z = 3\n")])
+    assert lines.render(again) == again.code
+    assert lines.render(cst.parse_module("")) == "" and lines.render(cst.parse_module("x = 1")) == "x = 1"
+    lines.forget_statement_texts()
+
+
+def test_report_lines_counted_without_rendering_are_the_rendered_ones():
+    # `LineResolver` counts the line breaks of a statement's nodes (lines._count_lines)
+    # instead of generating its code: every node must get the line the code generation
+    # gives it, the node types written out of traversal order included.
+    import sys
+
+    import libcst as cst
+
+    from nnx_migrate.rewrite import lines
+    from nnx_migrate.rewrite.transform import _statement_spans
+    from nnx_migrate.rewrite.visitors import children_in_order
+
+    text = (
+        "import a  # c\n\n\n@dec(\n    x)\n# between\n@dec2\nclass A(\n    B):\n    '''doc\n\n    more'''\n"
+        "    def f(self, a, /, b: int = (\n            1), *c, d, **e) -> (\n            int):\n"
+        "        del a[\n            b], c\n        x = f'{a!r:>{w}}' '''s\n        t''' \\\n            + (\n            '''u\n'''\n        )\n"
+        "        return [x for x in (y\n            ) if x]\n\n    # footer\n\n"
+        "def g(p, /,\n      q):\n    try:\n        pass\n    except (A,\n            B) as e:\n        raise C(\n            1) from e\n"
+        "    finally:\n        pass\n    with (open(a) as b,\n          open(c) as d):\n        pass\n    lambda p, /, q: (p,\n        q)\n"
+    )
+    if sys.version_info >= (3, 10):
+        text += "match x:\n    case [a,\n          b] if a:\n        pass\n    case {'k': v,\n          **r}:\n        pass\n    case A(b=c) | D():\n        pass\n"
+    module = cst.parse_module(text)
+    starts = lines.statement_starts(module.body, _statement_spans(text, module))
+    for index, statement in enumerate(module.body):
+        targets, stack = {}, [statement]
+        while stack:
+            node = stack.pop()
+            targets[id(node)] = node
+            stack.extend(children_in_order(node))
+        rendered, counted = lines._Counting(module, targets), lines._Counting(module, targets)
+        rendered.line = counted.line = starts[index]
+        statement._codegen(rendered)
+        lines._count_lines(statement, counted)
+        assert counted.start == rendered.start and counted.line == rendered.line, index

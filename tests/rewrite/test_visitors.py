@@ -203,3 +203,107 @@ def test_transform_refuses_what_visit_refuses():
             stmt.visit(make())
         with pytest.raises(error):
             make().transform(stmt)
+
+
+def test_fields_visited_per_instance_work_whichever_instance_taught_the_type():
+    # `ImportFrom.names` is `*` (one node) or a sequence; an f-string's format spec is
+    # visited only when set. Children and transforms are learnt once per type, from the
+    # first instance seen: either must teach them right for the other.
+    from nnx_migrate.rewrite import visitors
+
+    class Upper(FastTransformer):
+        def leave_Name(self, original, updated):
+            return updated.with_changes(value=updated.value.upper())
+
+    cases = [
+        (lambda t: cst.parse_statement(t).body[0], ["from a import *", "from a import (b, c as d)", "from . import e"]),
+        (lambda t: cst.parse_expression(t).parts[0], ['f"{a:>{w}}"', 'f"{a}"', 'f"{a!r:{b}{c}}"']),
+    ]
+    for make, texts in cases:
+        for first in range(len(texts)):
+            order = texts[first:] + texts[:first]
+            nodes = [make(t) for t in order]
+            for table in (visitors._SOURCE_ORDER, visitors._BRANCHES, visitors._TRANSFORMS, visitors._TRANSFORM_BRANCHES, visitors._KINDS):
+                table.pop(type(nodes[0]), None)
+            for node in nodes:
+                assert [id(c) for c in children_in_order(node)] == [id(c) for c in node.children], order
+                # every child but trivia ones, in order (a field that may hold either, as
+                # `ImportFrom.names`, is kept whatever it holds)
+                branches = visitors.branches_in_order(node)
+                assert {id(c) for c in branches} <= {id(c) for c in node.children}
+                assert [id(c) for c in node.children if not isinstance(c, visitors.TRIVIA)] == [id(c) for c in branches if not isinstance(c, visitors.TRIVIA)], order
+                by_visit, by_transform = node.visit(Upper()), Upper().transform(node)
+                assert by_transform.deep_equals(by_visit), order
+
+
+def test_trivia_holds_only_trivia():
+    # Walks skip trivia fields (`visitors.TRIVIA`) for visitors without trivia callbacks:
+    # that is only sound if nothing but trivia can hide below them.
+    import dataclasses
+
+    from nnx_migrate.rewrite import visitors
+
+    for base in visitors.TRIVIA:
+        for kind in visitors._subclasses(base):
+            if not dataclasses.is_dataclass(kind):
+                continue
+            hints = __import__("typing").get_type_hints(kind)
+            for field in dataclasses.fields(kind):
+                classes = visitors._node_classes(hints[field.name])
+                assert all(issubclass(c, visitors.TRIVIA) for c in classes), (kind.__name__, field.name)
+    # and trivia fields hold trivia in real code (the annotations are what LibCST builds)
+    module = cst.parse_module(SOURCE + EDITED + '\nx = f"{a!r:>{w}}" + (b  # c\n    )[1:2, ::3]\nfrom . import (d,)\n')
+    stack, seen = [module], 0
+    while stack:
+        node = stack.pop()
+        for name in visitors.trivia_fields(type(node)):
+            value = getattr(node, name)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                assert item is None or isinstance(item, (cst.MaybeSentinel, visitors.TRIVIA)), (type(node).__name__, name)
+                seen += 1
+        stack.extend(children_in_order(node))
+    assert seen > 500
+
+
+def test_walks_skip_trivia_only_where_no_callback_sees_it():
+    from nnx_migrate.rewrite import visitors
+
+    class Commas(FastVisitor):
+        def __init__(self):
+            self.count = 0
+
+        def visit_Comma(self, node):
+            self.count += 1
+
+    class OwnHook(FastTransformer):
+        def on_visit(self, node):
+            self.seen = getattr(self, "seen", 0) + 1
+            return super().on_visit(node)
+
+    class DeclaredHook(OwnHook):
+        hooks_ignore_trivia = True
+
+        def on_visit(self, node):
+            return super().on_visit(node)
+
+    class Names(FastVisitor):
+        def visit_Name(self, node):
+            pass
+
+    module = cst.parse_module(SOURCE)
+    commas = Commas()
+    commas.walk(module)
+    assert commas.count == len(visitors.nodes_of_type(module, cst.Comma)) > 10
+    assert visitors._mode(Names, FastVisitor)[1] is visitors._BRANCHES
+    assert visitors._mode(Commas, FastVisitor)[1] is visitors._SOURCE_ORDER
+    assert visitors._mode(OwnHook, FastTransformer)[2] is visitors._TRANSFORMS
+    assert visitors._mode(DeclaredHook, FastTransformer)[2] is visitors._TRANSFORM_BRANCHES
+    own = OwnHook()
+    own.transform(module.body[0])
+    assert own.seen == sum(1 for _ in _all_nodes(module.body[0]))  # every node, trivia too
+
+
+def _all_nodes(node):
+    yield node
+    for child in children_in_order(node):
+        yield from _all_nodes(child)
