@@ -104,6 +104,7 @@ class FieldValues:
         self.module = module
         self._sites: list[tuple] | None = None
         self._memo: dict[tuple[str, str], Inferred | None] = {}
+        self._provisional: dict[tuple[str, str], Inferred | None] = {}
         self._busy: set[tuple[str, str]] = set()
 
     # ---- resolving one value ------------------------------------------------------
@@ -274,15 +275,26 @@ class FieldValues:
         key = (cls, name)
         if key in self._memo:
             return self._memo[key]
+        if key in self._provisional:
+            return self._provisional[key]
         if key in self._busy or not any(n == name and not d for n, d in self.fields.get(cls, [])):
             return None
+        top = not self._busy
         self._busy.add(key)
         try:
             result = _combine(self._values(cls, name))
         finally:
             self._busy.discard(key)
-        if not self._busy:
-            self._memo[key] = result  # (inside a cycle the answer may be incomplete: not kept)
+        if top:
+            self._memo[key] = result
+            self._provisional.clear()
+        else:
+            # Inside a cycle the answer may be incomplete (a field that depends on one being
+            # worked out reads as unknown): kept only until the outermost query is answered,
+            # so each field is worked out once per query, not once per path to it (not
+            # keeping it at all was exponential in the fields passed on: minutes on
+            # diffusers' blocks).
+            self._provisional[key] = result
         return result
 
 
