@@ -925,7 +925,10 @@ class BodyWalker:
         if not sub.call_kwargs:
             return True
         counts = self.conv.binding_counts(self.method)
-        names = {n.id for src in sub.call_kwargs.values() for n in ast.walk(ast.parse(src.strip(), mode="eval")) if isinstance(n, ast.Name)}
+        try:
+            names = {n.id for src in sub.call_kwargs.values() for n in ast.walk(ast.parse(f"({src})", mode="eval")) if isinstance(n, ast.Name)}
+        except SyntaxError:
+            return False  # (then reported: pass it at the call by hand)
         return all(counts.get(name, 0) <= 1 for name in names)
 
     def _initialize_carry(self, node: cst.Call) -> bool:

@@ -134,8 +134,9 @@ def report_leftovers(result, original: str, external=None):
         todos.append(TodoSite(result.path, _original_line(lines, first, original_lines), construct, why))
     for index in sorted(marks, reverse=True):
         indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
+        newline = "\r\n" if lines[index].endswith("\r\n") else "\n"  # the file's own line ends
         above = {line.strip() for line in lines[max(0, index - len(marks[index])):index]}
-        new = [f"{indent}# {TODO_MARK}: {why}\n" for why in marks[index] if f"# {TODO_MARK}: {why}" not in above]
+        new = [f"{indent}# {TODO_MARK}: {why}{newline}" for why in marks[index] if f"# {TODO_MARK}: {why}" not in above]
         lines[index:index] = new
     new_text = "".join(lines)
     return replace(result, new_text=new_text, todos=list(dict.fromkeys(todos)),
