@@ -37,6 +37,16 @@ _CARRIED_NAME = re.compile(rf"\b{CARRIED}\b")
 DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
 
 
+def _with_call_kwargs(call: cst.Call, call_kwargs: dict[str, str]) -> cst.Call:
+    """`call` with the call-time keywords Linen gave at construction (`use_running_average=
+    not train`) appended, those the call does not give itself."""
+    given = {a.keyword.value for a in call.args if a.keyword is not None}
+    extra = [templates.parse_expression(f"f({k}={v})").args[0] for k, v in call_kwargs.items() if k not in given]
+    if extra and call.args:
+        return call.with_changes(args=[*call.args[:-1], call.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
+    return call.with_changes(args=extra) if extra else call
+
+
 class SetupRewriter(FastTransformer):
     """`setup()` body -> `__init__` body."""
 
@@ -330,25 +340,15 @@ class MethodRewriter(FastTransformer):
             updated = updated.with_changes(args=new_args)
         if called is not None and called.kind == "local" and called.call_kwargs:
             # call-time values a layer partial passed to the child took from call arguments
-            if isinstance(original.func, cst.Call):
-                given = {a.keyword.value for a in updated.args if a.keyword is not None}
-                extra = [templates.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
-                if extra and updated.args:
-                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
-                elif extra:
-                    updated = updated.with_changes(args=extra)
-            else:
+            if isinstance(original.func, cst.Call) or local_kwargs_hold:
+                updated = _with_call_kwargs(updated, called.call_kwargs)
+            elif id(original) not in conv.local_calls:  # (a local's: reported by the walk)
                 conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the module from call arguments; pass it at each call")
             return updated
         if called is not None and called.kind == "layer":
             args = []
             if (isinstance(original.func, cst.Call) or local_kwargs_hold) and called.call_kwargs:
-                given = {a.keyword.value for a in updated.args if a.keyword is not None}
-                extra = [cst.parse_expression(f"f({k}={v})").args[0] for k, v in called.call_kwargs.items() if k not in given]
-                if extra and updated.args:
-                    updated = updated.with_changes(args=[*updated.args[:-1], updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT), *extra])
-                elif extra:
-                    updated = updated.with_changes(args=extra)
+                updated = _with_call_kwargs(updated, called.call_kwargs)
             elif called.call_kwargs and id(original) not in conv.local_calls:  # (a local's: reported by the walk)
                 conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
             for arg in updated.args:
