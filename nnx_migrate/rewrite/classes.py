@@ -2694,14 +2694,23 @@ class ClassConverter:
             out_size=self._portable_out_size(self.return_size, size_params),
             has_todos=bool(todo_count),
             decides_mode=bool(self.mode_calls) or any(sub.child is not None and sub.child.decides_mode for sub in self.subs),
-            method_out_sizes={
-                name: out for name, size in self.method_returns.items()
-                if name != "__call__" and (out := self._portable_out_size(size, size_params)) is not None
-            },
+            method_out_sizes=self._method_out_sizes(size_params),
             call_time_params={k: dict(v) for k, v in self.call_time_params.items()},
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary
+
+    def _method_out_sizes(self, size_params: list[str]) -> dict[str, str]:
+        """Other methods' return sizes that depend on fields and literals only: a method
+        walked from `__call__` may have been sized by `__call__`'s inputs, which a parent
+        calling the method with other arguments does not give it."""
+        inputs = re.compile(r"\b(?:" + "|".join(map(re.escape, ["in_features", *size_params])) + r")\b")
+        out = {}
+        for name, size in self.method_returns.items():
+            portable = self._portable_out_size(size, size_params) if name != "__call__" else None
+            if isinstance(portable, str) and not inputs.search(portable):
+                out[name] = portable
+        return out
 
     def _portable_out_size(self, size, size_params: list[str]):
         """The return size in terms a parent can translate (see sizes.portable_size)."""
