@@ -424,7 +424,7 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                     for path in dst.glob("*.py"):
                         text = path.read_text()
                         if isinstance(old, re.Pattern):
-                            text, count = old.subn(lambda _: new, text)
+                            text, count = old.subn(lambda _, new=new: new, text)
                         else:
                             count, text = text.count(old), text.replace(old, new)
                         if count:

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 
 from nnx_migrate.rewrite import rewrite_source
-from nnx_migrate.rewrite.runner import rewrite_files
 from nnx_migrate.rewrite.renames import LEFT_AS_LINEN
 from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.runner import rewrite_files
 
 
 def convert(source: str):
