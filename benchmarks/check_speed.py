@@ -144,7 +144,7 @@ def main() -> None:
     bare_s, check_s, no_grads_s = (
         statistics.median(values)
         for values in zip(*[(timed(bare, x, 1), timed(check, x, 1), timed(check_no_grads, x, 1))
-                            for _ in range(args.repeats)])
+                            for _ in range(args.repeats)], strict=True)
     )
     print(f"warm (median of {args.repeats}): bare {bare_s * 1e3:.0f} ms, check {check_s * 1e3:.0f} ms "
           f"({check_s / bare_s:.2f}x), check without gradients {no_grads_s * 1e3:.0f} ms "

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from nnx_migrate.equivalence.loading import load_python_file  # noqa: E402
 from nnx_migrate.files import iter_python_files  # noqa: E402
 from nnx_migrate.rewrite.runner import rewrite_files  # noqa: E402
-from nnx_migrate.equivalence.loading import load_python_file  # noqa: E402
 
 PACKAGES = ("flax-examples", "diffusers", "jax_resnet", "evojax", "flax-docs")
 
@@ -44,7 +44,7 @@ def _input(spec, key):
 
     if isinstance(spec, list):
         keys = jax.random.split(key, len(spec))
-        return tuple(_input(s, k) for s, k in zip(spec, keys))
+        return tuple(_input(s, k) for s, k in zip(spec, keys, strict=True))
     if spec and spec[0] == "int":
         return jax.random.randint(key, spec[1], 0, spec[2])
     if spec and spec[0] == "bool":
@@ -64,7 +64,7 @@ def prove(key: str, example: dict, original: Path, converted: Path) -> tuple[boo
     linen_mod = load_python_file(original, f"corpus_linen_{tag}")
     nnx_mod = load_python_file(converted, f"corpus_nnx_{tag}")
     keys = jax.random.split(jax.random.key(0), len(example["inputs"]))
-    inputs = [_input(s, k) for s, k in zip(example["inputs"], keys)]
+    inputs = [_input(s, k) for s, k in zip(example["inputs"], keys, strict=True)]
     linen_instance = getattr(linen_mod, cls)(**example["fields"](linen_mod))
     result = compare(linen_instance, getattr(nnx_mod, cls), *inputs, call_kwargs=example.get("call_kwargs"))
     return result.ok, f"max |diff| {result.max_abs_diff:.2g}" if result.ok else str(result)

@@ -283,7 +283,7 @@ def drive_wmt(train, steps=12):
     heads, emb 16), float32 (no dynamic_scale), no checkpoints, the program's own
     `train_and_evaluate` with its `jax.pmap`ped `train_step` and `eval_step` on 1 CPU
     device. Decoding and BLEU (`translate_and_calculate_bleu`: tokenizer, beam search over
-    a Linen cache) are not run on either side. Dropout rates are 0: see HAND_FIXES/README
+    a Linen cache) are not run on either side. Dropout rates are 0: see HAND_FIXES and docs/corpus.md
     (the one NNX model is built from `eval_config`). The train loss per step is read from
     the program's own metric writer."""
     import numpy as np
@@ -424,13 +424,13 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                     for path in dst.glob("*.py"):
                         text = path.read_text()
                         if isinstance(old, re.Pattern):
-                            text, count = old.subn(lambda _: new, text)
+                            text, count = old.subn(lambda _, new=new: new, text)
                         else:
                             count, text = text.count(old), text.replace(old, new)
                         if count:
                             path.write_text(text)
                             applied = True
-                    # a fix whose text is gone (the tool now converts the site) is said so
+                    # a fix whose text is gone (the tool converts the site itself) is said so
                     row["fixes"].append(why if applied else f"NOT APPLIED (text not found): {why}")
                 module, extra = ENTRY.get(name, ("train", ()))
                 try:

@@ -33,7 +33,7 @@ def parse_and_codegen(files: list[Path]) -> None:
     for path in files:
         text = read_source(path).text
         try:
-            cst.parse_module(text).code
+            _ = cst.parse_module(text).code
         except cst.ParserSyntaxError:
             pass
 

@@ -10,9 +10,9 @@ import io
 import os
 import tempfile
 import tokenize
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 # Folders that hold no project code: VCS data, virtual environments, caches and build
 # output. Walking them is slow and linting them reports someone else's code.

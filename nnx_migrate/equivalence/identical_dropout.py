@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Iterator
+from collections.abc import Iterator
 
 import flax.linen as nn
 import flax.linen.attention as linen_attention
@@ -77,10 +77,10 @@ def identical_dropout(side: str, seed: int = DROPOUT_SEED) -> Iterator[None]:
     else:
         raise ValueError(f"side must be 'linen' or 'nnx', not {side!r}")
     original_weights = attention.dot_product_attention_weights
-    setattr(dropout, "__call__", dropout_call)
+    dropout.__call__ = dropout_call
     attention.dot_product_attention_weights = _attention_weights_with(original_weights, keys)
     try:
         yield
     finally:
-        setattr(dropout, "__call__", original)
+        dropout.__call__ = original
         attention.dot_product_attention_weights = original_weights

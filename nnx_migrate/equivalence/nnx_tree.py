@@ -8,8 +8,9 @@ contract): `params` <-> `nnx.Param`, `batch_stats` <-> `nnx.BatchStat`, `cache` 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from flax import nnx
 
@@ -69,14 +70,14 @@ class NNXNode:
     path: NNXPath
     module: nnx.Module
     variables: dict[Any, nnx.Variable] = field(default_factory=dict)
-    children: dict[Any, "NNXNode"] = field(default_factory=dict)
+    children: dict[Any, NNXNode] = field(default_factory=dict)
 
-    def walk(self) -> Iterator["NNXNode"]:
+    def walk(self) -> Iterator[NNXNode]:
         yield self
         for child in self.children.values():
             yield from child.walk()
 
-    def resolve(self, relative: NNXPath) -> "NNXNode | nnx.Variable | None":
+    def resolve(self, relative: NNXPath) -> NNXNode | nnx.Variable | None:
         node: Any = self
         for part in relative:
             if not isinstance(node, NNXNode):

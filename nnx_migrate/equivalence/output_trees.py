@@ -45,7 +45,7 @@ def _flatten(tree: Any, path: str, out: FlatTree) -> None:
         for key in sorted(tree, key=str):
             _flatten(tree[key], f"{path}[{key!r}]", out)
     elif isinstance(tree, tuple) and hasattr(tree, "_fields"):  # namedtuple
-        for name, value in zip(tree._fields, tree):
+        for name, value in zip(tree._fields, tree, strict=True):
             _flatten(value, f"{path}.{name}", out)
     elif isinstance(tree, (list, tuple)):
         for index, value in enumerate(tree):

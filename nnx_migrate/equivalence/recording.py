@@ -9,7 +9,8 @@ only for that call and is undone afterwards.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from flax import nnx
 
@@ -55,12 +56,12 @@ def record_nnx_calls(root: nnx.Module) -> Iterator[list[tuple[NNXPath, Any]]]:
         return recording_call
 
     for owner, original in owners.items():
-        setattr(owner, "__call__", wrap(original))
+        owner.__call__ = wrap(original)
     try:
         yield records
     finally:
         for owner, original in owners.items():
-            setattr(owner, "__call__", original)
+            owner.__call__ = original
 
 
 def _call_owner(cls: type) -> type | None:

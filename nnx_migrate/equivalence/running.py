@@ -175,7 +175,7 @@ def run_nnx(model: nnx.Module, inputs, method, kwargs, *, with_grads: bool, seed
                 params, rest, tuple(inputs), graphdef=graphdef, method=method, kwargs=static_kwargs,
                 seed=seed, with_grads=with_grads, record_key=record_key)
             nnx.update(model, new_state)
-            return NNXRun(flat, list(zip(_TRACED_RECORD_PATHS[record_key], values)), grads)
+            return NNXRun(flat, list(zip(_TRACED_RECORD_PATHS[record_key], values, strict=True)), grads)
     paths: list = []
     loss = functools.partial(_nnx_loss, inputs=tuple(inputs), method=method, kwargs=kwargs, seed=seed,
                              record_paths=paths)
@@ -183,4 +183,4 @@ def run_nnx(model: nnx.Module, inputs, method, kwargs, *, with_grads: bool, seed
         (_, (flat, values)), grads = nnx.value_and_grad(loss, has_aux=True)(model)
     else:
         (_, (flat, values)), grads = loss(model), None
-    return NNXRun(flat, list(zip(paths, values)), grads)
+    return NNXRun(flat, list(zip(paths, values, strict=True)), grads)

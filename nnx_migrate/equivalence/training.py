@@ -10,6 +10,7 @@ parameter and state variable after the last step. The NNX steps run on a clone, 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -33,7 +34,7 @@ def compare_training(passes, result: ComparisonResult, kwargs: dict[str, Any], s
     result.checks.append(Check(
         f"loss at each of {steps} optimizer steps",
         [compare_leaf(f"step {i + 1}", f"step {i + 1}", a, b, passes.rtol, passes.atol)
-         for i, (a, b) in enumerate(zip(linen_losses, nnx_losses))],
+         for i, (a, b) in enumerate(zip(linen_losses, nnx_losses, strict=True))],
     ))
     final = {"params": linen_params, **linen_state}
     result.checks.append(Check(
@@ -59,7 +60,8 @@ def _linen_steps(passes, kwargs, steps, tx):
     with identical_dropout("linen"):
         for _ in range(steps):
             (loss, updated), grads = passes.guarded(
-                "Linen", "optimizer step", lambda: jax.value_and_grad(loss_fn, has_aux=True)(params, state))
+                "Linen", "optimizer step",
+                functools.partial(jax.value_and_grad(loss_fn, has_aux=True), params, state))
             state = {**state, **updated}
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)

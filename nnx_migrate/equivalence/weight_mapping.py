@@ -21,8 +21,9 @@ Params and BatchStats left unfilled, and pairs whose kind, shape or dtype differ
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 from flax import nnx
@@ -85,7 +86,7 @@ class LeafPair:
 class LinenNode:
     path: LinenPath
     leaves: dict[tuple[str, str], Any] = field(default_factory=dict)  # (collection, name)
-    children: dict[str, "LinenNode"] = field(default_factory=dict)
+    children: dict[str, LinenNode] = field(default_factory=dict)
 
     def all_leaves(self):
         for (collection, name), value in self.leaves.items():

@@ -8,7 +8,7 @@ called `Optimizer` is not.
 from __future__ import annotations
 
 import functools
-from typing import Collection, Iterator
+from collections.abc import Collection, Iterator
 
 import libcst as cst
 import libcst.matchers as m

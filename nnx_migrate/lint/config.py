@@ -15,9 +15,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 SECTION = "nnx-migrate"
 

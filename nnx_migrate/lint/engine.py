@@ -6,8 +6,8 @@ safe to run in worker processes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext

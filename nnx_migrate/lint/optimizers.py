@@ -26,7 +26,7 @@ from nnx_migrate.lint.bindings import attribute_is_written, same_object_doubt
 class OptimizerBinding:
     kind: str  # the nnx class: "Optimizer" or "ModelAndOptimizer"
     model: cst.BaseExpression | None  # names the model where this binding is visible
-    origin: "OptimizerBinding | None" = None  # the construction this came from, if carried
+    origin: OptimizerBinding | None = None  # the construction this came from, if carried
     construction: cst.Call | None = None
     # Where `model` names the model (a node in the tree: the construction's argument, or
     # the step's parameter the model is passed to), and why it may not be that model.
@@ -34,7 +34,7 @@ class OptimizerBinding:
     doubt: str | None = None
 
     @property
-    def root(self) -> "OptimizerBinding":
+    def root(self) -> OptimizerBinding:
         return self.origin.root if self.origin is not None else self
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
@@ -49,7 +50,7 @@ class ImportNeeded:
 class Report:
     """One finding of one rule in one file, with its fix if it has one."""
 
-    rule: type["LintRule"]
+    rule: type[LintRule]
     node: cst.CSTNode
     message: str
     replace: cst.CSTNode | None = None  # the node the fix replaces (default: `node`)
@@ -87,7 +88,7 @@ class LintRule(cst.BatchableCSTVisitor):
     # for every file up front.
     METADATA_DEPENDENCIES = ()
 
-    def __init__(self, analysis: "FileAnalysis") -> None:
+    def __init__(self, analysis: FileAnalysis) -> None:
         super().__init__()
         self.analysis = analysis
         self.reports: list[Report] = []

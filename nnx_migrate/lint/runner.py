@@ -5,11 +5,11 @@ from __future__ import annotations
 import difflib
 import multiprocessing
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Sequence
 
 import libcst as cst
 

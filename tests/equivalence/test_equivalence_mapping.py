@@ -6,7 +6,12 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from nnx_migrate.equivalence import AmbiguousMappingError, EquivalenceSetupError, compare, map_weights
+from nnx_migrate.equivalence import (
+    AmbiguousMappingError,
+    EquivalenceSetupError,
+    compare,
+    map_weights,
+)
 
 X = jnp.ones((2, 4))
 

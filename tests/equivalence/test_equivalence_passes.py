@@ -1,12 +1,13 @@
 """How the passes run: compiled and cached, eager fallback, dropout in the inference call."""
 
+import itertools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nnx_migrate.equivalence import compare
-from nnx_migrate.equivalence import running
+from nnx_migrate.equivalence import compare, running
 
 X = jax.random.normal(jax.random.key(0), (3, 4))
 
@@ -25,7 +26,7 @@ class ListSizesRewrite(nnx.Module):
     def __init__(self, sizes, *, in_features, rngs):
         widths = [in_features, *sizes]
         self.count = len(sizes)
-        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
             setattr(self, f"dense_{i}", nnx.Linear(a, b, rngs=rngs))
 
     def layers(self):

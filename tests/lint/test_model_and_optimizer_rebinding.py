@@ -69,8 +69,8 @@ def test_a_proven_model_gives_no_reason():
 
 
 def test_swapping_optimizer_model_gets_no_fix():
-    """`optimizer.model = new` was the old API's way to swap the model; the fix used to
-    write `model = new` (rebinding the caller's model) and rename the class."""
+    """`optimizer.model = new` is the old API's way to swap the model; a fix that writes
+    `model = new` would rebind the caller's model, so none is offered."""
     source = textwrap.dedent(
         """
         from flax import nnx

@@ -33,7 +33,7 @@ def make_input(spec, key):
         return None
     if isinstance(spec, list):
         keys = jax.random.split(key, len(spec))
-        return tuple(make_input(s, k) for s, k in zip(spec, keys))
+        return tuple(make_input(s, k) for s, k in zip(spec, keys, strict=True))
     if isinstance(spec, tuple) and spec and spec[0] == "int":
         _, shape, high = spec
         return jax.random.randint(key, shape, 0, high)

@@ -49,7 +49,7 @@ def test_converted_class_is_equivalent(modules, case, class_name):
     linen_mod, nnx_mod = modules(case)
     example = linen_mod.EXAMPLES[class_name]
     keys = jax.random.split(jax.random.key(0), len(example["inputs"]))
-    inputs = [make_input(spec, key) for spec, key in zip(example["inputs"], keys)]
+    inputs = [make_input(spec, key) for spec, key in zip(example["inputs"], keys, strict=True)]
     tolerances = {k: example[k] for k in ("rtol", "atol", "mapping") if k in example}
     if example.get("build"):
         # built through a module-level `functools.partial(Class, field=...)` of the file (a
@@ -101,7 +101,7 @@ def test_a_factory_fields_default_builds_what_a_direct_construction_builds(modul
     direct_cell = direct.Cell(x_in_features=3, rngs=nnx.Rngs(0))
     factory_state, direct_state = nnx.state(cell, nnx.Param), nnx.state(direct_cell, nnx.Param)
     assert jax.tree.structure(factory_state) == jax.tree.structure(direct_state)
-    for a, b in zip(jax.tree.leaves(factory_state), jax.tree.leaves(direct_state)):
+    for a, b in zip(jax.tree.leaves(factory_state), jax.tree.leaves(direct_state), strict=True):
         np.testing.assert_array_equal(a, b)
     default = inspect.signature(from_factory.Cell.__init__).parameters["cell"].default
     init = default.keywords["recurrent_kernel_init"]

@@ -8,6 +8,7 @@ import ast
 import pytest
 
 from nnx_migrate.rewrite import rewrite_source
+
 from rewrite_fixture_models import FIXTURES, cases
 
 CASES = cases()

@@ -52,7 +52,7 @@ def test_eval_mode_is_linen_apply_without_mutable(pair, class_name, fields):
     stats_before = jax.tree.map(jnp.copy, nnx.state(model, nnx.BatchStat))
     np.testing.assert_allclose(model(x), linen_eval, rtol=1e-6, atol=1e-6)
     stats_after = nnx.state(model, nnx.BatchStat)
-    assert all(jnp.array_equal(a, b) for a, b in zip(jax.tree.leaves(stats_before), jax.tree.leaves(stats_after)))
+    assert all(jnp.array_equal(a, b) for a, b in zip(jax.tree.leaves(stats_before), jax.tree.leaves(stats_after), strict=True))
 
     model.train()
     np.testing.assert_allclose(model(x), linen_train, rtol=1e-6, atol=1e-6)

@@ -53,8 +53,6 @@ def test_report_lines_counted_without_rendering_are_the_rendered_ones():
     # `LineResolver` counts the line breaks of a statement's nodes (lines._count_lines)
     # instead of generating its code: every node must get the line the code generation
     # gives it, the node types written out of traversal order included.
-    import sys
-
     import libcst as cst
 
     from nnx_migrate.rewrite import lines
@@ -68,9 +66,8 @@ def test_report_lines_counted_without_rendering_are_the_rendered_ones():
         "        return [x for x in (y\n            ) if x]\n\n    # footer\n\n"
         "def g(p, /,\n      q):\n    try:\n        pass\n    except (A,\n            B) as e:\n        raise C(\n            1) from e\n"
         "    finally:\n        pass\n    with (open(a) as b,\n          open(c) as d):\n        pass\n    lambda p, /, q: (p,\n        q)\n"
+        "match x:\n    case [a,\n          b] if a:\n        pass\n    case {'k': v,\n          **r}:\n        pass\n    case A(b=c) | D():\n        pass\n"
     )
-    if sys.version_info >= (3, 10):
-        text += "match x:\n    case [a,\n          b] if a:\n        pass\n    case {'k': v,\n          **r}:\n        pass\n    case A(b=c) | D():\n        pass\n"
     module = cst.parse_module(text)
     starts = lines.statement_starts(module.body, _statement_spans(text, module))
     for index, statement in enumerate(module.body):

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 
 from nnx_migrate.rewrite import rewrite_source
-from nnx_migrate.rewrite.runner import rewrite_files
 from nnx_migrate.rewrite.renames import LEFT_AS_LINEN
 from nnx_migrate.rewrite.rules import load_rules
+from nnx_migrate.rewrite.runner import rewrite_files
 
 
 def convert(source: str):
@@ -646,8 +646,8 @@ def test_self_attention_mask_passed_by_position_stays_the_mask_and_dropout_rng_i
 
 
 def test_a_size_one_operand_broadcasts_to_the_other_operands_size():
-    """`g * y` with g of last size 1 has y's size, not 1 (a LayerNorm after it was built
-    with num_features=1 and failed at run time)."""
+    """`g * y` with g of last size 1 has y's size, not 1 (a LayerNorm after it built with
+    num_features=1 would fail at run time)."""
     result = convert(
         """
         import flax.linen as nn
@@ -687,7 +687,7 @@ def test_the_list_of_unnamed_loop_layers_never_takes_a_name_in_use(body, extra, 
     assert "nnx.List()" not in result.new_text
     assert any("would be the attribute 'Dense'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
     assert "# TODO(nnx-migrate)" in result.new_text
-    # The loop's layers are plain attributes now; the sizes it carries, which later
+    # The loop's layers stay plain attributes; the sizes it carries, which later
     # layers are sized by (`in_features=x_size`), are still defined.
     assert not _unbound_names(result.new_text), result.new_text
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from nnx_migrate.cli import main
+
 from training_programs import FIXTURES, ROOT, expected_todos, output_path
 
 EXIT_TODO = 8

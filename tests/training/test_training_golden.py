@@ -9,6 +9,7 @@ import ast
 import pytest
 
 from nnx_migrate.rewrite import rewrite_source
+
 from training_programs import FIXTURES, STYLES, cases, expected_todos, output_path
 
 PAIRS = [(case, style) for case in cases() for style in STYLES]

@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training_programs import FIXTURES, linen_variables, own_fields, runnable_pairs, load_module, output_path, start_from_linen_weights
+from training_programs import (
+    FIXTURES,
+    linen_variables,
+    load_module,
+    output_path,
+    own_fields,
+    runnable_pairs,
+    start_from_linen_weights,
+)
 
 STEPS = 6
 LEARNING_RATE = 0.05
@@ -84,7 +92,7 @@ def _assert_same_tree(converted, linen, name):
         return np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key) else leaf)
 
     assert jax.tree.structure(converted) == jax.tree.structure(linen), name
-    for a, b in zip(jax.tree.leaves(converted), jax.tree.leaves(linen)):
+    for a, b in zip(jax.tree.leaves(converted), jax.tree.leaves(linen), strict=True):
         np.testing.assert_allclose(plain(a), plain(b), rtol=RTOL, atol=ATOL, err_msg=name)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnx_migrate.rewrite.runner import rewrite_files
+
 from training_programs import FIXTURES, linen_variables, program_folder, start_from_linen_weights
 
 SPLIT_INIT = FIXTURES / "split_init_program"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnx_migrate.rewrite.runner import rewrite_files
+
 from training_programs import SPLIT, linen_variables, program_folder, start_from_linen_weights
 
 STEPS = 5

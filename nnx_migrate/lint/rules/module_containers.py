@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+
 import libcst as cst
 import libcst.matchers as m
 

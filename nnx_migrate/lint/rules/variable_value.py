@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -183,7 +184,7 @@ class VariableValue(LintRule):
         self._note_setter(node, node.target)
 
     def _note_assignment(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        if not isinstance(value, cst.Call) or not _last_name(value.func) in self._variable_spellings():
+        if not isinstance(value, cst.Call) or _last_name(value.func) not in self._variable_spellings():
             return
         if isinstance(target, cst.Name):
             self._variable_like_names.add(target.value)
