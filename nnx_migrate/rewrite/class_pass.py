@@ -15,9 +15,8 @@ import libcst as cst
 
 from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
+from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.field_values import FieldValues
-from nnx_migrate.rewrite.helpers import add_helpers
-from nnx_migrate.rewrite.imports import fix_imports
 from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.renames import RenameLinen
@@ -68,7 +67,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}
     ctx.field_values = FieldValues(module, imports, rules, _linen_class_names(module, ctx))
-    renamer = ctx.renamer = RenameLinen(imports, rules)
+    renamer = ctx.renamer = RenameLinen(imports, rules, ctx.edits)
     renamer.reserved = ctx.module_names | set(imports.aliases)
     alias_pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(imports.linen_aliases()))))
     spans = _statement_spans(text, module, context)
@@ -141,8 +140,12 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
         body = list(converted.body)
         body[first_converted_index:first_converted_index] = defs
         converted = converted.with_changes(body=body)
-    converted = add_helpers(converted, renamer.helpers_needed, first_converted_index)
-    converted = fix_imports(converted, renamer.used_names, ctx.needs_functools)
+    edits = ctx.edits
+    edits.helpers_before = first_converted_index
+    edits.remove_unused_linen(renamer.used_names)
+    if "nnx" in renamer.used_names:  # (the generated code and the renamed names read it)
+        edits.add_import(NNX, Place.BESIDE_LINEN)
+    converted = edits.apply(converted)
     for name, node in outside_classes:
         ctx.todos.append(TodoSite(path, ctx.line(node), name, renamer.why_left(node)))
     # Line numbers: one rendering of the original file for all reported nodes.

@@ -13,8 +13,10 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
+from nnx_migrate.rewrite.edits import JAX, NNX, Place
 from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_spans, statement_starts
-from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.names import ImportMap
+from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.api_map import load_training_rules
@@ -22,7 +24,7 @@ from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
-from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
+from nnx_migrate.rewrite.training.steps import TrainingTransformer
 from nnx_migrate.rewrite.visitors import FastTransformer
 
 TRAIN_STYLES = ("flat-state", "nnx-jit")
@@ -103,9 +105,13 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
-    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
-    if transformer.converted_linen:
-        new = _drop_unused_linen_imports(new)
+    edits = transformer.edits
+    if transformer.used_helper:  # the helper state's code reads `nnx` (and, flat, `jax`)
+        edits.add_import(NNX, Place.AFTER_IMPORTS)
+        if style == "flat-state":
+            edits.add_import(JAX, Place.AFTER_IMPORTS)
+    edits.remove_unused_training_imports()
+    new = edits.apply(new)
     return render(new, texts=context.statement_texts), todos, new
 
 
@@ -327,39 +333,11 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
             # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
             body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
             break
-        if name in _names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
+        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
             break
     return module.with_changes(body=body), todos
-
-
-def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool, need_functools: bool = False) -> cst.Module:
-    imports = ImportMap(module)
-    used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
-    body = []
-    for stmt in module.body:
-        if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
-            if used is None:
-                used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
-            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
-            if not names:
-                continue
-            if len(names) != len(stmt.body[0].names):
-                names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                stmt = stmt.with_changes(body=[stmt.body[0].with_changes(names=names)])
-        body.append(stmt)
-    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
-    additions = []
-    if need_functools and imports.aliases.get("functools") != "functools":
-        additions.append("import functools\n")
-    if need_jax and imports.aliases.get("jax") != "jax":
-        additions.append("import jax\n")
-    if need_nnx and imports.aliases.get("nnx") != "flax.nnx":
-        additions.append("from flax import nnx\n")
-    for i, line in enumerate(additions):
-        body.insert(last_import + 1 + i, cst.parse_statement(line))
-    return module.with_changes(body=body)
 
 
 def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
@@ -390,25 +368,6 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
             changed = True
         body.append(stmt)
     return module.with_changes(body=body), changed
-
-
-def _drop_unused_linen_imports(module: cst.Module) -> cst.Module:
-    imports = ImportMap(module)
-    linen = imports.linen_aliases() - {"flax"}
-    if not linen or linen & _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)])):
-        return module
-    body = []
-    for stmt in module.body:
-        if _is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
-            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) not in linen]
-            if not names:
-                continue
-        body.append(stmt)
-    return module.with_changes(body=body)
-
-
-def _is_import_line(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
 
 def apply_training_pass(result, original: str, context: RunContext, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None):

@@ -23,7 +23,8 @@ What changes inside a function (see `rules/linen_training.toml` for the data):
 What it cannot convert gets a `# TODO(nnx-migrate): ...` line and a report entry.
 """
 
-from nnx_migrate.rewrite.training.steps.common import _names_in
+
+from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.training.steps.transformer import TrainingTransformer
 
-__all__ = ["TrainingTransformer", "_names_in"]
+__all__ = ["TrainingTransformer", "names_in"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.names import dotted
 from nnx_migrate.rewrite.training.dataflow import names_of_target
-from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _FOREIGN_GRAD, _dict_entries, _lambda_takes_params, _takes_params, code_of
+from nnx_migrate.rewrite.training.steps.common import _FOREIGN_GRAD, FunctionPlan, _dict_entries, _lambda_takes_params, _takes_params, code_of
 from nnx_migrate.rewrite.visitors import nodes_of_type
 
 
@@ -61,7 +62,7 @@ class Calls:
             if isinstance(receiver, cst.Call) and self.models.lookup(receiver.func) is not None and entries is not None and "params" in entries:
                 if self._built_differently(receiver):
                     return updated
-                self.converted_linen.add(dotted(func.func))
+                self.edits.remove_linen_if_unused()  # (nn.apply, converted)
                 self.changed = True
                 return cst.Call(func=func.args[0].value, args=[cst.Arg(entries["params"])])
         # TrainState.create(...)
@@ -77,7 +78,8 @@ class Calls:
             over_model = (isinstance(target, cst.Name) and target.value in plan.differentiated | plan.over_model) or (
                 isinstance(target, cst.Lambda) and (id(target) in plan.over_model_lambdas or _lambda_takes_params(target)))
             if nnx_name and over_model:
-                self.used_nnx = self.changed = True
+                self.edits.add_import(NNX, Place.AFTER_IMPORTS)
+                self.changed = True
                 args = updated.args
                 if isinstance(target, cst.Name) and target.value in self._aux_removed:
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]

@@ -12,7 +12,7 @@ import libcst.matchers as m
 from nnx_migrate.rewrite.lines import render
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.dataflow import names_of_target
-from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order, nodes_of_type
+from nnx_migrate.rewrite.visitors import FastVisitor, nodes_of_type
 
 # `train=True`, not `train = True`, in a call the pass rebuilds on one line (PEP 8)
 _TIGHT_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
@@ -182,22 +182,6 @@ def _walk_statements(block):
     out: list = []
     _SmallStatements(out).walk(block)
     return out
-
-
-def _names_in(node) -> set[str]:
-    """The names a node's code reads or binds (not attribute names, not keywords)."""
-    names = set()
-    stack = [node]
-    while stack:  # a set: order does not matter, so no (rebuilding) visit
-        node = stack.pop()
-        kind = type(node)
-        if kind is cst.Name:
-            names.add(node.value)
-        elif kind is cst.Attribute or kind is cst.Arg:
-            stack.append(node.value)
-        else:
-            stack.extend(children_in_order(node))
-    return names
 
 
 def _with_todo(stmt, why: str):

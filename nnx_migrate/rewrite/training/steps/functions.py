@@ -6,8 +6,8 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from nnx_migrate.rewrite.nodes import is_docstring
-from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _dict_bindings, _names_in, _rebinds, _subscript_key, _with_todo
+from nnx_migrate.rewrite.nodes import is_docstring, names_in
+from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _dict_bindings, _rebinds, _subscript_key, _with_todo
 from nnx_migrate.rewrite.visitors import FastTransformer
 
 
@@ -105,7 +105,7 @@ class Functions:
     def _finish_function(self, original: cst.FunctionDef, func: cst.FunctionDef, plan: FunctionPlan) -> cst.FunctionDef:
         if plan.state:
             self.changed = True
-            optimizer = plan.optimizer_name if plan.optimizer_name in _names_in(func.body) else "_"
+            optimizer = plan.optimizer_name if plan.optimizer_name in names_in(func.body) else "_"
             prologue = cst.parse_statement(f"{plan.model_name}, {optimizer} = {plan.state}.merge()\n")
             body = list(func.body.body)
             at = 1 if body and is_docstring(body[0]) else 0
@@ -130,7 +130,7 @@ class Functions:
                 self.todos.append((dec, f"@{construct}", why))
                 func = _with_todo(func, why)
         func = self._drop_dead_constructions(func, plan)
-        leftovers = set(self._init_results) & _names_in(func.body) if self._init_results else set()
+        leftovers = set(self._init_results) & names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
             self.todos.append((original, f"def {original.name.value}", why))
@@ -152,13 +152,13 @@ class Functions:
             target = stmt.body[0].targets[0].target.value if m.matches(
                 stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])) else None
             if target in dead and stmt.body[0].value is plan.ctor_bindings[target] and not any(
-                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                    target in names_in(other) for other in func.body.body if other is not stmt):
                 continue
             # `variables = {'params': ..., 'batch_stats': state.batch_stats}` whose only reader,
             # an apply, became a call of the model: the dict (Linen's variables, reading state
             # fields NNX no longer has) goes with it
             if target in self._consumed_dicts and isinstance(stmt.body[0].value, cst.Dict) and not any(
-                    target in _names_in(other) for other in func.body.body if other is not stmt):
+                    target in names_in(other) for other in func.body.body if other is not stmt):
                 continue
             body.append(stmt)
         if not body or len(body) == len(func.body.body):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite.edits import FUNCTOOLS, NNX, Place
 from nnx_migrate.rewrite.training.dataflow import init_receiver
 from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _dict_entries, _static_last_dim, _subscript_key, code_of
 
@@ -63,7 +64,8 @@ class InitSites:
         args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra
         new_ctor = cst.parse_expression(f"{code_of(ctor.func)}({', '.join(args)})")
         self._init_results[assign.targets[0].target.value] = model_var
-        self.used_nnx = self.changed = True
+        self.edits.add_import(NNX, Place.AFTER_IMPORTS)
+        self.changed = True
         return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)
 
     def _factory_site(self, assign: cst.Assign) -> cst.Assign | None:
@@ -74,5 +76,6 @@ class InitSites:
             return None
         call = assign.value
         first = cst.Arg(value=call.func, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if call.args else cst.MaybeSentinel.DEFAULT)
-        self.used_functools = self.changed = True
+        self.edits.add_import(FUNCTOOLS, Place.AFTER_IMPORTS)
+        self.changed = True
         return assign.with_changes(value=call.with_changes(func=cst.parse_expression("functools.partial"), args=[first, *call.args]))

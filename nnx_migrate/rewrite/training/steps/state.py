@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.names import dotted
-from nnx_migrate.rewrite.training.steps.common import _names_in, _subscript_key, code_of
+from nnx_migrate.rewrite.nodes import names_in
+from nnx_migrate.rewrite.training.steps.common import _subscript_key, code_of
 from nnx_migrate.rewrite.visitors import nodes_of_type
 
 
@@ -33,7 +35,7 @@ class StateUpdates:
             elif kind in ("model", "drop"):
                 continue
             elif kind is None and arg.keyword.value in self.carried_fields:
-                held = _names_in(arg.value) & (set(self._init_results) | set(self._init_results.values()) | self._model_values)
+                held = names_in(arg.value) & (set(self._init_results) | set(self._init_results.values()) | self._model_values)
                 if held:  # converted all the same (the rest of the call is sound), and reported
                     self._stmt_stack[-1]["todos"].append(("TrainState.create", (
                         f"TrainState field `{arg.keyword.value}` is given `{', '.join(sorted(held))}`, Linen variables "
@@ -45,7 +47,8 @@ class StateUpdates:
             for p in problems or ["TrainState.create without params= and tx="]:
                 self._stmt_stack[-1]["todos"].append(("TrainState.create", p))
             return updated
-        self.used_helper = self.used_nnx = self.changed = True
+        self.edits.add_import(NNX, Place.AFTER_IMPORTS)
+        self.used_helper = self.changed = True
         return cst.parse_expression(f"{self.helper_name}.create({', '.join([model, code_of(tx), *fields])})")
 
     def _model_of_variables(self, node) -> str | None:
@@ -97,7 +100,7 @@ class StateUpdates:
                 rest = "".join(", " + code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in value.args[1:])
                 out.append(cst.parse_statement(
                     f"nnx.update({plan.model_name}, {code_of(value.func)}(nnx.state({plan.model_name}, nnx.BatchStat){rest}))\n"))
-                self.used_nnx = True
+                self.edits.add_import(NNX, Place.AFTER_IMPORTS)
                 continue
             return None
         return out
@@ -134,7 +137,7 @@ class StateUpdates:
             unknown = [f for f in fields if f not in drop and f not in self.carried_fields]
             self._stmt_stack[-1]["todos"].append((f"{name}.replace", f"TrainState fields {unknown} have no NNX counterpart here"))
             return updated
-        held = {plan.model_name, plan.optimizer_name} & set().union(*(_names_in(a.value) for a in carried)) if carried else set()
+        held = {plan.model_name, plan.optimizer_name} & set().union(*(names_in(a.value) for a in carried)) if carried else set()
         states = {plan.state, *self._derived_states, *plan.eager_states}
         held.update(code_of(node) for a in original.args if a.keyword is not None and a.keyword.value in self.carried_fields
                     for node in nodes_of_type(a.value, cst.Attribute)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite.edits import FileEdits
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow
@@ -30,7 +31,6 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self.pmapped: set[str] = set()  # functions that run under jax.pmap (pmapped.py)
         self.module: cst.Module | None = None  # the file, for _built_differently
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
-        self.used_functools = False
         self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
         self._callees: set[int] = set()  # ids of original call targets
@@ -48,7 +48,7 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self.helper_name = helper_name
         self.knows_train_state = knows_train_state
         self.todos: list[tuple[cst.CSTNode, str, str]] = []  # (statement, construct, why)
-        self.used_nnx = False
+        self.edits = FileEdits()  # imports the converted code needs, and those it made unused
         self.used_helper = False
         self.changed = False
         self._plan: FunctionPlan | None = None
@@ -60,7 +60,6 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self._applied_bindings: set[str] = set()  # `m = Model(...)` whose `m.apply(...)` became a call of the model
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
-        self.converted_linen: set[str] = set()  # Linen functions this pass converted (nn.apply)
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
         self._derived_states: set[str] = set()  # names bound to `<state>.apply_gradients/replace(...)` in this function
