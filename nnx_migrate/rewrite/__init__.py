@@ -20,6 +20,7 @@ Layout, one concern per module:
 - `report`    results, TODO sites, JSON and Markdown
 """
 
+from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.transform import rewrite_source
 
-__all__ = ["rewrite_source"]
+__all__ = ["RunContext", "rewrite_source"]

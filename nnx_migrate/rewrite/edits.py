@@ -100,7 +100,7 @@ def _is_linen(full: str) -> bool:
     return full == LINEN or full.startswith(LINEN + ".")
 
 
-def is_import_line(stmt) -> bool:
+def _is_import_line(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
 
@@ -218,14 +218,14 @@ def _imports_linen(stmt) -> bool:
 
 def _names_read(module: cst.Module) -> set[str]:
     """The names the code outside import lines reads or binds."""
-    return names_in(module.with_changes(body=[s for s in module.body if not is_import_line(s)]))
+    return names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
 
 
 def _prune_training_imports(module: cst.Module) -> cst.Module:
     used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
     body = []
     for stmt in module.body:
-        if is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
+        if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
             if used is None:
                 used = _names_read(module)
             names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
@@ -241,7 +241,7 @@ def _prune_training_imports(module: cst.Module) -> cst.Module:
 def _import_after_last(module: cst.Module, lines: list[str]) -> cst.Module:
     imports = ImportMap(module)
     body = list(module.body)
-    last_import = max((i for i, s in enumerate(body) if is_import_line(s)), default=-1)
+    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
     additions = [line for line in lines if not _binds(imports, line)]
     for i, line in enumerate(additions):
         body.insert(last_import + 1 + i, cst.parse_statement(line))
@@ -255,7 +255,7 @@ def _drop_unused_linen(module: cst.Module) -> cst.Module:
         return module
     body = []
     for stmt in module.body:
-        if is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
+        if _is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
             names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) not in linen]
             if not names:
                 continue
