@@ -23,6 +23,7 @@ import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name, snake_case
 from nnx_migrate.rewrite import recurrent, templates
+from nnx_migrate.rewrite.edits import FUNCTOOLS, FileEdits, Place
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.rules import LayerRule, Rules
@@ -208,7 +209,7 @@ class FileContext:
         self.functions: dict[str, cst.FunctionDef] = {}  # module-level helper functions
         self.renamer = None  # renames.RenameLinen shared by every pass over this file
         self.fallbacks: dict[int, int] = {}  # line placeholder -> placeholder to use if unresolved
-        self.needs_functools = False  # the output uses `functools.partial` and must import it
+        self.edits = FileEdits()  # imports and helpers the file's conversion asks for
         self.source: str | None = None  # the file's text (see python_tree)
         self.field_values = None  # field_values.FieldValues: what constructions pass to fields without a default
         self._python_tree = False
@@ -232,7 +233,7 @@ class FileContext:
         for local, qual in self.imports.aliases.items():
             if qual == "functools":
                 return f"{local}.partial"
-        self.needs_functools = True
+        self.edits.add_import(FUNCTOOLS, Place.FIRST)
         return "functools.partial"
 
     def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":

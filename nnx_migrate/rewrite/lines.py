@@ -41,36 +41,56 @@ class _Codegen(CodegenState):
         return _NO_POSITION
 
 
-def render(node: cst.CSTNode, module: cst.Module | None = None) -> str:
-    """`module.code_for_node(node)` (`module.code` for the module itself): the same text."""
-    if type(node) is cst.Module and module is None and node.has_trailing_newline:
-        return _render_module(node)
+def render(node: cst.CSTNode, module: cst.Module | None = None, texts: StatementTexts | None = None) -> str:
+    """`module.code_for_node(node)` (`module.code` for the module itself): the same text.
+    `texts`: the run's code of top-level statements, for a whole module."""
+    if texts is not None and type(node) is cst.Module and module is None and node.has_trailing_newline:
+        return _render_module(node, texts)
     module = module if module is not None else node if type(node) is cst.Module else _EMPTY
     state = _Codegen(default_indent=module.default_indent, default_newline=module.default_newline)
     node._codegen(state)
     return "".join(state.tokens)
 
 
-# The text of top-level statements, by the statement (nodes are immutable: a statement's
-# code at the top level is a function of the node and the module's indent and newline).
-# A file's module is rendered once by the class pass, then again by the training pass
-# with most statements untouched; most statements the class pass keeps come unchanged
-# from the input, whose text (`remember_source_statements`) is their code.
-_STATEMENT_TEXTS: dict[int, tuple[cst.CSTNode, str, str, str]] = {}
-_STATEMENT_TEXTS_LIMIT = 50_000
+class StatementTexts:
+    """The text of top-level statements, by the statement (nodes are immutable: a
+    statement's code at the top level is a function of the node and the module's indent
+    and newline). A file's module is rendered once by the class pass, then again by the
+    training pass with most statements untouched; most statements the class pass keeps
+    come unchanged from the input, whose text (`remember_source`) is their code. One table
+    serves one run (run_context.RunContext); each entry holds its node, so its id is not
+    reused meanwhile."""
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[cst.CSTNode, str, str, str]] = {}
+
+    def remember(self, statement: cst.CSTNode, module: cst.Module, text: str) -> None:
+        if len(self._texts) >= self.LIMIT:
+            self._texts.clear()
+        self._texts[id(statement)] = (statement, module.default_indent, module.default_newline, text)
+
+    def get(self, statement: cst.CSTNode, indent: str, newline: str) -> str | None:
+        known = self._texts.get(id(statement))
+        if known is not None and known[0] is statement and known[1] == indent and known[2] == newline:
+            return known[3]
+        return None
+
+    def remember_source(self, module: cst.Module, text: str, starts: list[int]) -> None:
+        """Takes each top-level statement's code from the text it was parsed from: the
+        lines from its start (`statement_starts`) to the next one's, the last one's up to
+        the module's footer lines. Only for a text split into lines as `ast` splits it,
+        with "\n" line breaks and a final one (`render` then takes them as they are)."""
+        if not module.has_trailing_newline or not module.body or len(starts) != len(module.body):
+            return
+        lines = text.splitlines(keepends=True)
+        ends = [*starts[1:], len(lines) + 1 - len(module.footer)]
+        for statement, start, end in zip(module.body, starts, ends):
+            self.remember(statement, module, "".join(lines[start - 1 : end - 1]))
 
 
-def _remember(statement: cst.CSTNode, module: cst.Module, text: str) -> None:
-    if len(_STATEMENT_TEXTS) >= _STATEMENT_TEXTS_LIMIT:
-        _STATEMENT_TEXTS.clear()
-    _STATEMENT_TEXTS[id(statement)] = (statement, module.default_indent, module.default_newline, text)
-
-
-def forget_statement_texts() -> None:
-    _STATEMENT_TEXTS.clear()
-
-
-def _render_module(module: cst.Module) -> str:
+def _render_module(module: cst.Module, texts: StatementTexts) -> str:
     """`render(module)`, taking the code of a top-level statement rendered (or read from
     its source) before, and keeping the code of the others."""
     state = _Codegen(default_indent=module.default_indent, default_newline=module.default_newline)
@@ -79,31 +99,18 @@ def _render_module(module: cst.Module) -> str:
         line._codegen(state)
     indent, newline = module.default_indent, module.default_newline
     for statement in module.body:
-        known = _STATEMENT_TEXTS.get(id(statement))
-        if known is not None and known[0] is statement and known[1] == indent and known[2] == newline:
-            tokens.append(known[3])
+        known = texts.get(statement, indent, newline)
+        if known is not None:
+            tokens.append(known)
             continue
         mark = len(tokens)
         statement._codegen(state)
-        _remember(statement, module, "".join(tokens[mark:]))
+        texts.remember(statement, module, "".join(tokens[mark:]))
     for line in module.footer:
         line._codegen(state)
     if not tokens:  # (Module._codegen_impl with a trailing newline)
         state.add_token(state.default_newline)
     return "".join(tokens)
-
-
-def remember_source_statements(module: cst.Module, text: str, starts: list[int]) -> None:
-    """Takes each top-level statement's code from the text it was parsed from: the lines
-    from its start (`statement_starts`) to the next one's, the last one's up to the
-    module's footer lines. Only for a text split into lines as `ast` splits it, with
-    "\n" line breaks and a final one (`render` then takes them as they are)."""
-    if not module.has_trailing_newline or not module.body or len(starts) != len(module.body):
-        return
-    lines = text.splitlines(keepends=True)
-    ends = [*starts[1:], len(lines) + 1 - len(module.footer)]
-    for statement, start, end in zip(module.body, starts, ends):
-        _remember(statement, module, "".join(lines[start - 1 : end - 1]))
 
 
 _EMPTY = cst.Module(body=[])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnx_migrate.rewrite.names import dotted
+from nnx_migrate.rewrite.visitors import children_in_order
 
 # Statements a TODO comment can be put above.
 STATEMENTS = (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst.Try)
@@ -104,3 +105,19 @@ def targets(node, out: set[str]) -> None:
             targets(el.value, out)
     elif isinstance(node, cst.StarredElement):
         targets(node.value, out)
+
+
+def names_in(node) -> set[str]:
+    """The names a node's code reads or binds (not attribute names, not keywords)."""
+    names = set()
+    stack = [node]
+    while stack:  # a set: order does not matter, so no (rebuilding) visit
+        node = stack.pop()
+        kind = type(node)
+        if kind is cst.Name:
+            names.add(node.value)
+        elif kind is cst.Attribute or kind is cst.Arg:
+            stack.append(node.value)
+        else:
+            stack.extend(children_in_order(node))
+    return names

@@ -7,6 +7,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnx_migrate.rewrite import templates
+from nnx_migrate.rewrite.edits import FileEdits
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted, normalize_linen
 from nnx_migrate.rewrite.rules import Rules
 from nnx_migrate.rewrite.visitors import FastTransformer, branches_in_order
@@ -48,12 +49,12 @@ class RenameLinen(_SkipImports):
     """One pass over the converted module: renames what has an NNX name, and records the
     names still used (for import pruning) and the Linen references left (for the report)."""
 
-    def __init__(self, imports: ImportMap, rules: Rules):
+    def __init__(self, imports: ImportMap, rules: Rules, edits: FileEdits):
         self.imports = imports
+        self.edits = edits  # asked for the helpers the renamed code calls
         self.table = {**rules.renames, **_TYPES}
         self.helpers = rules.helpers  # Linen functions kept as a helper in the file
         self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
-        self.helpers_needed: set[str] = set()
         self.unconverted = rules.unconverted
         self.call_renames = rules.call_renames  # renamed only as the function of a call
         self._called: dict[int, cst.CSTNode] = {}  # functions of calls, by id (node kept, as below)
@@ -76,7 +77,7 @@ class RenameLinen(_SkipImports):
             return None
         helper = self.helpers.get(normalize_linen(qual, self.helpers))
         if helper is not None and helper not in self.reserved:
-            self.helpers_needed.add(helper)
+            self.edits.add_helper(helper)
             return helper
         called = normalize_linen(qual, self.call_renames)
         if called in self.call_renames:

@@ -18,17 +18,21 @@ from typing import Callable, Iterable
 from nnx_migrate.files import SourceError, read_source
 from nnx_migrate.rewrite.index import ModuleIndex
 from nnx_migrate.rewrite.report import FileResult
+from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
-from nnx_migrate.rewrite.transform import forget_parses, rewrite_source
+from nnx_migrate.rewrite.transform import rewrite_source
 
 
-def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE) -> FileResult:
+def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE, context: RunContext | None = None) -> FileResult:
+    """One file read from disk; `context`: the run's (a run of this file alone, reading
+    its neighbours from disk, by default)."""
     try:
         source = read_source(Path(path))
     except SourceError as exc:
         return FileResult(path=path, status="failed", error=str(exc))
+    context = context if context is not None else RunContext.on_disk()
     try:
-        result = rewrite_source(source.text, path, external, train_style)
+        result = rewrite_source(source.text, path, external, train_style, context=context)
     except Exception as exc:  # never let one file stop a repository run
         return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
     result.encoding = source.encoding
@@ -62,8 +66,19 @@ def _rare_collections():
         gc.set_threshold(*before)
 
 
+# A pool worker's share of the run: the pool is made for one run and shut down with it,
+# so the context a worker makes when it starts lives exactly as long as the run.
+_worker_context: RunContext | None = None
+
+
 def _worker_start() -> None:
+    global _worker_context
     gc.set_threshold(*_RUN_GC_THRESHOLDS)
+    _worker_context = RunContext.on_disk()
+
+
+def _rewrite_in_worker(path: str, external: ModuleIndex | None, train_style: str) -> FileResult:
+    return rewrite_file(path, external, train_style, _worker_context)
 
 
 def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
@@ -75,17 +90,17 @@ def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], No
 
 def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
     names = [str(p) for p in paths]
-    forget_parses(remember=True)  # the caches serve the rounds of one run, never a later run
+    context = RunContext.on_disk()  # the caches serve the rounds of this run, never a later run
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) if jobs > 1 and len(names) > 1 else None
     try:
-        results = dict(zip(names, _map(pool, names, None, jobs, advance, train_style)))
+        results = dict(zip(names, _map(pool, context, names, None, jobs, advance, train_style)))
         index = _index(results.values())
         todo = [r.path for r in results.values() if _depends_on(r, index)]
         for _ in range(MAX_ROUNDS - 1):
             if not todo:
                 break
             before = {name: results[name].exports for name in todo}
-            for result in _map(pool, todo, index, jobs, lambda: None, train_style):
+            for result in _map(pool, context, todo, index, jobs, lambda: None, train_style):
                 results[result.path] = result
             index = _index(results.values())
             changed = {name for name in todo if results[name].exports != before[name]}
@@ -93,7 +108,6 @@ def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None]
                 break
             todo = [r.path for r in results.values() if r.path not in changed and _depends_on(r, index)]
     finally:
-        forget_parses()
         if pool is not None:
             pool.shutdown()
     return [results[name] for name in names]
@@ -111,15 +125,17 @@ def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
     return any(index.lookup(q) is not None for q in result.imported)
 
 
-def _map(pool, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+    """Each file's result, in order: here with the run's `context`, or in the pool's
+    workers (each with its own context for the run)."""
     results: list[FileResult] = []
     if pool is None:
         for name in names:
-            results.append(rewrite_file(name, index, train_style))
+            results.append(rewrite_file(name, index, train_style, context))
             advance()
         return results
     chunk = max(1, min(16, len(names) // (jobs * 4) or 1))
-    for result in pool.map(rewrite_file, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
+    for result in pool.map(_rewrite_in_worker, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
         results.append(result)
         advance()
     return results

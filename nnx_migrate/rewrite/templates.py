@@ -1,12 +1,14 @@
 """LibCST parses of the code the rewrite writes (constructor calls, `__init__` headers,
-`from flax import nnx`): each text parsed once per run, every call a fresh tree.
+`from flax import nnx`): each text parsed once, every call a fresh tree.
 
 Within one run the same generated texts come back again and again (`super().__init__()`,
 a layer's constructor in every file that builds it, every file of a later round), and a
 LibCST parse costs about ten times a copy of the tree it builds. The trees are not shared:
 the rewrite keys some of its tables on node identity (`id(node)`), so every call returns
-nodes no other call returned, exactly as a parse would. The cache lives for one run
-(`forget`, called by `transform.forget_parses`), like the parse caches of transform.py.
+nodes no other call returned, exactly as a parse would. So the table is a memo of a pure
+function (text -> tree) that hands none of its entries out: no run can see another's
+state through it, and it is bounded (`_LIMIT`), which is why it is not part of the run
+context (run_context.py) that the file's code would otherwise have to be threaded through.
 """
 
 from __future__ import annotations

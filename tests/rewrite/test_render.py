@@ -33,20 +33,20 @@ def test_module_render_reuses_statement_code_and_gives_the_same_text():
     import libcst as cst
 
     from nnx_migrate.rewrite import lines
-    from nnx_migrate.rewrite.transform import _statement_spans
+    from nnx_migrate.rewrite.class_pass import _statement_spans
+    from nnx_migrate.rewrite.run_context import RunContext
 
     text = "# head\n\nimport a\n\n\n@dec  # c\n# between\n@dec2\nclass A:\n    x = 1\n    # footer of A\n\n# before f\ndef f():\n    '''doc\n    more'''\n    return 1\nx = 1; y = 2\n\n# tail\n"
     module = cst.parse_module(text)
-    lines.forget_statement_texts()
-    lines.remember_source_statements(module, text, lines.statement_starts(module.body, _statement_spans(text, module)))
-    assert [lines._STATEMENT_TEXTS[id(s)][3] for s in module.body] == [module.code_for_node(s) for s in module.body]
-    assert lines.render(module) == text
+    texts = lines.StatementTexts()
+    texts.remember_source(module, text, lines.statement_starts(module.body, _statement_spans(text, module, RunContext())))
+    assert [texts.get(s, module.default_indent, module.default_newline) for s in module.body] == [module.code_for_node(s) for s in module.body]
+    assert lines.render(module, texts=texts) == text
     changed = module.with_changes(body=[module.body[0], module.body[1].with_changes(name=cst.Name("B")), *module.body[2:]])
-    assert lines.render(changed) == changed.code
+    assert lines.render(changed, texts=texts) == changed.code
     again = changed.with_changes(body=[*changed.body[:2], cst.parse_statement("z = 3\n")])
-    assert lines.render(again) == again.code
-    assert lines.render(cst.parse_module("")) == "" and lines.render(cst.parse_module("x = 1")) == "x = 1"
-    lines.forget_statement_texts()
+    assert lines.render(again, texts=texts) == again.code
+    assert lines.render(cst.parse_module(""), texts=texts) == "" and lines.render(cst.parse_module("x = 1"), texts=texts) == "x = 1"
 
 
 def test_report_lines_counted_without_rendering_are_the_rendered_ones():
@@ -56,7 +56,8 @@ def test_report_lines_counted_without_rendering_are_the_rendered_ones():
     import libcst as cst
 
     from nnx_migrate.rewrite import lines
-    from nnx_migrate.rewrite.transform import _statement_spans
+    from nnx_migrate.rewrite.class_pass import _statement_spans
+    from nnx_migrate.rewrite.run_context import RunContext
     from nnx_migrate.rewrite.visitors import children_in_order
 
     text = (
@@ -69,7 +70,7 @@ def test_report_lines_counted_without_rendering_are_the_rendered_ones():
         "match x:\n    case [a,\n          b] if a:\n        pass\n    case {'k': v,\n          **r}:\n        pass\n    case A(b=c) | D():\n        pass\n"
     )
     module = cst.parse_module(text)
-    starts = lines.statement_starts(module.body, _statement_spans(text, module))
+    starts = lines.statement_starts(module.body, _statement_spans(text, module, RunContext()))
     for index, statement in enumerate(module.body):
         targets, stack = {}, [statement]
         while stack:

@@ -1,6 +1,7 @@
 """Files that use neither flax nor a Linen model of the run are never touched, even when
 they contain APIs the training pass reports in Linen programs (`jax.pmap`, checkpoints)."""
 
+from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.transform import rewrite_source
 
 PLAIN_JAX = '''\
@@ -40,6 +41,6 @@ def test_a_long_chain_of_sibling_modules_is_not_followed_file_after_file(tmp_pat
         (tmp_path / f"m{n}.py").write_text(
             f"import jax\n{nxt}\n\ndef step(model):\n    return jax.pmap({call})\n\n\ndef build(key):\n    return step(key)\n")
     text = (tmp_path / "m0.py").read_text()
-    result = rewrite_source(text, str(tmp_path / "m0.py"))
+    result = rewrite_source(text, str(tmp_path / "m0.py"), context=RunContext.on_disk())
     assert result.todos == [], [t.render() for t in result.todos]
     assert result.new_text == text

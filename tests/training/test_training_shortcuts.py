@@ -57,7 +57,7 @@ def test_statement_visits_equal_full_visits(monkeypatch):
             text = path.read_text(encoding="utf-8")
             fast = transform.rewrite_source(text, str(path), None, style)
             with monkeypatch.context() as patch:
-                patch.setattr(run, "_visit_statements", lambda module, text, transformer, triggers: (module.visit(transformer), None, []))
+                patch.setattr(run, "_visit_statements", lambda module, text, transformer, triggers, context: (module.visit(transformer), None, []))
                 patch.setattr(run, "_trigger_pattern", lambda *args: re.compile(""))
                 full = transform.rewrite_source(text, str(path), None, style)
             assert (fast.status, fast.new_text, fast.todos) == (full.status, full.new_text, full.todos), (style, path)

@@ -24,7 +24,6 @@ TODOs stay. The answer is a fixpoint over the file's top-level functions.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,8 @@ import libcst as cst
 
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path
+from nnx_migrate.rewrite.run_context import RunContext
+from nnx_migrate.rewrite.training.models import ModelIndex, summaries_of_file
 from nnx_migrate.rewrite.visitors import FastVisitor
 
 # How a value is used: ("init",) as the receiver of `v = m.init(...)`, ("apply_fn",) as
@@ -179,11 +179,12 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
     `sibling_depth`: how far to ask the folder's other files what they pass in (a sibling's
     own analysis asks one level less): main.py -> lib.py -> models.py is followed, an
     import web of a large package is not walked file after file (that ran past Python's
-    recursion limit on jax's own sources)."""
+    recursion limit on jax's own sources). Other files are read through `models.context`."""
     real = not path.startswith("<")
-    external = _external_resolver(imports, path, sibling_depth) if real else None
+    context = models.context
+    external = _external_resolver(imports, path, sibling_depth, context) if real else None
     ext_calls = []
-    siblings = _SiblingPasses(path, sibling_depth - 1) if real and sibling_depth > 0 else None
+    siblings = _SiblingPasses(path, sibling_depth - 1, context) if real and sibling_depth > 0 else None
     functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
     if not functions:
         return EMPTY
@@ -297,10 +298,7 @@ def train_state_checker(module: cst.Module, imports: ImportMap, extra: set[str] 
     return lambda node: dotted(node) in names or imports.qualify(node) in train_states
 
 
-_IN_PROGRESS: set[str] = set()
-
-
-def _external_resolver(imports: ImportMap, path: str, depth: int):
+def _external_resolver(imports: ImportMap, path: str, depth: int, context: RunContext):
     """Functions of local modules this file calls; their own analysis follows imports one
     level less (`depth`), past that they are known only as callees."""
     def resolve(func: cst.BaseExpression):
@@ -308,17 +306,16 @@ def _external_resolver(imports: ImportMap, path: str, depth: int):
         if not qualified or "." not in qualified:
             return None
         module_name, _, name = qualified.rpartition(".")
-        file = _local_module_file(path, module_name)
+        file = context.local_module_file(path, module_name)
         if file is None:
             return None
-        try:
-            stat = Path(file).stat()
-        except OSError:
+        version = context.files.version(file)
+        if version is None:
             return None
-        if file in _IN_PROGRESS or depth <= 0:  # being worked out, or too far: known only as a callee
-            functions, flow = _functions_of_version(file, stat.st_mtime_ns, stat.st_size), None
+        if file in context.in_progress or depth <= 0:  # being worked out, or too far: known only as a callee
+            functions, flow = _functions_of(file, version, context), None
         else:
-            functions, flow = _flow_of_version(file, stat.st_mtime_ns, stat.st_size, depth - 1)
+            functions, flow = _flow_of(file, version, depth - 1, context)
         if name not in functions:
             return None
         return file, name, functions[name], (flow.blueprints.get(name, set()) if flow is not None else None)
@@ -326,34 +323,41 @@ def _external_resolver(imports: ImportMap, path: str, depth: int):
     return resolve
 
 
-@functools.lru_cache(maxsize=256)
-def _flow_of_version(file: str, mtime_ns: int, size: int, sibling_depth: int = 1):
-    """The analysis of another file of the program, cached per file version."""
-    from nnx_migrate.rewrite.transform import parse
+def _flow_of(file: str, version, sibling_depth: int, context: RunContext):
+    """The analysis of another file of the program, once per file version in a run."""
+    return context.cached("flows of files", (file, version, sibling_depth), lambda: _flow_of_file(file, sibling_depth, context))
 
-    _IN_PROGRESS.add(file)
+
+def _flow_of_file(file: str, sibling_depth: int, context: RunContext):
+    context.in_progress.add(file)
     try:
-        text = Path(file).read_text(encoding="utf-8")
-        module = parse(text)
+        text = context.read(file)
+        if text is None:
+            return {}, EMPTY
+        module = context.parse(text)
         imports = ImportMap(module)
-        models = ModelIndex(module, file, own=_summaries_of_path(file))
+        models = ModelIndex(module, file, own=summaries_of_file(file, context), context=context)
         functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
         return functions, analyse(module, imports, models, train_state_checker(module, imports), file, sibling_depth)
-    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+    except (OSError, cst.ParserSyntaxError):
         return {}, EMPTY
     finally:
-        _IN_PROGRESS.discard(file)
+        context.in_progress.discard(file)
 
 
-@functools.lru_cache(maxsize=256)
-def _functions_of_version(file: str, mtime_ns: int, size: int) -> dict:
-    from nnx_migrate.rewrite.transform import parse
+def _functions_of(file: str, version, context: RunContext) -> dict:
+    """Another file's top-level functions by name, once per file version in a run."""
+    def make() -> dict:
+        text = context.read(file)
+        if text is None:
+            return {}
+        try:
+            module = context.parse(text)
+        except cst.ParserSyntaxError:
+            return {}
+        return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
 
-    try:
-        module = parse(Path(file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
-        return {}
-    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+    return context.cached("functions of files", (file, version), make)
 
 
 class _SiblingPasses:
@@ -361,32 +365,32 @@ class _SiblingPasses:
     (`lib.create_train_state(key, model)` in main.py, `model = models.Net(...)`): asked
     only for a blueprint whose class neither an annotation nor a caller here gives."""
 
-    def __init__(self, path: str, depth: int):
-        self.file = str(Path(path).resolve())
+    def __init__(self, path: str, depth: int, context: RunContext):
+        self.file = context.files.resolve(path)
         self.depth = depth  # for the siblings' own analyses
+        self.context = context
         self._passes = None
 
     def get(self, function: str, param: str) -> list:
         if self._passes is None:
             self._passes = {}
             stem = Path(self.file).stem
-            _IN_PROGRESS.add(self.file)
+            files, in_progress = self.context.files, self.context.in_progress
+            in_progress.add(self.file)
             try:
-                for sibling in sorted(Path(self.file).parent.glob("*.py"))[:200]:
-                    if str(sibling) == self.file or str(sibling) in _IN_PROGRESS:
+                for sibling in files.python_files_beside(self.file)[:200]:
+                    if sibling == self.file or sibling in in_progress:
                         continue
-                    try:
-                        stat = sibling.stat()
-                        if stem not in sibling.read_text(encoding="utf-8"):
-                            continue
-                    except (OSError, UnicodeDecodeError):
+                    version = files.version(sibling)
+                    text = self.context.read(sibling) if version is not None else None
+                    if text is None or stem not in text:
                         continue
-                    _, flow = _flow_of_version(str(sibling), stat.st_mtime_ns, stat.st_size, self.depth)
+                    _, flow = _flow_of(sibling, version, self.depth, self.context)
                     for (file, func, p), cls in flow.passes.items():
                         if file == self.file:
                             self._passes.setdefault((func, p), []).append(cls)
             finally:
-                _IN_PROGRESS.discard(self.file)
+                in_progress.discard(self.file)
         return self._passes.get((function, param), [])
 
 

@@ -19,12 +19,13 @@ import ast
 from dataclasses import replace
 
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
-from nnx_migrate.rewrite.training.models import _local_module_file, _summaries_of_path
+from nnx_migrate.rewrite.run_context import RunContext
+from nnx_migrate.rewrite.training.models import summaries_of_file
 
 LINEN_MODEL_METHODS = ("init", "apply", "init_with_output", "bind", "tabulate", "lazy_init")
 
 
-def _known_classes(tree: ast.Module, exports: dict, external, path: str) -> dict[str, str]:
+def _known_classes(tree: ast.Module, exports: dict, external, path: str, context: RunContext) -> dict[str, str]:
     """Local name (or `alias.Name`) -> class name, for the converted classes this file
     defines or imports from another file of the run (the run's index, else the sibling
     file itself, as the training pass finds them: training/models.py)."""
@@ -35,8 +36,8 @@ def _known_classes(tree: ast.Module, exports: dict, external, path: str) -> dict
             found = {name for name in external.by_name if external.lookup(f"{module}.{name}") is not None}
             if found:
                 return found
-        file = _local_module_file(path, module)
-        return set(_summaries_of_path(file)) if file is not None else set()
+        file = context.local_module_file(path, module)
+        return set(summaries_of_file(file, context)) if file is not None else set()
 
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
@@ -103,7 +104,7 @@ def _sites(tree: ast.Module, known: dict[str, str], converted: set[str]) -> list
     return sites
 
 
-def report_leftovers(result, original: str, external=None):
+def report_leftovers(result, original: str, context: RunContext, external=None):
     """`result` (a FileResult after both passes) with each leftover marked in its text and
     listed in its TODO sites."""
     text = result.new_text
@@ -114,7 +115,7 @@ def report_leftovers(result, original: str, external=None):
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return result
-    known = _known_classes(tree, exports, external, result.path)
+    known = _known_classes(tree, exports, external, result.path, context)
     if not known:
         return result
     sites = _sites(tree, known, set(exports))

@@ -5,30 +5,28 @@ The answer comes from the module rewrite itself (its per-class `ClassSummary`), 
 this file and on the local modules the file imports (`import models`,
 `from models import CNN`, `from . import models`). So a model defined in one file and
 created in another gets the constructor the model file's rewrite emits, whichever file is
-converted first. Within a CLI run the run-wide `index.ModuleIndex` is asked first.
+converted first. Within a CLI run the run-wide `index.ModuleIndex` is asked first. Other
+files are read through the run context (run_context.py), which also keeps their summaries.
 """
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import libcst as cst
 
+from nnx_migrate.rewrite.class_pass import rewrite_classes
 from nnx_migrate.rewrite.classes import ClassSummary
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.nodes import is_docstring
+from nnx_migrate.rewrite.run_context import RunContext
 
 
-def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
+def summaries_of(module: cst.Module, path: str, context: RunContext) -> dict[str, ClassSummary]:
     """Class name -> summary, for the Linen classes of one parsed (unconverted) file: the
     class pass's own analysis of it (the same rewrite as the file gets)."""
-    from nnx_migrate.rewrite.transform import _rewrite_classes
-
     text = module.code
     if "linen" not in text:
         return {}
-    return with_factories(module, _rewrite_classes(text, path).exports or {})
+    return with_factories(module, rewrite_classes(text, path, context)[0].exports or {})
 
 
 def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:
@@ -70,73 +68,35 @@ def factory_call(func: cst.FunctionDef) -> cst.Call | None:
     return None
 
 
-def _summaries_of_path(path: str) -> dict[str, ClassSummary]:
-    try:
-        stat = Path(path).stat()
-    except OSError:
+def summaries_of_file(file: str, context: RunContext) -> dict[str, ClassSummary]:
+    """Class name -> summary for another file of the program (`summaries_of` of its text),
+    once per file version in a run."""
+    version = context.files.version(file)
+    if version is None:
         return {}
-    return _summaries_of_version(path, stat.st_mtime_ns, stat.st_size)
+    return context.cached("summaries of files", (file, version), lambda: _summaries_of_file(file, context))
 
 
-@functools.lru_cache(maxsize=256)
-def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, ClassSummary]:
-    """Cached per file version, so an edited file is read again."""
-    from nnx_migrate.rewrite.transform import _rewrite_classes, parse  # the same rewrite as the file gets
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        if "linen" not in text:
-            return {}
-        return with_factories(parse(text), _rewrite_classes(text, path).exports)
-    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+def _summaries_of_file(file: str, context: RunContext) -> dict[str, ClassSummary]:
+    text = context.read(file)
+    if text is None or "linen" not in text:
         return {}
-
-
-# Within one run (runner.py) the tree on disk is taken as fixed: each (file, imported
-# module) is looked up once (a run asked about 1,400 times for a few dozen pairs, each a
-# `resolve` and a `stat`). Outside a run every call looks again.
-_LOCAL_FILES: dict[tuple[str, str], str | None] = {}
-_remember_local_files = False
-
-
-def remember_local_files(remember: bool) -> None:
-    """Empties the lookup cache; `remember` turns it on (a runner run) or off."""
-    global _remember_local_files
-    _LOCAL_FILES.clear()
-    _remember_local_files = remember
-
-
-def _local_module_file(path: str, qualified_module: str) -> str | None:
-    """`models` or `.models` imported by the file at `path` -> the sibling file, if any."""
-    if path.startswith("<"):
-        return None
-    if not _remember_local_files:
-        return _find_local_module_file(path, qualified_module)
-    key = (path, qualified_module)
-    found = _LOCAL_FILES.get(key, _LOCAL_FILES)
-    if found is _LOCAL_FILES:
-        found = _LOCAL_FILES[key] = _find_local_module_file(path, qualified_module)
-    return found
-
-
-def _find_local_module_file(path: str, qualified_module: str) -> str | None:
-    folder = Path(path).resolve().parent
-    stripped = qualified_module.lstrip(".")
-    ups = len(qualified_module) - len(stripped)
-    for _ in range(max(0, ups - 1)):
-        folder = folder.parent
-    candidate = folder.joinpath(*stripped.split(".")).with_suffix(".py") if stripped else None
-    return str(candidate) if candidate is not None and candidate.is_file() else None
+    try:
+        module = context.parse(text)
+    except cst.ParserSyntaxError:
+        return {}
+    return with_factories(module, rewrite_classes(text, file, context)[0].exports)
 
 
 class ModelIndex:
     """Resolves an expression such as `CNN`, `models.CNN` or `m.Encoder` to a summary."""
 
-    def __init__(self, module: cst.Module, path: str, own: dict[str, ClassSummary] | None = None, external=None):
+    def __init__(self, module: cst.Module, path: str, own: dict[str, ClassSummary] | None = None, external=None, context: RunContext | None = None):
         self.path = path
         self.external = external  # the run's index.ModuleIndex, when the CLI has one
+        self.context = context if context is not None else RunContext()
         self.imports = ImportMap(module)
-        self.own = own if own is not None else summaries_of(module, path)
+        self.own = own if own is not None else summaries_of(module, path, self.context)
         # functions that only build a model of another file (`def get_model(c): return
         # models.Seq2seq(...)`): the local ones are in `own` already
         self._factory_calls = {s.name.value: call for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value not in self.own
@@ -171,8 +131,8 @@ class ModelIndex:
             if found is not None:
                 return found
         module_name, _, cls = qualified.rpartition(".")
-        file = _local_module_file(self.path, module_name)
+        file = self.context.local_module_file(self.path, module_name)
         if file is None:
             return None
-        return _summaries_of_path(file).get(cls)
+        return summaries_of_file(file, self.context).get(cls)
 

@@ -13,15 +13,18 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
+from nnx_migrate.rewrite.edits import JAX, NNX, Place
 from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_spans, statement_starts
-from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.names import ImportMap
+from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
+from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
-from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
+from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
-from nnx_migrate.rewrite.training.steps import TrainingTransformer, _names_in
+from nnx_migrate.rewrite.training.steps import TrainingTransformer
 from nnx_migrate.rewrite.visitors import FastTransformer
 
 TRAIN_STYLES = ("flat-state", "nnx-jit")
@@ -35,42 +38,44 @@ def might_train(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None, tree: cst.Module | None = None) -> tuple[str, list[TodoSite]]:
+def convert_training(original: str, converted: str, path: str = "<string>", style: str = DEFAULT_TRAIN_STYLE, external=None, exports=None, tree: cst.Module | None = None,
+                     context: RunContext | None = None) -> tuple[str, list[TodoSite]]:
     """`converted` is the module rewrite's output for `original`; `external` (the run's
     `index.ModuleIndex`, optional) knows model classes of the other files of the run;
-    `tree` (optional) is `converted` as a tree, so that it need not be parsed again."""
-    new_text, todos, _ = _convert_training(original, converted, path, style, external, exports, tree)
+    `tree` (optional) is `converted` as a tree, so that it need not be parsed again;
+    `context` (optional) the run's caches and reader of other files."""
+    context = context if context is not None else RunContext()
+    new_text, todos, _ = _convert_training(original, converted, path, style, external, exports, tree, context)
     return new_text, todos
 
 
-def _convert_training(original: str, converted: str, path: str, style: str, external, exports, tree: cst.Module | None) -> tuple[str, list[TodoSite], cst.Module | None]:
+def _convert_training(original: str, converted: str, path: str, style: str, external, exports, tree: cst.Module | None,
+                      context: RunContext) -> tuple[str, list[TodoSite], cst.Module | None]:
     """`convert_training`, also returning the tree of the new text (None: unchanged)."""
     if style not in TRAIN_STYLES:
         raise ValueError(f"train style must be one of {TRAIN_STYLES}, not {style!r}")
     builds_run_models = None  # asked only where nothing else makes the file one to visit
     if not might_train(converted) and "linen" not in original:
-        builds_run_models = _builds_sibling_models(converted, path)
+        builds_run_models = _builds_sibling_models(converted, path, context)
         if not builds_run_models:
             return converted, [], None
-    from nnx_migrate.rewrite.transform import parse  # the run's parse cache (immutable trees)
-
     try:
-        original_module = parse(original)
-        module = original_module if converted == original else tree if tree is not None else parse(converted)
+        original_module = context.parse(original)
+        module = original_module if converted == original else tree if tree is not None else context.parse(converted)
     except cst.ParserSyntaxError:
         return converted, [], None
     if _already_nnx(original_module):
         return converted, [], None
     rules = load_training_rules()
     imports = ImportMap(module)
-    own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path)
-    models = ModelIndex(module, path, own=own, external=external)
+    own = with_factories(original_module, exports) if exports is not None else summaries_of(original_module, path, context)
+    models = ModelIndex(module, path, own=own, external=external, context=context)
     subclasses = _train_state_subclasses(module, imports, rules)
     helper_name = subclasses[0].name.value if subclasses else "TrainState"
     knows = any(q.startswith("flax.training") for q in imports.aliases.values()) or "apply_fn" in converted or "apply_gradients" in converted
     triggers = _trigger_pattern(imports, rules, knows)
     found_factories = {**factories(original_module, models.own), **models.imported_factories()}
-    if not triggers.search(converted) and not found_factories and not (builds_run_models if builds_run_models is not None else _builds_sibling_models(converted, path)):
+    if not triggers.search(converted) and not found_factories and not (builds_run_models if builds_run_models is not None else _builds_sibling_models(converted, path, context)):
         return converted, [], None
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     carried = {c.name.value: carried_fields(c, imports, rules) for c in subclasses}
@@ -82,7 +87,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     transformer.module = module
     if "pmap" in converted:
         transformer.pmapped = pmapped_functions(module, imports)
-    new, spans, owners = _visit_statements(module, converted, transformer, triggers)
+    new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
@@ -100,16 +105,20 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
-    new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
-    if transformer.converted_linen:
-        new = _drop_unused_linen_imports(new)
-    return render(new), todos, new
+    edits = transformer.edits
+    if transformer.used_helper:  # the helper state's code reads `nnx` (and, flat, `jax`)
+        edits.add_import(NNX, Place.AFTER_IMPORTS)
+        if style == "flat-state":
+            edits.add_import(JAX, Place.AFTER_IMPORTS)
+    edits.remove_unused_training_imports()
+    new = edits.apply(new)
+    return render(new, texts=context.statement_texts), todos, new
 
 
 _MODULE_CLASS_CALL = re.compile(r"\b([A-Za-z_]\w*)\.([A-Z]\w*)\(")
 
 
-def _builds_sibling_models(text: str, path: str) -> bool:
+def _builds_sibling_models(text: str, path: str, context: RunContext) -> bool:
     """Whether a file without Linen builds a Linen model class of a sibling module
     (`model = models.ActorCritic(...)`, then `ppo_lib.train(model)`): a function of
     another file may initialize it (dataflow.py follows it there)."""
@@ -118,8 +127,8 @@ def _builds_sibling_models(text: str, path: str) -> bool:
     for alias, cls in set(_MODULE_CLASS_CALL.findall(text)):
         if not re.search(r"^\s*(?:import\s+%s\b|from\s+\.*\s*import\s+.*\b%s\b)" % (alias, alias), text, re.M):
             continue
-        file = _local_module_file(path, alias)
-        if file is not None and cls in _summaries_of_path(file):
+        file = context.local_module_file(path, alias)
+        if file is not None and cls in summaries_of_file(file, context):
             return True
     return False
 
@@ -148,7 +157,7 @@ def _trigger_pattern(imports: ImportMap, rules, knows_train_state: bool) -> re.P
     return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
 
 
-def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern) -> tuple[cst.Module, list | None, list[int]]:
+def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransformer, triggers: re.Pattern, context: RunContext) -> tuple[cst.Module, list | None, list[int]]:
     """`module.visit(transformer)`, visiting only the top-level statements (and the
     statements of top-level classes) whose source mentions a trigger name; a skipped
     statement leaves the transformer as a visit would (it forgets the previous function's
@@ -157,10 +166,8 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
     `transformer.todos`, the index of the top-level statement it was found in."""
     if not splits_lines_like_ast(text):
         return module.visit(transformer), None, []
-    from nnx_migrate.rewrite.transform import parse_ast  # the run's cache
-
     try:
-        tree = parse_ast(text)
+        tree = context.parse_ast(text)
     except (SyntaxError, ValueError):
         return module.visit(transformer), None, []
     lines = text.splitlines(keepends=True)
@@ -326,39 +333,11 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
             # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
             body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
             break
-        if name in _names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
+        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
             break
     return module.with_changes(body=body), todos
-
-
-def _fix_imports(module: cst.Module, need_nnx: bool, need_jax: bool, need_functools: bool = False) -> cst.Module:
-    imports = ImportMap(module)
-    used = None  # names the code uses, only needed (a full-tree visit) for a flax.training import
-    body = []
-    for stmt in module.body:
-        if _is_import_line(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and dotted(stmt.body[0].module) == "flax.training" and not isinstance(stmt.body[0].names, cst.ImportStar):
-            if used is None:
-                used = _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)]))
-            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else a.name.value) in used]
-            if not names:
-                continue
-            if len(names) != len(stmt.body[0].names):
-                names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                stmt = stmt.with_changes(body=[stmt.body[0].with_changes(names=names)])
-        body.append(stmt)
-    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
-    additions = []
-    if need_functools and imports.aliases.get("functools") != "functools":
-        additions.append("import functools\n")
-    if need_jax and imports.aliases.get("jax") != "jax":
-        additions.append("import jax\n")
-    if need_nnx and imports.aliases.get("nnx") != "flax.nnx":
-        additions.append("from flax import nnx\n")
-    for i, line in enumerate(additions):
-        body.insert(last_import + 1 + i, cst.parse_statement(line))
-    return module.with_changes(body=body)
 
 
 def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
@@ -391,26 +370,7 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
     return module.with_changes(body=body), changed
 
 
-def _drop_unused_linen_imports(module: cst.Module) -> cst.Module:
-    imports = ImportMap(module)
-    linen = imports.linen_aliases() - {"flax"}
-    if not linen or linen & _names_in(module.with_changes(body=[s for s in module.body if not _is_import_line(s)])):
-        return module
-    body = []
-    for stmt in module.body:
-        if _is_import_line(stmt) and not isinstance(stmt.body[0].names, cst.ImportStar):
-            names = [a for a in stmt.body[0].names if (a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) not in linen]
-            if not names:
-                continue
-        body.append(stmt)
-    return module.with_changes(body=body)
-
-
-def _is_import_line(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
-
-
-def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None):
+def apply_training_pass(result, original: str, context: RunContext, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None):
     """The module rewrite's `FileResult` for one file -> the same with the training pass
     applied (new text, extra TODO sites). `tree`: the module rewrite's output as a tree,
     if the caller has it."""
@@ -418,7 +378,7 @@ def apply_training_pass(result, original: str, style: str = DEFAULT_TRAIN_STYLE,
         return result
     converted = result.new_text if result.new_text is not None else original
     try:
-        new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree)
+        new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree, context)
     except Exception as exc:  # a bug or an unforeseen construct: keep the module rewrite's result
         why = f"training-code conversion failed ({type(exc).__name__}: {exc}); training code left as it was"
         result.todos = [*result.todos, TodoSite(result.path, 0, "training code", why)]
