@@ -1,0 +1,304 @@
+"""Submodule constructions of a class."""
+
+from __future__ import annotations
+
+import keyword
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from nnx_migrate.naming import nnx_attribute_name
+from nnx_migrate.rewrite import recurrent
+from nnx_migrate.rewrite.names import normalize_linen
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
+from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
+from nnx_migrate.rewrite.scan_axes import scan_axes
+from nnx_migrate.rewrite.classes.model import Sub
+from nnx_migrate.rewrite.classes.context import REMAT_TRANSFORMS, SCAN_TRANSFORMS, qual_layer
+from nnx_migrate.rewrite.classes.helpers import list_element_name
+
+if TYPE_CHECKING:
+    from nnx_migrate.rewrite.classes.walker import BodyWalker
+
+
+class SubmoduleAnalysis:
+    """Submodule constructions: what a call builds, its Linen name, its arguments as `__init__` source."""
+
+    def scan_of(self, call: cst.Call) -> cst.Call | None:
+        """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
+        `ScanBlock(...)` with `ScanBlock = nn.scan(Block, ...)` earlier in the method."""
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.scan_bindings:
+            return self.scan_bindings[func.value]
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in SCAN_TRANSFORMS:
+            return func
+        return None
+
+    def class_expr(self, call: cst.Call) -> cst.BaseExpression:
+        """The class a construction builds: `Block` for `Block(...)`, for
+        `nn.remat(Block)(...)` (remat a block: built as is, called through nnx.remat) and
+        for a scan over layers of Block."""
+        scan = self.scan_of(call)
+        if scan is not None and scan.args and scan.args[0].keyword is None:
+            return scan.args[0].value
+        func = call.func
+        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in REMAT_TRANSFORMS and len(func.args) == 1 and func.args[0].keyword is None:
+            return func.args[0].value
+        return func
+
+    def is_remat(self, call: cst.Call) -> bool:
+        return self.scan_of(call) is None and self.class_expr(call) is not call.func
+
+    def construction_kind(self, call: cst.Call) -> str | None:
+        factory = self.factory_of(call.func)
+        if factory is not None:
+            return "layer" if factory.rule is not None else "local"
+        func = self.class_expr(call)
+        qual = qual_layer(self.ctx, func)
+        if isinstance(func, cst.Call):
+            return None
+        if qual in self.ctx.rules.layers:
+            return "layer"
+        if qual == "flax.linen.Sequential":
+            return "sequential"
+        if self.ctx.module_class(func) is not None:
+            return "local"
+        if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
+            return "unknown-linen"
+        return None
+
+    def new_sub(self, ctor: cst.Call, walker: BodyWalker) -> Sub:
+        if id(ctor) in self.sub_by_node:
+            return self.sub_by_node[id(ctor)]
+        kind = self.construction_kind(ctor)
+        sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
+        if walker.origin == "compact":
+            sub.hoist = walker.context_hoists()  # what its guards and input sizes use
+        sub.remat = self.is_remat(ctor)
+        cls_expr = self.class_expr(ctor)
+        if kind == "layer":
+            sub.factory = self.factory_of(ctor.func)
+            sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[qual_layer(self.ctx, cls_expr)]
+            linen_class = sub.rule.linen
+        elif kind == "local":
+            sub.factory = self.factory_of(ctor.func)
+            sub.child = sub.factory.child if sub.factory is not None else self.ctx.module_class(cls_expr)
+            linen_class = sub.child.name
+            if sub.child.has_todos:
+                sub.problems.append(f"{sub.child.name} has TODO sites of its own")
+            several = self.multi_class_fields.get(sub.factory.field) if sub.factory is not None else None
+            if several and not any(a.keyword is not None and a.keyword.value == "name" for a in ctor.args):
+                sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
+            if several and sub.child.out_size is None:
+                sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
+        elif kind == "sequential":
+            linen_class = "Sequential"
+            seq = ctor.args[0].value if ctor.args else None
+            if isinstance(seq, (cst.List, cst.Tuple)):
+                for el in seq.elements:
+                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in ("layer", "local"):
+                        sub.elements.append(self.sub_by_node[id(el.value)])
+                    elif self.ctx.imports.qualify(el.value) in self.ctx.rules.renames or self.ctx.imports.qualify(el.value) in self.ctx.rules.keep_last_dim:
+                        sub.elements.append(el.value)  # a function: nnx.Sequential calls it as is
+                    else:
+                        sub.problems.append("an nn.Sequential member is not a layer the tool knows")
+            else:
+                sub.problems.append("nn.Sequential takes a list the tool cannot read")
+        else:
+            linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
+            why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
+            sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        if kind == "layer" and sub.factory is not None and sub.factory.field in self.call_time_params:
+            # Linen: the caller's partial set it from the caller's call arguments; NNX: the
+            # caller passes it to this module's call, which passes it on (None: as built)
+            for key, param in self.call_time_params[sub.factory.field].items():
+                sub.call_kwargs[key] = param
+        if kind == "layer" and sub.rule.cell_arg:
+            self._cell_member(sub)
+        if sub.remat:
+            linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
+        scan = self.scan_of(ctor)
+        if scan is not None:
+            linen_class = "Scan" + linen_class  # the class nn.scan makes
+            self._scan_options(sub, scan, walker)
+        explicit = None
+        name_arg = None
+        for arg in ctor.args:
+            if arg.keyword is not None and arg.keyword.value == "name":
+                name_arg = arg.value
+                explicit = _string_value(arg.value)
+        loop = walker.loops[-1] if walker.loops and walker.in_loop == len(walker.loops) else None
+        list_name = list_element_name(name_arg, loop.index_var) if loop is not None and name_arg is not None else None
+        if name_arg is not None and explicit is None and list_name is None:
+            why = "name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else "")
+            if walker is self.setup_walker:
+                sub.problems.append(why)  # reported with the setup attribute it is bound to
+            else:
+                # reported at once: a compact submodule left without an attribute is never
+                # listed with the others
+                self.todo(ctor, f"{code(ctor.func)}(..., name=...)", f"{why}: the NNX attribute name is unknown; build it in __init__ by hand")
+        if walker.origin == "compact" or walker is not self.setup_walker:
+            if walker.in_loop and list_name is not None:
+                # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.
+                sub.attr = list_name
+                sub.loop = loop
+            elif explicit is None and name_arg is None:
+                # Linen names unnamed compact submodules in call order, per class.
+                count = self.auto_counts.get(linen_class, 0)
+                self.auto_counts[linen_class] = count + 1
+                sub.attr = nnx_attribute_name(f"{linen_class}_{count}")
+                if walker.origin == "compact":
+                    sub.auto_class = linen_class
+                    sub.conditional = bool(walker.guards or walker.dynamic_guard)
+                if walker.in_loop and loop is not None and walker.origin == "compact":
+                    # Dense_0, Dense_1, ... depend on the iteration: see _auto_named_lists
+                    sub.loop = loop
+            else:
+                sub.attr = explicit if explicit is None or explicit.isidentifier() and not keyword.iskeyword(explicit) else nnx_attribute_name(explicit)
+            if walker.in_loop and sub.loop is None:
+                sub.problems.append("submodule built in a loop without name=f'<list>_{i}' (i counting from 0): Linen's names depend on the iteration; build an nnx.List in __init__ by hand")
+            if walker.dynamic_guard:
+                sub.problems.append("submodule built under a condition on call arguments; built unconditionally in __init__, check that Linen's init took this branch")
+            if walker.origin != "compact":
+                sub.problems.append("submodule built outside setup and outside a compact method")
+        self.sub_by_node[id(ctor)] = sub
+        self._keyed_nodes.append(ctor)
+        self._order[id(sub)] = len(self._order)
+        # Members of an nn.Sequential built in setup are Sequential's (`body/layers_0`); in a
+        # compact body Linen names them as this module's own submodules (`Dense_1`), so
+        # they stay attributes here and the NNX Sequential refers to them.
+        for member in sub.members if walker.origin != "compact" else ():
+            if member.attr is not None and member in self.subs:
+                self.subs.remove(member)
+                self.subs_by_attr.pop(member.attr, None)
+                count = self.auto_counts.get(self._linen_class(member), 1)
+                if member.attr == nnx_attribute_name(f"{self._linen_class(member)}_{count - 1}"):
+                    self.auto_counts[self._linen_class(member)] = count - 1
+            member.attr = None
+        if sub.attr is not None:
+            if sub.attr in self.subs_by_attr or sub.attr in {f.name for f in self.shape.fields}:
+                sub.problems.append(f"attribute name '{sub.attr}' is used twice")
+            self.subs_by_attr[sub.attr] = sub
+        self.subs.append(sub)
+        # Arguments as __init__ source.
+        if walker.origin == "compact":
+            for key, value in self._linen_kwargs(sub).items():
+                if sub.rule is not None and key == sub.rule.cell_arg:
+                    continue  # ctor_source refers to the member
+                if sub.kind == "local" and self._layer_partial(value) is not None:
+                    src = self._nnx_partial_arg(sub, key, value, walker)
+                    if src is not None:
+                        sub.arg_code[key] = src
+                        continue
+                if sub.kind == "local" and sub.child is not None and sub.child.call_time_params.get(key) and _self_attr(value) is not None:
+                    self._pass_call_time_on(sub, key, _self_attr(value))
+                used: list[str] = []
+                try:
+                    sub.arg_code[key] = translate_static(value, walker.scope, used)
+                except NotStatic as exc:
+                    if sub.rule is not None and key in sub.rule.call_time:
+                        # NNX takes it at call time too: keep Linen's value, evaluated where
+                        # Linen evaluated it.
+                        sub.call_kwargs[key] = code(value)
+                        continue
+                    sub.problems.append(f"argument '{key}' {exc}")
+                    sub.args_unsure = True
+                    sub.arg_code[key] = code(value)
+                for pair in walker.hoist_list(used):
+                    if pair not in sub.hoist:
+                        sub.hoist.append(pair)
+        else:
+            for key, value in self._linen_kwargs(sub).items():
+                if sub.rule is None or key != sub.rule.cell_arg:
+                    sub.arg_code[key] = code(value)
+        return sub
+
+    def keeps_last_dim_field(self, name: str) -> bool:
+        """A field whose default is a function that keeps the last axis (`nn.tanh`)."""
+        fld = next((f for f in self.shape.fields if f.name == name), None)
+        if fld is not None and fld.default_code is None and name not in self.subs_by_attr:
+            # no default: the function every construction in the file passes
+            inferred = self.inferred_value(name)
+            return inferred is not None and inferred.kind == "function" and inferred.key_in(self.ctx.rules.keep_last_dim)
+        if fld is None or fld.default_code is None or name in self.subs_by_attr:
+            return False
+        try:
+            default = cst.parse_expression(fld.default_code)
+        except cst.ParserSyntaxError:
+            return False
+        return isinstance(default, (cst.Name, cst.Attribute)) and self.ctx.imports.qualify(default) in self.ctx.rules.keep_last_dim
+
+    def _cell_member(self, sub: Sub) -> None:
+        """nn.RNN(cell, ...): the cell, built in the same expression, is converted as a
+        member (like an nn.Sequential's); its input size is the RNN's."""
+        arguments = self._linen_kwargs(sub)
+        cell = arguments.get(sub.rule.cell_arg)
+        member = self.sub_by_node.get(id(cell)) if isinstance(cell, cst.Call) else None
+        if member is None:
+            sub.problems.append(f"the {sub.rule.linen}'s cell is not built in its arguments: convert by hand")
+        else:
+            sub.elements.append(member)
+        sub.problems += recurrent.rnn_problems(arguments)
+
+    def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
+        """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
+        stacked on axis 0, one init key per layer, a static length. (A scan over time,
+        parameters broadcast, is recurrent.py's.)"""
+        options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
+        if recurrent.is_time_scan(options):
+            over_time = recurrent.time_scan(self.ctx.imports, options)
+            sub.scan = {"time": over_time}
+            sub.problems += over_time.problems
+            return
+        compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
+        sub.scan = {}
+        if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
+            sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
+        split = compact(options.get("split_rngs", cst.Name("None")))
+        if split not in ("{'params':True}", "{'params':True,'dropout':True}"):
+            sub.problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
+        for key in options:
+            if key not in ("variable_axes", "split_rngs", "length", "in_axes", "out_axes"):
+                sub.problems.append(f"nn.scan option '{key}' is not converted")
+        if "length" not in options:
+            sub.problems.append("nn.scan without length=: convert by hand")
+        else:
+            try:
+                sub.scan["length"] = translate_static(options["length"], walker.scope)
+            except NotStatic as exc:
+                sub.problems.append(f"nn.scan length {exc}")
+        for key in ("in_axes", "out_axes"):
+            sub.scan[key] = scan_axes(self.ctx.imports, options.get(key), key)
+            sub.problems += sub.scan[key].problems
+
+    def _linen_class(self, sub: Sub) -> str:
+        return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
+
+    def _linen_kwargs(self, sub: Sub) -> dict[str, cst.BaseExpression]:
+        """The construction's arguments by Linen parameter name (positional resolved)."""
+        out: dict[str, cst.BaseExpression] = {}
+        if sub.kind == "layer":
+            names = sub.rule.linen_args
+        elif sub.kind == "local":
+            names = tuple(f.name for f in sub.child.fields)
+        else:
+            return out
+        pos = 0
+        args = list(sub.ctor.args)
+        if sub.factory is not None:
+            args = [*sub.factory.args, *args]
+        for arg in args:
+            if arg.star:
+                sub.problems.append("*args/**kwargs in a submodule construction")
+                sub.args_unsure = True
+                continue
+            if arg.keyword is None:
+                if pos < len(names):
+                    out[names[pos]] = arg.value
+                else:
+                    sub.problems.append("more positional arguments than the layer takes")
+                    sub.args_unsure = True
+                pos += 1
+            elif arg.keyword.value not in ("name",):
+                out[arg.keyword.value] = arg.value
+        return out
