@@ -85,7 +85,7 @@ class AttributeNames:
         `Dense_<k>` is its element k), indexed in __call__ by a count that follows the
         same order."""
         by_class: dict[str, list[Sub]] = {}
-        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+        for sub in sorted(self.subs, key=lambda s: s.order):
             if sub.auto_class is not None:
                 by_class.setdefault(sub.auto_class, []).append(sub)
         for cls, subs in by_class.items():
@@ -132,7 +132,7 @@ class AttributeNames:
         after one built under a condition, the names of the next ones depend on it, while
         the NNX attributes are fixed."""
         conditional_seen: set[str] = set()
-        for sub in sorted(self.subs, key=lambda s: self._order[id(s)]):
+        for sub in sorted(self.subs, key=lambda s: s.order):
             if sub.auto_class is None or sub.loop is not None:
                 continue
             if sub.auto_class in conditional_seen:

@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.rules import LayerRule
 
+if TYPE_CHECKING:
+    from nnx_migrate.rewrite import recurrent
+    from nnx_migrate.rewrite.classes.walker import BodyWalker
+
+# The attribute `nnx.Module.train()` / `.eval()` set to False / True on every module that
+# has it (nnx.BatchNorm's own); a converted class that asked Linen whether its batch
+# statistics were mutable (`self.is_mutable_collection('batch_stats')`) keeps its mode in it.
+MODE_ATTRIBUTE = "use_running_average"
+
+# A placeholder for the variable `__init__` carries a setup list element's input size in:
+# the next element's size is written in it where it depends on it (a residual block keeps
+# its input's size; BodyWalker._next_element_size).
+CARRIED = "__nnx_migrate_carried__"
+
+
+class SubKind(StrEnum):
+    """What a submodule site is."""
+
+    LAYER = "layer"  # a Linen layer rules/*.toml maps to an NNX class
+    CHILD = "local"  # a module class converted in this run (this file or another)
+    SEQUENTIAL = "sequential"  # nn.Sequential of layers and functions
+    UNKNOWN_LINEN = "unknown-linen"  # a Linen layer no rule converts (reported)
+    CHAIN = "chain"  # any element of a setup list a method runs as a chain
+    EITHER = "either"  # one of two submodules, picked by a test on fields
+    FIELD = "field"  # a module the caller passed in a field
 
 
 @dataclass
@@ -57,7 +85,7 @@ class Sub:
     """A submodule: one construction site."""
 
     attr: str | None
-    kind: str  # "layer" | "local" | "sequential"
+    kind: SubKind
     ctor: cst.Call
     line: int
     origin: str  # "setup" | "compact"
@@ -89,12 +117,14 @@ class Sub:
     field_name: str | None = None  # kind "field": a module held in a field
     field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
     foreign_carry: bool = False  # a recurrent cell called with a carry its `features` did not make
+    problems: list[str] = field(default_factory=list)
+    order: int = -1  # creation order among the class's submodules and variables (-1: not a construction)
+    anonymous_name: str | None = None  # an unnamed element's name in the size parameters it needs
 
     @property
     def members(self) -> list["Sub"]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
-    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -128,7 +158,7 @@ class AppendChain:
     first: str | None = None  # the size the chain starts from, in __init__ terms
     used: bool = False
     problem: str | None = None
-    outs: dict[int, str] = field(default_factory=dict)  # id(append statement) -> size after it
+    outs: dict[int, str] = field(default_factory=dict)  # append statement -> size after it
 
     @property
     def ok(self) -> bool:
@@ -163,3 +193,78 @@ class VarDef:
     line: int
     guards: list[str] = field(default_factory=list)
     hoist: list[tuple[str, str]] = field(default_factory=list)
+    order: int = -1  # creation order among the class's submodules and variables
+
+
+@dataclass(eq=False)
+class ClassAnalysis:
+    """What the walk of one class finds: its submodules and variables, and the sites the
+    generation changes. Tables keyed by a node hold the node itself (LibCST nodes hash and
+    compare by identity)."""
+
+    subs: list[Sub] = field(default_factory=list)
+    sub_by_node: dict[cst.CSTNode, Sub] = field(default_factory=dict)  # construction call -> submodule
+    subs_by_attr: dict[str, Sub] = field(default_factory=dict)
+    vars: list[VarDef] = field(default_factory=list)
+    var_by_node: dict[cst.CSTNode, VarDef] = field(default_factory=dict)  # self.param/variable call -> site
+    var_attrs: dict[str, VarDef] = field(default_factory=dict)
+    auto_counts: dict[str, int] = field(default_factory=dict)  # Linen class -> unnamed ones built so far
+    created: int = 0  # submodules and variables created so far (their `order`)
+    todos: list[TodoSite] = field(default_factory=list)
+    needs_rngs_attr: bool = False
+    # `self.is_mutable_collection('batch_stats')` calls: the class gets a mode attribute
+    mode_calls: set[cst.CSTNode] = field(default_factory=set)
+    nested_defs: list = field(default_factory=list)
+    extra_size_params: list[str] = field(default_factory=list)  # unknown sizes turned into parameters
+    setup_walker: BodyWalker | None = None
+    call_walker: BodyWalker | None = None
+    return_size: str | None = None
+    list_attrs: set[str] = field(default_factory=set)
+    dict_attrs: set[str] = field(default_factory=set)  # setup attributes holding a dict of submodules
+    comp_plans: dict[str, dict] = field(default_factory=dict)  # setup list comprehensions of submodules
+    anonymous_names: list[str] = field(default_factory=list)  # Sub.anonymous_name of each unnamed element so far
+    todo_nodes: dict[cst.CSTNode, tuple[cst.CSTNode, list[str]]] = field(default_factory=dict)  # node -> why, for markers
+    scan_bindings: dict[str, cst.Call] = field(default_factory=dict)  # `ScanBlock = nn.scan(Block, ...)`
+    # statements MethodRewriter drops: those binding statements, partials used only to build
+    scan_statements: set[cst.CSTNode] = field(default_factory=set)
+    # methods Linen scans over time (`@partial(nn.scan, variable_broadcast='params')`)
+    time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = field(default_factory=dict)
+    carry_inits: dict[cst.CSTNode, str] = field(default_factory=dict)  # `Cell(parent=None).initialize_carry(...)` -> NNX source
+    carry_swaps: set[cst.CSTNode] = field(default_factory=set)  # `cell.initialize_carry(rng, shape)` of a converted cell
+    # `name(...)` -> (the submodule the local `name` holds, whether the call-time arguments
+    # Linen gave it where it was built still mean the same at this call)
+    local_calls: dict[cst.CSTNode, tuple[Sub, bool]] = field(default_factory=dict)
+    method_binding_counts: dict[cst.CSTNode, dict[str, int]] = field(default_factory=dict)
+    sow_names: set[str] = field(default_factory=set)  # NNX keeps each sown value in an attribute of its name
+    has_variable_calls: list[cst.Call] = field(default_factory=list)  # `self.has_variable('cache', 'name')`
+    has_variable_attrs: dict[cst.CSTNode, str] = field(default_factory=dict)  # those with an NNX attribute: its name
+    method_returns: dict[str, object] = field(default_factory=dict)
+    call_returns: dict[cst.CSTNode, object] = field(default_factory=dict)  # call of a helper method -> size it returns there
+    walking: set[str] = field(default_factory=set)
+    walked: set[str] = field(default_factory=set)
+    setup_var_attrs: dict[str, VarDef] = field(default_factory=dict)
+    # setup locals bound once, at the top level: name -> source (for output sizes)
+    setup_local_sources: dict[str, str] = field(default_factory=dict)
+    setup_bound: dict[str, int] = field(default_factory=dict)  # setup's binding counts
+    append_chains: dict[str, AppendChain] = field(default_factory=dict)  # setup local list -> chain
+    partials: dict[str, cst.Call] = field(default_factory=dict)  # compact locals bound to functools.partial(...)
+    field_out_params: dict[str, str] = field(default_factory=dict)  # field holding a called module -> its output-size parameter
+    partial_statements: dict[str, cst.CSTNode] = field(default_factory=dict)  # their binding statements
+    factory_fields: dict[str, str] = field(default_factory=dict)  # factory field -> its default as NNX source
+    # factory fields without a default whose layers take call-time arguments from the
+    # caller's call: field -> {Linen keyword -> `__call__` parameter}
+    call_time_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    multi_class_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class field bound to several classes
+    loop_statics: set[tuple[str, str]] = field(default_factory=set)  # (local, source) recomputed inside a replayed loop
+    partial_passes: dict[str, int] = field(default_factory=dict)  # local partial -> times passed to a child as an NNX partial
+    chain_by_attr: dict[str, AppendChain] = field(default_factory=dict)
+    # `self.query = nn.Dense(..., name='to_q')` in setup: (sub, attribute, name, name node, in a loop)
+    setup_names: list[tuple[Sub, str, str | None, cst.BaseExpression, bool]] = field(default_factory=list)
+    # `self.w = self.param('kernel', ...)`: (Linen name, attribute, node)
+    setup_var_names: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
+    attr_renames: dict[str, str] = field(default_factory=dict)  # setup attribute -> its Linen name, the NNX attribute
+    leftovers_before: int = 0  # the file's Linen leftovers found before this class
+
+    def next_order(self) -> int:
+        self.created += 1
+        return self.created - 1

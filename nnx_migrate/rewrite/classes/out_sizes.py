@@ -9,7 +9,7 @@ import libcst as cst
 from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
 from nnx_migrate.rewrite.sizes import NotStatic, code, scalar, substitute_names
-from nnx_migrate.rewrite.classes.model import Sub
+from nnx_migrate.rewrite.classes.model import Sub, SubKind
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import is_literal
 
@@ -23,23 +23,23 @@ class SizeAnalysis:
     # ---- sizes ------------------------------------------------------------------
     def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        if sub.kind == "layer" and sub.rule.cell_arg:
+        if sub.kind == SubKind.LAYER and sub.rule.cell_arg:
             # the cell's step input is a time slice of the sequence: the same last dimension;
             # its carry is `initial_carry=` when given
             size = scalar(walker.size_of(positional[0])) if positional else None
             carry = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "initial_carry"), None)
             carry_size = scalar(walker.size_of(carry)) if carry is not None else None
             for member in sub.members:
-                if member.kind == "layer":
+                if member.kind == SubKind.LAYER:
                     member.in_sizes = {member.rule.in_size: size} if member.rule.in_size else {}
                     if (carry is not None and member.rule.initialize_carry and not member.foreign_carry
                             and not self._own_carry(member, member.ctor, carry, walker)):
                         member.foreign_carry = True
                         member.problems.append(recurrent.FOREIGN_CARRY.format(cell=member.rule.linen, carry=code(carry)))
-                elif member.kind == "local":
+                elif member.kind == SubKind.CHILD:
                     member.in_sizes = {p: {0: carry_size, 1: size}.get(member.child.size_param_args.get(p)) for p in member.child.size_params}
             return {}
-        if sub.kind == "layer":
+        if sub.kind == SubKind.LAYER:
             if sub.rule.initialize_carry and positional and not sub.foreign_carry and not self._own_carry(sub, call, positional[0], walker):
                 sub.foreign_carry = True
                 sub.problems.append(recurrent.FOREIGN_CARRY.format(cell=sub.rule.linen, carry=code(positional[0])))
@@ -48,7 +48,7 @@ class SizeAnalysis:
             idx = sub.rule.input_arg
             size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             return {sub.rule.in_size: size}
-        if sub.kind == "local":
+        if sub.kind == SubKind.CHILD:
             sizes = {}
             keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
             for param in sub.child.size_params:
@@ -60,15 +60,15 @@ class SizeAnalysis:
                     continue
                 sizes[param] = scalar(walker.size_of(arg)) if arg is not None else None
             return sizes
-        if sub.kind == "sequential":
+        if sub.kind == SubKind.SEQUENTIAL:
             size = scalar(walker.size_of(positional[0])) if positional else None
             for member in sub.elements:
                 if not isinstance(member, Sub):
                     size = self._function_size(member, size)
                     continue
-                if member.kind == "layer" and member.rule.in_size:
+                if member.kind == SubKind.LAYER and member.rule.in_size:
                     member.in_sizes = {member.rule.in_size: size}
-                elif member.kind == "local":
+                elif member.kind == SubKind.CHILD:
                     member.in_sizes = {p: (size if member.child.size_param_args.get(p) == 0 else None) for p in member.child.size_params}
                 else:
                     member.in_sizes = {}
@@ -91,26 +91,26 @@ class SizeAnalysis:
     def _own_out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
         if call is not None:
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
-            if sub.kind == "layer":
+            if sub.kind == SubKind.LAYER:
                 idx = sub.rule.input_arg
                 in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
             elif positional:
                 in_size = scalar(walker.size_of(positional[0]))
-        if sub.kind == "layer" and sub.rule.cell_arg:
+        if sub.kind == SubKind.LAYER and sub.rule.cell_arg:
             return self._rnn_out_size(sub, call, in_size)
-        if sub.kind == "layer" and sub.rule.initialize_carry:
+        if sub.kind == SubKind.LAYER and sub.rule.initialize_carry:
             # a recurrent cell returns (carry, output); the output has the carry's size
             return (None, None if sub.foreign_carry else self._layer_out_size(sub, in_size))
-        if sub.kind == "layer":
+        if sub.kind == SubKind.LAYER:
             return self._layer_out_size(sub, in_size)
-        if sub.kind == "local":
+        if sub.kind == SubKind.CHILD:
             out = sub.child.out_size
             if isinstance(out, tuple):
                 return tuple(self._child_size(sub, o, in_size) for o in out)
             return self._child_size(sub, out, in_size)
-        if sub.kind == "chain":
+        if sub.kind == SubKind.CHAIN:
             return sub.chain.var
-        if sub.kind == "either":
+        if sub.kind == SubKind.EITHER:
             cond, a, b = sub.either
             size_a, size_b = self.out_size(a, call, walker, in_size), self.out_size(b, call, walker, in_size)
             if isinstance(size_a, str) and isinstance(size_b, str):
@@ -119,10 +119,10 @@ class SizeAnalysis:
                 walker.note_size_hoists(sub.hoist)
                 return f"({size_a}) if ({cond}) else ({size_b})"
             return None
-        if sub.kind == "field":
+        if sub.kind == SubKind.FIELD:
             # what the caller passed: its output size is the caller's to give
             return self.field_out_params.setdefault(sub.field_name, f"{sub.field_name}_out_features")
-        if sub.kind == "sequential":
+        if sub.kind == SubKind.SEQUENTIAL:
             size = in_size
             for member in sub.elements:
                 size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
@@ -149,9 +149,9 @@ class SizeAnalysis:
         """nn.RNN: the cell's step output size; `(carry, outputs)` with return_carry."""
         member = sub.members[0] if sub.members else None
         step = None
-        if member is not None and not member.problems and member.kind == "layer" and member.rule.initialize_carry:
+        if member is not None and not member.problems and member.kind == SubKind.LAYER and member.rule.initialize_carry:
             step = member.arg_code.get("features")  # Linen's cells output their hidden state
-        elif member is not None and member.kind == "local" and isinstance(member.child.out_size, tuple) and len(member.child.out_size) == 2:
+        elif member is not None and member.kind == SubKind.CHILD and isinstance(member.child.out_size, tuple) and len(member.child.out_size) == 2:
             step = self._child_size(member, member.child.out_size[1], in_size)
         flag = sub.arg_code.get("return_carry", "False").strip()
         if call is not None:
@@ -209,7 +209,7 @@ class SizeAnalysis:
             size = None
             attr = _self_attr(node) if node is not None else None
             mine = self.subs_by_attr.get(attr) if attr is not None else None
-            if mine is not None and self._order.get(id(mine), 1 << 30) < self._order.get(id(sub), -1):
+            if mine is not None and mine.order < sub.order:
                 size = self.out_size(mine, None, self.setup_walker or self.call_walker, in_size=None)
             elif attr is not None and attr in {f.name for f in self.shape.fields}:
                 size = self.field_out_params.setdefault(attr, f"{attr}_out_features")
@@ -218,17 +218,17 @@ class SizeAnalysis:
                 sub.problems.append(f"'{param}': the output size of the module passed as '{fname}' is not known; it became a constructor argument")
 
     def _check_sizes(self, sub: Sub) -> None:
-        if sub.kind == "local" and sub.child.field_out_params:
+        if sub.kind == SubKind.CHILD and sub.child.field_out_params:
             self._field_module_sizes(sub)
-        if sub.kind == "sequential" or sub.origin == "setup":
+        if sub.kind == SubKind.SEQUENTIAL or sub.origin == "setup":
             for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
-        if sub.kind == "sequential":
+        if sub.kind == SubKind.SEQUENTIAL:
             return
         needed: list[str] = []
-        if sub.kind == "layer" and sub.rule.in_size:
+        if sub.kind == SubKind.LAYER and sub.rule.in_size:
             needed = [sub.rule.in_size]
-        elif sub.kind == "local":
+        elif sub.kind == SubKind.CHILD:
             needed = list(sub.child.size_params)
         sizes = sub.in_sizes or {}
         if sub.comp_attr is not None and needed and not self.comp_plans[sub.comp_attr]["chained"]:

@@ -10,7 +10,7 @@ import libcst as cst
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call as _self_method_call, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, scalar, substitute_names, try_static
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
-from nnx_migrate.rewrite.classes.model import AppendChain, Sub
+from nnx_migrate.rewrite.classes.model import AppendChain, Sub, SubKind
 from nnx_migrate.rewrite.classes.helpers import binding_counts
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class SetupAnalysis:
             return False
         if _self_method_call(value, "param") or _self_method_call(value, "variable"):
             walker.expr(value)
-            site = self.var_by_node.get(id(value))
+            site = self.var_by_node.get(value)
             if site is not None:
                 self._setup_var_attr(site, attr, value)
             return True
@@ -100,7 +100,7 @@ class SetupAnalysis:
         comp = value.for_in
         if comp.inner_for_in is not None or comp.ifs or comp.asynchronous is not None:
             return None
-        if self.construction_kind(value.elt) not in ("layer", "local") or try_static(comp.iter, walker.scope, []) is None:
+        if self.construction_kind(value.elt) not in (SubKind.LAYER, SubKind.CHILD) or try_static(comp.iter, walker.scope, []) is None:
             return None
         walker.in_loop += 1
         try:
@@ -136,10 +136,10 @@ class SetupAnalysis:
                 value = call.args[0].value if len(call.args) == 1 and call.args[0].keyword is None else None
                 element = None
                 if isinstance(value, cst.Call):
-                    element = self.sub_by_node.get(id(value))
+                    element = self.sub_by_node.get(value)
                 elif isinstance(value, cst.Name):
                     element = walker.local_layers.get(value.value)
-                if element is None or element.attr is not None or element.kind not in ("layer", "local") or any(e is element for e, _ in chain.appends):
+                if element is None or element.attr is not None or element.kind not in (SubKind.LAYER, SubKind.CHILD) or any(e is element for e, _ in chain.appends):
                     chain.problem = "an appended element is not a submodule built for this list"
                 else:
                     chain.appends.append((element, line_node))
@@ -165,7 +165,7 @@ class SetupAnalysis:
             while var in bound or var in {c.var for c in self.append_chains.values()}:
                 var = "_" + var
             chain.var = var
-        self._setup_bound = bound
+        self.setup_bound = bound
 
     def chain_called(self, chain: AppendChain, call: cst.Call, walker: "BodyWalker") -> None:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
@@ -199,7 +199,7 @@ class SetupAnalysis:
         if size is None:
             return None
         fields = {f.name for f in self.shape.fields}
-        bound = getattr(self, "_setup_bound", {})
+        bound = self.setup_bound
 
         def on_name(name: str, depth: int = 0) -> str:
             if name in self.setup_local_sources and depth < 8:
@@ -220,9 +220,9 @@ class SetupAnalysis:
 
     @staticmethod
     def _primary_size_param(sub: Sub) -> str | None:
-        if sub.kind == "layer":
+        if sub.kind == SubKind.LAYER:
             return sub.rule.in_size or None
-        if sub.kind == "local":
+        if sub.kind == SubKind.CHILD:
             return next((p for p, i in sub.child.size_param_args.items() if i == 0), None)
         return None
 
@@ -238,8 +238,7 @@ class SetupAnalysis:
                     if not isinstance(out, str):
                         chain.problem = "the output size of an element is not known"
                         break
-                    chain.outs[id(stmt)] = out
-                    self._keyed_nodes.append(stmt)
+                    chain.outs[stmt] = out
             if chain.problem is not None:
                 chain.outs.clear()
                 for element, _ in chain.appends:
@@ -248,12 +247,12 @@ class SetupAnalysis:
                         element.in_sizes[primary] = None
                     element.problems.append(f"input sizes along self.{chain.attr}: {chain.problem}")
                 continue
-            last = max(self._order[id(e)] for e, _ in chain.appends) if chain.appends else -1
+            last = max(e.order for e, _ in chain.appends) if chain.appends else -1
             pattern = re.compile(rf"\b{re.escape(chain.var)}\b")
             for sub in self.subs:
                 if any(sub is e for e, _ in chain.appends):
                     continue
                 for param, size in (sub.in_sizes or {}).items():
-                    if isinstance(size, str) and pattern.search(size) and (sub.origin != "setup" or self._order[id(sub)] < last):
+                    if isinstance(size, str) and pattern.search(size) and (sub.origin != "setup" or sub.order < last):
                         # built before the list is complete: the carried size is not there yet
                         sub.in_sizes[param] = None

@@ -13,7 +13,7 @@ from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
 from nnx_migrate.rewrite.scan_axes import scan_axes
-from nnx_migrate.rewrite.classes.model import Sub
+from nnx_migrate.rewrite.classes.model import Sub, SubKind
 from nnx_migrate.rewrite.classes.context import REMAT_TRANSFORMS, SCAN_TRANSFORMS, qual_layer
 from nnx_migrate.rewrite.classes.helpers import list_element_name
 
@@ -52,35 +52,35 @@ class SubmoduleAnalysis:
     def construction_kind(self, call: cst.Call) -> str | None:
         factory = self.factory_of(call.func)
         if factory is not None:
-            return "layer" if factory.rule is not None else "local"
+            return SubKind.LAYER if factory.rule is not None else SubKind.CHILD
         func = self.class_expr(call)
         qual = qual_layer(self.ctx, func)
         if isinstance(func, cst.Call):
             return None
         if qual in self.ctx.rules.layers:
-            return "layer"
+            return SubKind.LAYER
         if qual == "flax.linen.Sequential":
-            return "sequential"
+            return SubKind.SEQUENTIAL
         if self.ctx.module_class(func) is not None:
-            return "local"
+            return SubKind.CHILD
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
-            return "unknown-linen"
+            return SubKind.UNKNOWN_LINEN
         return None
 
     def new_sub(self, ctor: cst.Call, walker: BodyWalker) -> Sub:
-        if id(ctor) in self.sub_by_node:
-            return self.sub_by_node[id(ctor)]
+        if ctor in self.sub_by_node:
+            return self.sub_by_node[ctor]
         kind = self.construction_kind(ctor)
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
         if walker.origin == "compact":
             sub.hoist = walker.context_hoists()  # what its guards and input sizes use
         sub.remat = self.is_remat(ctor)
         cls_expr = self.class_expr(ctor)
-        if kind == "layer":
+        if kind == SubKind.LAYER:
             sub.factory = self.factory_of(ctor.func)
             sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[qual_layer(self.ctx, cls_expr)]
             linen_class = sub.rule.linen
-        elif kind == "local":
+        elif kind == SubKind.CHILD:
             sub.factory = self.factory_of(ctor.func)
             sub.child = sub.factory.child if sub.factory is not None else self.ctx.module_class(cls_expr)
             linen_class = sub.child.name
@@ -91,13 +91,13 @@ class SubmoduleAnalysis:
                 sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
             if several and sub.child.out_size is None:
                 sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
-        elif kind == "sequential":
+        elif kind == SubKind.SEQUENTIAL:
             linen_class = "Sequential"
             seq = ctor.args[0].value if ctor.args else None
             if isinstance(seq, (cst.List, cst.Tuple)):
                 for el in seq.elements:
-                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in ("layer", "local"):
-                        sub.elements.append(self.sub_by_node[id(el.value)])
+                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in (SubKind.LAYER, SubKind.CHILD):
+                        sub.elements.append(self.sub_by_node[el.value])
                     elif self.ctx.imports.qualify(el.value) in self.ctx.rules.renames or self.ctx.imports.qualify(el.value) in self.ctx.rules.keep_last_dim:
                         sub.elements.append(el.value)  # a function: nnx.Sequential calls it as is
                     else:
@@ -108,12 +108,12 @@ class SubmoduleAnalysis:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
             sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
-        if kind == "layer" and sub.factory is not None and sub.factory.field in self.call_time_params:
+        if kind == SubKind.LAYER and sub.factory is not None and sub.factory.field in self.call_time_params:
             # Linen: the caller's partial set it from the caller's call arguments; NNX: the
             # caller passes it to this module's call, which passes it on (None: as built)
             for key, param in self.call_time_params[sub.factory.field].items():
                 sub.call_kwargs[key] = param
-        if kind == "layer" and sub.rule.cell_arg:
+        if kind == SubKind.LAYER and sub.rule.cell_arg:
             self._cell_member(sub)
         if sub.remat:
             linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
@@ -161,9 +161,8 @@ class SubmoduleAnalysis:
                 sub.problems.append("submodule built under a condition on call arguments; built unconditionally in __init__, check that Linen's init took this branch")
             if walker.origin != "compact":
                 sub.problems.append("submodule built outside setup and outside a compact method")
-        self.sub_by_node[id(ctor)] = sub
-        self._keyed_nodes.append(ctor)
-        self._order[id(sub)] = len(self._order)
+        self.sub_by_node[ctor] = sub
+        sub.order = self.next_order()
         # Members of an nn.Sequential built in setup are Sequential's (`body/layers_0`); in a
         # compact body Linen names them as this module's own submodules (`Dense_1`), so
         # they stay attributes here and the NNX Sequential refers to them.
@@ -185,12 +184,12 @@ class SubmoduleAnalysis:
             for key, value in self._linen_kwargs(sub).items():
                 if sub.rule is not None and key == sub.rule.cell_arg:
                     continue  # ctor_source refers to the member
-                if sub.kind == "local" and self._layer_partial(value) is not None:
+                if sub.kind == SubKind.CHILD and self._layer_partial(value) is not None:
                     src = self._nnx_partial_arg(sub, key, value, walker)
                     if src is not None:
                         sub.arg_code[key] = src
                         continue
-                if sub.kind == "local" and sub.child is not None and sub.child.call_time_params.get(key) and _self_attr(value) is not None:
+                if sub.kind == SubKind.CHILD and sub.child is not None and sub.child.call_time_params.get(key) and _self_attr(value) is not None:
                     self._pass_call_time_on(sub, key, _self_attr(value))
                 used: list[str] = []
                 try:
@@ -233,7 +232,7 @@ class SubmoduleAnalysis:
         member (like an nn.Sequential's); its input size is the RNN's."""
         arguments = self._linen_kwargs(sub)
         cell = arguments.get(sub.rule.cell_arg)
-        member = self.sub_by_node.get(id(cell)) if isinstance(cell, cst.Call) else None
+        member = self.sub_by_node.get(cell) if isinstance(cell, cst.Call) else None
         if member is None:
             sub.problems.append(f"the {sub.rule.linen}'s cell is not built in its arguments: convert by hand")
         else:
@@ -277,9 +276,9 @@ class SubmoduleAnalysis:
     def _linen_kwargs(self, sub: Sub) -> dict[str, cst.BaseExpression]:
         """The construction's arguments by Linen parameter name (positional resolved)."""
         out: dict[str, cst.BaseExpression] = {}
-        if sub.kind == "layer":
+        if sub.kind == SubKind.LAYER:
             names = sub.rule.linen_args
-        elif sub.kind == "local":
+        elif sub.kind == SubKind.CHILD:
             names = tuple(f.name for f in sub.child.fields)
         else:
             return out

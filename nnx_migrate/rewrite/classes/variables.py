@@ -57,14 +57,12 @@ class VariableAnalysis:
         if walker.in_loop or walker.dynamic_guard:
             self.todo(node, f"self.{method}('{name}')", "created in a loop or under a condition on call arguments")
         if name in self.var_attrs and walker.origin == "compact":
-            self.var_by_node[id(node)] = self.var_attrs[name]
-            self._keyed_nodes.append(node)
+            self.var_by_node[node] = self.var_attrs[name]
             return
         if name in self.subs_by_attr or name in {f.name for f in self.shape.fields}:
             self.todo(node, f"self.{method}('{name}')", f"attribute name '{name}' is used twice")
-        self.var_by_node[id(node)] = site
-        self._keyed_nodes.append(node)
-        self._order[id(site)] = len(self._order)
+        self.var_by_node[node] = site
+        site.order = self.next_order()
         self.var_attrs[name] = site
         self.vars.append(site)
 
@@ -79,7 +77,7 @@ class VariableAnalysis:
             if site is None or site.collection != collection:
                 self.todo(node, "self.has_variable()", f"no '{collection}' variable '{name}' is created in this class: no NNX counterpart is generated")
                 continue
-            self.has_variable_attrs[id(node)] = site.attr
+            self.has_variable_attrs[node] = site.attr
 
     def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
         if site.attr != attr:

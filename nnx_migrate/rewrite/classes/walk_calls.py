@@ -10,7 +10,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
-from nnx_migrate.rewrite.rewriters import CARRIED, MODE_ATTRIBUTE
+from nnx_migrate.rewrite.classes.model import CARRIED, MODE_ATTRIBUTE, SubKind
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import children_in_order
 from nnx_migrate.rewrite.classes.model import Sub
@@ -95,8 +95,7 @@ class CallWalk:
                 if arg.keyword is not None and arg.keyword.value in names:
                     walker.scope.env[arg.keyword.value] = self.size_of(arg.value)
             # the size it returns for these arguments (another call may pass other sizes)
-            self.conv.call_returns[id(node)] = self.conv.walk_method(walker)
-            self.conv._keyed_nodes.append(node)
+            self.conv.call_returns[node] = self.conv.walk_method(walker)
             return
         if method in ("param", "variable"):
             for arg in node.args:
@@ -108,7 +107,6 @@ class CallWalk:
         if method == "has_variable" and len(node.args) == 2 and all(a.keyword is None and _string_value(a.value) is not None for a in node.args):
             # decided once every variable site is known (ClassConverter._has_variable_sites)
             conv.has_variable_calls.append(node)
-            conv._keyed_nodes.append(node)
             return
         if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) is not None:
             conv.sow_names.add(name)
@@ -121,8 +119,7 @@ class CallWalk:
                 # Linen: batch statistics are mutable in init and in a training apply
                 # (mutable=['batch_stats']), not in an evaluation apply. NNX: the module's
                 # mode, the attribute model.train() / model.eval() set on every module that has it.
-                conv.mode_calls.add(id(node))
-                conv._keyed_nodes.append(node)
+                conv.mode_calls.add(node)
                 return
             conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
             return
@@ -138,8 +135,7 @@ class CallWalk:
                 # it calls that submodule (call-time arguments, scan, remat), as for
                 # `nn.BatchNorm(...)(x)` and `self.bn(x)`
                 holds = self._same_values_here(sub)
-                self.conv.local_calls[id(node)] = (sub, holds)
-                self.conv._keyed_nodes.append(node)
+                self.conv.local_calls[node] = (sub, holds)
                 if not holds:
                     self.conv.todo(node, f"{node.func.value}(...)", f"Linen set {', '.join(sub.call_kwargs)} when building the layer, from names bound again before this call; pass it at this call by hand")
             self.called(sub, node)
@@ -162,7 +158,7 @@ class CallWalk:
         a throwaway `Cell(..., parent=None)` or a converted submodule. True when handled."""
         receiver = node.func.value
         plain = len(node.args) == 2 and all(a.keyword is None and not a.star for a in node.args)
-        if isinstance(receiver, cst.Call) and recurrent.is_parent_none(receiver) and self.conv.construction_kind(receiver) == "layer":
+        if isinstance(receiver, cst.Call) and recurrent.is_parent_none(receiver) and self.conv.construction_kind(receiver) == SubKind.LAYER:
             rule = self.ctx.rules.layers[qual_layer(self.ctx, receiver.func)]
             if not rule.initialize_carry or not plain or receiver.func is not self.conv.class_expr(receiver):
                 return False
@@ -172,14 +168,12 @@ class CallWalk:
             for why in problems:
                 self.conv.todo(node, f"{rule.linen}(parent=None).initialize_carry(...)", why)
             if src is not None:
-                self.conv.carry_inits[id(node)] = src
-                self.conv._keyed_nodes.append(node)
+                self.conv.carry_inits[node] = src
             return True
-        sub = self._sub_called_by(cst.Call(func=receiver)) if not isinstance(receiver, cst.Call) else self.conv.sub_by_node.get(id(receiver))
-        if sub is not None and sub.kind == "layer" and sub.rule.initialize_carry:
+        sub = self._sub_called_by(cst.Call(func=receiver)) if not isinstance(receiver, cst.Call) else self.conv.sub_by_node.get(receiver)
+        if sub is not None and sub.kind == SubKind.LAYER and sub.rule.initialize_carry:
             if plain:
-                self.conv.carry_swaps.add(id(node))
-                self.conv._keyed_nodes.append(node)
+                self.conv.carry_swaps.add(node)
             else:
                 self.conv.todo(node, f"{code(receiver)}.initialize_carry(...)", "NNX takes initialize_carry(input_shape, rngs): reorder the arguments by hand")
         return False
@@ -207,17 +201,17 @@ class CallWalk:
 
     def called(self, sub: Sub, call: cst.Call) -> None:
         if self.loop_pass == 3:
-            if sub.loop is not None and sub.kind not in ("chain", "either", "field"):
+            if sub.loop is not None and sub.kind not in (SubKind.CHAIN, SubKind.EITHER, SubKind.FIELD):
                 sub.symbolic_in_sizes = self.conv.call_in_sizes(sub, call, self)
             return
-        if sub.kind == "chain":
+        if sub.kind == SubKind.CHAIN:
             self.conv.chain_called(sub.chain, call, self)
             return
-        if sub.kind == "either":
+        if sub.kind == SubKind.EITHER:
             for branch in sub.either[1:]:
                 self.called(branch, call)
             return
-        if sub.kind == "field":
+        if sub.kind == SubKind.FIELD:
             return
         for other in sub.alternatives:
             if other.in_sizes is None:

@@ -10,7 +10,7 @@ import libcst as cst
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call as _self_method_call, targets as _targets
 from nnx_migrate.rewrite.sizes import code, none_test, try_static
 from nnx_migrate.rewrite.visitors import children_in_order
-from nnx_migrate.rewrite.classes.model import LoopContext, Sub
+from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
 from nnx_migrate.rewrite.classes.context import SCAN_TRANSFORMS
 from nnx_migrate.rewrite.classes.helpers import exits_early, is_literal, last_dim_of, may_be_literal
 
@@ -53,10 +53,10 @@ class StatementWalk:
                         self.local_layers.pop(name, None)
                     else:
                         self.local_layers[name] = a
-                elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != "chain" and b.kind != "chain":
+                elif a is not None and b is not None and cond is not None and self.in_loop == 0 and a.kind != SubKind.CHAIN and b.kind != SubKind.CHAIN:
                     # `embed = nn.Embed(...) if <field test> else self.shared_embedding`:
                     # whichever one the field test picks
-                    self.local_layers[name] = Sub(attr=None, kind="either", ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b), hoist=list(cond_hoist))
+                    self.local_layers[name] = Sub(attr=None, kind=SubKind.EITHER, ctor=stmt.test, line=self.ctx.line(stmt), origin=self.origin, either=(cond, a, b), hoist=list(cond_hoist))
                 else:
                     # bound differently depending on the branch: no single submodule
                     self.local_layers.pop(name, None)
@@ -106,7 +106,7 @@ class StatementWalk:
             self._merge(before)
             for name, (_, _, var) in carried.items():
                 self.scope.env[name] = var
-            if isinstance(chained, Sub) and chained.kind == "chain" and chained.chain.problem is None:
+            if isinstance(chained, Sub) and chained.kind == SubKind.CHAIN and chained.chain.problem is None:
                 chain = chained.chain
                 for name, size in end_of_body.items():
                     if size == chain.var and before.get(name) == chain.first:
@@ -169,7 +169,7 @@ class StatementWalk:
         chain = self.conv.chain_by_attr.get(attr) if attr is not None else None
         if plan is None and chain is not None and isinstance(target, cst.Name) and not self.in_loop:
             # any element of the list: its calls set every element's input sizes
-            element = Sub(attr=None, kind="chain", ctor=stmt.iter, line=self.ctx.line(stmt), origin=self.origin, chain=chain)
+            element = Sub(attr=None, kind=SubKind.CHAIN, ctor=stmt.iter, line=self.ctx.line(stmt), origin=self.origin, chain=chain)
             self.local_layers[target.value] = element
             return element
         if plan is None or not isinstance(target, cst.Name) or self.in_loop:
@@ -217,8 +217,7 @@ class StatementWalk:
             for target in targets:
                 if isinstance(target, cst.Name) and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) in SCAN_TRANSFORMS and self.origin == "compact":
                     self.conv.scan_bindings[target.value] = value
-                    self.conv.scan_statements.add(id(line_node))
-                    self.conv._keyed_nodes.append(line_node)
+                    self.conv.scan_statements.add(line_node)
                     continue
                 if isinstance(target, cst.Name):
                     name = target.value
@@ -228,7 +227,6 @@ class StatementWalk:
                     if self.origin == "compact" and self.in_loop == 0 and not self.guards and not self.dynamic_guard and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) == "functools.partial" and self.conv.factory_base(value) is not None:
                         self.conv.partials[name] = value
                         self.conv.partial_statements[name] = line_node
-                        self.conv._keyed_nodes.extend([value, line_node])
                     bound = self._module_value(value)
                     if bound is not None:
                         self.local_layers[name] = bound
@@ -294,7 +292,7 @@ class StatementWalk:
                     self.expr(target)
         elif isinstance(small, cst.Return) and small.value is not None:
             self.expr(small.value)
-            self.return_sizes[id(small)] = self.size_of(small.value)
+            self.return_sizes[small] = self.size_of(small.value)
         elif isinstance(small, cst.AugAssign):
             self.expr(small.value)
             if isinstance(small.target, cst.Name):
@@ -311,15 +309,15 @@ class StatementWalk:
         """The submodule an expression names: a construction, a module held in a field
         (`self.shared_embedding`, which the caller passed), or either of two under a field
         test (`nn.Embed(...) if self.shared is None else self.shared`)."""
-        sub = self.conv.sub_by_node.get(id(value))
+        sub = self.conv.sub_by_node.get(value)
         if sub is not None:
             return sub
         field_attr = _self_attr(value)
         if field_attr is not None and field_attr in self.scope.fields and field_attr not in self.conv.subs_by_attr:
-            return Sub(attr=None, kind="field", ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
+            return Sub(attr=None, kind=SubKind.FIELD, ctor=value, line=self.ctx.line(value), origin=self.origin, field_name=field_attr)
         if isinstance(value, cst.IfExp) and self.in_loop == 0:
             cond, cond_hoist = self.static_test(value.test)
             a, b = self._module_value(value.body), self._module_value(value.orelse)
             if cond is not None and a is not None and b is not None:
-                return Sub(attr=None, kind="either", ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b), hoist=cond_hoist)
+                return Sub(attr=None, kind=SubKind.EITHER, ctor=value, line=self.ctx.line(value), origin=self.origin, either=(cond, a, b), hoist=cond_hoist)
         return None

@@ -8,7 +8,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, scalar, size_param_name, try_static
-from nnx_migrate.rewrite.classes.model import LoopContext, Sub
+from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
 from nnx_migrate.rewrite.classes.walk_statements import StatementWalk
 from nnx_migrate.rewrite.classes.walk_calls import CallWalk
 
@@ -47,7 +47,7 @@ class BodyWalker(StatementWalk, CallWalk):
         # the static locals conditional sizes use (`(wide) if (use) else (in_features)`
         # after `if use: x = nn.Dense(wide)(x)`): whatever is built later may need them
         self.size_hoists: list[tuple[str, str]] = []
-        self.return_sizes: dict[int, object] = {}  # id(return statement) -> size of its value where it runs
+        self.return_sizes: dict[int, object] = {}  # return statement -> size of its value where it runs
         self.loop_static_names: set[str] = set()  # static locals of the replayed loop's body
 
     # ---- sizes -------------------------------------------------------------------
@@ -57,8 +57,8 @@ class BodyWalker(StatementWalk, CallWalk):
             size = self._child_method_size(call.func)
             if size is not None:
                 return size
-        if id(call) in self.conv.call_returns:
-            return self.conv.call_returns[id(call)]
+        if call in self.conv.call_returns:
+            return self.conv.call_returns[call]
         if method is not None and method in self.conv.method_returns and method not in self.conv.walking and self.conv.method_named(method) is None:
             return self.conv.method_returns[method]
         if method is not None and call.args and call.args[0].keyword is None and self.conv.keeps_last_dim_field(method):
@@ -76,8 +76,8 @@ class BodyWalker(StatementWalk, CallWalk):
         """`cell.initial_state(n)` of a converted user submodule: the size that method
         returns, in this class's terms (None when unknown)."""
         receiver = func.value
-        sub = self.conv.sub_by_node.get(id(receiver)) if isinstance(receiver, cst.Call) else self._sub_called_by(cst.Call(func=receiver))
-        if sub is None or sub.kind != "local" or sub.child is None:
+        sub = self.conv.sub_by_node.get(receiver) if isinstance(receiver, cst.Call) else self._sub_called_by(cst.Call(func=receiver))
+        if sub is None or sub.kind != SubKind.CHILD or sub.child is None:
             return None
         out = sub.child.method_out_sizes.get(func.attr.value)
         if out is None:
@@ -90,7 +90,7 @@ class BodyWalker(StatementWalk, CallWalk):
     def _sub_called_by(self, call: cst.Call) -> Sub | None:
         func = call.func
         if isinstance(func, cst.Call):
-            return self.conv.sub_by_node.get(id(func))
+            return self.conv.sub_by_node.get(func)
         attr = _self_attr(func)
         if attr is not None:
             return self.conv.subs_by_attr.get(attr)

@@ -9,7 +9,8 @@ import libcst as cst
 
 from nnx_migrate.rewrite import recurrent, templates
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
-from nnx_migrate.rewrite.rewriters import MODE_ATTRIBUTE, MethodRewriter, SetupRewriter
+from nnx_migrate.rewrite.classes.model import MODE_ATTRIBUTE
+from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
 from nnx_migrate.rewrite.classes.model import ClassSummary, Sub
@@ -36,7 +37,7 @@ class ClassBuilder:
     """Generation: the NNX class (its `__init__`, its methods) and its summary."""
 
     def build(self) -> tuple[cst.ClassDef, ClassSummary]:
-        self._leftovers_before = len(self.ctx.renamer.leftover_nodes)
+        self.leftovers_before = len(self.ctx.renamer.leftover_nodes)
         self.analyse()
         cfg = self.ctx.module.config_for_parsing
         fields = self.shape.fields
@@ -76,10 +77,10 @@ class ClassBuilder:
         # compact constructions, parameters and variables, in order of appearance
         hoisted: set[tuple[str, str]] = set()
         # In the order the compact body creates them (the analysis walks it in execution order).
-        items: list[tuple[int, object]] = [(self._order[id(s)], s) for s in self.subs if s.origin != "setup" and s.attr is not None]
-        items += [(self._order[id(v)], v) for v in self.vars if v not in self.setup_var_attrs.values()]
+        items: list[tuple[int, object]] = [(s.order, s) for s in self.subs if s.origin != "setup" and s.attr is not None]
+        items += [(v.order, v) for v in self.vars if v not in self.setup_var_attrs.values()]
         items.sort(key=lambda item: item[0])
-        emitted_loops: set[int] = set()
+        emitted_loops: set[cst.CSTNode] = set()
         created_lists: set[str] = set()
 
         def hoist_statics(pairs) -> None:
@@ -97,11 +98,11 @@ class ClassBuilder:
         for _, item in items:
             if isinstance(item, Sub) and item.loop is not None:
                 loop = item.loop
-                if id(loop.node) in emitted_loops:
+                if loop.node in emitted_loops:
                     continue
-                emitted_loops.add(id(loop.node))
+                emitted_loops.add(loop.node)
                 members = [s for s in self.subs if s.loop is loop and s.attr is not None]
-                members.sort(key=lambda m: self._order[id(m)])
+                members.sort(key=lambda m: m.order)
                 hoist_statics([*loop.hoist, *(n for m in members for n in m.hoist if n not in self.loop_statics)])
                 inside = list(dict.fromkeys(n for m in members for n in m.hoist if n in self.loop_statics))
                 carried_src = " ".join(end for _, end, _ in loop.carried_vars.values()) + " " + " ".join(later for m in members for _, later in m.carried.values())
@@ -154,9 +155,9 @@ class ClassBuilder:
             init_lines.append(stmt(self._todo_comments(problems) + guarded(src, item.guards)))
             for p in dict.fromkeys(problems):
                 self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
-            if isinstance(item, Sub) and item.sizes_loop is not None and id(item.sizes_loop.node) not in emitted_loops:
+            if isinstance(item, Sub) and item.sizes_loop is not None and item.sizes_loop.node not in emitted_loops:
                 loop = item.sizes_loop
-                emitted_loops.add(id(loop.node))
+                emitted_loops.add(loop.node)
                 if loop.carried_vars:
                     hoist_statics([*loop.hoist, *(n for s in self.subs if s.sizes_loop is loop for n in s.hoist)])
                     before = "".join(f"{var} = {first}\n" for first, _, var in loop.carried_vars.values())
@@ -221,7 +222,7 @@ class ClassBuilder:
             if method is self.shape.compact and self.call_time_params and isinstance(new, cst.FunctionDef):
                 new = with_call_time_params(new, [p for params in self.call_time_params.values() for p in params.values()])
             if isinstance(new, cst.FunctionDef) and isinstance(new.body, cst.IndentedBlock) and new.body.body and isinstance(method.body, cst.IndentedBlock) \
-                    and method.body.body and id(method.body.body[0]) in self.scan_statements:
+                    and method.body.body and method.body.body[0] in self.scan_statements:
                 # the body's first statements went to __init__: no blank line opens it now
                 first = new.body.body[0]
                 kept = list(first.leading_lines)
@@ -240,7 +241,7 @@ class ClassBuilder:
                     new = split[1]
             body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
-        for name, node in self.ctx.renamer.leftover_nodes[self._leftovers_before:]:
+        for name, node in self.ctx.renamer.leftover_nodes[self.leftovers_before:]:
             self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, self.ctx.renamer.why_left(node)))
         if base is not None and base.has_todos:
             self.todo(self.node, f"class {self.name}({base.name})", f"inherits the TODO sites of {base.name}")

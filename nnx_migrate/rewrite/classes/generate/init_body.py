@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from nnx_migrate.naming import snake_case
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
-from nnx_migrate.rewrite.classes.model import Sub
+from nnx_migrate.rewrite.classes.model import Sub, SubKind
 
 if TYPE_CHECKING:
     pass
@@ -21,11 +21,11 @@ class InitGenerator:
     def unknown_size_param(self, sub: Sub, param: str) -> str:
         if sub.attr is None:
             # An unnamed element (of a list or nn.Sequential): one parameter per site.
-            key = id(sub)
-            if key not in self._anonymous:
+            if sub.anonymous_name is None:
                 cls = snake_case(self._linen_class(sub))
-                self._anonymous[key] = f"{cls}_{sum(1 for v in self._anonymous.values() if v.startswith(cls + '_'))}"
-            base = self._anonymous[key]
+                sub.anonymous_name = f"{cls}_{sum(1 for v in self.anonymous_names if v.startswith(cls + '_'))}"
+                self.anonymous_names.append(sub.anonymous_name)
+            base = sub.anonymous_name
         else:
             base = sub.attr
         name = f"{base}_{param}"
@@ -35,14 +35,14 @@ class InitGenerator:
 
     def ctor_source(self, sub: Sub) -> str:
         sizes = sub.in_sizes or {}
-        if sub.kind == "sequential":
+        if sub.kind == SubKind.SEQUENTIAL:
             members = ", ".join(
                 (f"self.{m.attr}" if m.attr is not None else self.ctor_source(m)) if isinstance(m, Sub) else code(m)
                 for m in sub.elements
             )
             return f"nnx.Sequential({members})"
         parts: list[str] = []
-        if sub.kind == "layer":
+        if sub.kind == SubKind.LAYER:
             rule = sub.rule
             if rule.in_size:
                 size = sizes.get(rule.in_size)
@@ -67,7 +67,7 @@ class InitGenerator:
             parts.append("rngs=rngs")
             callee = sub.factory.callee if sub.factory is not None else f"nnx.{rule.nnx_name}"
             return f"{callee}({', '.join(parts)})"
-        if sub.kind == "local":
+        if sub.kind == SubKind.CHILD:
             child = sub.child
             for key, value in sub.arg_code.items():
                 parts.append(f"{key}={value}")
