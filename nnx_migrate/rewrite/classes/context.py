@@ -13,11 +13,7 @@ from nnx_migrate.rewrite.rules import Rules
 from nnx_migrate.rewrite.classes.model import ClassSummary
 
 
-
 LINEN_MODULE = "flax.linen.Module"
-REMAT_TRANSFORMS = {"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"}
-
-SCAN_TRANSFORMS = {"flax.linen.scan", "flax.linen.transforms.scan"}
 
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import libcst as cst
 
-from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.nodes import statements as _statements
 from nnx_migrate.rewrite.classes.submodules import SubmoduleAnalysis
@@ -18,6 +17,7 @@ from nnx_migrate.rewrite.classes.generate.init_body import InitGenerator
 from nnx_migrate.rewrite.classes.generate.signature import SignatureGenerator
 from nnx_migrate.rewrite.classes.generate.build import ClassBuilder
 from nnx_migrate.rewrite.classes.model import ClassAnalysis, ClassSummary
+from nnx_migrate.rewrite.classes.constructs import constructs
 from nnx_migrate.rewrite.classes.context import FileContext
 from nnx_migrate.rewrite.classes.helpers import binding_counts, constructs_inside
 from nnx_migrate.rewrite.classes.shape import ClassShape
@@ -44,14 +44,8 @@ class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, Variable
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
         for method in [m for m in (self.shape.compact, *self.shape.methods) if m is not None]:
-            found = recurrent.scan_decorator(self.ctx.imports, method)
-            if found is not None and recurrent.is_time_scan(found[1]):
-                over_time = recurrent.time_scan(self.ctx.imports, found[1])
-                if over_time.problems:
-                    for why in over_time.problems:
-                        self.todo(found[0], f"@nn.scan on {method.name.value}", why)
-                else:
-                    self.time_scans[method.name.value] = (found[0], over_time)
+            for construct in constructs():
+                construct.analyse_method(self, method)
         if self.shape.setup is not None:
             self.setup_walker = BodyWalker(self, self.shape.setup, "setup")
             self._collect_setup(self.shape.setup)

@@ -139,7 +139,7 @@ class FactoryAnalysis:
             builds = sum(1 for sub in self.subs if isinstance(sub.ctor.func, cst.Name) and sub.ctor.func.value == name)
             builds += self.partial_passes.get(name, 0)  # passed to a child as an NNX partial
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and uses.get(name, 0) == 1 + builds:
-                self.scan_statements.add(stmt)  # statements MethodRewriter drops
+                self.dropped_statements.add(stmt)  # statements MethodRewriter drops
 
     def factory_base(self, partial: cst.Call) -> Factory | None:
         """What `partial(X, ...)` wraps: a Linen layer class (built inline) or a factory field."""

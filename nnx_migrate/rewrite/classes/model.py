@@ -12,7 +12,7 @@ from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.rules import LayerRule
 
 if TYPE_CHECKING:
-    from nnx_migrate.rewrite import recurrent
+    from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
     from nnx_migrate.rewrite.classes.walker import BodyWalker
 
 # The attribute `nnx.Module.train()` / `.eval()` set to False / True on every module that
@@ -103,8 +103,10 @@ class Sub:
     # input sizes at its call in terms of the loop's carried size variables (`x_size`),
     # from the loop's symbolic pass (BodyWalker._symbolic_pass)
     symbolic_in_sizes: dict[str, str | None] | None = None
-    remat: bool = False  # built through nn.remat / nn.checkpoint: called through nnx.remat
-    scan: dict | None = None  # scan over layers: length (source), in_axes, out_axes (ScanAxes); over time: {"time": TimeScan}
+    # built through a Linen transform of its class (constructs/: nn.remat, nn.scan): the
+    # construct, and the options it read
+    transform: ModuleTransform | None = None
+    transform_options: object = None
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
@@ -224,11 +226,14 @@ class ClassAnalysis:
     comp_plans: dict[str, dict] = field(default_factory=dict)  # setup list comprehensions of submodules
     anonymous_names: list[str] = field(default_factory=list)  # Sub.anonymous_name of each unnamed element so far
     todo_nodes: dict[cst.CSTNode, tuple[cst.CSTNode, list[str]]] = field(default_factory=dict)  # node -> why, for markers
-    scan_bindings: dict[str, cst.Call] = field(default_factory=dict)  # `ScanBlock = nn.scan(Block, ...)`
-    # statements MethodRewriter drops: those binding statements, partials used only to build
-    scan_statements: set[cst.CSTNode] = field(default_factory=set)
-    # methods Linen scans over time (`@partial(nn.scan, variable_broadcast='params')`)
-    time_scans: dict[str, tuple[cst.Decorator, recurrent.TimeScan]] = field(default_factory=dict)
+    # compact locals bound to a transformed class (`ScanBlock = nn.scan(Block, ...)`): the
+    # construct and the transform call
+    transform_bindings: dict[str, tuple[ModuleTransform, cst.Call]] = field(default_factory=dict)
+    # statements MethodRewriter drops: those bindings, partials used only to build
+    dropped_statements: set[cst.CSTNode] = field(default_factory=set)
+    # methods a construct transforms by a decorator (`@partial(nn.scan, ...)`): the
+    # construct, the decorator, the options it read
+    method_transforms: dict[str, tuple[ModuleTransform, cst.Decorator, object]] = field(default_factory=dict)
     carry_inits: dict[cst.CSTNode, str] = field(default_factory=dict)  # `Cell(parent=None).initialize_carry(...)` -> NNX source
     carry_swaps: set[cst.CSTNode] = field(default_factory=set)  # `cell.initialize_carry(rng, shape)` of a converted cell
     # `name(...)` -> (the submodule the local `name` holds, whether the call-time arguments

@@ -12,9 +12,9 @@ from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
-from nnx_migrate.rewrite.scan_axes import scan_axes
 from nnx_migrate.rewrite.classes.model import Sub, SubKind
-from nnx_migrate.rewrite.classes.context import REMAT_TRANSFORMS, SCAN_TRANSFORMS, qual_layer
+from nnx_migrate.rewrite.classes.constructs import ModuleTransform, transform_of
+from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import list_element_name
 
 if TYPE_CHECKING:
@@ -24,30 +24,28 @@ if TYPE_CHECKING:
 class SubmoduleAnalysis:
     """Submodule constructions: what a call builds, its Linen name, its arguments as `__init__` source."""
 
-    def scan_of(self, call: cst.Call) -> cst.Call | None:
-        """The `nn.scan(Block, ...)` call behind `nn.scan(Block, ...)(...)` or behind
+    def transform_at(self, call: cst.Call) -> tuple[ModuleTransform, cst.Call] | None:
+        """The Linen transform of a class behind a construction (constructs/): the
+        `nn.remat(Block)` of `nn.remat(Block)(...)`, or the `nn.scan(Block, ...)` of
         `ScanBlock(...)` with `ScanBlock = nn.scan(Block, ...)` earlier in the method."""
         func = call.func
-        if isinstance(func, cst.Name) and func.value in self.scan_bindings:
-            return self.scan_bindings[func.value]
-        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in SCAN_TRANSFORMS:
-            return func
+        if isinstance(func, cst.Name) and func.value in self.transform_bindings:
+            return self.transform_bindings[func.value]
+        if isinstance(func, cst.Call):
+            construct = transform_of(self.ctx.imports, func)
+            if construct is not None:
+                return construct, func
         return None
 
     def class_expr(self, call: cst.Call) -> cst.BaseExpression:
-        """The class a construction builds: `Block` for `Block(...)`, for
-        `nn.remat(Block)(...)` (remat a block: built as is, called through nnx.remat) and
-        for a scan over layers of Block."""
-        scan = self.scan_of(call)
-        if scan is not None and scan.args and scan.args[0].keyword is None:
-            return scan.args[0].value
-        func = call.func
-        if isinstance(func, cst.Call) and self.ctx.imports.qualify(func.func) in REMAT_TRANSFORMS and len(func.args) == 1 and func.args[0].keyword is None:
-            return func.args[0].value
-        return func
-
-    def is_remat(self, call: cst.Call) -> bool:
-        return self.scan_of(call) is None and self.class_expr(call) is not call.func
+        """The class a construction builds: `Block` for `Block(...)` and for a transform of
+        Block (`nn.remat(Block)(...)`: built as Block, called through the NNX transform)."""
+        found = self.transform_at(call)
+        if found is not None:
+            wrapped = found[0].wrapped_class(found[1])
+            if wrapped is not None:
+                return wrapped
+        return call.func
 
     def construction_kind(self, call: cst.Call) -> str | None:
         factory = self.factory_of(call.func)
@@ -74,7 +72,9 @@ class SubmoduleAnalysis:
         sub = Sub(attr=None, kind=kind, ctor=ctor, line=self.ctx.line(ctor), origin=walker.origin, guards=list(walker.guards))
         if walker.origin == "compact":
             sub.hoist = walker.context_hoists()  # what its guards and input sizes use
-        sub.remat = self.is_remat(ctor)
+        transform = self.transform_at(ctor)
+        if transform is not None and self.class_expr(ctor) is not ctor.func:
+            sub.transform = transform[0]
         cls_expr = self.class_expr(ctor)
         if kind == SubKind.LAYER:
             sub.factory = self.factory_of(ctor.func)
@@ -115,12 +115,9 @@ class SubmoduleAnalysis:
                 sub.call_kwargs[key] = param
         if kind == SubKind.LAYER and sub.rule.cell_arg:
             self._cell_member(sub)
-        if sub.remat:
-            linen_class = "Checkpoint" + linen_class  # the class nn.remat makes
-        scan = self.scan_of(ctor)
-        if scan is not None:
-            linen_class = "Scan" + linen_class  # the class nn.scan makes
-            self._scan_options(sub, scan, walker)
+        if sub.transform is not None:
+            linen_class = sub.transform.prefix + linen_class  # the class the transform makes
+            sub.transform.analyse(self, sub, transform[1], walker)
         explicit = None
         name_arg = None
         for arg in ctor.args:
@@ -238,37 +235,6 @@ class SubmoduleAnalysis:
         else:
             sub.elements.append(member)
         sub.problems += recurrent.rnn_problems(arguments)
-
-    def _scan_options(self, sub: Sub, scan: cst.Call, walker: BodyWalker) -> None:
-        """The scan-over-layers form NNX builds with vmap and runs with scan: parameters
-        stacked on axis 0, one init key per layer, a static length. (A scan over time,
-        parameters broadcast, is recurrent.py's.)"""
-        options = {a.keyword.value: a.value for a in scan.args[1:] if a.keyword is not None}
-        if recurrent.is_time_scan(options):
-            over_time = recurrent.time_scan(self.ctx.imports, options)
-            sub.scan = {"time": over_time}
-            sub.problems += over_time.problems
-            return
-        compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
-        sub.scan = {}
-        if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
-            sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
-        split = compact(options.get("split_rngs", cst.Name("None")))
-        if split not in ("{'params':True}", "{'params':True,'dropout':True}"):
-            sub.problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
-        for key in options:
-            if key not in ("variable_axes", "split_rngs", "length", "in_axes", "out_axes"):
-                sub.problems.append(f"nn.scan option '{key}' is not converted")
-        if "length" not in options:
-            sub.problems.append("nn.scan without length=: convert by hand")
-        else:
-            try:
-                sub.scan["length"] = translate_static(options["length"], walker.scope)
-            except NotStatic as exc:
-                sub.problems.append(f"nn.scan length {exc}")
-        for key in ("in_axes", "out_axes"):
-            sub.scan[key] = scan_axes(self.ctx.imports, options.get(key), key)
-            sub.problems += sub.scan[key].problems
 
     def _linen_class(self, sub: Sub) -> str:
         return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"

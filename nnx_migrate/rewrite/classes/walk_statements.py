@@ -11,7 +11,7 @@ from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call 
 from nnx_migrate.rewrite.sizes import code, none_test, try_static
 from nnx_migrate.rewrite.visitors import children_in_order
 from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
-from nnx_migrate.rewrite.classes.context import SCAN_TRANSFORMS
+from nnx_migrate.rewrite.classes.constructs import transform_of
 from nnx_migrate.rewrite.classes.helpers import exits_early, is_literal, last_dim_of, may_be_literal
 
 if TYPE_CHECKING:
@@ -215,9 +215,10 @@ class StatementWalk:
             self.expr(value)
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
-                if isinstance(target, cst.Name) and isinstance(value, cst.Call) and self.ctx.imports.qualify(value.func) in SCAN_TRANSFORMS and self.origin == "compact":
-                    self.conv.scan_bindings[target.value] = value
-                    self.conv.scan_statements.add(line_node)
+                construct = transform_of(self.ctx.imports, value) if isinstance(target, cst.Name) and isinstance(value, cst.Call) else None
+                if construct is not None and construct.bindable and self.origin == "compact":
+                    self.conv.transform_bindings[target.value] = (construct, value)
+                    self.conv.dropped_statements.add(line_node)
                     continue
                 if isinstance(target, cst.Name):
                     name = target.value

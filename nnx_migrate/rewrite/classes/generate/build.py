@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnx_migrate.rewrite import recurrent, templates
+from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.classes.model import MODE_ATTRIBUTE
 from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter, SetupRewriter
@@ -215,14 +215,14 @@ class ClassBuilder:
         for method in self._methods_in_order():
             if method is self.shape.setup:
                 continue
-            scanned = self.time_scans.get(method.name.value)
-            if scanned is not None:
-                method = method.with_changes(decorators=[d for d in method.decorators if d is not scanned[0]])
+            transformed = self.method_transforms.get(method.name.value)
+            if transformed is not None:
+                method = method.with_changes(decorators=[d for d in method.decorators if d is not transformed[1]])
             new = rewriter.transform(method)
             if method is self.shape.compact and self.call_time_params and isinstance(new, cst.FunctionDef):
                 new = with_call_time_params(new, [p for params in self.call_time_params.values() for p in params.values()])
             if isinstance(new, cst.FunctionDef) and isinstance(new.body, cst.IndentedBlock) and new.body.body and isinstance(method.body, cst.IndentedBlock) \
-                    and method.body.body and method.body.body[0] in self.scan_statements:
+                    and method.body.body and method.body.body[0] in self.dropped_statements:
                 # the body's first statements went to __init__: no blank line opens it now
                 first = new.body.body[0]
                 kept = list(first.leading_lines)
@@ -231,15 +231,11 @@ class ClassBuilder:
                 new = new.with_changes(body=new.body.with_changes(body=[first.with_changes(leading_lines=kept), *new.body.body[1:]]))
             if isinstance(new, cst.FunctionDef) and not new.leading_lines:
                 new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-            if scanned is not None:
-                split = recurrent.split_scanned_method(new, scanned[1], cfg)
-                if split is None:
-                    self.todo(scanned[0], f"@nn.scan on {method.name.value}", "the scanned method does not take (self, carry, *xs) as plain parameters, or in_axes do not match them: convert by hand")
-                    new = new.with_changes(decorators=[scanned[0], *new.decorators])
-                else:
-                    body.append(split[0])
-                    new = split[1]
-            body.append(new)
+            if transformed is not None:
+                construct, decorator, options = transformed
+                body += construct.rewrite_method(self, decorator, options, new, cfg)
+            else:
+                body.append(new)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self.leftovers_before:]:
             self.todos.append(TodoSite(self.ctx.path, self.ctx.line_or(node, self.node), name, self.ctx.renamer.why_left(node)))

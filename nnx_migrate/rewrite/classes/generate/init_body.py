@@ -79,9 +79,8 @@ class InitGenerator:
             parts.append("rngs=rngs")
             callee = sub.factory.callee if sub.factory is not None else child.name
             built = f"{callee}({', '.join(parts)})"
-            if sub.scan is not None and "length" in sub.scan:
-                # one layer per key: nnx.vmap stacks the parameters on axis 0, as nn.scan does
-                return f"nnx.split_rngs(splits={sub.scan['length']})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
+            if sub.transform is not None:
+                return sub.transform.init_source(sub, built)
             return built
         return code(sub.ctor)
 

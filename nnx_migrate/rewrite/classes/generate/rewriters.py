@@ -180,10 +180,10 @@ class MethodRewriter(FastTransformer):
         return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
-        return node not in self.conv.scan_statements
+        return node not in self.conv.dropped_statements
 
     def leave_SimpleStatementLine(self, original, updated):
-        if original in self.conv.scan_statements:
+        if original in self.conv.dropped_statements:
             return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
         return updated
 
@@ -211,7 +211,7 @@ class MethodRewriter(FastTransformer):
             return False
         return self.renamer.visit_Call(node)  # Linen functions renamed only as calls
 
-    def _generated(self, src: str) -> cst.BaseExpression:
+    def generated(self, src: str) -> cst.BaseExpression:
         """New code from text, with Linen names renamed like the rest."""
         return templates.parse_expression(src).visit(self.renamer)
 
@@ -243,11 +243,11 @@ class MethodRewriter(FastTransformer):
         if original in conv.has_variable_attrs:
             return templates.parse_expression(f"hasattr(self, {conv.has_variable_attrs[original]!r})")
         if original in conv.carry_inits:
-            return self._generated(conv.carry_inits[original])
+            return self.generated(conv.carry_inits[original])
         if original in conv.carry_swaps:
             # NNX: initialize_carry(input_shape, rngs)
             rng, shape = updated.args
-            return self._generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
+            return self.generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
         sub = conv.sub_by_node.get(original)
         if sub is not None and sub.attr is not None and sub.list_index is not None:
             return templates.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
@@ -256,7 +256,7 @@ class MethodRewriter(FastTransformer):
         if sub is not None and sub.attr is not None:
             return templates.parse_expression(f"self.{sub.attr}")
         if sub is not None:
-            return self._generated(conv.ctor_source(sub))
+            return self.generated(conv.ctor_source(sub))
         site = conv.var_by_node.get(original)
         if site is not None:
             if site.collection == "params" and _self_attr(original.func) == "param":
@@ -286,40 +286,11 @@ class MethodRewriter(FastTransformer):
             called = conv.subs_by_attr[_self_attr(original.func)]
         elif original in conv.local_calls:
             called, local_kwargs_hold = conv.local_calls[original]
-        if called is not None and called.scan is not None and "time" in called.scan:
-            args = list(updated.args)
-            positional = len(args) >= 2 and not any(a.keyword is not None or a.star for a in args)
-            src = called.scan["time"].call_source("lambda module, carry, *xs: module(carry, *xs)", code(updated.func), code(args[0].value), [code(a.value) for a in args[1:]]) if positional else None
-            if src is None:
-                conv.todo(original, f"{called.attr}(...)", "a module scanned over time called with keywords, without a carry, or with in_axes that do not match the arguments: convert by hand")
-                return updated
-            # Linen's scan over time: one module, its state carried through the steps.
-            # Renamed like new code: a reported axis keeps its Linen text (`nn.broadcast`
-            # in out_axes), which must keep flax.linen imported and be reported there.
-            return self._generated(src)
-        if called is not None and called.scan is not None and not called.problems:
-            args = list(updated.args)
-            if not args or any(a.keyword is not None or a.star for a in args):
-                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
-                return updated
-            xs = [code(a.value) for a in args[1:]]
-            axes = called.scan["in_axes"].for_arguments(len(xs))
-            if axes is None:
-                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
-                return updated
-            in_spec = ", ".join(["nnx.Carry", "0", *axes])
-            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
-            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
-            return self._generated(
-                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes'].source}))({call_args})"
-            )
-        if called is not None and called.remat:
-            if any(a.keyword is not None or a.star for a in updated.args):
-                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
-                return updated
-            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
-            args = ", ".join(code(a.value) for a in updated.args)
-            return templates.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
+        if called is not None and called.transform is not None:
+            # nn.remat / nn.scan of a class (constructs/): the call runs through NNX's transform
+            transformed = called.transform.call_source(self, original, updated, called)
+            if transformed is not None:
+                return transformed
         if called is not None and called.kind == SubKind.LAYER and called.rule.call_keywords:
             # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
             # `drop(x, deterministic=True)`

@@ -1,0 +1,71 @@
+"""The interface every construct of `constructs/` implements.
+
+A construct is one Linen form the class conversion knows, in one module of this folder:
+the registry (`constructs/__init__.py`) finds it by importing every module here, and the
+catalogue (`docs/constructs.md`) is its module docstring. The docstring has the sections
+What, Why, Before, After and Reported.
+
+`ModuleTransform` is the form of a Linen transform of a module class built and called as a
+submodule (`nn.remat(Block)(...)(x)`, `nn.scan(Block, ...)(...)(carry, xs)`) or applied to
+a method as its decorator. The class conversion asks each one, in this order:
+- `matches(imports, transform)`: is this call (`nn.remat(Block)`) this construct's form;
+- `wrapped_class(transform)`: the module class it transforms (the submodule's class);
+- `analyse(conv, sub, transform, walker)`: its options, onto `sub.transform_options`
+  (problems onto `sub.problems`: each becomes a TODO line);
+- `init_source(sub, built)`: what `__init__` builds, given the plain construction;
+- `call_source(rewriter, original, updated, sub)`: the NNX call site, or None to leave the
+  call to the generic rewrite;
+- `analyse_method(conv, method)` / `rewrite_method(...)`: the decorator form on a method.
+The output size of a transformed submodule is its class's, unless `out_size` says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import libcst as cst
+
+if TYPE_CHECKING:
+    from nnx_migrate.rewrite.classes.converter import ClassConverter
+    from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter
+    from nnx_migrate.rewrite.classes.model import Sub
+    from nnx_migrate.rewrite.classes.walker import BodyWalker
+    from nnx_migrate.rewrite.names import ImportMap
+
+
+class ModuleTransform:
+    """A Linen transform of a module class (see the module docstring)."""
+
+    title: ClassVar[str]  # the catalogue's heading
+    linen: ClassVar[frozenset[str]]  # qualified names of the Linen transform
+    prefix: ClassVar[str]  # Linen names the transformed class `<prefix><Class>` (`CheckpointDense_0`)
+    # a compact local bound to the transformed class (`ScanBlock = nn.scan(Block, ...)`) is
+    # followed to its constructions, and the binding dropped (built in `__init__`)
+    bindable: ClassVar[bool] = False
+
+    def matches(self, imports: ImportMap, transform: cst.Call) -> bool:
+        """Whether `transform` (whose function is one of `linen`) is this construct's form."""
+        return True
+
+    def wrapped_class(self, transform: cst.Call) -> cst.BaseExpression | None:
+        """The class `transform` wraps (None: a form the tool does not read)."""
+        args = transform.args
+        return args[0].value if args and args[0].keyword is None else None
+
+    def analyse(self, conv: ClassConverter, sub: Sub, transform: cst.Call, walker: BodyWalker) -> None:
+        """Reads the transform's options onto `sub` (problems onto `sub.problems`)."""
+
+    def init_source(self, sub: Sub, built: str) -> str:
+        """What `__init__` builds for `sub`: `built` is the plain construction."""
+        return built
+
+    def call_source(self, rewriter: MethodRewriter, original: cst.Call, updated: cst.Call, sub: Sub) -> cst.BaseExpression | None:
+        """The NNX form of a call of the transformed submodule (None: the generic rewrite)."""
+        return None
+
+    def analyse_method(self, conv: ClassConverter, method: cst.FunctionDef) -> None:
+        """The decorator form: record it with `conv.method_transforms` (or report it)."""
+
+    def rewrite_method(self, conv: ClassConverter, decorator: cst.Decorator, options, new: cst.FunctionDef, config) -> list[cst.FunctionDef]:
+        """The rewritten decorated method (its decorator removed) -> the NNX methods."""
+        return [new]
