@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.classes.model import LoopContext, Sub
-from nnx_migrate.rewrite.classes.helpers import class_level_names, plus, times
+from nnx_migrate.naming import auto_list_names
+from nnx_migrate.rewrite.classes.helpers import assigned_self_attrs, class_level_names, plus, times
 
 if TYPE_CHECKING:
     pass
@@ -81,9 +82,9 @@ class AttributeNames:
     def _auto_named_lists(self) -> None:
         """Unnamed submodules of one class built in a loop: Linen calls them `Dense_0`,
         `Dense_1`, ... in creation order, across the loop and the code around it. They
-        become the elements of one nnx.List named after the class (`self.Dense`, Linen's
-        `Dense_<k>` is its element k), indexed in __call__ by a count that follows the
-        same order."""
+        become the elements of one nnx.List named after the class in snake_case
+        (`self.dense`, Linen's `Dense_<k>` is its element k; naming.auto_list_names),
+        indexed in __call__ by a count that follows the same order."""
         by_class: dict[str, list[Sub]] = {}
         for sub in sorted(self.subs, key=lambda s: s.order):
             if sub.auto_class is not None:
@@ -92,9 +93,15 @@ class AttributeNames:
             if not any(s.loop is not None for s in subs):
                 continue
             loops_seen: list[LoopContext] = []
-            taken = None if any(s.guards for s in subs) else self._attribute_taken(cls, subs)
-            if taken is not None or any(s.guards for s in subs):
-                why = "next to conditional ones of its class" if taken is None else f"and the nnx.List for Linen's {cls}_<k> would be the attribute '{cls}', already {taken}"
+            name = taken = None
+            if not any(s.guards for s in subs):
+                for candidate in auto_list_names(cls):
+                    taken = self._attribute_taken(candidate, subs)
+                    if taken is None:
+                        name = candidate
+                        break
+            if name is None:
+                why = "next to conditional ones of its class" if taken is None else f"and the nnx.List for Linen's {cls}_<k> would be the attribute '{candidate}', already {taken}"
                 for sub in subs:
                     if sub.loop is not None:
                         # Built as a plain attribute, marked TODO; the sizes the loop
@@ -124,8 +131,8 @@ class AttributeNames:
                 loops_seen.append(loop)
             for sub in subs:
                 self.subs_by_attr.pop(sub.attr, None)
-                sub.attr = cls
-            self.subs_by_attr[cls] = subs[0]
+                sub.attr = name
+            self.subs_by_attr[name] = subs[0]
 
     def _names_after_conditional_ones(self) -> None:
         """Linen numbers the submodules of a class it builds (`Dense_0`, `Dense_1`, ...):
@@ -155,4 +162,6 @@ class AttributeNames:
             return "a parameter or variable"
         if name in self.sow_names:
             return "the attribute NNX keeps a sown value in"
+        if name in self.list_attrs or name in self.dict_attrs or name in self.attr_renames.values() or name in assigned_self_attrs(self.node):
+            return "an attribute the class sets"
         return None

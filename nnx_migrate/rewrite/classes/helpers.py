@@ -190,3 +190,22 @@ def class_level_names(stmts) -> set[str]:
                 elif isinstance(small, cst.AnnAssign):
                     _targets(small.target, names)
     return names
+
+
+def assigned_self_attrs(node: cst.CSTNode) -> set[str]:
+    """The attributes `self.<name> = ...` sets anywhere under `node`."""
+    names: set[str] = set()
+
+    class Stores(FastVisitor):
+        def visit_AssignTarget(self, target: cst.AssignTarget):
+            attr = _self_attr(target.target)
+            if attr is not None:
+                names.add(attr)
+
+        def visit_AnnAssign(self, assign: cst.AnnAssign):
+            attr = _self_attr(assign.target)
+            if attr is not None:
+                names.add(attr)
+
+    Stores().walk(node)
+    return names

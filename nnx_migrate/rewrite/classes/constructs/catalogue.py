@@ -44,7 +44,7 @@ def render() -> str:
     out = [
         "# What the class conversion converts",
         "",
-        f"One section per construct of `nnx_migrate/rewrite/classes/constructs/`, written from its",
+        "One section per construct of `nnx_migrate/rewrite/classes/constructs/`, written from its",
         f"docstring by `{COMMAND}` (do not edit by hand).",
         "",
     ]

@@ -122,8 +122,14 @@ class ClassBuilder:
                     # each end reads the others' values at the start of the iteration
                     ends = list(loop.carried_vars.values())
                     updates = [f"    {', '.join(v for _, _, v in ends)} = {', '.join(f'({e})' for _, e, _ in ends)}\n"]
+                carried_by_sizes = {(first, end): var for first, end, var in loop.carried_vars.values()}
                 for m in members:
                     for param, (first, later) in m.carried.items():
+                        same = carried_by_sizes.get((first, later))
+                        if same is not None and not any(re.search(rf"\b{v}\b", later) for _, _, v in loop.carried_vars.values()):
+                            # the size a variable the loop carries already holds (`x_size`)
+                            m.in_sizes[param] = same
+                            continue
                         var = f"{m.attr}_{param}"
                         src += f"{var} = {first}\n"
                         m.in_sizes[param] = var
