@@ -17,7 +17,7 @@ from nnx_migrate.rewrite.classes.generate.init_body import InitGenerator
 from nnx_migrate.rewrite.classes.generate.signature import SignatureGenerator
 from nnx_migrate.rewrite.classes.generate.build import ClassBuilder
 from nnx_migrate.rewrite.classes.model import ClassAnalysis, ClassSummary
-from nnx_migrate.rewrite.classes.constructs import constructs
+from nnx_migrate.rewrite.classes.constructs import module_transforms
 from nnx_migrate.rewrite.classes.context import FileContext
 from nnx_migrate.rewrite.classes.helpers import binding_counts, constructs_inside
 from nnx_migrate.rewrite.classes.shape import ClassShape
@@ -44,7 +44,7 @@ class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, Variable
     # ---- driver -----------------------------------------------------------------
     def analyse(self) -> None:
         for method in [m for m in (self.shape.compact, *self.shape.methods) if m is not None]:
-            for construct in constructs():
+            for construct in module_transforms():
                 construct.analyse_method(self, method)
         if self.shape.setup is not None:
             self.setup_walker = BodyWalker(self, self.shape.setup, "setup")

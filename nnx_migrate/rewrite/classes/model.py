@@ -12,7 +12,7 @@ from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.rules import LayerRule
 
 if TYPE_CHECKING:
-    from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
+    from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform, SubmoduleConstruct
     from nnx_migrate.rewrite.classes.walker import BodyWalker
 
 # The attribute `nnx.Module.train()` / `.eval()` set to False / True on every module that
@@ -107,6 +107,8 @@ class Sub:
     # construct, and the options it read
     transform: ModuleTransform | None = None
     transform_options: object = None
+    construct: SubmoduleConstruct | None = None  # the construct of its kind (constructs/), if one
+    linen_class: str = ""  # the Linen class it builds (without a transform's prefix)
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`

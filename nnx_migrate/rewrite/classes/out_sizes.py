@@ -60,20 +60,9 @@ class SizeAnalysis:
                     continue
                 sizes[param] = scalar(walker.size_of(arg)) if arg is not None else None
             return sizes
-        if sub.kind == SubKind.SEQUENTIAL:
-            size = scalar(walker.size_of(positional[0])) if positional else None
-            for member in sub.elements:
-                if not isinstance(member, Sub):
-                    size = self._function_size(member, size)
-                    continue
-                if member.kind == SubKind.LAYER and member.rule.in_size:
-                    member.in_sizes = {member.rule.in_size: size}
-                elif member.kind == SubKind.CHILD:
-                    member.in_sizes = {p: (size if member.child.size_param_args.get(p) == 0 else None) for p in member.child.size_params}
-                else:
-                    member.in_sizes = {}
-                size = self.out_size(member, None, walker, in_size=size)
-            return {}
+        if sub.construct is not None:
+            return sub.construct.in_sizes(self, sub, call, walker, positional)
+        return {}
         return {}
 
     def _own_carry(self, sub: Sub, call: cst.Call, carry: cst.BaseExpression, walker: BodyWalker) -> bool:
@@ -122,11 +111,8 @@ class SizeAnalysis:
         if sub.kind == SubKind.FIELD:
             # what the caller passed: its output size is the caller's to give
             return self.field_out_params.setdefault(sub.field_name, f"{sub.field_name}_out_features")
-        if sub.kind == SubKind.SEQUENTIAL:
-            size = in_size
-            for member in sub.elements:
-                size = self.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else self._function_size(member, size)
-            return size
+        if sub.construct is not None:
+            return sub.construct.out_size(self, sub, walker, in_size)
         return None
 
     def _layer_out_size(self, sub: Sub, in_size):
@@ -220,11 +206,9 @@ class SizeAnalysis:
     def _check_sizes(self, sub: Sub) -> None:
         if sub.kind == SubKind.CHILD and sub.child.field_out_params:
             self._field_module_sizes(sub)
-        if sub.kind == SubKind.SEQUENTIAL or sub.origin == "setup":
+        if sub.construct is not None or sub.origin == "setup":
             for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
-        if sub.kind == SubKind.SEQUENTIAL:
-            return
         needed: list[str] = []
         if sub.kind == SubKind.LAYER and sub.rule.in_size:
             needed = [sub.rule.in_size]

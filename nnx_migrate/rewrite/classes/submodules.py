@@ -13,7 +13,7 @@ from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
 from nnx_migrate.rewrite.classes.model import Sub, SubKind
-from nnx_migrate.rewrite.classes.constructs import ModuleTransform, transform_of
+from nnx_migrate.rewrite.classes.constructs import ModuleTransform, construct_of_kind, submodule_construct, transform_of
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import list_element_name
 
@@ -57,8 +57,9 @@ class SubmoduleAnalysis:
             return None
         if qual in self.ctx.rules.layers:
             return SubKind.LAYER
-        if qual == "flax.linen.Sequential":
-            return SubKind.SEQUENTIAL
+        construct = submodule_construct(qual)
+        if construct is not None:
+            return construct.kind
         if self.ctx.module_class(func) is not None:
             return SubKind.CHILD
         if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
@@ -91,23 +92,14 @@ class SubmoduleAnalysis:
                 sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
             if several and sub.child.out_size is None:
                 sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
-        elif kind == SubKind.SEQUENTIAL:
-            linen_class = "Sequential"
-            seq = ctor.args[0].value if ctor.args else None
-            if isinstance(seq, (cst.List, cst.Tuple)):
-                for el in seq.elements:
-                    if isinstance(el.value, cst.Call) and self.construction_kind(el.value) in (SubKind.LAYER, SubKind.CHILD):
-                        sub.elements.append(self.sub_by_node[el.value])
-                    elif self.ctx.imports.qualify(el.value) in self.ctx.rules.renames or self.ctx.imports.qualify(el.value) in self.ctx.rules.keep_last_dim:
-                        sub.elements.append(el.value)  # a function: nnx.Sequential calls it as is
-                    else:
-                        sub.problems.append("an nn.Sequential member is not a layer the tool knows")
-            else:
-                sub.problems.append("nn.Sequential takes a list the tool cannot read")
+        elif construct_of_kind(kind) is not None:
+            sub.construct = construct_of_kind(kind)
+            linen_class = sub.construct.analyse(self, sub, ctor, walker)
         else:
             linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
             why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
             sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        sub.linen_class = linen_class
         if kind == SubKind.LAYER and sub.factory is not None and sub.factory.field in self.call_time_params:
             # Linen: the caller's partial set it from the caller's call arguments; NNX: the
             # caller passes it to this module's call, which passes it on (None: as built)
@@ -237,7 +229,7 @@ class SubmoduleAnalysis:
         sub.problems += recurrent.rnn_problems(arguments)
 
     def _linen_class(self, sub: Sub) -> str:
-        return sub.rule.linen if sub.rule else sub.child.name if sub.child else "Sequential"
+        return sub.rule.linen if sub.rule else sub.child.name if sub.child else sub.linen_class
 
     def _linen_kwargs(self, sub: Sub) -> dict[str, cst.BaseExpression]:
         """The construction's arguments by Linen parameter name (positional resolved)."""

@@ -14,20 +14,20 @@ import pkgutil
 
 import libcst as cst
 
-from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
+from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform, SubmoduleConstruct
 
 _NOT_CONSTRUCTS = {"base", "catalogue"}
 
 
 @functools.cache
-def constructs() -> tuple[ModuleTransform, ...]:
+def constructs() -> tuple[ModuleTransform | SubmoduleConstruct, ...]:
     found = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name in _NOT_CONSTRUCTS:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-                   if issubclass(c, ModuleTransform) and c is not ModuleTransform and c.__module__ == module.__name__]
+                   if issubclass(c, (ModuleTransform, SubmoduleConstruct)) and c.__module__ == module.__name__]
         if len(classes) != 1:
             raise ImportError(f"{module.__name__} must define exactly one construct class, not {len(classes)}")
         found.append(classes[0]())
@@ -37,7 +37,7 @@ def constructs() -> tuple[ModuleTransform, ...]:
 @functools.cache
 def _by_linen_name() -> dict[str, tuple[ModuleTransform, ...]]:
     table: dict[str, list[ModuleTransform]] = {}
-    for construct in constructs():
+    for construct in module_transforms():
         for name in construct.linen:
             table.setdefault(name, []).append(construct)
     return {name: tuple(found) for name, found in table.items()}
@@ -51,4 +51,23 @@ def transform_of(imports, call: cst.Call) -> ModuleTransform | None:
     return next((c for c in candidates if c.matches(imports, call)), None)
 
 
-__all__ = ["ModuleTransform", "constructs", "transform_of"]
+@functools.cache
+def module_transforms() -> tuple[ModuleTransform, ...]:
+    return tuple(c for c in constructs() if isinstance(c, ModuleTransform))
+
+
+@functools.cache
+def submodule_constructs() -> tuple[SubmoduleConstruct, ...]:
+    return tuple(c for c in constructs() if isinstance(c, SubmoduleConstruct))
+
+
+def construct_of_kind(kind: str) -> SubmoduleConstruct | None:
+    return next((c for c in submodule_constructs() if c.kind == kind), None)
+
+
+def submodule_construct(qual: str | None) -> SubmoduleConstruct | None:
+    """The construct whose Linen class `qual` is (`flax.linen.Sequential`), or None."""
+    return next((c for c in submodule_constructs() if c.matches(qual)), None)
+
+
+__all__ = ["ModuleTransform", "SubmoduleConstruct", "construct_of_kind", "constructs", "module_transforms", "submodule_construct", "submodule_constructs", "transform_of"]

@@ -69,3 +69,34 @@ class ModuleTransform:
     def rewrite_method(self, conv: ClassConverter, decorator: cst.Decorator, options, new: cst.FunctionDef, config) -> list[cst.FunctionDef]:
         """The rewritten decorated method (its decorator removed) -> the NNX methods."""
         return [new]
+
+
+class SubmoduleConstruct:
+    """A kind of submodule the walk finds by its Linen class (`nn.Sequential(...)`): the
+    class conversion asks it, for a submodule of its `kind`:
+    - `matches(qual)`: whether the qualified Linen class is this construct's;
+    - `analyse(conv, sub, ctor, walker)`: reads the construction onto `sub` (its members,
+      problems) and returns the Linen class name (Linen's automatic names use it);
+    - `in_sizes(conv, sub, call, walker, positional)`: the input sizes at a call (members'
+      too), as `{__init__ size parameter: size}`;
+    - `out_size(conv, sub, walker, in_size)`: the output size for that input size;
+    - `init_source(conv, sub)`: what `__init__` builds."""
+
+    title: ClassVar[str]
+    linen: ClassVar[frozenset[str]]
+    kind: ClassVar[str]  # the model's SubKind
+
+    def matches(self, qual: str | None) -> bool:
+        return qual in self.linen
+
+    def analyse(self, conv: ClassConverter, sub: Sub, ctor: cst.Call, walker: BodyWalker) -> str:
+        raise NotImplementedError
+
+    def in_sizes(self, conv: ClassConverter, sub: Sub, call: cst.Call, walker: BodyWalker, positional: list[cst.BaseExpression]) -> dict:
+        return {}
+
+    def out_size(self, conv: ClassConverter, sub: Sub, walker: BodyWalker, in_size):
+        return None
+
+    def init_source(self, conv: ClassConverter, sub: Sub) -> str:
+        raise NotImplementedError

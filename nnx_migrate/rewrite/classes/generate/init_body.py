@@ -35,12 +35,8 @@ class InitGenerator:
 
     def ctor_source(self, sub: Sub) -> str:
         sizes = sub.in_sizes or {}
-        if sub.kind == SubKind.SEQUENTIAL:
-            members = ", ".join(
-                (f"self.{m.attr}" if m.attr is not None else self.ctor_source(m)) if isinstance(m, Sub) else code(m)
-                for m in sub.elements
-            )
-            return f"nnx.Sequential({members})"
+        if sub.construct is not None:
+            return sub.construct.init_source(self, sub)
         parts: list[str] = []
         if sub.kind == SubKind.LAYER:
             rule = sub.rule
