@@ -8,7 +8,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
-from nnx_migrate.rewrite.sizes import NotStatic, code, scalar, substitute_names
+from nnx_migrate.rewrite.sizes import NotStatic, scalar, substitute_names
 from nnx_migrate.rewrite.classes.model import Sub, SubKind
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import is_literal
@@ -23,46 +23,8 @@ class SizeAnalysis:
     # ---- sizes ------------------------------------------------------------------
     def call_in_sizes(self, sub: Sub, call: cst.Call, walker: BodyWalker) -> dict[str, str | None]:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        if sub.kind == SubKind.LAYER and sub.rule.cell_arg:
-            # the cell's step input is a time slice of the sequence: the same last dimension;
-            # its carry is `initial_carry=` when given
-            size = scalar(walker.size_of(positional[0])) if positional else None
-            carry = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "initial_carry"), None)
-            carry_size = scalar(walker.size_of(carry)) if carry is not None else None
-            for member in sub.members:
-                if member.kind == SubKind.LAYER:
-                    member.in_sizes = {member.rule.in_size: size} if member.rule.in_size else {}
-                    if (carry is not None and member.rule.initialize_carry and not member.foreign_carry
-                            and not self._own_carry(member, member.ctor, carry, walker)):
-                        member.foreign_carry = True
-                        member.problems.append(recurrent.FOREIGN_CARRY.format(cell=member.rule.linen, carry=code(carry)))
-                elif member.kind == SubKind.CHILD:
-                    member.in_sizes = {p: {0: carry_size, 1: size}.get(member.child.size_param_args.get(p)) for p in member.child.size_params}
-            return {}
-        if sub.kind == SubKind.LAYER:
-            if sub.rule.initialize_carry and positional and not sub.foreign_carry and not self._own_carry(sub, call, positional[0], walker):
-                sub.foreign_carry = True
-                sub.problems.append(recurrent.FOREIGN_CARRY.format(cell=sub.rule.linen, carry=code(positional[0])))
-            if not sub.rule.in_size:
-                return {}
-            idx = sub.rule.input_arg
-            size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
-            return {sub.rule.in_size: size}
-        if sub.kind == SubKind.CHILD:
-            sizes = {}
-            keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-            for param in sub.child.size_params:
-                idx = sub.child.size_param_args.get(param)
-                name = sub.child.size_param_names.get(param)
-                arg = positional[idx] if idx is not None and idx < len(positional) else keywords.get(name) if name else None
-                if param in sub.child.optional_size_params and (arg is None or (isinstance(arg, cst.Name) and arg.value == "None")):
-                    sizes[param] = "None"  # the argument is not given: the child's default
-                    continue
-                sizes[param] = scalar(walker.size_of(arg)) if arg is not None else None
-            return sizes
         if sub.construct is not None:
             return sub.construct.in_sizes(self, sub, call, walker, positional)
-        return {}
         return {}
 
     def _own_carry(self, sub: Sub, call: cst.Call, carry: cst.BaseExpression, walker: BodyWalker) -> bool:
@@ -78,25 +40,12 @@ class SizeAnalysis:
         return self._own_out_size(sub, call, walker, in_size)
 
     def _own_out_size(self, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size: str | None = None) -> str | None:
+        if sub.construct is not None:
+            return sub.construct.out_size(self, sub, call, walker, in_size)
         if call is not None:
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
-            if sub.kind == SubKind.LAYER:
-                idx = sub.rule.input_arg
-                in_size = scalar(walker.size_of(positional[idx])) if idx < len(positional) else None
-            elif positional:
+            if positional:
                 in_size = scalar(walker.size_of(positional[0]))
-        if sub.kind == SubKind.LAYER and sub.rule.cell_arg:
-            return self._rnn_out_size(sub, call, in_size)
-        if sub.kind == SubKind.LAYER and sub.rule.initialize_carry:
-            # a recurrent cell returns (carry, output); the output has the carry's size
-            return (None, None if sub.foreign_carry else self._layer_out_size(sub, in_size))
-        if sub.kind == SubKind.LAYER:
-            return self._layer_out_size(sub, in_size)
-        if sub.kind == SubKind.CHILD:
-            out = sub.child.out_size
-            if isinstance(out, tuple):
-                return tuple(self._child_size(sub, o, in_size) for o in out)
-            return self._child_size(sub, out, in_size)
         if sub.kind == SubKind.CHAIN:
             return sub.chain.var
         if sub.kind == SubKind.EITHER:
@@ -111,40 +60,7 @@ class SizeAnalysis:
         if sub.kind == SubKind.FIELD:
             # what the caller passed: its output size is the caller's to give
             return self.field_out_params.setdefault(sub.field_name, f"{sub.field_name}_out_features")
-        if sub.construct is not None:
-            return sub.construct.out_size(self, sub, walker, in_size)
         return None
-
-    def _layer_out_size(self, sub: Sub, in_size):
-        rule = sub.rule
-        if rule.out_size == "input":
-            return in_size
-        if not rule.out_size:
-            return None
-        preset = sub.factory.preset if sub.factory is not None else {}
-        if rule.out_size not in sub.arg_code and rule.out_size in preset:
-            return preset[rule.out_size]
-        if rule.out_size in sub.arg_code and not sub.args_unsure:
-            value = sub.arg_code[rule.out_size]
-            return None if value.strip() == "None" and rule.out_default != "input" else (in_size if value.strip() == "None" else value)
-        if rule.out_size not in sub.arg_code and rule.out_default == "input":
-            return in_size
-        return None
-
-    def _rnn_out_size(self, sub: Sub, call: cst.Call | None, in_size):
-        """nn.RNN: the cell's step output size; `(carry, outputs)` with return_carry."""
-        member = sub.members[0] if sub.members else None
-        step = None
-        if member is not None and not member.problems and member.kind == SubKind.LAYER and member.rule.initialize_carry:
-            step = member.arg_code.get("features")  # Linen's cells output their hidden state
-        elif member is not None and member.kind == SubKind.CHILD and isinstance(member.child.out_size, tuple) and len(member.child.out_size) == 2:
-            step = self._child_size(member, member.child.out_size[1], in_size)
-        flag = sub.arg_code.get("return_carry", "False").strip()
-        if call is not None:
-            flag = next((code(a.value).strip() for a in call.args if a.keyword is not None and a.keyword.value == "return_carry"), flag)
-        if flag == "True":
-            return (None, step)
-        return step if flag == "False" else None
 
     def _function_size(self, node: cst.BaseExpression, size: str | None) -> str | None:
         return size if self.ctx.imports.qualify(node) in self.ctx.rules.keep_last_dim else None
@@ -206,14 +122,10 @@ class SizeAnalysis:
     def _check_sizes(self, sub: Sub) -> None:
         if sub.kind == SubKind.CHILD and sub.child.field_out_params:
             self._field_module_sizes(sub)
-        if sub.construct is not None or sub.origin == "setup":
+        if sub.construct is not None and sub.construct.checks_members or sub.origin == "setup":
             for member in sub.members:  # (compact members are subs of their own)
                 self._check_sizes(member)
-        needed: list[str] = []
-        if sub.kind == SubKind.LAYER and sub.rule.in_size:
-            needed = [sub.rule.in_size]
-        elif sub.kind == SubKind.CHILD:
-            needed = list(sub.child.size_params)
+        needed = sub.construct.needed_sizes(sub) if sub.construct is not None else []
         sizes = sub.in_sizes or {}
         if sub.comp_attr is not None and needed and not self.comp_plans[sub.comp_attr]["chained"]:
             sub.problems.append(f"the elements of self.{sub.comp_attr} may need different input sizes: no method runs them one after the other")

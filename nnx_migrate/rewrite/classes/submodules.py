@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name
-from nnx_migrate.rewrite import recurrent
-from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
 from nnx_migrate.rewrite.classes.model import Sub, SubKind
@@ -55,16 +53,8 @@ class SubmoduleAnalysis:
         qual = qual_layer(self.ctx, func)
         if isinstance(func, cst.Call):
             return None
-        if qual in self.ctx.rules.layers:
-            return SubKind.LAYER
-        construct = submodule_construct(qual)
-        if construct is not None:
-            return construct.kind
-        if self.ctx.module_class(func) is not None:
-            return SubKind.CHILD
-        if qual is not None and qual.startswith("flax.linen.") and qual.rsplit(".", 1)[1][:1].isupper() and qual not in ("flax.linen.Module",):
-            return SubKind.UNKNOWN_LINEN
-        return None
+        construct = submodule_construct(self, func, qual)
+        return construct.kind if construct is not None else None
 
     def new_sub(self, ctor: cst.Call, walker: BodyWalker) -> Sub:
         if ctor in self.sub_by_node:
@@ -76,37 +66,9 @@ class SubmoduleAnalysis:
         transform = self.transform_at(ctor)
         if transform is not None and self.class_expr(ctor) is not ctor.func:
             sub.transform = transform[0]
-        cls_expr = self.class_expr(ctor)
-        if kind == SubKind.LAYER:
-            sub.factory = self.factory_of(ctor.func)
-            sub.rule = sub.factory.rule if sub.factory is not None else self.ctx.rules.layers[qual_layer(self.ctx, cls_expr)]
-            linen_class = sub.rule.linen
-        elif kind == SubKind.CHILD:
-            sub.factory = self.factory_of(ctor.func)
-            sub.child = sub.factory.child if sub.factory is not None else self.ctx.module_class(cls_expr)
-            linen_class = sub.child.name
-            if sub.child.has_todos:
-                sub.problems.append(f"{sub.child.name} has TODO sites of its own")
-            several = self.multi_class_fields.get(sub.factory.field) if sub.factory is not None else None
-            if several and not any(a.keyword is not None and a.keyword.value == "name" for a in ctor.args):
-                sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
-            if several and sub.child.out_size is None:
-                sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
-        elif construct_of_kind(kind) is not None:
-            sub.construct = construct_of_kind(kind)
-            linen_class = sub.construct.analyse(self, sub, ctor, walker)
-        else:
-            linen_class = (self.ctx.imports.qualify(ctor.func) or "?").rsplit(".", 1)[1]
-            why = self.ctx.rules.unconverted.get(normalize_linen(self.ctx.imports.qualify(ctor.func), self.ctx.rules.unconverted))
-            sub.problems.append(f"Linen layer '{linen_class}' is not converted: {why}" if why else f"no NNX rule for Linen layer '{linen_class}' in rules/linen_layers.toml")
+        sub.construct = construct_of_kind(kind)
+        linen_class = sub.construct.analyse(self, sub, ctor, walker)
         sub.linen_class = linen_class
-        if kind == SubKind.LAYER and sub.factory is not None and sub.factory.field in self.call_time_params:
-            # Linen: the caller's partial set it from the caller's call arguments; NNX: the
-            # caller passes it to this module's call, which passes it on (None: as built)
-            for key, param in self.call_time_params[sub.factory.field].items():
-                sub.call_kwargs[key] = param
-        if kind == SubKind.LAYER and sub.rule.cell_arg:
-            self._cell_member(sub)
         if sub.transform is not None:
             linen_class = sub.transform.prefix + linen_class  # the class the transform makes
             sub.transform.analyse(self, sub, transform[1], walker)
@@ -215,18 +177,6 @@ class SubmoduleAnalysis:
         except cst.ParserSyntaxError:
             return False
         return isinstance(default, (cst.Name, cst.Attribute)) and self.ctx.imports.qualify(default) in self.ctx.rules.keep_last_dim
-
-    def _cell_member(self, sub: Sub) -> None:
-        """nn.RNN(cell, ...): the cell, built in the same expression, is converted as a
-        member (like an nn.Sequential's); its input size is the RNN's."""
-        arguments = self._linen_kwargs(sub)
-        cell = arguments.get(sub.rule.cell_arg)
-        member = self.sub_by_node.get(cell) if isinstance(cell, cst.Call) else None
-        if member is None:
-            sub.problems.append(f"the {sub.rule.linen}'s cell is not built in its arguments: convert by hand")
-        else:
-            sub.elements.append(member)
-        sub.problems += recurrent.rnn_problems(arguments)
 
     def _linen_class(self, sub: Sub) -> str:
         return sub.rule.linen if sub.rule else sub.child.name if sub.child else sub.linen_class

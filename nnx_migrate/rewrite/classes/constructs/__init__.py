@@ -58,16 +58,16 @@ def module_transforms() -> tuple[ModuleTransform, ...]:
 
 @functools.cache
 def submodule_constructs() -> tuple[SubmoduleConstruct, ...]:
-    return tuple(c for c in constructs() if isinstance(c, SubmoduleConstruct))
+    return tuple(sorted((c for c in constructs() if isinstance(c, SubmoduleConstruct)), key=lambda c: c.order))
 
 
 def construct_of_kind(kind: str) -> SubmoduleConstruct | None:
     return next((c for c in submodule_constructs() if c.kind == kind), None)
 
 
-def submodule_construct(qual: str | None) -> SubmoduleConstruct | None:
-    """The construct whose Linen class `qual` is (`flax.linen.Sequential`), or None."""
-    return next((c for c in submodule_constructs() if c.matches(qual)), None)
+def submodule_construct(conv, func: cst.BaseExpression, qual: str | None) -> SubmoduleConstruct | None:
+    """The construct of the class `func` (qualified `qual`, `flax.linen.Dense`) builds, or None."""
+    return next((c for c in submodule_constructs() if c.matches(conv, func, qual)), None)
 
 
 __all__ = ["ModuleTransform", "SubmoduleConstruct", "construct_of_kind", "constructs", "module_transforms", "submodule_construct", "submodule_constructs", "transform_of"]

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
+from nnx_migrate.rewrite.sizes import scalar
+
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.converter import ClassConverter
     from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter
@@ -72,31 +74,49 @@ class ModuleTransform:
 
 
 class SubmoduleConstruct:
-    """A kind of submodule the walk finds by its Linen class (`nn.Sequential(...)`): the
-    class conversion asks it, for a submodule of its `kind`:
-    - `matches(qual)`: whether the qualified Linen class is this construct's;
-    - `analyse(conv, sub, ctor, walker)`: reads the construction onto `sub` (its members,
-      problems) and returns the Linen class name (Linen's automatic names use it);
+    """A kind of submodule the walk finds by its Linen class (`nn.Dense(4)`,
+    `nn.Sequential([...])`, a module class of the run): for a submodule of its `kind` the
+    class conversion asks it
+    - `matches(conv, func, qual)`: whether the class `func` (qualified `qual`) is its own;
+    - `analyse(conv, sub, ctor, walker)`: reads the construction onto `sub` (rule, child,
+      members, problems) and returns the Linen class name (Linen's automatic names use it);
     - `in_sizes(conv, sub, call, walker, positional)`: the input sizes at a call (members'
-      too), as `{__init__ size parameter: size}`;
-    - `out_size(conv, sub, walker, in_size)`: the output size for that input size;
-    - `init_source(conv, sub)`: what `__init__` builds."""
+      too), as `{__init__ size parameter: size}`; `needed_sizes(sub)`: those it must have;
+    - `out_size(conv, sub, call, walker, in_size)`: the output size after a call (or, with
+      no call, for that input size);
+    - `init_source(conv, sub)`: what `__init__` builds.
+    Constructs are asked in `order`: the first that matches a class takes it."""
 
     title: ClassVar[str]
-    linen: ClassVar[frozenset[str]]
+    linen: ClassVar[frozenset[str]]  # the Linen classes it takes (empty: `matches` decides)
     kind: ClassVar[str]  # the model's SubKind
+    order: ClassVar[int] = 50
+    checks_members: ClassVar[bool] = False  # its members' sizes are checked with it, wherever it is built
 
-    def matches(self, qual: str | None) -> bool:
+    def matches(self, conv: ClassConverter, func: cst.BaseExpression, qual: str | None) -> bool:
         return qual in self.linen
 
     def analyse(self, conv: ClassConverter, sub: Sub, ctor: cst.Call, walker: BodyWalker) -> str:
         raise NotImplementedError
 
+    def needed_sizes(self, sub: Sub) -> list[str]:
+        return []
+
     def in_sizes(self, conv: ClassConverter, sub: Sub, call: cst.Call, walker: BodyWalker, positional: list[cst.BaseExpression]) -> dict:
         return {}
 
-    def out_size(self, conv: ClassConverter, sub: Sub, walker: BodyWalker, in_size):
+    def out_size(self, conv: ClassConverter, sub: Sub, call: cst.Call | None, walker: BodyWalker, in_size):
         return None
 
     def init_source(self, conv: ClassConverter, sub: Sub) -> str:
         raise NotImplementedError
+
+    @staticmethod
+    def first_input_size(call: cst.Call | None, walker: BodyWalker, in_size):
+        """The size of the call's first positional argument (`in_size` without a call or
+        without positional arguments)."""
+        if call is not None:
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            if positional:
+                return scalar(walker.size_of(positional[0]))
+        return in_size

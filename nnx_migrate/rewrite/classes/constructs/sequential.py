@@ -33,6 +33,8 @@ class Sequential(SubmoduleConstruct):
     title = "`nn.Sequential`"
     linen = frozenset({"flax.linen.Sequential"})
     kind = SubKind.SEQUENTIAL
+    order = 20
+    checks_members = True
 
     def analyse(self, conv, sub, ctor, walker) -> str:
         seq = ctor.args[0].value if ctor.args else None
@@ -63,8 +65,8 @@ class Sequential(SubmoduleConstruct):
             size = conv.out_size(member, None, walker, in_size=size)
         return {}
 
-    def out_size(self, conv, sub, walker, in_size):
-        size = in_size
+    def out_size(self, conv, sub, call, walker, in_size):
+        size = self.first_input_size(call, walker, in_size)
         for member in sub.elements:
             size = conv.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else conv._function_size(member, size)
         return size

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from nnx_migrate.naming import snake_case
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
-from nnx_migrate.rewrite.classes.model import Sub, SubKind
+from nnx_migrate.rewrite.classes.model import Sub
 
 if TYPE_CHECKING:
     pass
@@ -34,50 +34,8 @@ class InitGenerator:
         return name
 
     def ctor_source(self, sub: Sub) -> str:
-        sizes = sub.in_sizes or {}
         if sub.construct is not None:
             return sub.construct.init_source(self, sub)
-        parts: list[str] = []
-        if sub.kind == SubKind.LAYER:
-            rule = sub.rule
-            if rule.in_size:
-                size = sizes.get(rule.in_size)
-                parts.append(f"{rule.in_size}={size if size is not None else self.unknown_size_param(sub, rule.in_size)}")
-            if rule.cell_arg:
-                member = sub.members[0] if sub.members else None
-                parts.append(f"self.{member.attr}" if member is not None and member.attr is not None else self.ctor_source(member) if member is not None else "None")
-            for key, value in sub.arg_code.items():
-                if key in rule.checked:
-                    continue  # recurrent.rnn_problems reported what NNX does differently
-                if key in rule.unsupported:
-                    sub.problems.append(f"Linen argument '{key}' has no NNX counterpart")
-                    continue
-                if key == "parent":
-                    sub.problems.append("parent= is not supported")
-                    continue
-                parts.append(f"{rule.rename.get(key, key)}={value}")
-            for key, value in rule.defaults.items():
-                if key not in sub.arg_code and not (sub.factory is not None and sub.factory.field is not None):
-                    # (a field's factory keeps its own presets: Linen's default is not forced on it)
-                    parts.append(f"{key}={value}")
-            parts.append("rngs=rngs")
-            callee = sub.factory.callee if sub.factory is not None else f"nnx.{rule.nnx_name}"
-            return f"{callee}({', '.join(parts)})"
-        if sub.kind == SubKind.CHILD:
-            child = sub.child
-            for key, value in sub.arg_code.items():
-                parts.append(f"{key}={value}")
-            for param in child.size_params:
-                size = sizes.get(param)
-                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
-            for param, size in sub.field_sizes.items():
-                parts.append(f"{param}={size if size is not None else self.unknown_size_param(sub, param)}")
-            parts.append("rngs=rngs")
-            callee = sub.factory.callee if sub.factory is not None else child.name
-            built = f"{callee}({', '.join(parts)})"
-            if sub.transform is not None:
-                return sub.transform.init_source(sub, built)
-            return built
         return code(sub.ctor)
 
     def _todo_comments(self, problems: list[str]) -> str:
