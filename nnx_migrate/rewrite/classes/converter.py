@@ -9,7 +9,6 @@ from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.nodes import statements as _statements
 from nnx_migrate.rewrite.classes.submodules import SubmoduleAnalysis
 from nnx_migrate.rewrite.classes.factories import FactoryAnalysis
-from nnx_migrate.rewrite.classes.variables import VariableAnalysis
 from nnx_migrate.rewrite.classes.out_sizes import SizeAnalysis
 from nnx_migrate.rewrite.classes.attribute_names import AttributeNames
 from nnx_migrate.rewrite.classes.setup import SetupAnalysis
@@ -17,7 +16,7 @@ from nnx_migrate.rewrite.classes.generate.init_body import InitGenerator
 from nnx_migrate.rewrite.classes.generate.signature import SignatureGenerator
 from nnx_migrate.rewrite.classes.generate.build import ClassBuilder
 from nnx_migrate.rewrite.classes.model import ClassAnalysis, ClassSummary
-from nnx_migrate.rewrite.classes.constructs import module_transforms
+from nnx_migrate.rewrite.classes.constructs import module_transforms, self_call_constructs
 from nnx_migrate.rewrite.classes.context import FileContext
 from nnx_migrate.rewrite.classes.helpers import binding_counts, constructs_inside
 from nnx_migrate.rewrite.classes.shape import ClassShape
@@ -25,7 +24,7 @@ from nnx_migrate.rewrite.classes.walker import BodyWalker
 
 
 
-class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, VariableAnalysis, SizeAnalysis, AttributeNames, SetupAnalysis, InitGenerator, SignatureGenerator, ClassBuilder):
+class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, SizeAnalysis, AttributeNames, SetupAnalysis, InitGenerator, SignatureGenerator, ClassBuilder):
     """One class: its analysis state, the walk's driver, and the generation (through its parts)."""
 
     def __init__(self, node: cst.ClassDef, ctx: FileContext, base: ClassSummary | None):
@@ -66,7 +65,8 @@ class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, Variable
         self._names_after_conditional_ones()
         self._finish_chains()
         self._drop_partials_used_only_to_build()
-        self._has_variable_sites()
+        for construct in self_call_constructs():
+            construct.finish(self)
         for sub in self.subs:
             self._check_sizes(sub)
         for nested in self.nested_defs:

@@ -10,7 +10,7 @@ import libcst as cst
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call as _self_method_call, string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, scalar, substitute_names, try_static
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
-from nnx_migrate.rewrite.classes.model import AppendChain, Sub, SubKind
+from nnx_migrate.rewrite.classes.model import AppendChain, Sub, VarDef, SubKind
 from nnx_migrate.rewrite.classes.helpers import binding_counts
 
 if TYPE_CHECKING:
@@ -256,3 +256,11 @@ class SetupAnalysis:
                     if isinstance(size, str) and pattern.search(size) and (sub.origin != "setup" or sub.order < last):
                         # built before the list is complete: the carried size is not there yet
                         sub.in_sizes[param] = None
+
+    def _setup_var_attr(self, site: VarDef, attr: str, node) -> None:
+        if site.attr != attr:
+            self.setup_var_names.append((site.attr, attr, node))  # see _honour_setup_names
+            self.var_attrs.pop(site.attr, None)
+            site.attr = attr
+            self.var_attrs[attr] = site
+        self.setup_var_attrs[attr] = site

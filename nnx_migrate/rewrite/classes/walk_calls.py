@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.rewrite import recurrent
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
-from nnx_migrate.rewrite.classes.model import CARRIED, MODE_ATTRIBUTE, SubKind
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import children_in_order
 from nnx_migrate.rewrite.classes.model import Sub
+from nnx_migrate.rewrite.classes.constructs import self_call_construct
 from nnx_migrate.rewrite.classes.context import qual_layer
 
 if TYPE_CHECKING:
@@ -97,33 +98,10 @@ class CallWalk:
             # the size it returns for these arguments (another call may pass other sizes)
             self.conv.call_returns[node] = self.conv.walk_method(walker)
             return
-        if method in ("param", "variable"):
-            for arg in node.args:
-                self.expr(arg.value)
-            conv.var_site(node, method, self)
+        construct = self_call_construct(method)
+        if construct is not None and construct.walk(conv, self, node, method):
             return
-        if method in ("make_rng",):
-            conv.needs_rngs_attr = True
-        if method == "has_variable" and len(node.args) == 2 and all(a.keyword is None and _string_value(a.value) is not None for a in node.args):
-            # decided once every variable site is known (ClassConverter._has_variable_sites)
-            conv.has_variable_calls.append(node)
-            return
-        if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) is not None:
-            conv.sow_names.add(name)
-        if method == "sow" and len(node.args) >= 2 and (name := _string_value(node.args[1].value)) in {f.name for f in conv.shape.fields}:
-            # Linen keeps sown values in a collection apart; NNX sets an attribute of that name
-            conv.todo(node, f"self.sow(..., {name!r}, ...)", f"NNX stores sown values as the attribute '{name}', which is also a field of the module: rename the sown value (and whoever reads it)")
-        if method == "is_mutable_collection":
-            if len(node.args) == 1 and node.args[0].keyword is None and _string_value(node.args[0].value) == "batch_stats" \
-                    and MODE_ATTRIBUTE not in {f.name for f in conv.shape.fields}:
-                # Linen: batch statistics are mutable in init and in a training apply
-                # (mutable=['batch_stats']), not in an evaluation apply. NNX: the module's
-                # mode, the attribute model.train() / model.eval() set on every module that has it.
-                conv.mode_calls.add(node)
-                return
-            conv.todo(node, "self.is_mutable_collection()", "NNX has no mutable collections: training vs evaluation is the module's mode (model.train() / model.eval(), BatchNorm's use_running_average); decide it by hand")
-            return
-        # (is_mutable_collection returned above; sow, make_rng and is_initializing convert)
+        # (Module methods a construct converts returned above or convert at the call)
         if method in ("has_rng", "has_variable", "get_variable", "put_variable", "scope", "bind", "apply", "init", "perturb", "lazy_init", "module_paths", "path", "variables", "clone", "copy"):
             conv.todo(node, f"self.{method}()", "no NNX counterpart is generated for this Module method")
         for child in children_in_order(node):

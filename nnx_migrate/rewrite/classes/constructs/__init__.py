@@ -14,20 +14,20 @@ import pkgutil
 
 import libcst as cst
 
-from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform, SubmoduleConstruct
+from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform, SelfCallConstruct, SubmoduleConstruct
 
 _NOT_CONSTRUCTS = {"base", "catalogue"}
 
 
 @functools.cache
-def constructs() -> tuple[ModuleTransform | SubmoduleConstruct, ...]:
+def constructs() -> tuple[ModuleTransform | SubmoduleConstruct | SelfCallConstruct, ...]:
     found = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name in _NOT_CONSTRUCTS:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-                   if issubclass(c, (ModuleTransform, SubmoduleConstruct)) and c.__module__ == module.__name__]
+                   if issubclass(c, (ModuleTransform, SubmoduleConstruct, SelfCallConstruct)) and c.__module__ == module.__name__]
         if len(classes) != 1:
             raise ImportError(f"{module.__name__} must define exactly one construct class, not {len(classes)}")
         found.append(classes[0]())
@@ -70,4 +70,19 @@ def submodule_construct(conv, func: cst.BaseExpression, qual: str | None) -> Sub
     return next((c for c in submodule_constructs() if c.matches(conv, func, qual)), None)
 
 
-__all__ = ["ModuleTransform", "SubmoduleConstruct", "construct_of_kind", "constructs", "module_transforms", "submodule_construct", "submodule_constructs", "transform_of"]
+@functools.cache
+def self_call_constructs() -> tuple[SelfCallConstruct, ...]:
+    return tuple(sorted((c for c in constructs() if isinstance(c, SelfCallConstruct)), key=lambda c: c.order))
+
+
+@functools.cache
+def _by_method() -> dict[str, SelfCallConstruct]:
+    return {m: c for c in reversed(self_call_constructs()) for m in c.methods}
+
+
+def self_call_construct(method: str | None) -> SelfCallConstruct | None:
+    """The construct of a call `self.<method>(...)` of Linen's Module API, or None."""
+    return _by_method().get(method) if method is not None else None
+
+
+__all__ = ["ModuleTransform", "SubmoduleConstruct", "SelfCallConstruct", "construct_of_kind", "constructs", "module_transforms", "self_call_construct", "self_call_constructs", "submodule_construct", "submodule_constructs", "transform_of"]

@@ -120,3 +120,31 @@ class SubmoduleConstruct:
             if positional:
                 return scalar(walker.size_of(positional[0]))
         return in_size
+
+
+class SelfCallConstruct:
+    """A call of one of Linen's own Module methods (`self.param(...)`, `self.sow(...)`,
+    `self.make_rng(...)`): for a call `self.<m>(...)` with `m` in `methods` the class
+    conversion asks it
+    - `walk(conv, walker, node, method)`: reads the call (True: the walk goes no further
+      into it);
+    - `finish(conv)`: after the whole class is walked;
+    - `init_source(conv)`: statements `__init__` needs first (after the fields);
+    - `call_source(rewriter, original, updated, method)`: the NNX call (None: as it is).
+    Constructs are asked in `order`."""
+
+    title: ClassVar[str]
+    methods: ClassVar[frozenset[str]]
+    order: ClassVar[int] = 50
+
+    def walk(self, conv: ClassConverter, walker: BodyWalker, node: cst.Call, method: str) -> bool:
+        return False
+
+    def finish(self, conv: ClassConverter) -> None:
+        """After the walk of every method."""
+
+    def init_source(self, conv: ClassConverter) -> list[str]:
+        return []
+
+    def call_source(self, rewriter: MethodRewriter, original: cst.Call, updated: cst.Call, method: str) -> cst.BaseExpression | None:
+        return None

@@ -9,7 +9,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
-from nnx_migrate.rewrite.classes.model import MODE_ATTRIBUTE
+from nnx_migrate.rewrite.classes.constructs import self_call_constructs
 from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter, SetupRewriter
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -62,11 +62,8 @@ class ClassBuilder:
                     leading, trailing = f.comments
                     line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))
                 init_lines.append(line)
-        if self.needs_rngs_attr:
-            init_lines.append(stmt("self.rngs = rngs\n"))
-        if self.mode_calls:
-            # NNX's convention (nnx.BatchNorm's default): built in training mode.
-            init_lines.append(stmt(f"self.{MODE_ATTRIBUTE} = False  # model.train() / model.eval() set it\n"))
+        for construct in self_call_constructs():  # (self.rngs, the mode attribute, ...)
+            init_lines += [stmt(src) for src in construct.init_source(self)]
         if not own_builder:
             args = [f"{f.name}={f.name}" for f in base.fields] + [f"{p}={p}" for p in base.size_params] + ["rngs=rngs"]
             init_lines.insert(0, stmt(f"super().__init__({', '.join(args)})\n"))

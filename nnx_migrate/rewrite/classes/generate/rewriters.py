@@ -15,11 +15,12 @@ import libcst as cst
 
 from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.names import normalize_linen
-from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
+from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
-from nnx_migrate.rewrite.classes.model import CARRIED, MODE_ATTRIBUTE, SubKind
+from nnx_migrate.rewrite.classes.constructs import self_call_construct
+from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.converter import ClassConverter
@@ -240,8 +241,6 @@ class MethodRewriter(FastTransformer):
 
     def _leave_call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
-        if original in conv.has_variable_attrs:
-            return templates.parse_expression(f"hasattr(self, {conv.has_variable_attrs[original]!r})")
         if original in conv.carry_inits:
             return self.generated(conv.carry_inits[original])
         if original in conv.carry_swaps:
@@ -257,26 +256,13 @@ class MethodRewriter(FastTransformer):
             return templates.parse_expression(f"self.{sub.attr}")
         if sub is not None:
             return self.generated(conv.ctor_source(sub))
-        site = conv.var_by_node.get(original)
-        if site is not None:
-            if site.collection == "params" and _self_attr(original.func) == "param":
-                return templates.parse_expression(f"self.{site.attr}[...]")
-            return templates.parse_expression(f"self.{site.attr}")
         method = _self_attr(original.func)
-        if method == "is_initializing" and not original.args:
-            return cst.Name("False")
-        if original in conv.mode_calls:
-            # parenthesised: the call may be an operand (`a and self.is_mutable_collection(...)`)
-            return templates.parse_expression(f"(not self.{MODE_ATTRIBUTE})")
-        if method == "make_rng" and len(original.args) == 1:
-            stream = _string_value(original.args[0].value)
-            if stream is not None and stream.isidentifier():
-                return templates.parse_expression(f"self.rngs.{stream}()")
-        if method == "sow" and original.args:
-            collection = _string_value(original.args[0].value)
-            if collection is not None:
-                vtype = conv.ctx.variable_type(collection)
-                return updated.with_changes(args=[updated.args[0].with_changes(value=templates.parse_expression(vtype)), *updated.args[1:]])
+        construct = self_call_construct(method)
+        if construct is not None:
+            # self.param / self.sow / self.make_rng ... (constructs/)
+            converted = construct.call_source(self, original, updated, method)
+            if converted is not None:
+                return converted
         # call-time keyword renames for layer calls
         called = None
         local_kwargs_hold = False  # a local's call: Linen's call-time arguments mean the same here
