@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import ast
 import keyword
-from typing import TYPE_CHECKING
 
-
-from nnx_migrate.rewrite.sizes import code
-from nnx_migrate.rewrite.classes.model import LoopContext, Sub
 from nnx_migrate.naming import auto_list_names
 from nnx_migrate.rewrite.classes.helpers import assigned_self_attrs, class_level_names, plus, times
-
-if TYPE_CHECKING:
-    pass
+from nnx_migrate.rewrite.classes.model import LoopContext, Sub
+from nnx_migrate.rewrite.sizes import code
 
 
 class AttributeNames:

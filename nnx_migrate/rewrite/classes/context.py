@@ -7,14 +7,12 @@ import re
 
 import libcst as cst
 
+from nnx_migrate.rewrite.classes.model import ClassSummary
 from nnx_migrate.rewrite.names import ImportMap, normalize_linen
 from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.rules import Rules
-from nnx_migrate.rewrite.classes.model import ClassSummary
-
 
 LINEN_MODULE = "flax.linen.Module"
-
 
 
 class FileContext:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-
 import libcst as cst
 
-from nnx_migrate.rewrite.report import TodoSite
-from nnx_migrate.rewrite.nodes import statements as _statements
-from nnx_migrate.rewrite.classes.submodules import SubmoduleAnalysis
-from nnx_migrate.rewrite.classes.factories import FactoryAnalysis
-from nnx_migrate.rewrite.classes.out_sizes import SizeAnalysis
 from nnx_migrate.rewrite.classes.attribute_names import AttributeNames
-from nnx_migrate.rewrite.classes.setup import SetupAnalysis
-from nnx_migrate.rewrite.classes.generate.init_body import InitGenerator
-from nnx_migrate.rewrite.classes.generate.signature import SignatureGenerator
-from nnx_migrate.rewrite.classes.generate.build import ClassBuilder
-from nnx_migrate.rewrite.classes.model import ClassAnalysis, ClassSummary
 from nnx_migrate.rewrite.classes.constructs import module_transforms, self_call_constructs
 from nnx_migrate.rewrite.classes.context import FileContext
+from nnx_migrate.rewrite.classes.factories import FactoryAnalysis
+from nnx_migrate.rewrite.classes.generate.build import ClassBuilder
+from nnx_migrate.rewrite.classes.generate.init_body import InitGenerator
+from nnx_migrate.rewrite.classes.generate.signature import SignatureGenerator
 from nnx_migrate.rewrite.classes.helpers import binding_counts, constructs_inside
+from nnx_migrate.rewrite.classes.model import ClassAnalysis, ClassSummary
+from nnx_migrate.rewrite.classes.out_sizes import SizeAnalysis
+from nnx_migrate.rewrite.classes.setup import SetupAnalysis
 from nnx_migrate.rewrite.classes.shape import ClassShape
+from nnx_migrate.rewrite.classes.submodules import SubmoduleAnalysis
 from nnx_migrate.rewrite.classes.walker import BodyWalker
-
+from nnx_migrate.rewrite.nodes import statements as _statements
+from nnx_migrate.rewrite.report import TodoSite
 
 
 class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, SizeAnalysis, AttributeNames, SetupAnalysis, InitGenerator, SignatureGenerator, ClassBuilder):

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from nnx_migrate.rewrite.classes.context import qual_layer
+from nnx_migrate.rewrite.classes.helpers import binding_counts, free_names
+from nnx_migrate.rewrite.classes.model import Factory, Sub
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
 from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
 from nnx_migrate.rewrite.visitors import FastVisitor
-from nnx_migrate.rewrite.classes.model import Factory, Sub
-from nnx_migrate.rewrite.classes.context import qual_layer
-from nnx_migrate.rewrite.classes.helpers import binding_counts, free_names
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.walker import BodyWalker

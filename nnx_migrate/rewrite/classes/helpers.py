@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr, targets as _targets
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import targets as _targets
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.rewrite import recurrent
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr
-from nnx_migrate.rewrite.sizes import NotStatic, scalar, substitute_names
-from nnx_migrate.rewrite.classes.model import Sub, SubKind
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import is_literal
+from nnx_migrate.rewrite.classes.model import Sub, SubKind
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.sizes import NotStatic, scalar, substitute_names
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.walker import BodyWalker

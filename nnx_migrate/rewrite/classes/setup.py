@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call as _self_method_call, string_value as _string_value
+from nnx_migrate.rewrite.classes.helpers import binding_counts
+from nnx_migrate.rewrite.classes.model import AppendChain, Sub, SubKind, VarDef
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
+from nnx_migrate.rewrite.nodes import string_value as _string_value
 from nnx_migrate.rewrite.sizes import NotStatic, code, scalar, substitute_names, try_static
 from nnx_migrate.rewrite.visitors import FastVisitor, children_in_order
-from nnx_migrate.rewrite.classes.model import AppendChain, Sub, VarDef, SubKind
-from nnx_migrate.rewrite.classes.helpers import binding_counts
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.walker import BodyWalker

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-
 import libcst as cst
 
+from nnx_migrate.rewrite.classes.context import FileContext
+from nnx_migrate.rewrite.classes.model import ClassSummary, Field
 from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.sizes import code
-from nnx_migrate.rewrite.classes.model import ClassSummary, Field
-from nnx_migrate.rewrite.classes.context import FileContext
-
-
 
 NON_FIELD_NAMES = {"parent", "name"}
 
 DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
-
 
 
 class ClassShape:

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr, string_value as _string_value
-from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
-from nnx_migrate.rewrite.classes.model import Sub, SubKind
 from nnx_migrate.rewrite.classes.constructs import ModuleTransform, construct_of_kind, submodule_construct, transform_of
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import list_element_name
+from nnx_migrate.rewrite.classes.model import Sub, SubKind
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import string_value as _string_value
+from nnx_migrate.rewrite.sizes import NotStatic, code, translate_static
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.walker import BodyWalker

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from nnx_migrate.rewrite import recurrent
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr
-from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
-from nnx_migrate.rewrite.sizes import code
-from nnx_migrate.rewrite.visitors import children_in_order
-from nnx_migrate.rewrite.classes.model import Sub
 from nnx_migrate.rewrite.classes.constructs import self_call_construct
 from nnx_migrate.rewrite.classes.context import qual_layer
-
-if TYPE_CHECKING:
-    pass
-
+from nnx_migrate.rewrite.classes.model import CARRIED, Sub, SubKind
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.sizes import code
+from nnx_migrate.rewrite.visitors import children_in_order
 
 OWN_SCOPES = frozenset({cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp})
 

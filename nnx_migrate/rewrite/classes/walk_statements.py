@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnx_migrate.rewrite.nodes import self_attr as _self_attr, self_method_call as _self_method_call, targets as _targets
-from nnx_migrate.rewrite.sizes import code, none_test, try_static
-from nnx_migrate.rewrite.visitors import children_in_order
-from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
 from nnx_migrate.rewrite.classes.constructs import transform_of
 from nnx_migrate.rewrite.classes.helpers import exits_early, is_literal, last_dim_of, may_be_literal
-
-if TYPE_CHECKING:
-    pass
+from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
+from nnx_migrate.rewrite.nodes import targets as _targets
+from nnx_migrate.rewrite.sizes import code, none_test, try_static
+from nnx_migrate.rewrite.visitors import children_in_order
 
 
 class StatementWalk:

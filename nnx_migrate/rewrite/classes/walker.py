@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnx_migrate.rewrite.nodes import bound_names as _bound_names, self_attr as _self_attr
-from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, scalar, size_param_name, try_static
 from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
-from nnx_migrate.rewrite.classes.walk_statements import StatementWalk
 from nnx_migrate.rewrite.classes.walk_calls import CallWalk
+from nnx_migrate.rewrite.classes.walk_statements import StatementWalk
+from nnx_migrate.rewrite.nodes import bound_names as _bound_names
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, scalar, size_param_name, try_static
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.converter import ClassConverter

@@ -25,11 +25,11 @@ cannot derive (it becomes a constructor argument).
 
 from __future__ import annotations
 
+import libcst as cst
+
 from nnx_migrate.rewrite.classes.constructs.base import SubmoduleConstruct
 from nnx_migrate.rewrite.classes.model import SubKind
 from nnx_migrate.rewrite.sizes import scalar
-
-import libcst as cst
 
 
 class ChildModule(SubmoduleConstruct):

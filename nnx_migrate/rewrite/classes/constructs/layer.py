@@ -33,13 +33,13 @@ did not make.
 
 from __future__ import annotations
 
+import libcst as cst
+
 from nnx_migrate.rewrite import recurrent
 from nnx_migrate.rewrite.classes.constructs.base import SubmoduleConstruct
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.model import SubKind
 from nnx_migrate.rewrite.sizes import code, scalar
-
-import libcst as cst
 
 
 class Layer(SubmoduleConstruct):

@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.rewrite import templates
+from nnx_migrate.rewrite.classes.constructs import self_call_construct
+from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 from nnx_migrate.rewrite.names import normalize_linen
-from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements
+from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
+from nnx_migrate.rewrite.nodes import statements as _statements
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
-from nnx_migrate.rewrite.classes.constructs import self_call_construct
-from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 
 if TYPE_CHECKING:
     from nnx_migrate.rewrite.classes.converter import ClassConverter
@@ -134,8 +137,6 @@ def _with_todo_comments(statement, notes: list[str]):
         return statement
     comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
     return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
-
-
 
 
 class MethodRewriter(FastTransformer):

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from nnx_migrate.rewrite.sizes import portable_size, size_param_name
-
-if TYPE_CHECKING:
-    pass
 
 
 class SignatureGenerator:
@@ -107,3 +103,34 @@ class SignatureGenerator:
             scope = self.call_walker.scope
             out += [src for src, _ in scope.static.values()]
         return out
+
+    def _init_params(self, fields, size_params: list[str]) -> list[str]:
+        """The parameters of `__init__` as source: fields, input sizes, `rngs`."""
+        params_src = []
+        keyword_only = False
+        seen_default = False
+        for f in fields:
+            ann = f": {f.annotation}" if f.annotation else ""
+            default = f" = {self.factory_fields.get(f.name, f.default_code)}" if f.has_default else ""
+            if not f.has_default and seen_default and not keyword_only:
+                # a required field after defaulted ones (Linen's kw_only dataclasses,
+                # subclasses): keyword-only from here, as Python requires
+                params_src.append("*")
+                keyword_only = True
+            seen_default = seen_default or f.has_default
+            params_src.append(f"{f.name}{ann}{default}")
+        optional_sizes = self._optional_size_params(size_params)
+        sizes_src = [f"{p}: int" for p in size_params if p not in optional_sizes]
+        if sizes_src and not seen_default:
+            params_src += sizes_src
+            params_src.append("*")
+        else:
+            if not keyword_only:
+                params_src.append("*")
+            params_src += sizes_src
+        if not keyword_only and "*" not in params_src:
+            params_src.append("*")
+        params_src += [f"{p}: int | None = None" for p in optional_sizes]
+        params_src += [f"{p}: int | None = None" for p in self.field_out_params.values()]
+        params_src.append("rngs: nnx.Rngs")
+        return params_src
