@@ -14,6 +14,10 @@ The convention:
 - an element of a list assigned in `setup` (`self.layers = [...]`), which Linen calls
   `layers_3`, is element 3 of the `nnx.List` attribute `layers`: NNX path `('layers', 3)`;
   so is a layer named in a loop `f'layers_{i}'` or `f'layers{i}'` (Linen's `layers3`);
+- unnamed compact submodules of one class built in a loop (Linen's `Dense_0`, `Dense_1`,
+  ... in creation order) are the elements of one `nnx.List` named after the class in
+  snake_case, `dense` (or `dense_layers` where the class already has a `dense`): Linen's
+  `Dense_3` is `('dense', 3)`;
 - an entry of a dict assigned in `setup` (`self.heads = {'cls': ...}`), which Linen calls
   `heads_cls`, is key 'cls' of the `nnx.Dict` attribute `heads`: `('heads', 'cls')`;
 - a Linen name that is a Python keyword cannot be an attribute: NNX (PEP 8) appends an
@@ -49,6 +53,13 @@ def nnx_attribute_name(linen_name: str) -> str:
     return f"{snake_case(match['cls'])}_{match['index']}"
 
 
+def auto_list_names(linen_class: str) -> tuple[str, str]:
+    """The attribute of the nnx.List holding a class's unnamed submodules built in a loop
+    (`Dense` -> `dense`), and the one taken when the class already has that name."""
+    base = snake_case(linen_class)
+    return base, f"{base}_layers"
+
+
 def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
     """Every NNX path (relative to the parent module) that may hold Linen's `linen_name`.
 
@@ -66,6 +77,10 @@ def nnx_path_candidates(linen_name: str) -> list[tuple[str | int, ...]]:
         candidates.append((element["base"], int(element["index"])))
     elif element is not None:
         candidates.append((element["bare"], int(element["bare_index"])))
+    auto = _AUTO_NAME.match(linen_name)
+    if auto is not None:
+        # an unnamed submodule built in a loop: an element of the class's nnx.List
+        candidates += [(name, int(auto["index"])) for name in auto_list_names(auto["cls"])]
     # an entry of a dict assigned in setup (`self.heads = {'out_a': ...}`), which Linen
     # calls `heads_out_a`: key 'out_a' of the `nnx.Dict` attribute `heads` (or 'a' of
     # `heads_out`: the harness takes whichever exists)

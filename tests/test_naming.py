@@ -15,7 +15,10 @@ def test_auto_names_become_snake_case_and_user_names_are_kept():
 
 
 def test_path_candidates_include_list_elements():
-    assert nnx_path_candidates("Dense_0") == [("Dense_0",), ("dense_0",), ("Dense", 0)]
+    # an unnamed Dense built in a loop: element 0 of `dense` (`dense_layers` where the class
+    # has a `dense` already); a loop's f'Dense_{i}' keeps the user's `Dense`
+    assert nnx_path_candidates("Dense_0") == [("Dense_0",), ("dense_0",), ("Dense", 0), ("dense", 0), ("dense_layers", 0)]
+    assert nnx_path_candidates("BatchNorm_3")[-2:] == [("batch_norm", 3), ("batch_norm_layers", 3)]
     assert nnx_path_candidates("layers_3") == [("layers_3",), ("layers", 3)]
     assert nnx_path_candidates("encoder") == [("encoder",)]
     # a loop's f'conv{i}': Linen's conv12 is element 12 of the list conv
@@ -30,3 +33,28 @@ def test_keyword_names_get_a_trailing_underscore():
     assert nnx_attribute_name("if") == "if_"
     assert nnx_attribute_name("lambda") == "lambda_"
     assert nnx_path_candidates("if") == [("if",), ("if_",)]
+
+
+LOOP = """
+import flax.linen as nn
+
+class Net(nn.Module):
+  depth: int = 3
+{extra}
+  @nn.compact
+  def __call__(self, x):
+    for _ in range(self.depth):
+      x = nn.Dense(4)(x)
+    return x
+"""
+
+
+def test_unnamed_layers_of_a_loop_are_a_snake_case_list_the_harness_finds():
+    from nnx_migrate.rewrite import rewrite_source
+
+    plain = rewrite_source(LOOP.format(extra=""), "m.py").new_text
+    assert "self.dense = nnx.List()" in plain and "self.dense[" in plain
+    # a field already named `dense`: the list takes the other name naming.py maps
+    taken = rewrite_source(LOOP.format(extra="  dense: int = 1"), "m.py").new_text
+    assert "self.dense_layers = nnx.List()" in taken and "self.dense = dense" in taken
+    assert ("dense_layers", 2) in nnx_path_candidates("Dense_2")

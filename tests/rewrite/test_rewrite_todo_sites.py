@@ -663,14 +663,16 @@ def test_a_size_one_operand_broadcasts_to_the_other_operands_size():
 
 
 # The nnx.List of a class's unnamed submodules built in a loop is the attribute named after
-# the class (`self.Dense`): something else of that name is reported, never overwritten.
+# the class in snake_case (`self.dense`, else `self.dense_layers`): something else of both
+# names is reported, never overwritten.
+_LOOP = "for _ in range(2):\n      x = nn.Dense(4)(x)"
 _LIST_NAME_TAKEN = {
-    "explicit-name-before": ("x = nn.Dense(4, name='Dense')(x)\n    for _ in range(2):\n      x = nn.Dense(4)(x)", "", "a submodule's name"),
-    "explicit-name-after": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    x = nn.Dense(4, name='Dense')(x)", "", "a submodule's name"),
-    "parameter": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    x = x * self.param('Dense', nn.initializers.ones, (4,))", "", "a parameter or variable"),
-    "sown-value": ("for _ in range(2):\n      x = nn.Dense(4)(x)\n    self.sow('intermediates', 'Dense', x)", "", "a sown value"),
-    "class-attribute": ("for _ in range(2):\n      x = nn.Dense(4)(x)", "Dense = 3\n", "a class attribute"),
-    "method": ("for _ in range(2):\n      x = nn.Dense(4)(x)", "def Dense(self):\n    return 0\n", "a method"),
+    "explicit-name-before": ("x = nn.Dense(4, name='dense')(x)\n    x = nn.Dense(4, name='dense_layers')(x)\n    " + _LOOP, "", "a submodule's name"),
+    "explicit-name-after": (_LOOP + "\n    x = nn.Dense(4, name='dense')(x)\n    x = nn.Dense(4, name='dense_layers')(x)", "", "a submodule's name"),
+    "parameter": (_LOOP + "\n    x = x * self.param('dense', nn.initializers.ones, (4,)) * self.param('dense_layers', nn.initializers.ones, (4,))", "", "a parameter or variable"),
+    "sown-value": (_LOOP + "\n    self.sow('intermediates', 'dense', x)\n    self.sow('intermediates', 'dense_layers', x)", "", "a sown value"),
+    "class-attribute": (_LOOP, "dense = 3\ndense_layers = 4\n", "a class attribute"),
+    "method": (_LOOP, "def dense(self):\n    return 0\ndef dense_layers(self):\n    return 0\n", "a method"),
 }
 
 
@@ -685,7 +687,7 @@ def test_the_list_of_unnamed_loop_layers_never_takes_a_name_in_use(body, extra, 
     assert result.error is None
     ast.parse(result.new_text)
     assert "nnx.List()" not in result.new_text
-    assert any("would be the attribute 'Dense'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
+    assert any("would be the attribute 'dense_layers'" in t.why and why in t.why for t in result.todos), [t.render() for t in result.todos]
     assert "# TODO(nnx-migrate)" in result.new_text
     # The loop's layers stay plain attributes; the sizes it carries, which later
     # layers are sized by (`in_features=x_size`), are still defined.

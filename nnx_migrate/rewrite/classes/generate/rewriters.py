@@ -14,24 +14,20 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.rewrite import templates
+from nnx_migrate.rewrite.classes.constructs import self_call_construct
+from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 from nnx_migrate.rewrite.names import normalize_linen
-from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS, self_attr as _self_attr, self_method_call as _self_method_call, statements as _statements, string_value as _string_value
+from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS
+from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
+from nnx_migrate.rewrite.nodes import statements as _statements
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
 
-# The attribute `nnx.Module.train()` / `.eval()` set to False / True on every module that
-# has it (nnx.BatchNorm's own); a converted class that asked Linen whether its batch
-# statistics were mutable (`self.is_mutable_collection('batch_stats')`) keeps its mode in it.
-MODE_ATTRIBUTE = "use_running_average"
-
 if TYPE_CHECKING:
-    from nnx_migrate.rewrite.classes import ClassConverter
+    from nnx_migrate.rewrite.classes.converter import ClassConverter
 
-# A placeholder for the variable `__init__` carries a setup list element's input size in:
-# the next element's size is written in it where it depends on it (a residual block keeps
-# its input's size; classes.BodyWalker._next_element_size).
-CARRIED = "__nnx_migrate_carried__"
 _CARRIED_NAME = re.compile(rf"\b{CARRIED}\b")
 
 DECORATORS_TO_DROP = {"flax.linen.compact", "flax.linen.nowrap", "flax.linen.module.compact", "flax.linen.module.nowrap"}
@@ -56,10 +52,10 @@ class SetupRewriter(FastTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
-        sub = conv.sub_by_node.get(id(original))
+        sub = conv.sub_by_node.get(original)
         if sub is not None:
             return templates.parse_expression(conv.ctor_source(sub))
-        site = conv.var_by_node.get(id(original))
+        site = conv.var_by_node.get(original)
         if site is not None:
             return templates.parse_expression(site.init_code)
         return updated
@@ -74,8 +70,8 @@ class SetupRewriter(FastTransformer):
                 continue
             if original is chain.init_stmt:
                 return cst.FlattenSentinel([updated, templates.parse_statement(f"{chain.var} = {chain.first}\n", config=self.conv.ctx.module.config_for_parsing)])
-            if id(original) in chain.outs and chain.outs[id(original)] != chain.var and any(stmt is original for _, stmt in chain.appends):
-                return cst.FlattenSentinel([updated, templates.parse_statement(f"{chain.var} = {chain.outs[id(original)]}\n", config=self.conv.ctx.module.config_for_parsing)])
+            if original in chain.outs and chain.outs[original] != chain.var and any(stmt is original for _, stmt in chain.appends):
+                return cst.FlattenSentinel([updated, templates.parse_statement(f"{chain.var} = {chain.outs[original]}\n", config=self.conv.ctx.module.config_for_parsing)])
         if len(original.body) == 1 and isinstance(original.body[0], cst.Assign) and len(original.body[0].targets) == 1:
             attr = _self_attr(original.body[0].targets[0].target)
             plan = self.conv.comp_plans.get(attr) if attr is not None else None
@@ -117,10 +113,10 @@ class SetupRewriter(FastTransformer):
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
         elif self.pending:
-            entry = self.conv.todo_nodes.get(id(node))
+            entry = self.conv.todo_nodes.get(node)
             if entry is not None and entry[0] is node:
                 self.pending[-1].extend(entry[1])
-            sub = self.conv.sub_by_node.get(id(node))
+            sub = self.conv.sub_by_node.get(node)
             if sub is not None and sub.ctor is node:
                 self.pending[-1].extend(sub.problems + [p for m in sub.members for p in m.problems])
         return super().on_visit(node)
@@ -141,8 +137,6 @@ def _with_todo_comments(statement, notes: list[str]):
         return statement
     comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
     return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
-
-
 
 
 class MethodRewriter(FastTransformer):
@@ -176,7 +170,7 @@ class MethodRewriter(FastTransformer):
         if type(node) in STATEMENT_TYPES:
             self.pending.append([])
         elif self.pending:
-            entry = self.conv.todo_nodes.get(id(node))
+            entry = self.conv.todo_nodes.get(node)
             if entry is not None and entry[0] is node:
                 self.pending[-1].extend(entry[1])
         return super().on_visit(node)
@@ -188,10 +182,10 @@ class MethodRewriter(FastTransformer):
         return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
-        return id(node) not in self.conv.scan_statements
+        return node not in self.conv.dropped_statements
 
     def leave_SimpleStatementLine(self, original, updated):
-        if id(original) in self.conv.scan_statements:
+        if original in self.conv.dropped_statements:
             return cst.RemoveFromParent()  # `ScanBlock = nn.scan(...)`: built in __init__
         return updated
 
@@ -215,11 +209,11 @@ class MethodRewriter(FastTransformer):
 
     def visit_Call(self, node: cst.Call):
         # A construction or self.param/variable call is replaced whole in leave_Call.
-        if id(node) in self.conv.sub_by_node or id(node) in self.conv.var_by_node or id(node) in self.conv.carry_inits:
+        if node in self.conv.sub_by_node or node in self.conv.var_by_node or node in self.conv.carry_inits:
             return False
         return self.renamer.visit_Call(node)  # Linen functions renamed only as calls
 
-    def _generated(self, src: str) -> cst.BaseExpression:
+    def generated(self, src: str) -> cst.BaseExpression:
         """New code from text, with Linen names renamed like the rest."""
         return templates.parse_expression(src).visit(self.renamer)
 
@@ -248,15 +242,13 @@ class MethodRewriter(FastTransformer):
 
     def _leave_call(self, original: cst.Call, updated: cst.Call):
         conv = self.conv
-        if id(original) in conv.has_variable_attrs:
-            return templates.parse_expression(f"hasattr(self, {conv.has_variable_attrs[id(original)]!r})")
-        if id(original) in conv.carry_inits:
-            return self._generated(conv.carry_inits[id(original)])
-        if id(original) in conv.carry_swaps:
+        if original in conv.carry_inits:
+            return self.generated(conv.carry_inits[original])
+        if original in conv.carry_swaps:
             # NNX: initialize_carry(input_shape, rngs)
             rng, shape = updated.args
-            return self._generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
-        sub = conv.sub_by_node.get(id(original))
+            return self.generated(f"{code(updated.func)}({code(shape.value)}, nnx.Rngs({code(rng.value)}))")
+        sub = conv.sub_by_node.get(original)
         if sub is not None and sub.attr is not None and sub.list_index is not None:
             return templates.parse_expression(f"self.{sub.attr}[{sub.list_index}]")
         if sub is not None and sub.attr is not None and sub.loop is not None:
@@ -264,71 +256,29 @@ class MethodRewriter(FastTransformer):
         if sub is not None and sub.attr is not None:
             return templates.parse_expression(f"self.{sub.attr}")
         if sub is not None:
-            return self._generated(conv.ctor_source(sub))
-        site = conv.var_by_node.get(id(original))
-        if site is not None:
-            if site.collection == "params" and _self_attr(original.func) == "param":
-                return templates.parse_expression(f"self.{site.attr}[...]")
-            return templates.parse_expression(f"self.{site.attr}")
+            return self.generated(conv.ctor_source(sub))
         method = _self_attr(original.func)
-        if method == "is_initializing" and not original.args:
-            return cst.Name("False")
-        if id(original) in conv.mode_calls:
-            # parenthesised: the call may be an operand (`a and self.is_mutable_collection(...)`)
-            return templates.parse_expression(f"(not self.{MODE_ATTRIBUTE})")
-        if method == "make_rng" and len(original.args) == 1:
-            stream = _string_value(original.args[0].value)
-            if stream is not None and stream.isidentifier():
-                return templates.parse_expression(f"self.rngs.{stream}()")
-        if method == "sow" and original.args:
-            collection = _string_value(original.args[0].value)
-            if collection is not None:
-                vtype = conv.ctx.variable_type(collection)
-                return updated.with_changes(args=[updated.args[0].with_changes(value=templates.parse_expression(vtype)), *updated.args[1:]])
+        construct = self_call_construct(method)
+        if construct is not None:
+            # self.param / self.sow / self.make_rng ... (constructs/)
+            converted = construct.call_source(self, original, updated, method)
+            if converted is not None:
+                return converted
         # call-time keyword renames for layer calls
         called = None
         local_kwargs_hold = False  # a local's call: Linen's call-time arguments mean the same here
         if isinstance(original.func, cst.Call):
-            called = conv.sub_by_node.get(id(original.func))
+            called = conv.sub_by_node.get(original.func)
         elif _self_attr(original.func) in conv.subs_by_attr:
             called = conv.subs_by_attr[_self_attr(original.func)]
-        elif id(original) in conv.local_calls:
-            called, local_kwargs_hold = conv.local_calls[id(original)]
-        if called is not None and called.scan is not None and "time" in called.scan:
-            args = list(updated.args)
-            positional = len(args) >= 2 and not any(a.keyword is not None or a.star for a in args)
-            src = called.scan["time"].call_source("lambda module, carry, *xs: module(carry, *xs)", code(updated.func), code(args[0].value), [code(a.value) for a in args[1:]]) if positional else None
-            if src is None:
-                conv.todo(original, f"{called.attr}(...)", "a module scanned over time called with keywords, without a carry, or with in_axes that do not match the arguments: convert by hand")
-                return updated
-            # Linen's scan over time: one module, its state carried through the steps.
-            # Renamed like new code: a reported axis keeps its Linen text (`nn.broadcast`
-            # in out_axes), which must keep flax.linen imported and be reported there.
-            return self._generated(src)
-        if called is not None and called.scan is not None and not called.problems:
-            args = list(updated.args)
-            if not args or any(a.keyword is not None or a.star for a in args):
-                conv.todo(original, f"{called.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
-                return updated
-            xs = [code(a.value) for a in args[1:]]
-            axes = called.scan["in_axes"].for_arguments(len(xs))
-            if axes is None:
-                conv.todo(original, f"{called.attr}(...)", "nn.scan in_axes do not match the call's arguments")
-                return updated
-            in_spec = ", ".join(["nnx.Carry", "0", *axes])
-            call_args = ", ".join([code(args[0].value), code(updated.func), *xs])
-            # Linen's scan over layers: carry through the stacked layers, outputs stacked.
-            return self._generated(
-                f"nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=({in_spec}), out_axes=(nnx.Carry, {called.scan['out_axes'].source}))({call_args})"
-            )
-        if called is not None and called.remat:
-            if any(a.keyword is not None or a.star for a in updated.args):
-                conv.todo(original, f"nn.remat({called.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
-                return updated
-            # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
-            args = ", ".join(code(a.value) for a in updated.args)
-            return templates.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")
-        if called is not None and called.kind == "layer" and called.rule.call_keywords:
+        elif original in conv.local_calls:
+            called, local_kwargs_hold = conv.local_calls[original]
+        if called is not None and called.transform is not None:
+            # nn.remat / nn.scan of a class (constructs/): the call runs through NNX's transform
+            transformed = called.transform.call_source(self, original, updated, called)
+            if transformed is not None:
+                return transformed
+        if called is not None and called.kind == SubKind.LAYER and called.rule.call_keywords:
             # positional call arguments NNX takes by keyword only: `drop(x, True)` ->
             # `drop(x, deterministic=True)`
             positional = [i for i, a in enumerate(updated.args) if a.keyword is None and not a.star]
@@ -338,18 +288,18 @@ class MethodRewriter(FastTransformer):
                 if n < len(names):
                     new_args[i] = new_args[i].with_changes(keyword=cst.Name(names[n]), equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
             updated = updated.with_changes(args=new_args)
-        if called is not None and called.kind == "local" and called.call_kwargs:
+        if called is not None and called.kind == SubKind.CHILD and called.call_kwargs:
             # call-time values a layer partial passed to the child took from call arguments
             if isinstance(original.func, cst.Call) or local_kwargs_hold:
                 updated = _with_call_kwargs(updated, called.call_kwargs)
-            elif id(original) not in conv.local_calls:  # (a local's: reported by the walk)
+            elif original not in conv.local_calls:  # (a local's: reported by the walk)
                 conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the module from call arguments; pass it at each call")
             return updated
-        if called is not None and called.kind == "layer":
+        if called is not None and called.kind == SubKind.LAYER:
             args = []
             if (isinstance(original.func, cst.Call) or local_kwargs_hold) and called.call_kwargs:
                 updated = _with_call_kwargs(updated, called.call_kwargs)
-            elif called.call_kwargs and id(original) not in conv.local_calls:  # (a local's: reported by the walk)
+            elif called.call_kwargs and original not in conv.local_calls:  # (a local's: reported by the walk)
                 conv.todo(original, f"{called.attr}(...)", f"Linen set {', '.join(called.call_kwargs)} when building the layer from call arguments; pass it at each call")
             for arg in updated.args:
                 if arg.keyword is not None and arg.keyword.value in called.rule.call_unsupported:
@@ -362,10 +312,10 @@ class MethodRewriter(FastTransformer):
 
     # A statement's whole expression needs no parentheses around the mode test.
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign):
-        return updated.with_changes(value=_bare_mode_test(updated.value)) if id(original.value) in self.conv.mode_calls else updated
+        return updated.with_changes(value=_bare_mode_test(updated.value)) if original.value in self.conv.mode_calls else updated
 
     def leave_If(self, original: cst.If, updated: cst.If):
-        return updated.with_changes(test=_bare_mode_test(updated.test)) if id(original.test) in self.conv.mode_calls else updated
+        return updated.with_changes(test=_bare_mode_test(updated.test)) if original.test in self.conv.mode_calls else updated
 
     def leave_Attribute(self, original: cst.Attribute, updated):
         renamed = self.renamer.leave_Attribute(original, updated)

@@ -1,0 +1,48 @@
+"""Remat a block: `nn.remat(Block)` / `nn.checkpoint(Block)` built and called as a submodule.
+
+What: the block is built in `__init__` like `Block` itself (its attribute keeps Linen's
+name, `checkpoint_block_0` for the unnamed one) and each call runs through `nnx.remat`.
+
+Why: Linen's `nn.remat(Block)` is a new module class whose forward pass is recomputed in
+backprop. NNX transforms functions, not classes: the module is an ordinary one, and
+`nnx.remat` wraps the function that calls it, with the same effect on memory and gradients.
+
+Before:
+    x = nn.remat(Block)(self.width)(x)
+
+After:
+    # __init__
+    self.checkpoint_block_0 = Block(width=self.width, in_features=in_features, rngs=rngs)
+    # __call__
+    x = nnx.remat(lambda module, *args: module(*args))(self.checkpoint_block_0, x)
+
+Reported: a call with keyword arguments (`nnx.remat` would trace them; pass them through by
+hand). `nn.remat` with options (`static_argnums`, `policy`, ...) and a remat class bound to
+a local (`RB = nn.remat(Block)`) are left as Linen and reported, to build by hand.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from nnx_migrate.rewrite import templates
+from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
+from nnx_migrate.rewrite.sizes import code
+
+
+class Remat(ModuleTransform):
+    title = "Remat a block (`nn.remat`, `nn.checkpoint`)"
+    linen = frozenset({"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"})
+    prefix = "Checkpoint"
+
+    def wrapped_class(self, transform: cst.Call) -> cst.BaseExpression | None:
+        args = transform.args
+        return args[0].value if len(args) == 1 and args[0].keyword is None else None
+
+    def call_source(self, rewriter, original, updated, sub):
+        if any(a.keyword is not None or a.star for a in updated.args):
+            rewriter.conv.todo(original, f"nn.remat({sub.attr})(...)", "keyword arguments to a rematerialized module: nnx.remat would trace them; pass them through by hand")
+            return updated
+        # Linen's remat-a-block: the block's forward pass is recomputed in backprop.
+        args = ", ".join(code(a.value) for a in updated.args)
+        return templates.parse_expression(f"nnx.remat(lambda module, *args: module(*args))({code(updated.func)}, {args})")

@@ -1,0 +1,1 @@
+"""Generation: the NNX class written from the analysis of a Linen class."""
