@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -88,3 +89,8 @@ def compare_trees(
         if nnx_name not in seen_nnx:
             diffs.append(LeafDiff(nnx_name, nnx_name, False, float("inf"), float("inf"), "only on the NNX side"))
     return diffs
+
+
+def finite_or_none(value: float) -> float | None:
+    """A difference for JSON: inf (a missing leaf, another shape) becomes null."""
+    return value if math.isfinite(value) else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nnx_migrate.equivalence.result import ComparisonResult, finite_or_none
+from nnx_migrate.equivalence.leaf_comparison import finite_or_none
+
+if TYPE_CHECKING:  # result.py imports this module to format itself
+    from nnx_migrate.equivalence.result import ComparisonResult
 
 
 def verdict_line(result: ComparisonResult) -> str:
