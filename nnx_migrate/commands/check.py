@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build the NNX class with these keywords (+ rngs) as a hand-written port")
     parser.add_argument("--mapping", default=None, metavar="JSON",
                         help='explicit placements, Linen path -> NNX path: {"Dense_0": "fc1"}')
-    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance (default 1e-6)")
-    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance (default 1e-6)")
+    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance for every leaf (default: per dtype, 1e-6 for float32)")
+    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance for every leaf (default: per dtype, 1e-6 for float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs, Linen init and NNX construction")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -113,7 +113,6 @@ def _check(args: argparse.Namespace):
 
     from nnx_migrate.equivalence import compare
     from nnx_migrate.equivalence.loading import load_target
-    from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
     linen_class = load_target(args.linen)
     nnx_class = load_target(args.nnx)
@@ -142,7 +141,7 @@ def _check(args: argparse.Namespace):
         init_inputs=init_inputs or None,
         train_steps=args.train_steps,
         mapping=mapping,
-        rtol=DEFAULT_RTOL if args.rtol is None else args.rtol,
-        atol=DEFAULT_ATOL if args.atol is None else args.atol,
+        rtol=args.rtol,
+        atol=args.atol,
         seed=args.seed,
     )

@@ -125,6 +125,15 @@ class HandTransformerBlock(nnx.Module):
         return x + y
 
 
+class HandTransformerBlockCrossedNames(HandTransformerBlock):
+    """Correct, with its norms named the other way round: `ln2` is applied first."""
+
+    def __call__(self, x, deterministic: bool = True):
+        x = x + self.attn(self.ln2(x), deterministic=deterministic)
+        y = self.fc_out(nnx.gelu(self.fc_in(self.ln1(x))))
+        return x + y
+
+
 # -- Embed ------------------------------------------------------------------------------
 class EmbedClassifierRewrite(nnx.Module):
     def __init__(self, vocab=20, dim=8, classes=3, *, rngs):
