@@ -44,7 +44,9 @@ def restore_nnx_checkpoint(path: str | Path, model: nnx.Module, optimizer: nnx.O
     if optimizer is not None:
         target["optimizer"] = nnx.state(optimizer)
     try:
-        restored = ocp.StandardCheckpointer().restore(Path(path).resolve(), target, strict=False)
+        # partial: a model alone restores from a checkpoint that also holds optimizer state
+        restored = ocp.PyTreeCheckpointer().restore(Path(path).resolve(), args=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
     except Exception as exc:
         raise CheckpointError(f"{path}: orbax could not restore it into the model: "
                               f"{type(exc).__name__}: {exc}") from exc

@@ -143,10 +143,11 @@ def build_with_sizes(
     if missing and variables:
         sizes, missing = solve_sizes(build, missing, variables)
     if missing:
-        from_shapes = " nor from the Linen variables' shapes" if variables else ""
+        from_shapes = ("; not readable from the Linen variables' shapes either (do they belong to this "
+                       "model?)") if variables else ""
         raise EquivalenceSetupError(
             f"cannot build {nnx_class.__name__}: no value for required argument(s) "
-            f"{', '.join(missing)} ({passed}; none found{from_shapes})"
+            f"{', '.join(missing)} ({passed}{from_shapes})"
         )
     try:
         return build(sizes), sizes
