@@ -242,3 +242,45 @@ class HandCNNModeSwitched(nnx.Module):
         x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         x = self.dropout(x.reshape((x.shape[0], -1)))
         return self.classifier(x)
+
+
+# -- sizes left as arguments, swapped twins, bfloat16 ------------------------------------
+class FlattenRewrite(nnx.Module):
+    def __init__(self, features=4, *, dense_0_in_features: int, rngs):
+        self.dense_0 = nnx.Linear(dense_0_in_features, features, rngs=rngs)
+        self.dense_1 = nnx.Linear(features, 2, rngs=rngs)
+
+    def __call__(self, x):
+        x = nnx.relu(self.dense_0(x.reshape((x.shape[0], -1))))
+        return self.dense_1(x)
+
+
+class NormedPairRewrite(nnx.Module):
+    def __init__(self, *, in_features, rngs):
+        self.layer_norm_0 = nnx.LayerNorm(in_features, rngs=rngs)
+        self.dense_0 = nnx.Linear(in_features, in_features, rngs=rngs)
+        self.layer_norm_1 = nnx.LayerNorm(in_features, rngs=rngs)
+
+    def __call__(self, x):
+        return self.layer_norm_1(self.dense_0(self.layer_norm_0(x)))
+
+
+class NormedPairSwapped(NormedPairRewrite):
+    def __call__(self, x):
+        return self.layer_norm_0(self.dense_0(self.layer_norm_1(x)))  # the twins swapped
+
+
+class HalfPrecisionMLPRewrite(nnx.Module):
+    def __init__(self, features=16, *, in_features, rngs):
+        half = dict(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.dense_0 = nnx.Linear(in_features, features, **half)
+        self.layer_norm_0 = nnx.LayerNorm(features, **half)
+        self.dense_1 = nnx.Linear(features, 4, **half)
+
+    def __call__(self, x):
+        return self.dense_1(self.layer_norm_0(nnx.gelu(self.dense_0(x))))
+
+
+class HalfPrecisionMLPWrongActivation(HalfPrecisionMLPRewrite):
+    def __call__(self, x):
+        return self.dense_1(self.layer_norm_0(nnx.relu(self.dense_0(x))))
