@@ -15,9 +15,14 @@ the gradients of every parameter, a train-mode call (BatchNorm statistics, ident
 Dropout masks) and optionally --train-steps optimizer steps.
 
 The NNX class is built like `nnx-migrate rewrite` output: NNXClass(<Linen fields>,
-in_features=..., rngs=nnx.Rngs(seed)), weights placed by the rewrite's naming convention.
-A hand-written port with its own constructor: give --nnx-kwargs (then weights are also
-matched by structure and shapes, and --mapping resolves what is ambiguous).
+in_features=..., rngs=nnx.Rngs(seed)), sizes the rewrite left as arguments
+(dense_0_in_features) read off the Linen weights' shapes, weights placed by the
+rewrite's naming convention. The weights are moved off their init values (seeded), so
+swapped or unused layers show. A hand-written port with its own constructor: give
+--nnx-kwargs (then weights are also matched by structure and shapes; submodules that
+shapes cannot tell apart are placed by the outputs, and --mapping decides otherwise).
+Every floating dtype (bfloat16, float16, float8 included) is compared with its own
+default tolerances unless --rtol/--atol are given.
 """
 EPILOG = """\
 exit codes:

@@ -63,7 +63,8 @@ def compare(
       linen_module: the Linen original (an unbound instance).
       nnx_target: an NNX module instance (a hand-written port; the Linen weights are
         copied into it) or an NNX class written by `nnx-migrate rewrite` (built here from
-        the Linen fields, the input sizes and `nnx.Rngs(seed)`).
+        the Linen fields, the input sizes, sizes left as arguments read off the Linen
+        variables' shapes, and `nnx.Rngs(seed)`).
       *inputs: example positional inputs of the compared method.
       call_kwargs: keywords for both calls (the inference call adds the mode flag's
         inference value, e.g. `train=False`, unless given here).
