@@ -126,3 +126,23 @@ def test_model_alone_needs_the_optimizer_state_dropped_explicitly(programs, line
         {"params": linen_run["state"].params, "batch_stats": linen_run["state"].batch_stats}, programs[0].BATCH)
     np.testing.assert_allclose(out, linen_out, rtol=1e-6, atol=1e-6)
     assert jax.tree.leaves(out)
+
+
+def test_the_rewrites_own_output_takes_the_checkpoint_with_its_open_sizes(programs, linen_run, tmp_path):
+    # the class `nnx-migrate rewrite` writes for linen_net.Net leaves sizes open (today
+    # the setup list's inputs, BatchNorm's features, the stack's input): all are read off
+    # the checkpoint, and every leaf finds its place by the rewrite's names
+    from nnx_migrate.checkpoint import convert_checkpoint
+    from nnx_migrate.equivalence.construction import missing_arguments
+    from nnx_migrate.equivalence.loading import load_python_file
+    from nnx_migrate.rewrite.runner import rewrite_files
+
+    [result] = rewrite_files([Path(programs[0].__file__)])
+    converted = tmp_path / "net_nnx.py"
+    converted.write_text(result.new_text)
+    nnx_class = load_python_file(converted, "checkpoint_rewritten_net").Net
+    report = convert_checkpoint(linen_run["paths"]["standard"], tmp_path / "nnx", nnx_class)
+    # (the names are the rewrite's choice; the values are the flattened input, 6, and the width, 8)
+    assert set(report.sizes) == set(missing_arguments(nnx_class, {})) and report.sizes
+    assert report.sizes.get("dense_0_in_features", 6) == 6 and set(report.sizes.values()) <= {6, 8}
+    assert report.step == TRAINED_STEPS and not report.notes
