@@ -87,10 +87,17 @@ def _steps(path: Path) -> dict[int, Path]:
 
 
 def _read_orbax(path: Path) -> dict[str, Any]:
+    """Every array as a host numpy array: nothing is put on a device (a large model's
+    checkpoint need not fit there twice) and no sharding has to be guessed."""
+    import jax
+    import numpy as np
     import orbax.checkpoint as ocp
 
+    checkpointer = ocp.PyTreeCheckpointer()
     try:
-        tree = ocp.PyTreeCheckpointer().restore(path.resolve())
+        metadata = checkpointer.metadata(path.resolve()).item_metadata.tree
+        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
+        tree = checkpointer.restore(path.resolve(), args=ocp.args.PyTreeRestore(restore_args=as_numpy))
     except Exception as exc:
         raise CheckpointError(f"{path}: orbax could not read it: {type(exc).__name__}: {exc}") from exc
     return _as_tree(tree, path)

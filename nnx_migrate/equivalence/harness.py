@@ -108,7 +108,7 @@ def compare(
     # Partitioning boxes (nn.with_logical_partitioning / nn.with_partitioning) only carry
     # axis names: compare and copy the arrays inside (Linen's apply accepts them unboxed).
     variables = _unboxed(variables)
-    if perturb if perturb is not None else not user_variables:
+    if (not user_variables) if perturb is None else perturb:
         variables = perturbed(variables, seed)
 
     size_inputs = inputs if init_inputs is None else init_inputs
