@@ -46,6 +46,13 @@ EXAMPLES = {
     # GroupNorm(num_groups=32) needs 32 channels
     "diffusers/models/resnet_flax.py:FlaxResnetBlock2D": {"fields": lambda m: {"in_channels": 32, "out_channels": 32}, "inputs": [(1, 4, 4, 32), (1, 8)]},
     "diffusers/models/resnet_flax.py:FlaxUpsample2D": {"fields": lambda m: {"out_channels": 3}, "inputs": [(1, 4, 4, 2)]},
+    # sizes the rewrite left as constructor arguments (the flattened conv output into
+    # `hidden`, the attention output into `mlp`, the heads' width into the output
+    # projection): the harness reads them off the Linen variables' shapes
+    "flax-examples/ppo/models.py:ActorCritic": {"fields": lambda m: {"num_outputs": 3}, "inputs": [(1, 16, 16, 4)]},
+    "flax-examples/sst2/models.py:AttentionClassifier": {"fields": lambda m: {"hidden_size": 4, "output_size": 3}, "inputs": [(2, 5, 6), ("int", (2,), 5)], "call_kwargs": {"deterministic": True}},
+    "diffusers/models/attention_flax.py:FlaxAttention": {"fields": lambda m: {"query_dim": 8, "heads": 2, "dim_head": 4}, "inputs": [(1, 5, 8)]},
+    "diffusers/models/attention_flax.py:FlaxFeedForward": {"fields": lambda m: {"dim": 8}, "inputs": [(1, 3, 8)]},
     # Flax's Linen-to-NNX guide (flax-docs, benchmarks/guide_snippets.py): the Linen side
     # of each codediff, proven against its conversion (not against the guide's NNX side,
     # which draws other weights)

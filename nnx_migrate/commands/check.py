@@ -15,9 +15,14 @@ the gradients of every parameter, a train-mode call (BatchNorm statistics, ident
 Dropout masks) and optionally --train-steps optimizer steps.
 
 The NNX class is built like `nnx-migrate rewrite` output: NNXClass(<Linen fields>,
-in_features=..., rngs=nnx.Rngs(seed)), weights placed by the rewrite's naming convention.
-A hand-written port with its own constructor: give --nnx-kwargs (then weights are also
-matched by structure and shapes, and --mapping resolves what is ambiguous).
+in_features=..., rngs=nnx.Rngs(seed)), sizes the rewrite left as arguments
+(dense_0_in_features) read off the Linen weights' shapes, weights placed by the
+rewrite's naming convention. The weights are moved off their init values (seeded), so
+swapped or unused layers show. A hand-written port with its own constructor: give
+--nnx-kwargs (then weights are also matched by structure and shapes; submodules that
+shapes cannot tell apart are placed by the outputs, and --mapping decides otherwise).
+Every floating dtype (bfloat16, float16, float8 included) is compared with its own
+default tolerances unless --rtol/--atol are given.
 """
 EPILOG = """\
 exit codes:
@@ -55,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build the NNX class with these keywords (+ rngs) as a hand-written port")
     parser.add_argument("--mapping", default=None, metavar="JSON",
                         help='explicit placements, Linen path -> NNX path: {"Dense_0": "fc1"}')
-    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance (default 1e-6)")
-    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance (default 1e-6)")
+    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance for every leaf (default: per dtype, 1e-6 for float32)")
+    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance for every leaf (default: per dtype, 1e-6 for float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs, Linen init and NNX construction")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -113,7 +118,6 @@ def _check(args: argparse.Namespace):
 
     from nnx_migrate.equivalence import compare
     from nnx_migrate.equivalence.loading import load_target
-    from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
     linen_class = load_target(args.linen)
     nnx_class = load_target(args.nnx)
@@ -142,7 +146,7 @@ def _check(args: argparse.Namespace):
         init_inputs=init_inputs or None,
         train_steps=args.train_steps,
         mapping=mapping,
-        rtol=DEFAULT_RTOL if args.rtol is None else args.rtol,
-        atol=DEFAULT_ATOL if args.atol is None else args.atol,
+        rtol=args.rtol,
+        atol=args.atol,
         seed=args.seed,
     )

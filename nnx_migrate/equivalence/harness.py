@@ -22,14 +22,15 @@ from typing import Any
 import flax.linen as nn
 from flax import nnx
 
+from nnx_migrate.equivalence.ambiguity import resolve_by_outputs
 from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
 from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs, nnx_mode
 from nnx_migrate.equivalence.nnx_tree import format_nnx_path
+from nnx_migrate.equivalence.perturbation import perturbed
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
 from nnx_migrate.equivalence.running import LinenRun, NNXRun, init_linen, run_linen, run_nnx
-from nnx_migrate.equivalence.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from nnx_migrate.equivalence.weight_mapping import (
     TRANSIENT_COLLECTIONS,
     WeightMap,
@@ -43,8 +44,8 @@ def compare(
     nnx_target: nnx.Module | type,
     *inputs: Any,
     call_kwargs: Mapping[str, Any] | None = None,
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
+    rtol: float | None = None,
+    atol: float | None = None,
     method: str | None = None,
     train_kwargs: Mapping[str, Any] | str | None = "auto",
     gradients: bool = True,
@@ -55,6 +56,7 @@ def compare(
     mapping: Mapping[str, Any] | None = None,
     match: str | None = None,
     seed: int = 0,
+    perturb: bool | None = None,
 ) -> ComparisonResult:
     """Checks that `nnx_target` computes what `linen_module` computes.
 
@@ -62,11 +64,13 @@ def compare(
       linen_module: the Linen original (an unbound instance).
       nnx_target: an NNX module instance (a hand-written port; the Linen weights are
         copied into it) or an NNX class written by `nnx-migrate rewrite` (built here from
-        the Linen fields, the input sizes and `nnx.Rngs(seed)`).
+        the Linen fields, the input sizes, sizes left as arguments read off the Linen
+        variables' shapes, and `nnx.Rngs(seed)`).
       *inputs: example positional inputs of the compared method.
       call_kwargs: keywords for both calls (the inference call adds the mode flag's
         inference value, e.g. `train=False`, unless given here).
-      rtol, atol: |nnx - linen| <= atol + rtol * |linen| per element (see `tolerances`).
+      rtol, atol: |nnx - linen| <= atol + rtol * |linen| per element; None takes each
+        leaf's dtype default (float32 1e-6, bfloat16 5e-2/1e-2, ...: see `tolerances`).
       method: compare this method instead of `__call__` (`apply(method=...)` in Linen,
         the attribute of the same name in NNX).
       train_kwargs: keywords for the train-mode call; 'auto' derives them from the mode
@@ -82,11 +86,14 @@ def compare(
         (transpose, reshape) since gradients are moved with it too.
       match: 'names' (the rewrite's naming convention only; default for a class) or
         'structure' (names, then unique weight shapes; default for an instance).
-      seed: seeds the Linen init, the NNX construction and the loss weights.
+      seed: seeds the Linen init, the NNX construction, the loss weights and `perturb`.
+      perturb: move every floating weight by a small seeded amount before copying, so
+        that no two layers hold equal init values (see `perturbation`); default: only
+        the weights the harness initialises itself, never given `variables`.
 
     Returns a ComparisonResult; raises EquivalenceSetupError when the two models could
     not be run side by side (and AmbiguousMappingError, a subclass, when weights fit in
-    more than one place).
+    more than one place and the outputs do not single out one placement).
     """
     call_kwargs = dict(call_kwargs or {})
     method_name = method or "__call__"
@@ -102,13 +109,16 @@ def compare(
     # Partitioning boxes (nn.with_logical_partitioning / nn.with_partitioning) only carry
     # axis names: compare and copy the arrays inside (Linen's apply accepts them unboxed).
     variables = _unboxed(variables)
+    if (not user_variables) if perturb is None else perturb:
+        variables = perturbed(variables, seed)
 
     size_inputs = inputs if init_inputs is None else init_inputs
     if isinstance(nnx_target, nnx.Module):
         nnx_module = nnx_target
         match = match or "structure"
     elif isinstance(nnx_target, type) and issubclass(nnx_target, nnx.Module):
-        nnx_module = build_from_linen(nnx_target, linen_module, size_inputs, rngs_seed=seed)
+        nnx_module = build_from_linen(nnx_target, linen_module, size_inputs, rngs_seed=seed,
+                                      variables=variables)
         match = match or "names"
     else:
         raise EquivalenceSetupError(
@@ -117,8 +127,13 @@ def compare(
     if not callable(getattr(nnx_module, method_name, None)):
         raise EquivalenceSetupError(f"the NNX module {type(nnx_module).__name__} has no method {method_name!r}")
 
-    weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping)
-    result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol)
+    weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping, ambiguities="collect")
+    notes = []
+    if weight_map.ambiguities:
+        agree = _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, eval_kwargs, rtol, atol, seed)
+        weight_map, note = resolve_by_outputs(variables, nnx_module, match, mapping, weight_map, agree)
+        notes.append(note)
+    result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol, notes=notes)
     if not weight_map.complete:
         if weight_map.unfilled and method is not None and init_inputs is None and not user_variables:
             result.notes.append(
@@ -138,6 +153,27 @@ def compare(
         compare_training(pass_runner, result, train_call if train_call is not None else eval_kwargs,
                          train_steps, optimizer)
     return result
+
+
+def _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, kwargs, rtol, atol, seed):
+    """A test of one placement of the weights: do the inference outputs agree under it?"""
+    try:
+        linen = run_linen(linen_module, variables, inputs, method_name, kwargs, with_grads=False, seed=seed)
+    except Exception as exc:
+        raise EquivalenceSetupError(f"Linen {method_name} failed: {type(exc).__name__}: {exc}") from exc
+
+    def agree(weight_map: WeightMap) -> bool:
+        snapshot = _snapshot(nnx_module)
+        try:
+            with nnx_mode(nnx_module, method_name, kwargs) as nnx_kwargs:
+                nnx_run = run_nnx(nnx_module, inputs, method_name, nnx_kwargs, with_grads=False, seed=seed)
+        except Exception:  # a placement under which the port cannot even run
+            return False
+        finally:
+            _restore(snapshot)
+        return all(diff.ok for diff in compare_trees(linen.outputs, nnx_run.outputs, rtol, atol))
+
+    return agree
 
 
 def _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from nnx_migrate.equivalence.tolerances import is_floating, resolve
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,9 @@ class LeafDiff:
         return f"{verdict} {where}: {detail}"
 
 
-def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any, rtol: float, atol: float) -> LeafDiff:
+def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any,
+                 rtol: float | None, atol: float | None) -> LeafDiff:
+    """One leaf; a None tolerance takes the default of the leaf's dtype (`tolerances`)."""
     expected = np.asarray(linen_value)
     actual = np.asarray(nnx_value)
     if expected.shape != actual.shape:
@@ -38,11 +43,12 @@ def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any, rto
                         f"dtype {expected.dtype} in Linen, {actual.dtype} in NNX")
     if expected.size == 0:
         return LeafDiff(name, nnx_name, True, 0.0, 0.0)
-    if not np.issubdtype(expected.dtype, np.inexact):
+    if not (is_floating(expected.dtype) or np.issubdtype(expected.dtype, np.complexfloating)):
         equal = bool(np.array_equal(expected, actual))
         differing = int(np.count_nonzero(expected != actual))
         return LeafDiff(name, nnx_name, equal, 0.0 if equal else float("inf"), 0.0 if equal else float("inf"),
                         "" if equal else f"{differing} of {expected.size} integer values differ")
+    rtol, atol = resolve(rtol, atol, expected.dtype)
     expected64 = expected.astype(np.float64)
     actual64 = actual.astype(np.float64)
     nan_expected, nan_actual = np.isnan(expected64), np.isnan(actual64)
@@ -66,8 +72,8 @@ def compare_leaf(name: str, nnx_name: str, linen_value: Any, nnx_value: Any, rto
 def compare_trees(
     linen_flat: Mapping[str, Any],
     nnx_flat: Mapping[str, Any],
-    rtol: float,
-    atol: float,
+    rtol: float | None,
+    atol: float | None,
     names: Mapping[str, str] | None = None,
 ) -> list[LeafDiff]:
     """Leaf by leaf, in Linen's order, then the leaves only NNX has.
@@ -89,3 +95,8 @@ def compare_trees(
         if nnx_name not in seen_nnx:
             diffs.append(LeafDiff(nnx_name, nnx_name, False, float("inf"), float("inf"), "only on the NNX side"))
     return diffs
+
+
+def finite_or_none(value: float) -> float | None:
+    """A difference for JSON: inf (a missing leaf, another shape) becomes null."""
+    return value if math.isfinite(value) else None

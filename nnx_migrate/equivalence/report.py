@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nnx_migrate.equivalence.result import ComparisonResult, finite_or_none
+from nnx_migrate.equivalence.leaf_comparison import finite_or_none
+from nnx_migrate.equivalence.tolerances import describe
+
+if TYPE_CHECKING:  # result.py imports this module to format itself
+    from nnx_migrate.equivalence.result import ComparisonResult
 
 
 def verdict_line(result: ComparisonResult) -> str:
@@ -17,7 +21,7 @@ def verdict_line(result: ComparisonResult) -> str:
 
 
 def format_report(result: ComparisonResult) -> str:
-    lines = [f"nnx-migrate equivalence check (rtol={result.rtol:g}, atol={result.atol:g})"]
+    lines = [f"nnx-migrate equivalence check ({describe(result.rtol, result.atol)})"]
     weight_map = result.weight_map
     lines.append(f"weights: {len(weight_map.pairs)} Linen leaves mapped")
     for pair in weight_map.pairs:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +73,3 @@ class ComparisonResult:
         from nnx_migrate.equivalence.report import result_as_dict
 
         return result_as_dict(self)
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

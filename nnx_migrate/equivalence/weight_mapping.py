@@ -13,6 +13,8 @@ module trees together:
 3. By structure (hand-written ports only, `match='structure'`): a Linen submodule left
    over is matched to the one unclaimed NNX submodule whose weights have the same kinds
    and shapes. Two possible matches is an error naming them: the harness never guesses.
+   `compare()` asks for them instead (`ambiguities='collect'`) and tries each assignment
+   the shapes allow, keeping one only when the outputs agree under it and no other.
 
 Whatever cannot be placed is reported, never dropped: Linen leaves with no home, NNX
 Params and BatchStats left unfilled, and pairs whose kind, shape or dtype differ.
@@ -113,6 +115,37 @@ def _add_collection(node: LinenNode, collection: str, tree: Mapping[str, Any]) -
             node.leaves[(collection, name)] = value
 
 
+@dataclass(frozen=True)
+class Ambiguity:
+    """Linen submodules of one parent whose weight shapes fit several NNX submodules."""
+
+    options: dict[LinenPath, list[NNXPath]]  # Linen submodule -> the NNX ones it fits
+
+    def assignments(self) -> list[dict[LinenPath, NNXPath]]:
+        """Every one-to-one placement the shapes allow."""
+        found: list[dict[LinenPath, NNXPath]] = []
+        linen_paths = list(self.options)
+
+        def extend(index: int, chosen: dict[LinenPath, NNXPath]) -> None:
+            if index == len(linen_paths):
+                found.append(dict(chosen))
+                return
+            for target in self.options[linen_paths[index]]:
+                if target not in chosen.values():
+                    chosen[linen_paths[index]] = target
+                    extend(index + 1, chosen)
+                    del chosen[linen_paths[index]]
+
+        extend(0, {})
+        return found
+
+    def describe(self) -> str:
+        return "; ".join(
+            f"{format_linen_path(None, path)} fits {', '.join(format_nnx_path(p) for p in targets)}"
+            for path, targets in self.options.items()
+        )
+
+
 @dataclass
 class WeightMap:
     """The result of mapping: pairs to copy, plus everything that did not fit."""
@@ -125,14 +158,16 @@ class WeightMap:
     mismatched: list[str] = field(default_factory=list)  # kind, shape or dtype differ
     notes: list[str] = field(default_factory=list)  # harmless, reported for information
     broken: set[str] = field(default_factory=set)  # Linen names of pairs that cannot be copied
+    ambiguities: list[Ambiguity] = field(default_factory=list)  # only with ambiguities='collect'
 
     @property
     def complete(self) -> bool:
-        return not (self.unplaced or self.unfilled or self.mismatched)
+        return not (self.unplaced or self.unfilled or self.mismatched or self.ambiguities)
 
     def problems(self) -> list[str]:
         return (
-            [f"Linen leaf with no NNX counterpart: {item}" for item in self.unplaced]
+            [f"ambiguous by shapes: {item.describe()}" for item in self.ambiguities]
+            + [f"Linen leaf with no NNX counterpart: {item}" for item in self.unplaced]
             + [f"NNX variable not filled from Linen: {item}" for item in self.unfilled]
             + [f"mismatch: {item}" for item in self.mismatched]
         )
@@ -187,18 +222,24 @@ def map_weights(
     *,
     match: str = "structure",
     overrides: Mapping[str, Any] | None = None,
+    ambiguities: str = "raise",
 ) -> WeightMap:
     """Maps every Linen leaf onto `nnx_module`; see the module docstring for the rules.
 
     `match='names'` uses only overrides and the naming convention (exact, for rewrite
     output); `match='structure'` also matches leftover submodules by weight shapes.
-    Raises AmbiguousMappingError when something fits in more than one place.
+    Raises AmbiguousMappingError when something fits in more than one place; with
+    `ambiguities='collect'`, submodules that fit several places by shape are left
+    unmapped and listed in `WeightMap.ambiguities` instead.
     """
     if match not in ("names", "structure"):
         raise ValueError(f"match must be 'names' or 'structure', not {match!r}")
+    if ambiguities not in ("raise", "collect"):
+        raise ValueError(f"ambiguities must be 'raise' or 'collect', not {ambiguities!r}")
     linen_root = build_linen_tree(linen_variables)
     nnx_root = build_nnx_tree(nnx_module)
     mapper = _Mapper(linen_root, nnx_root, match == "structure", overrides or {})
+    mapper.collect_ambiguities = ambiguities == "collect"
     mapper.map_node(linen_root, nnx_root)
     weight_map = mapper.result
     taken = {id(pair.variable) for pair in weight_map.pairs}
@@ -228,6 +269,7 @@ class _Mapper:
         self.taken_modules: set[NNXPath] = set()
         self.module_overrides: dict[LinenPath, NNXPath] = {}
         self.leaf_overrides: dict[tuple[str | None, LinenPath], tuple[NNXPath, Transform | None]] = {}
+        self.collect_ambiguities = False
         self._parse_overrides(overrides)
 
     # -- overrides ---------------------------------------------------------------
@@ -420,9 +462,13 @@ class _Mapper:
             for lchild in leftovers
         }
         unmatched = []
+        ambiguous: dict[LinenPath, list[NNXPath]] = {}
         for lchild in leftovers:
             found = matches[lchild.path]
             rivals = [p for p in matches if p != lchild.path and any(n in matches[p] for n in found)]
+            if (len(found) > 1 or (found and rivals)) and self.collect_ambiguities:
+                ambiguous[lchild.path] = [node.path for node in found]
+                continue
             if len(found) > 1 or (found and rivals):
                 names = ", ".join(format_nnx_path(node.path) for node in found)
                 also = f" (also a fit for {', '.join(format_linen_path(None, r) for r in rivals)})" if rivals else ""
@@ -435,6 +481,8 @@ class _Mapper:
                 self.map_node(lchild, found[0])
             else:
                 unmatched.append(lchild)
+        if ambiguous:
+            self.result.ambiguities.append(Ambiguity(ambiguous))
         return unmatched
 
 

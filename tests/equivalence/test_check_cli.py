@@ -118,8 +118,13 @@ def test_help_documents_the_exit_codes(capsys):
 def test_mapping_several_inputs_and_methods_from_the_command_line(capsys):
     block = [f"{LINEN}::TransformerBlock", f"{NNX}::HandTransformerBlock", "--nnx-kwargs", '{"dim": 8}',
              "--input", "float32[2,4,8]"]
-    assert main(["check", *block]) == 2
-    assert "several" in capsys.readouterr().err
+    # twin LayerNorms placed by the outputs, and the report says how
+    assert main(["check", *block]) == 0
+    assert "placed by the outputs: LayerNorm_0 -> ln1, LayerNorm_1 -> ln2" in capsys.readouterr().out
+    # a port that agrees under no placement (another epsilon) cannot be placed: exit 2
+    wrong_eps = [*block[:3], '{"dim": 8, "epsilon": 1e-5}', *block[4:]]
+    assert main(["check", *wrong_eps]) == 2
+    assert "agree under none" in capsys.readouterr().err
     assert main(["check", *block, "--mapping", '{"LayerNorm_0": "ln1", "LayerNorm_1": "ln2"}']) == 0
     capsys.readouterr()
 

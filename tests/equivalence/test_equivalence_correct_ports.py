@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import pytest
 from flax import nnx
 
@@ -61,13 +62,45 @@ def test_cnn_with_batchnorm_and_dropout_passes_in_both_modes_and_training(cnn_re
     assert cnn_result.nnx_module.norm.mean[...].shape == (6,)
 
 
-def test_transformer_block_needs_and_accepts_an_override_for_twin_layernorms(linen, ports):
+def test_twin_layernorms_are_placed_by_the_outputs_and_the_report_says_so(linen, ports):
     block = linen.TransformerBlock()
     port = ports.HandTransformerBlock(8, rngs=nnx.Rngs(0))
-    with pytest.raises(AmbiguousMappingError) as error:
-        compare(block, port, X_SEQ)
-    message = str(error.value)
-    assert "LayerNorm_0" in message and "ln1" in message and "ln2" in message
+    result = compare(block, port, X_SEQ)
+    assert result.ok, str(result)
+    pairs = {p.linen_name: p.nnx_name for p in result.weight_map.pairs}
+    assert pairs["params/LayerNorm_0/scale"] == "ln1.scale" and pairs["params/LayerNorm_1/bias"] == "ln2.bias"
+    assert "placed by the outputs: LayerNorm_0 -> ln1, LayerNorm_1 -> ln2" in str(result)
+
+
+def test_twin_layernorms_placed_the_other_way_round_by_a_port_that_applies_them_so(linen, ports):
+    # the port's `ln2` is the first norm applied: the outputs pick the crossed placement
+    result = compare(linen.TransformerBlock(), ports.HandTransformerBlockCrossedNames(8, rngs=nnx.Rngs(0)), X_SEQ)
+    assert result.ok, str(result)
+    assert {p.linen_name: p.nnx_name for p in result.weight_map.pairs}["params/LayerNorm_0/scale"] == "ln2.scale"
+
+
+def test_twin_layers_whose_placements_all_agree_stay_ambiguous():
+    # y = a(x) + b(x): either placement gives the same outputs, so neither is proven
+    class Parallel(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(4)(x) + nn.Dense(4)(x)
+
+    class ParallelPort(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(10, 4, rngs=rngs)
+            self.b = nnx.Linear(10, 4, rngs=rngs)
+
+        def __call__(self, x):
+            return self.a(x) + self.b(x)
+
+    with pytest.raises(AmbiguousMappingError, match="agree under 2 of them"):
+        compare(Parallel(), ParallelPort(nnx.Rngs(0)), X_VEC)
+
+
+def test_transformer_block_accepts_an_override_for_twin_layernorms(linen, ports):
+    block = linen.TransformerBlock()
+    port = ports.HandTransformerBlock(8, rngs=nnx.Rngs(0))
     result = compare(block, port, X_SEQ, mapping={"LayerNorm_0": "ln1", "LayerNorm_1": "ln2"})
     assert result.ok, str(result)
     pairs = {p.linen_name: p.nnx_name for p in result.weight_map.pairs}

@@ -144,3 +144,35 @@ class Wrapper(nn.Module):
     @nn.compact
     def __call__(self, x):
         return self.inner(x)
+
+
+class Flatten(nn.Module):
+    """Flattens its input first: the rewrite cannot size `dense_0` and leaves
+    `dense_0_in_features` as a constructor argument."""
+
+    features: int = 4
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(self.features)(x.reshape((x.shape[0], -1))))
+        return nn.Dense(2)(x)
+
+
+class NormedPair(nn.Module):
+    """Two LayerNorms around a Dense: fresh, both are all ones and zeros."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.LayerNorm()(x)
+        x = nn.Dense(x.shape[-1])(x)
+        return nn.LayerNorm()(x)
+
+
+class HalfPrecisionMLP(nn.Module):
+    features: int = 16
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.gelu(nn.Dense(self.features, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)(x))
+        x = nn.LayerNorm(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)(x)
+        return nn.Dense(4, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)(x)

@@ -125,6 +125,15 @@ class HandTransformerBlock(nnx.Module):
         return x + y
 
 
+class HandTransformerBlockCrossedNames(HandTransformerBlock):
+    """Correct, with its norms named the other way round: `ln2` is applied first."""
+
+    def __call__(self, x, deterministic: bool = True):
+        x = x + self.attn(self.ln2(x), deterministic=deterministic)
+        y = self.fc_out(nnx.gelu(self.fc_in(self.ln1(x))))
+        return x + y
+
+
 # -- Embed ------------------------------------------------------------------------------
 class EmbedClassifierRewrite(nnx.Module):
     def __init__(self, vocab=20, dim=8, classes=3, *, rngs):
@@ -233,3 +242,45 @@ class HandCNNModeSwitched(nnx.Module):
         x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         x = self.dropout(x.reshape((x.shape[0], -1)))
         return self.classifier(x)
+
+
+# -- sizes left as arguments, swapped twins, bfloat16 ------------------------------------
+class FlattenRewrite(nnx.Module):
+    def __init__(self, features=4, *, dense_0_in_features: int, rngs):
+        self.dense_0 = nnx.Linear(dense_0_in_features, features, rngs=rngs)
+        self.dense_1 = nnx.Linear(features, 2, rngs=rngs)
+
+    def __call__(self, x):
+        x = nnx.relu(self.dense_0(x.reshape((x.shape[0], -1))))
+        return self.dense_1(x)
+
+
+class NormedPairRewrite(nnx.Module):
+    def __init__(self, *, in_features, rngs):
+        self.layer_norm_0 = nnx.LayerNorm(in_features, rngs=rngs)
+        self.dense_0 = nnx.Linear(in_features, in_features, rngs=rngs)
+        self.layer_norm_1 = nnx.LayerNorm(in_features, rngs=rngs)
+
+    def __call__(self, x):
+        return self.layer_norm_1(self.dense_0(self.layer_norm_0(x)))
+
+
+class NormedPairSwapped(NormedPairRewrite):
+    def __call__(self, x):
+        return self.layer_norm_0(self.dense_0(self.layer_norm_1(x)))  # the twins swapped
+
+
+class HalfPrecisionMLPRewrite(nnx.Module):
+    def __init__(self, features=16, *, in_features, rngs):
+        half = dict(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.dense_0 = nnx.Linear(in_features, features, **half)
+        self.layer_norm_0 = nnx.LayerNorm(features, **half)
+        self.dense_1 = nnx.Linear(features, 4, **half)
+
+    def __call__(self, x):
+        return self.dense_1(self.layer_norm_0(nnx.gelu(self.dense_0(x))))
+
+
+class HalfPrecisionMLPWrongActivation(HalfPrecisionMLPRewrite):
+    def __call__(self, x):
+        return self.dense_1(self.layer_norm_0(nnx.relu(self.dense_0(x))))
