@@ -18,6 +18,7 @@ from nnx_migrate.lint.config import LintConfig
 from nnx_migrate.lint.engine import Finding, lint_source
 from nnx_migrate.lint.rules import rule_by_code, select_rules
 from nnx_migrate.progress import progress
+from nnx_migrate.run_files.collections import rare_collections, worker_start
 
 
 @dataclass(frozen=True)
@@ -116,14 +117,14 @@ def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
 
 def lint_paths(files: Sequence[str], options: LintOptions, jobs: int = 1) -> LintRun:
     results: list[FileResult] = []
-    with progress(len(files), "nnx-migrate lint") as advance:
+    with rare_collections(), progress(len(files), "nnx-migrate lint") as advance:
         if jobs <= 1 or len(files) < 2:
             for path in files:
                 results.append(lint_file(path, options))
                 advance()
         else:
             chunksize = max(1, min(64, len(files) // (jobs * 8)))
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context()) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=worker_start) as pool:
                 for result in pool.map(lint_file, files, repeat(options), chunksize=chunksize):
                     results.append(result)
                     advance()

@@ -8,14 +8,13 @@ codes. Workers get paths, not texts, so only results cross process boundaries.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
 from nnx_migrate.files import SourceError, read_source
+from nnx_migrate.run_files.collections import rare_collections, worker_start
 from nnx_migrate.rewrite.index import ModuleIndex
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
@@ -44,39 +43,17 @@ def default_jobs() -> int:
 MAX_ROUNDS = 4
 
 
-# A run keeps every parsed file of the run alive (the rounds reuse them), and Python's
-# cycle collector scans that whole heap again and again as the rewrite allocates nodes:
-# a fifth of the time of a run at the default thresholds. LibCST trees hold no cycles
-# (reference counting frees them), so collections can be far rarer; mypy runs with the
-# same thresholds for the same reason.
-_RUN_GC_THRESHOLDS = (200_000, 30, 30)
-
-
-@contextlib.contextmanager
-def _rare_collections():
-    before = gc.get_threshold()
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-def _worker_start() -> None:
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
-
-
 def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
     """Rewrites every file; files that build module classes defined in other files of the
     run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
-    with _rare_collections():
+    with rare_collections():
         return _rewrite_files(paths, jobs, advance, train_style)
 
 
 def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
     names = [str(p) for p in paths]
     forget_parses(remember=True)  # the caches serve the rounds of one run, never a later run
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) if jobs > 1 and len(names) > 1 else None
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=worker_start) if jobs > 1 and len(names) > 1 else None
     try:
         results = dict(zip(names, _map(pool, names, None, jobs, advance, train_style)))
         index = _index(results.values())
