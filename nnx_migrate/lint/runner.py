@@ -13,7 +13,7 @@ from typing import Sequence
 
 import libcst as cst
 
-from nnx_migrate.files import SourceError, atomic_write, iter_python_files, read_source
+from nnx_migrate.files import SourceError, TreeWalk, atomic_write, read_source
 from nnx_migrate.lint.config import LintConfig
 from nnx_migrate.lint.engine import Finding, lint_source
 from nnx_migrate.lint.rules import rule_by_code, select_rules
@@ -97,7 +97,12 @@ def lint_file(path: str, options: LintOptions) -> FileResult:
         return result
     result.findings = outcome.findings
     if outcome.fixed_source is not None:
-        atomic_write(Path(path), outcome.fixed_source, source_file.encoding)
+        try:
+            atomic_write(Path(path), outcome.fixed_source, source_file.encoding)
+        except OSError as exc:  # an unwritable file or folder: reported, the run goes on
+            result.error = f"cannot write the fixes: {exc.strerror or exc}"
+            result.findings = outcome.initial_findings  # the file keeps every finding
+            return result
         result.fixes_applied = outcome.fixes_applied
     return result
 
@@ -110,9 +115,10 @@ def _process_context():
     return multiprocessing.get_context("fork")
 
 
-def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
+def collect_files(paths: Sequence[str] | TreeWalk, config: LintConfig) -> list[str]:
     """The files to lint; raises FileNotFoundError for a path that does not exist."""
-    return [str(p) for p in iter_python_files(paths) if not config.excludes(p)]
+    walk = paths if isinstance(paths, TreeWalk) else TreeWalk(paths)
+    return [str(p) for p in walk if not config.excludes(p)]
 
 
 def lint_paths(files: Sequence[str], options: LintOptions, jobs: int = 1) -> LintRun:
