@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from nnx_migrate.files import SourceError, read_source
 from nnx_migrate.run_files.collections import rare_collections, worker_start
 from nnx_migrate.rewrite.index import ModuleIndex
+from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
 from nnx_migrate.rewrite.transform import forget_parses, rewrite_source
@@ -31,6 +32,11 @@ def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: st
     except Exception as exc:  # never let one file stop a repository run
         return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
     result.encoding = source.encoding
+    # Classes that are NNX already (an earlier, partial run) are known to the run's index
+    # like converted ones, so a re-run reaches what one run would.
+    already = nnx_class_summaries(source.text)
+    if already:
+        result.exports = {**already, **result.exports}
     return result
 
 

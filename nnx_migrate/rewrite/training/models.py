@@ -25,10 +25,14 @@ def summaries_of(module: cst.Module, path: str) -> dict[str, ClassSummary]:
     class pass's own analysis of it (the same rewrite as the file gets)."""
     from nnx_migrate.rewrite.transform import _rewrite_classes
 
+    from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
+
     text = module.code
-    if "linen" not in text:
-        return {}
-    return with_factories(module, _rewrite_classes(text, path).exports or {})
+    # NNX classes too: a file an earlier (partial) run converted already
+    found = nnx_class_summaries(text)
+    if "linen" in text:
+        found.update(_rewrite_classes(text, path).exports or {})
+    return with_factories(module, found) if found else {}
 
 
 def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:
@@ -83,11 +87,14 @@ def _summaries_of_version(path: str, mtime_ns: int, size: int) -> dict[str, Clas
     """Cached per file version, so an edited file is read again."""
     from nnx_migrate.rewrite.transform import _rewrite_classes, parse  # the same rewrite as the file gets
 
+    from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
+
     try:
         text = Path(path).read_text(encoding="utf-8")
-        if "linen" not in text:
-            return {}
-        return with_factories(parse(text), _rewrite_classes(text, path).exports)
+        found = nnx_class_summaries(text)  # converted already by an earlier (partial) run
+        if "linen" in text:
+            found.update(_rewrite_classes(text, path).exports)
+        return with_factories(parse(text), found) if found else {}
     except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
         return {}
 
