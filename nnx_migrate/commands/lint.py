@@ -25,8 +25,8 @@ exit status (bit flags, OR-ed together):
   1  findings remain (after fixing, with --fix)
   2  a file or folder could not be read or parsed, or fixes could not be written
      (reported with its path as E902; the run goes on)
-  4  cannot start, nothing written: usage error (bad flag, a path that does not exist,
-     bad configuration), or another run is fixing the same tree"""
+  4  usage error, nothing written: a bad flag, a path that does not exist, bad
+     configuration, or another run fixing the same tree"""
 
 EXIT_FINDINGS = 1
 EXIT_FILE_ERROR = 2

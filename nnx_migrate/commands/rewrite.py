@@ -29,9 +29,11 @@ EPILOG = """\
 exit codes (bit flags, combined with OR):
   0  success; with --check: no file would change
   1  --check only: some files would change
-  2  some files failed (unreadable, not decodable in their declared encoding, not Python, or an internal error)
-  4  cannot start, nothing written: usage error (unknown option, missing path, a --report
-     or --output-dir that cannot be used), or another run is writing the same tree
+  2  some files failed (an unreadable file or folder, not decodable in its declared
+     encoding, not Python, not writable, or an internal error); the run goes on and
+     the summary and report are still written
+  4  usage error, nothing written: an unknown option, a missing path, a --report or
+     --output-dir that cannot be used, or another run writing the same tree
   8  TODO(nnx-migrate) sites were reported: the conversion needs a person
 """
 
