@@ -108,7 +108,7 @@ def _acquire(path: Path, locks: RunLocks) -> None:
             locks.taken_over.append(f"took over the lock file {path} of a run that ended" + (f" ({before})" if before else ""))
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:1] + sys.argv[1:4])}".encode())
+        os.write(fd, f"pid {os.getpid()}: nnx-migrate {' '.join(sys.argv[1:5])}".encode())
         locks.held.append((path, fd))
         return
     raise TreeLocked(_message(path))
