@@ -6,6 +6,7 @@ and a crash in the middle of a run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -122,7 +123,7 @@ class TreeWalk:
         try:
             target = Path(os.path.realpath(path, strict=True))
         except OSError as exc:
-            loop = "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40
+            loop = exc.errno == errno.ELOOP
             self._warn(path, "symbolic link loop: skipped" if loop else "broken symbolic link: skipped")
             return None
         for given, real in self._roots:
