@@ -66,6 +66,10 @@ def check_output_dir(output_dir: str, roots: Iterable[Path]) -> None:
             )
     if out.exists() and not out.is_dir():
         raise TargetError(f"--output-dir {output_dir} is a file")
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir():
+        raise TargetError(f"--output-dir {output_dir}: {existing} is a file")
+    _probe_writable(existing, f"--output-dir {output_dir}")
 
 
 def _ignored(folder: str, names: list[str]) -> set[str]:

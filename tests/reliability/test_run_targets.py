@@ -75,3 +75,14 @@ def test_output_dir_writes_a_complete_tree_that_runs_on_its_own(project):
     ran = subprocess.run([sys.executable, "main.py"], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "out (1, 3)"
+
+
+def test_output_dir_that_cannot_be_made_is_found_before_anything_is_written(project):
+    tmp, src = project
+    (tmp / "afile").write_text("")
+    before = snapshot(tmp)
+    done = cli("rewrite", "--output-dir", tmp / "afile" / "out", src, cwd=tmp)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--output-dir {tmp / 'afile' / 'out'}: {tmp / 'afile'} is a file" in done.stderr
+    assert snapshot(tmp) == before
