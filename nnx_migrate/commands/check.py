@@ -9,7 +9,8 @@ import sys
 NAME = "check"
 HELP = "check that an NNX port computes the same numbers as its Linen original"
 DESCRIPTION = """\
-Builds the Linen module from --kwargs, builds or fills the NNX port with the same
+Imports LINEN_FILE and NNX_FILE and runs their code (as `python` would: whatever the
+files do at import time happens), so give it files you trust. Builds the Linen module from --kwargs, builds or fills the NNX port with the same
 weights, runs both on the same random --input arrays and compares every output leaf,
 the gradients of every parameter, a train-mode call (BatchNorm statistics, identical
 Dropout masks) and optionally --train-steps optimizer steps.
@@ -30,7 +31,8 @@ exit codes:
   1  not equivalent (the report says where)
   2  could not run: file or class not found, bad --input/--kwargs, a model that fails
      to build or run, weights that fit in more than one place
-  4  bad command line
+  4  bad command line (unknown option, no --input, a --mapping that is not a JSON object
+     of path strings, a negative --rtol/--atol)
 
 example:
   nnx-migrate check models/linen_mlp.py::MLP models/nnx_mlp.py::MLP \\
@@ -47,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("nnx", metavar="NNX_FILE::Class", help="the NNX port")
     parser.add_argument("--kwargs", default="{}", metavar="JSON",
                         help="constructor keywords of the Linen class (and its fields for the NNX class)")
-    parser.add_argument("--input", action="append", default=[], metavar="SPEC", dest="inputs",
-                        help="one positional input, e.g. float32[4,10] or int32[3,7]:0..100 (repeat for more)")
+    parser.add_argument("--input", action="append", required=True, metavar="SPEC", dest="inputs",
+                        help="one positional input, e.g. float32[4,10] or int32[3,7]:0..100 "
+                             "(required; repeat for more)")
     parser.add_argument("--call", default="{}", metavar="JSON", help="keyword arguments for both calls")
     parser.add_argument("--method", default=None, help="compare this method instead of __call__")
     parser.add_argument("--init-input", action="append", default=[], metavar="SPEC", dest="init_inputs",
@@ -58,12 +61,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run N Adam steps on both sides and compare losses and final weights")
     parser.add_argument("--nnx-kwargs", default=None, metavar="JSON",
                         help="build the NNX class with these keywords (+ rngs) as a hand-written port")
-    parser.add_argument("--mapping", default=None, metavar="JSON",
+    parser.add_argument("--mapping", default=None, metavar="JSON", type=_mapping_arg,
                         help='explicit placements, Linen path -> NNX path: {"Dense_0": "fc1"}')
-    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance for every leaf (default: per dtype, 1e-6 for float32)")
-    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance for every leaf (default: per dtype, 1e-6 for float32)")
+    parser.add_argument("--rtol", type=_tolerance, default=None,
+                        help="relative tolerance for every leaf, >= 0 (default: per dtype, 1e-6 for float32)")
+    parser.add_argument("--atol", type=_tolerance, default=None,
+                        help="absolute tolerance for every leaf, >= 0 (default: per dtype, 1e-6 for float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs, Linen init and NNX construction")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _mapping_arg(text: str) -> str:
+    """A JSON object of Linen path -> NNX path, both strings; checked here so that a bad
+    value is a bad command line (exit 4), not a failure deep in the comparison."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    for key, path in value.items():
+        if not isinstance(path, str) or not path.strip() or not key.strip():
+            raise argparse.ArgumentTypeError(
+                f"{key!r}: {path!r}: expected non-empty strings, Linen path -> NNX path, e.g. {{\"Dense_0\": \"fc1\"}}"
+            )
+    return text
 
 
 def _json_arg(name: str, text: str | None):
@@ -106,8 +138,6 @@ def _check(args: argparse.Namespace):
     call_kwargs = _json_arg("--call", args.call)
     nnx_kwargs = _json_arg("--nnx-kwargs", args.nnx_kwargs)
     mapping = _json_arg("--mapping", args.mapping)
-    if not args.inputs:
-        raise EquivalenceSetupError("give at least one --input, e.g. --input float32[4,10]")
     for spec in args.inputs + args.init_inputs:
         parse_input_spec(spec)  # report a bad spec before paying for the imports below
     if args.train_steps < 0:

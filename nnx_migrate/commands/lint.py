@@ -12,7 +12,9 @@ DESCRIPTION = """\
 Find NNX code broken by Flax's API changes and, with --fix, repair it in place.
 
 Folders are walked for *.py files, skipping .git, virtual environments and build
-folders. Fixes are written atomically and keep every byte outside the edit. Settings
+folders; linked folders are not followed, a linked file is linted (and fixed) through to
+its target when that lies under the paths given, and skipped with a warning otherwise.
+Files that never mention flax cannot hold Flax code: they are read, not parsed. Fixes are written atomically and keep every byte outside the edit. Settings
 can live in pyproject.toml under [tool.nnx-migrate] (select, ignore, unsafe-fixes,
 exclude). Silence one finding with a trailing `# nnx-migrate: ignore[NNX001]`, or
 `# nnx-migrate: ignore` for every rule; on a line of its own it silences the next line.
@@ -21,12 +23,15 @@ EPILOG = """\
 exit status (bit flags, OR-ed together):
   0  no findings remain
   1  findings remain (after fixing, with --fix)
-  2  a file could not be read or parsed (reported with its path; the run goes on)
-  4  usage error (bad flag, a path that does not exist, bad configuration)"""
+  2  a file or folder could not be read or parsed, or fixes could not be written
+     (reported with its path as E902; the run goes on)
+  4  usage error, nothing written: a bad flag, a path that does not exist, bad
+     configuration, or another run fixing the same tree"""
 
 EXIT_FINDINGS = 1
 EXIT_FILE_ERROR = 2
 EXIT_USAGE = 4
+EXIT_LOCKED = EXIT_USAGE  # another run is fixing the same tree: this one cannot start
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,20 +71,23 @@ def _codes(value: str | None) -> tuple[str, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from nnx_migrate.files import TreeWalk
     from nnx_migrate.lint.config import ConfigError, find_config
-    from nnx_migrate.lint.output_formats import render
-    from nnx_migrate.lint.rules import all_rules
-    from nnx_migrate.lint.runner import LintOptions, collect_files, lint_paths
+    from nnx_migrate.run_files.lock import TreeLocked, tree_locks
 
     try:
         config = find_config(args.paths, args.config)
-        files = collect_files(args.paths, config)
+        walk = TreeWalk(args.paths)
     except ConfigError as exc:
         print(f"nnx-migrate lint: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except FileNotFoundError as exc:
         print(f"nnx-migrate lint: no such file or folder: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from nnx_migrate.lint.rules import all_rules
+
     select = _codes(args.select) or config.select
     ignore = (_codes(args.ignore) or ()) + config.ignore
     known = [rule.CODE for rule in all_rules()]
@@ -87,6 +95,27 @@ def run(args: argparse.Namespace) -> int:
         if not any(code.startswith(prefix.upper()) for code in known):
             print(f"nnx-migrate lint: no rule code starts with {prefix!r} (rules: {', '.join(known)})", file=sys.stderr)
             return EXIT_USAGE
+    writes = args.fix and not args.diff
+    try:
+        with tree_locks(args.paths) if writes else contextlib.nullcontext() as locks:
+            return _run(args, config, walk, locks, select, ignore)
+    except TreeLocked as exc:
+        print(f"nnx-migrate lint: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _run(args: argparse.Namespace, config, walk, locks, select, ignore) -> int:
+    from nnx_migrate.files import remove_stale_temporaries
+    from nnx_migrate.lint.output_formats import render
+    from nnx_migrate.lint.runner import FileResult, LintOptions, collect_files, lint_paths
+    from nnx_migrate.run_files.lock import check_inner_locks
+
+    files = collect_files(walk, config)
+    if locks is not None:
+        check_inner_locks(walk.lock_files, locks)
+        remove_stale_temporaries(walk.temporaries)
+        for note in locks.taken_over + locks.warnings:
+            print(f"nnx-migrate lint: {note}", file=sys.stderr)
     options = LintOptions(
         select=tuple(select),
         ignore=tuple(ignore),
@@ -95,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         diff=args.diff,
     )
     lint_run = lint_paths(files, options, jobs=args.jobs)
+    for problem in walk.problems:
+        if problem.error:  # an unreadable folder: reported like an unreadable file (E902)
+            lint_run.files.append(FileResult(problem.path, error=problem.message))
+        else:
+            print(f"nnx-migrate lint: {problem.path}: warning: {problem.message}", file=sys.stderr)
 
     if args.diff:
         sys.stdout.write("".join(f.diff for f in lint_run.files if f.diff))

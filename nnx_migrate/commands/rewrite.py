@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import sys
 from pathlib import Path
+
+from nnx_migrate.files import atomic_write
 
 NAME = "rewrite"
 HELP = "convert Linen modules and the code that trains them (init/apply, TrainState, steps) to NNX"
@@ -26,8 +29,11 @@ EPILOG = """\
 exit codes (bit flags, combined with OR):
   0  success; with --check: no file would change
   1  --check only: some files would change
-  2  some files failed (unreadable, not decodable in their declared encoding, not Python, or an internal error)
-  4  usage error (unknown option, missing path)
+  2  some files failed (an unreadable file or folder, not decodable in its declared
+     encoding, not Python, not writable, or an internal error); the run goes on and
+     the summary and report are still written
+  4  usage error, nothing written: an unknown option, a missing path, a --report or
+     --output-dir that cannot be used, or another run writing the same tree
   8  TODO(nnx-migrate) sites were reported: the conversion needs a person
 """
 
@@ -36,6 +42,7 @@ EXIT_WOULD_CHANGE = 1
 EXIT_FAILED = 2
 EXIT_USAGE = 4
 EXIT_TODO = 8
+EXIT_LOCKED = EXIT_USAGE  # another run writes the tree: this one cannot start
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--write", dest="mode", action="store_const", const="write", help="edit files in place (atomically)")
     mode.add_argument("--check", dest="mode", action="store_const", const="check", help="write nothing; exit 1 if some file would change")
     parser.set_defaults(mode="diff")
-    parser.add_argument("--output-dir", metavar="DIR", help="write converted copies of changed files under DIR, mirroring the tree; sources are not touched")
+    parser.add_argument("--output-dir", metavar="DIR", help="write a complete converted copy of the inputs under DIR (DIR/<folder name>/..., unchanged files copied too), so the copy runs on its own; sources are not touched. DIR may not be inside an input folder")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="parallel processes (default 1; 0 = one per CPU)")
     parser.add_argument("--report", metavar="FILE", help="write the report as FILE.json and FILE.md (every TODO site: file:line, construct, why)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
@@ -67,56 +74,78 @@ def _relative_target(path: Path, roots: list[Path]) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnx_migrate.files import atomic_write, iter_python_files
-    from nnx_migrate.progress import progress
-    from nnx_migrate.rewrite.report import Summary, to_json, to_markdown
-    from nnx_migrate.rewrite.runner import default_jobs, rewrite_files
+    from nnx_migrate.files import TreeWalk
+    from nnx_migrate.run_files.lock import TreeLocked, tree_locks
+    from nnx_migrate.run_files.targets import TargetError, check_output_dir, report_files
+
+    def usage(message: str) -> int:
+        print(f"nnx-migrate rewrite: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
     if args.jobs < 0:
-        print("nnx-migrate rewrite: error: --jobs must be >= 0", file=sys.stderr)
-        return EXIT_USAGE
+        return usage("--jobs must be >= 0")
     if args.output_dir and args.mode == "write":
-        print("nnx-migrate rewrite: error: --output-dir and --write exclude each other", file=sys.stderr)
-        return EXIT_USAGE
+        return usage("--output-dir and --write exclude each other")
     try:
-        files = list(iter_python_files(args.paths))
+        walk = TreeWalk(args.paths)
     except FileNotFoundError as exc:
-        print(f"nnx-migrate rewrite: error: no such file or folder: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage(f"no such file or folder: {exc}")
+    # Every path the run will write is checked before the first write.
+    try:
+        reports = report_files(args.report) if args.report else None
+        if args.output_dir:
+            check_output_dir(args.output_dir, walk.paths)
+    except TargetError as exc:
+        return usage(str(exc))
+    try:
+        with tree_locks(args.paths) if args.mode == "write" else contextlib.nullcontext() as locks:
+            return _run(args, walk, reports, locks)
+    except TreeLocked as exc:
+        print(f"nnx-migrate rewrite: error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _run(args: argparse.Namespace, walk, reports, locks) -> int:
+    from nnx_migrate.files import remove_stale_temporaries
+    from nnx_migrate.progress import progress
+    from nnx_migrate.rewrite.report import FileResult, Summary, to_json, to_markdown
+    from nnx_migrate.rewrite.runner import default_jobs, rewrite_files
+    from nnx_migrate.run_files.lock import check_inner_locks
+
+    files = list(walk)
+    if locks is not None:
+        check_inner_locks(walk.lock_files, locks)
+        remove_stale_temporaries(walk.temporaries)
+        if not args.quiet:
+            for note in locks.taken_over + locks.warnings:
+                print(f"nnx-migrate rewrite: {note}", file=sys.stderr)
     jobs = args.jobs or default_jobs()
     with progress(len(files), "rewrite") as advance:
         results = rewrite_files(files, jobs=jobs, advance=advance, train_style=args.train_style)
+    for problem in walk.problems:
+        if problem.error:
+            results.append(FileResult(path=problem.path, status="failed", error=problem.message))
+        elif not args.quiet:
+            print(f"{problem.path}: warning: {problem.message}", file=sys.stderr)
+    if args.output_dir and args.mode != "check":
+        results += _write_output_tree(args, walk.paths, results)
+    elif args.mode in ("diff", "write"):
+        _write_or_diff(args, results)
 
     summary = Summary()
-    roots = [Path(p) for p in args.paths]
-    out = sys.stdout
     for result in results:
         summary.add(result)
         if result.status == "failed":
             print(f"{result.path}: error: {result.error}", file=sys.stderr)
-            continue
-        if result.status != "changed":
-            continue
-        if args.mode == "diff" and not args.output_dir:
-            out.writelines(
-                difflib.unified_diff(
-                    result.old_text.splitlines(keepends=True),
-                    result.new_text.splitlines(keepends=True),
-                    fromfile=f"a/{result.path.lstrip('/')}",
-                    tofile=f"b/{result.path.lstrip('/')}",
-                )
-            )
-        elif args.mode == "write":
-            atomic_write(Path(result.path), result.new_text, result.encoding)
-        if args.output_dir and args.mode != "check":
-            target = Path(args.output_dir) / _relative_target(Path(result.path), roots)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, result.new_text, result.encoding)
-    if args.report:
-        base = Path(args.report)
-        stem = base.with_suffix("") if base.suffix in (".json", ".md") else base
-        atomic_write(stem.with_name(stem.name + ".json"), to_json(summary, results) + "\n")
-        atomic_write(stem.with_name(stem.name + ".md"), to_markdown(summary, results))
+    report_failed = False
+    if reports is not None:
+        json_path, md_path = reports
+        try:
+            atomic_write(json_path, to_json(summary, results) + "\n")
+            atomic_write(md_path, to_markdown(summary, results))
+        except OSError as exc:
+            print(f"nnx-migrate rewrite: error: cannot write the report: {exc}", file=sys.stderr)
+            report_failed = True
     if not args.quiet:
         for result in results:
             for todo in result.todos:
@@ -125,8 +154,63 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_OK
     if args.mode == "check" and summary.changed:
         code |= EXIT_WOULD_CHANGE
-    if summary.failed:
+    if summary.failed or report_failed:
         code |= EXIT_FAILED
     if summary.todo_sites:
         code |= EXIT_TODO
     return code
+
+
+def _not_written(result, exc: OSError) -> None:
+    """A converted file that could not be written: it failed, and nothing of its
+    conversion (classes, TODO sites) landed."""
+    result.status = "failed"
+    result.error = f"cannot write: {exc.strerror or exc}"
+    result.classes = []
+    result.todos = []
+
+
+def _write_or_diff(args: argparse.Namespace, results) -> None:
+    out = sys.stdout
+    for result in results:
+        if result.status != "changed":
+            continue
+        if args.mode == "diff":
+            out.writelines(
+                difflib.unified_diff(
+                    result.old_text.splitlines(keepends=True),
+                    result.new_text.splitlines(keepends=True),
+                    fromfile=f"a/{result.path.lstrip('/')}",
+                    tofile=f"b/{result.path.lstrip('/')}",
+                )
+            )
+            continue
+        try:
+            atomic_write(Path(result.path), result.new_text, result.encoding)
+        except OSError as exc:  # one unwritable file or folder: the run goes on
+            _not_written(result, exc)
+
+
+def _write_output_tree(args: argparse.Namespace, roots: list[Path], results) -> list:
+    """Copies the inputs whole under --output-dir, then the converted files over them;
+    returns a failed result for each path that could not be copied."""
+    from nnx_migrate.rewrite.report import FileResult
+    from nnx_migrate.run_files.targets import copy_inputs
+
+    output_dir = Path(args.output_dir)
+    failed = {r.path for r in results if r.status == "failed"}
+    extra = [
+        FileResult(path=path, status="failed", error=why)
+        for path, why in copy_inputs(roots, output_dir)
+        if path not in failed
+    ]
+    for result in results:
+        if result.status != "changed":
+            continue
+        target = output_dir / _relative_target(Path(result.path), roots)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, result.new_text, result.encoding)
+        except OSError as exc:
+            _not_written(result, exc)
+    return extra

@@ -121,6 +121,28 @@ class FileAnalysis:
     def _global_scope(self) -> Scope | None:
         return self._scopes.get(self.module)
 
+    @functools.cached_property
+    def _nnx_imports(self) -> tuple[dict[str, str], str | None, bool]:
+        """The module-level names bound to flax.nnx: ({symbol: first name binding it},
+        the first alias of the module itself, whether any name comes from flax.nnx).
+        Computed once per file: every fix asks, and the scan is over every global name."""
+        direct: dict[str, str] = {}
+        module_alias = None
+        imports_names_from_nnx = False
+        scope = self._global_scope
+        if scope is not None:
+            for assignment in sorted(scope.assignments, key=lambda a: a.name):
+                qualified = {q.name for q in scope.get_qualified_names_for(assignment.name)}
+                for q in qualified:
+                    symbol = _nnx_symbol_of(q)
+                    if symbol is not None:
+                        imports_names_from_nnx = True
+                        if q.rsplit(".", 1)[0] in NNX_MODULES:
+                            direct.setdefault(symbol, assignment.name)
+                if module_alias is None and qualified & set(NNX_MODULES):
+                    module_alias = assignment.name
+        return direct, module_alias, imports_names_from_nnx
+
     def nnx_reference(self, symbol: str) -> tuple[cst.BaseExpression, tuple[ImportNeeded, ...]]:
         """An expression naming `flax.nnx.<symbol>` in this file, using the file's own imports.
 
@@ -128,18 +150,10 @@ class FileAnalysis:
         file's alias of the module (`nnx.Param`, `fx.Param`, `flax.nnx.Param`); only if
         there is neither does it ask for a new import.
         """
-        module_alias = None
-        imports_names_from_nnx = False
+        direct, module_alias, imports_names_from_nnx = self._nnx_imports
         scope = self._global_scope
-        if scope is not None:
-            for assignment in sorted(scope.assignments, key=lambda a: a.name):
-                qualified = {q.name for q in scope.get_qualified_names_for(assignment.name)}
-                if any(q == f"{mod}.{symbol}" for mod in NNX_MODULES for q in qualified):
-                    return cst.Name(assignment.name), ()
-                if module_alias is None and qualified & set(NNX_MODULES):
-                    module_alias = assignment.name
-                if any(_nnx_symbol_of(q) for q in qualified):
-                    imports_names_from_nnx = True
+        if symbol in direct:
+            return cst.Name(direct[symbol]), ()
         if module_alias is not None:
             return cst.parse_expression(f"{module_alias}.{symbol}"), ()
         name_taken = scope is not None and symbol in scope

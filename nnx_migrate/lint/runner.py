@@ -13,11 +13,12 @@ from pathlib import Path
 
 import libcst as cst
 
-from nnx_migrate.files import SourceError, atomic_write, iter_python_files, read_source
+from nnx_migrate.files import SourceError, TreeWalk, atomic_write, read_source
 from nnx_migrate.lint.config import LintConfig
 from nnx_migrate.lint.engine import Finding, lint_source
 from nnx_migrate.lint.rules import rule_by_code, select_rules
 from nnx_migrate.progress import progress
+from nnx_migrate.run_files.collections import rare_collections, worker_start
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,12 @@ def lint_file(path: str, options: LintOptions) -> FileResult:
         return result
     result.findings = outcome.findings
     if outcome.fixed_source is not None:
-        atomic_write(Path(path), outcome.fixed_source, source_file.encoding)
+        try:
+            atomic_write(Path(path), outcome.fixed_source, source_file.encoding)
+        except OSError as exc:  # an unwritable file or folder: reported, the run goes on
+            result.error = f"cannot write the fixes: {exc.strerror or exc}"
+            result.findings = outcome.initial_findings  # the file keeps every finding
+            return result
         result.fixes_applied = outcome.fixes_applied
     return result
 
@@ -109,21 +115,22 @@ def _process_context():
     return multiprocessing.get_context("fork")
 
 
-def collect_files(paths: Sequence[str], config: LintConfig) -> list[str]:
+def collect_files(paths: Sequence[str] | TreeWalk, config: LintConfig) -> list[str]:
     """The files to lint; raises FileNotFoundError for a path that does not exist."""
-    return [str(p) for p in iter_python_files(paths) if not config.excludes(p)]
+    walk = paths if isinstance(paths, TreeWalk) else TreeWalk(paths)
+    return [str(p) for p in walk if not config.excludes(p)]
 
 
 def lint_paths(files: Sequence[str], options: LintOptions, jobs: int = 1) -> LintRun:
     results: list[FileResult] = []
-    with progress(len(files), "nnx-migrate lint") as advance:
+    with rare_collections(), progress(len(files), "nnx-migrate lint") as advance:
         if jobs <= 1 or len(files) < 2:
             for path in files:
                 results.append(lint_file(path, options))
                 advance()
         else:
             chunksize = max(1, min(64, len(files) // (jobs * 8)))
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context()) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=worker_start) as pool:
                 for result in pool.map(lint_file, files, repeat(options), chunksize=chunksize):
                     results.append(result)
                     advance()

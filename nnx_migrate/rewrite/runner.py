@@ -8,15 +8,15 @@ codes. Workers get paths, not texts, so only results cross process boundaries.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
 from nnx_migrate.files import SourceError, read_source
+from nnx_migrate.run_files.collections import rare_collections, worker_start
 from nnx_migrate.rewrite.index import ModuleIndex
+from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
@@ -36,6 +36,11 @@ def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: st
     except Exception as exc:  # never let one file stop a repository run
         return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
     result.encoding = source.encoding
+    # Classes that are NNX already (an earlier, partial run) are known to the run's index
+    # like converted ones, so a re-run reaches what one run would.
+    already = nnx_class_summaries(source.text)
+    if already:
+        result.exports = {**already, **result.exports}
     return result
 
 
@@ -48,24 +53,6 @@ def default_jobs() -> int:
 MAX_ROUNDS = 4
 
 
-# A run keeps every parsed file of the run alive (the rounds reuse them), and Python's
-# cycle collector scans that whole heap again and again as the rewrite allocates nodes:
-# a fifth of the time of a run at the default thresholds. LibCST trees hold no cycles
-# (reference counting frees them), so collections can be far rarer; mypy runs with the
-# same thresholds for the same reason.
-_RUN_GC_THRESHOLDS = (200_000, 30, 30)
-
-
-@contextlib.contextmanager
-def _rare_collections():
-    before = gc.get_threshold()
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
 # A pool worker's share of the run: the pool is made for one run and shut down with it,
 # so the context a worker makes when it starts lives exactly as long as the run.
 _worker_context: RunContext | None = None
@@ -73,7 +60,7 @@ _worker_context: RunContext | None = None
 
 def _worker_start() -> None:
     global _worker_context
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
+    worker_start()
     _worker_context = RunContext.on_disk()
 
 
@@ -84,7 +71,7 @@ def _rewrite_in_worker(path: str, external: ModuleIndex | None, train_style: str
 def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
     """Rewrites every file; files that build module classes defined in other files of the
     run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
-    with _rare_collections():
+    with rare_collections():
         return _rewrite_files(paths, jobs, advance, train_style)
 
 

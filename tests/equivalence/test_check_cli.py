@@ -63,7 +63,6 @@ def test_hand_port_with_nnx_kwargs_and_call_flags(capsys):
         ([f"{LINEN}::MLP", f"{NNX}::MLPRewrite", "--input", "complex7[3]"], "unknown dtype 'complex7'"),
         ([f"{LINEN}::MLP", f"{NNX}::MLPRewrite", "--input", "float32[3]:0..4"], "range is for integer"),
         ([f"{LINEN}::MLP", f"{NNX}::MLPRewrite", "--input", "float32[3,10]", "--kwargs", "{oops"], "--kwargs: not valid JSON"),
-        ([f"{LINEN}::MLP", f"{NNX}::MLPRewrite"], "at least one --input"),
         ([f"{LINEN}", f"{NNX}::MLPRewrite", "--input", "float32[3,10]"], "expected FILE.py::ClassName"),
         ([f"{LINEN}::MLP", f"{NNX}::Counters", "--input", "float32[3,10]"], "not a flax.nnx Module class"),
         ([f"{LINEN}::MLP", f"{NNX}::MLPRewrite", "--input", "float32[3,10]", "--kwargs", '{"width": 3}'],
@@ -89,6 +88,37 @@ def test_bad_command_line_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["check", f"{LINEN}::MLP"])
     assert exit_info.value.code == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ([], "the following arguments are required: --input"),
+        (["--input", "float32[3,10]", "--mapping", "{oops"], "--mapping: not valid JSON"),
+        (["--input", "float32[3,10]", "--mapping", '["Dense_0"]'], "--mapping: expected a JSON object"),
+        (["--input", "float32[3,10]", "--mapping", '{"Dense_0": 1}'], "expected non-empty strings"),
+        (["--input", "float32[3,10]", "--rtol", "-0.5"], "--rtol: must be a finite number >= 0"),
+        (["--input", "float32[3,10]", "--atol", "nan"], "--atol: must be a finite number >= 0"),
+        (["--input", "float32[3,10]", "--atol", "x"], "--atol: not a number"),
+    ],
+)
+def test_bad_arguments_exit_4_before_any_model_is_loaded(extra, reason, capsys, monkeypatch):
+    """A bad command line is exit 4 (README's table), never 1 ("not equivalent") nor a
+    traceback; and nothing is imported or run: the files named do not even exist."""
+    import nnx_migrate.equivalence.loading as loading
+
+    monkeypatch.setattr(loading, "load_target", lambda *a: pytest.fail("loaded a model"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "missing_linen.py::MLP", "missing_nnx.py::MLP", *extra])
+    assert exit_info.value.code == 4
+    assert reason in capsys.readouterr().err
+
+
+def test_help_says_check_imports_and_runs_the_files(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Imports LINEN_FILE and NNX_FILE and runs their code" in out
 
 
 def test_int_inputs_respect_the_range():

@@ -25,6 +25,24 @@ def loss_fn(model):
 
 CASES = {
     "NNX001": ("opt = nnx.Optimizer(model, optax.sgd(0.1))\n", TypeError),
+    # A model with state that is not a parameter (BatchNorm statistics), trained the usual
+    # way: only `wrt=nnx.Param` (the old default) runs; `wrt=nnx.Variable` fails at the
+    # update (see the test below), so a fix that picked it would fail here.
+    "NNX001-batchnorm": (
+        "class Net(nnx.Module):\n"
+        "    def __init__(self, rngs):\n"
+        "        self.lin = nnx.Linear(2, 2, rngs=rngs)\n"
+        "        self.bn = nnx.BatchNorm(2, rngs=rngs)\n"
+        "    def __call__(self, x):\n"
+        "        return self.bn(self.lin(x))\n"
+        "net = Net(nnx.Rngs(0))\n"
+        "opt = nnx.Optimizer(net, optax.adam(0.1))\n"
+        "before = net.bn.bias[...]\n"
+        "grads = nnx.grad(lambda m: jnp.mean((m(x) - 1.0) ** 2))(net)\n"
+        "opt.update(net, grads)\n"
+        "assert not jnp.allclose(before, net.bn.bias[...])\n",
+        TypeError,
+    ),
     "NNX002-update": (
         "opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)\n"
         "grads = nnx.grad(loss_fn)(model)\n"
@@ -86,3 +104,14 @@ def test_pattern_breaks_and_fix_works(case):
     assert "ModelAndOptimizer" not in outcome.fixed_source
     assert {f.code for f in outcome.initial_findings} == {case.split("-")[0]}
     _run(outcome.fixed_source)
+
+
+def test_nnx001_batchnorm_case_tells_the_right_wrt_from_a_wrong_one():
+    """The case above has teeth: with `wrt=nnx.Variable` instead of the fix's
+    `wrt=nnx.Param`, the same program fails."""
+    code = PRELUDE + CASES["NNX001-batchnorm"][0]
+    fixed = lint_source(code, all_rules(), fix=True).fixed_source
+    assert "wrt=nnx.Param" in fixed
+    _run(fixed)
+    with pytest.raises(ValueError):
+        _run(fixed.replace("wrt=nnx.Param", "wrt=nnx.Variable"))

@@ -12,6 +12,8 @@ from nnx_migrate.lint.rules import all_rules
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lint"
 CASES = sorted(FIXTURES.glob("*.in.py"))
+# An emptied or moved folder must fail, not collect nothing.
+assert len(CASES) >= 3, f"{FIXTURES}: {len(CASES)} cases, expected at least 3"
 
 
 def _expected(case: Path, suffix: str) -> Path:

@@ -17,8 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "modules"
 
 
+# Fewer cases than this means a folder was emptied or moved: the glob would then collect
+# nothing and every test over it would pass vacuously.
+MIN_CASES = 40
+
+
 def cases() -> list[str]:
-    return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+    found = sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+    assert len(found) >= MIN_CASES, f"{FIXTURES}: {len(found)} cases, expected at least {MIN_CASES}"
+    return found
 
 
 # Fixture programs are imported as fresh modules, the way `nnx-migrate check` does.

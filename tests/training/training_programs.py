@@ -20,8 +20,15 @@ FIXTURES = ROOT / "fixtures" / "training"
 STYLES = {"flat-state": ".out.py", "nnx-jit": ".nnx_jit.out.py"}
 
 
+# Fewer cases than this means a folder was emptied or moved: the glob would then collect
+# nothing and every test over it would pass vacuously.
+MIN_CASES = 10
+
+
 def cases() -> list[str]:
-    return sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+    found = sorted(p.name[: -len(".in.py")] for p in FIXTURES.glob("*.in.py"))
+    assert len(found) >= MIN_CASES, f"{FIXTURES}: {len(found)} cases, expected at least {MIN_CASES}"
+    return found
 
 
 def runnable_cases() -> list[str]:

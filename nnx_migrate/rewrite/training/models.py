@@ -16,6 +16,7 @@ import libcst as cst
 from nnx_migrate.rewrite.class_pass import rewrite_classes
 from nnx_migrate.rewrite.classes import ClassSummary
 from nnx_migrate.rewrite.names import ImportMap, dotted
+from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
 from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.run_context import RunContext
 
@@ -24,9 +25,11 @@ def summaries_of(module: cst.Module, path: str, context: RunContext) -> dict[str
     """Class name -> summary, for the Linen classes of one parsed (unconverted) file: the
     class pass's own analysis of it (the same rewrite as the file gets)."""
     text = module.code
-    if "linen" not in text:
-        return {}
-    return with_factories(module, rewrite_classes(text, path, context)[0].exports or {})
+    # NNX classes too: a file an earlier (partial) run converted already
+    found = nnx_class_summaries(text)
+    if "linen" in text:
+        found.update(rewrite_classes(text, path, context)[0].exports or {})
+    return with_factories(module, found) if found else {}
 
 
 def with_factories(module: cst.Module, summaries: dict[str, ClassSummary]) -> dict[str, ClassSummary]:
@@ -79,13 +82,18 @@ def summaries_of_file(file: str, context: RunContext) -> dict[str, ClassSummary]
 
 def _summaries_of_file(file: str, context: RunContext) -> dict[str, ClassSummary]:
     text = context.read(file)
-    if text is None or "linen" not in text:
+    if text is None:
+        return {}
+    found = nnx_class_summaries(text)  # converted already by an earlier (partial) run
+    if not found and "linen" not in text:
         return {}
     try:
         module = context.parse(text)
     except cst.ParserSyntaxError:
         return {}
-    return with_factories(module, rewrite_classes(text, file, context)[0].exports)
+    if "linen" in text:
+        found.update(rewrite_classes(text, file, context)[0].exports)
+    return with_factories(module, found) if found else {}
 
 
 class ModelIndex:
