@@ -6,7 +6,7 @@ to every step (a mask, a context). `nnx.scan` spells "not scanned" `None`; it re
 `nn.broadcast` itself (flax 0.12.8: `ValueError: Invalid axes`). Outputs: Linen's
 `out_axes` may broadcast an output, `nnx.scan` cannot (`Cannot broadcast output state`),
 so only ints are kept there. Used by both scan forms, over time (recurrent.py) and over
-layers (classes.py / rewriters.py).
+layers (classes/constructs/scan_layers.py).
 
 Fix safety: an entry that is not an int literal or `nn.broadcast` (a name, an attribute, a
 nested tree) could be anything at run time; it is reported, never copied as text.
