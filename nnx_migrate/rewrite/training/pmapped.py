@@ -1,4 +1,4 @@
-"""Functions of a file that run under `jax.pmap`, for the `rngs=` rule of `steps.py`.
+"""Functions of a file that run under `jax.pmap`, for the `rngs=` rule of the `steps/` transform.
 
 The default flat-state style drops `rngs=` at apply time: the model's own `nnx.Rngs`
 stream draws the keys. Under `jax.pmap` over a replicated state that stream is the same

@@ -135,7 +135,7 @@ def _builds_sibling_models(text: str, path: str, context: RunContext) -> bool:
 
 # Attribute and function names every change or TODO of `TrainingTransformer` starts from
 # (`init`/`apply` of a model, `TrainState.create`, a state's `apply_fn`/`apply_gradients`/
-# `replace`, gradients over `state.params`); see steps.py.
+# `replace`, gradients over `state.params`); see steps/.
 _TRIGGER_WORDS = ("init", "apply", "apply_fn", "apply_gradients", "params", "create", "replace")
 
 
