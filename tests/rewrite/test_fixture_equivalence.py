@@ -1,7 +1,7 @@
 """Every converted fixture class computes what its Linen original computes, with the same
 weights: the equivalence harness builds the NNX class from the Linen fields and example
 inputs, copies the weights by the naming convention and compares outputs, gradients and
-train-mode state."""
+train-mode state, in NNX's graph mode and in its tree mode (`nnx_mode`)."""
 
 from __future__ import annotations
 
@@ -28,25 +28,26 @@ for _case in cases():
 def modules():
     loaded = {}
 
-    def get(case):
-        if case not in loaded:
-            loaded[case] = (
-                load_module(FIXTURES / f"{case}.in.py", f"fixture_in_{case}"),
-                load_module(FIXTURES / f"{case}.out.py", f"fixture_out_{case}"),
+    def get(case, mode="graph"):
+        # a converted file is imported once per mode: transforms take the mode they are built in
+        if (case, mode) not in loaded:
+            loaded[case, mode] = (
+                load_module(FIXTURES / f"{case}.in.py", f"fixture_in_{case}_{mode}"),
+                load_module(FIXTURES / f"{case}.out.py", f"fixture_out_{case}_{mode}"),
             )
-        return loaded[case]
+        return loaded[case, mode]
 
     return get
 
 
 @pytest.mark.parametrize("case,class_name", PAIRS, ids=[f"{c}:{n}" for c, n in PAIRS])
-def test_converted_class_is_equivalent(modules, case, class_name):
+def test_converted_class_is_equivalent(modules, case, class_name, nnx_mode):
     import jax
     from flax import nnx
 
     from nnx_migrate.equivalence import compare
 
-    linen_mod, nnx_mod = modules(case)
+    linen_mod, nnx_mod = modules(case, nnx_mode)
     example = linen_mod.EXAMPLES[class_name]
     keys = jax.random.split(jax.random.key(0), len(example["inputs"]))
     inputs = [make_input(spec, key) for spec, key in zip(example["inputs"], keys)]

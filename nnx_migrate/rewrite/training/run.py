@@ -17,6 +17,7 @@ from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines
 from nnx_migrate.rewrite.names import ImportMap, dotted
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.training.api_map import load_training_rules
+from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, _local_module_file, _summaries_of_path, factories, factory_call, summaries_of, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
@@ -100,6 +101,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
+    if transformer.used_param_grad:
+        new = param_grad.add_helper(new)
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)

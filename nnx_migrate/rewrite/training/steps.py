@@ -37,6 +37,7 @@ from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.training.api_map import TrainingRules
 from nnx_migrate.rewrite.training.dataflow import EMPTY, Flow, init_receiver, names_of_target
+from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor, children_in_order, nodes_of_type
 
@@ -125,6 +126,7 @@ class TrainingTransformer(FastTransformer):
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_functools = False
         self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
+        self.used_param_grad = False  # a gradient taken over the model (param_grad.py)
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
         self._callees: set[int] = set()  # ids of original call targets
         self._top: str | None = None  # the enclosing top-level function
@@ -688,7 +690,9 @@ class TrainingTransformer(FastTransformer):
                 if isinstance(target, cst.Name) and target.value in self._aux_removed:
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
+                # over the Params only, in graph and tree mode alike (param_grad.py)
+                self.used_param_grad = True
+                return updated.with_changes(func=cst.Name(param_grad.NAME), args=[cst.Arg(cst.parse_expression(nnx_name)), *args])
         if (isinstance(func, cst.Attribute) and func.attr.value in ("value_and_grad", "grad") and plan.state and self._stmt_stack
                 and not (self._qualify(func) or "").startswith(("jax.", "flax.nnx.")) and self._differentiates_model(original, plan)):
             self._stmt_stack[-1]["todos"].append((code_of(original.func), _FOREIGN_GRAD.format(name=code_of(original.func))))
