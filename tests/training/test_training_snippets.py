@@ -104,6 +104,23 @@ def test_a_state_rebound_inside_a_step_is_a_todo():
     assert "# TODO(nnx-migrate): `state` is rebound in this function" in converted
 
 
+def test_the_gradient_helper_takes_a_free_name():
+    """A file that already has a `param_grad` of its own keeps it: the helper the converted
+    step calls is defined under another name, before its first use."""
+    body = """\
+    def param_grad(x):
+      return x
+
+    def step(state, x):
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+      return state.apply_gradients(grads=grads)
+    """
+    converted = _convert(body)
+    assert "grads = nnx_param_grad(nnx.grad, lambda p: jnp.sum(p(x)))(model)" in converted
+    assert "def param_grad(x):\n  return x" in converted
+    assert converted.index("def nnx_param_grad(transform, loss_fn, **options):") < converted.index("def step(state, x):")
+
+
 def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
     body = """\
     def step(state, x):

@@ -40,20 +40,32 @@ def {name}(transform, loss_fn, **options):
 '''
 
 
-def call_source(transform: str) -> str:
-    """`param_grad(nnx.value_and_grad, ...)`: the callee and first argument at a gradient site."""
-    return f"{NAME}({transform}"
+def helper_name(module: cst.Module | None) -> str:
+    """`param_grad`, or `nnx_param_grad` where the file already binds that name at the top."""
+    taken: set[str] = set()
+    for stmt in module.body if module is not None else ():
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            taken.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    taken.update(t.target.value for t in small.targets if isinstance(t.target, cst.Name))
+                elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                    taken.update((a.asname.name if a.asname else a.name).value for a in small.names
+                                 if isinstance((a.asname.name if a.asname else a.name), cst.Name))
+    name = NAME
+    while name in taken:
+        name = f"nnx_{name}"
+    return name
 
 
-def add_helper(module: cst.Module) -> cst.Module:
-    """The module with the helper defined before the first top-level statement that calls it
-    (none is added where the file defines the name itself)."""
+def add_helper(module: cst.Module, name: str = NAME) -> cst.Module:
+    """The module with the helper `name` defined before the first top-level statement that
+    calls it."""
     body = list(module.body)
-    if any(isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == NAME for s in body):
-        return module
     for i, stmt in enumerate(body):
-        if f"{NAME}(" in module.code_for_node(stmt):
-            source = SOURCE.format(name=NAME).replace("  ", module.default_indent)
+        if f"{name}(" in module.code_for_node(stmt):
+            source = SOURCE.format(name=name).replace("  ", module.default_indent)
             helper = cst.parse_statement(source, config=module.config_for_parsing)
             body[i:i] = [helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])]
             return module.with_changes(body=body)

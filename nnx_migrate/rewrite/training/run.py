@@ -102,7 +102,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
     if transformer.used_param_grad:
-        new = param_grad.add_helper(new)
+        new = param_grad.add_helper(new, transformer.used_param_grad)
     new = _fix_imports(new, transformer.used_nnx or transformer.used_helper, style == "flat-state" and transformer.used_helper, transformer.used_functools)
     if transformer.converted_linen:
         new = _drop_unused_linen_imports(new)

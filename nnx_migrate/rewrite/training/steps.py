@@ -126,7 +126,7 @@ class TrainingTransformer(FastTransformer):
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_functools = False
         self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
-        self.used_param_grad = False  # a gradient taken over the model (param_grad.py)
+        self.used_param_grad = ""  # the helper's name, once a gradient is taken over the model (param_grad.py)
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
         self._callees: set[int] = set()  # ids of original call targets
         self._top: str | None = None  # the enclosing top-level function
@@ -691,8 +691,8 @@ class TrainingTransformer(FastTransformer):
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
                 # over the Params only, in graph and tree mode alike (param_grad.py)
-                self.used_param_grad = True
-                return updated.with_changes(func=cst.Name(param_grad.NAME), args=[cst.Arg(cst.parse_expression(nnx_name)), *args])
+                self.used_param_grad = self.used_param_grad or param_grad.helper_name(self.module)
+                return updated.with_changes(func=cst.Name(self.used_param_grad), args=[cst.Arg(cst.parse_expression(nnx_name)), *args])
         if (isinstance(func, cst.Attribute) and func.attr.value in ("value_and_grad", "grad") and plan.state and self._stmt_stack
                 and not (self._qualify(func) or "").startswith(("jax.", "flax.nnx.")) and self._differentiates_model(original, plan)):
             self._stmt_stack[-1]["todos"].append((code_of(original.func), _FOREIGN_GRAD.format(name=code_of(original.func))))
