@@ -1,6 +1,6 @@
 """Train-step speed: the Linen step against each step style `nnx-migrate rewrite` emits.
 
-    python benchmarks/step_speed.py [--steps N] [--repeats R] [--markdown]
+    python benchmarks/step_speed.py [--steps N] [--repeats R] [--modes graph tree]
 
 Each model is a whole Linen program (model, TrainState, `jax.jit` train step) that is
 converted by the tool itself (`rewrite_source`, once per `--train-style`); the three
@@ -11,12 +11,17 @@ step is reported. Models:
   TrainState carries batch_stats, its step takes a dropout key).
 - `cnn`: three 3x3 convolutions (32, 64, 10 channels), global mean, on 28x28x1, batch 64, SGD
   with momentum: compute-bound, the style should not matter.
+Each model runs in NNX's graph mode (Flax 0.12's default) and in its tree mode
+(`NNX_GRAPH_MODE=false NNX_GRAPH_UPDATES=false`, the default Flax plans): the converted
+programs are imported and run inside `nnx.set_graph_mode` / `nnx.set_graph_updates`, since
+transforms take the mode they are built in; the Linen program is timed beside each.
 Speed is measured here, never asserted in tests (shared CPUs are noisy).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import statistics
 import sys
@@ -95,17 +100,26 @@ def _load(source: str, name: str, folder: Path):
     return load_python_file(path, name)
 
 
-def programs(model: str, folder: Path) -> dict:
+@contextlib.contextmanager
+def nnx_mode(mode: str):
+    from flax import nnx
+
+    graph = mode == "graph"
+    with nnx.set_graph_mode(graph), nnx.set_graph_updates(graph):
+        yield
+
+
+def programs(model: str, folder: Path, mode: str = "graph") -> dict:
     spec = MODELS[model]
     if "fixture" in spec:
         linen = spec["fixture"].read_text()
     else:
         linen = PROGRAM.format(model=spec["model"], input_shape=spec["input_shape"], tx=spec["tx"])
-    loaded = {"linen": _load(linen, f"bench_{model}_linen", folder)}
+    loaded = {"linen": _load(linen, f"bench_{model}_linen_{mode}", folder)}
     for style in STYLES[1:]:
         result = rewrite_source(linen, f"bench_{model}.py", train_style=style)
         assert result.status == "changed" and not result.todos, (style, result.todos, result.error)
-        loaded[style] = _load(result.new_text, f"bench_{model}_{style.replace('-', '_')}", folder)
+        loaded[style] = _load(result.new_text, f"bench_{model}_{style.replace('-', '_')}_{mode}", folder)
     return loaded
 
 
@@ -125,11 +139,16 @@ def time_steps(program, args, steps: int, state=None):
     return (time.perf_counter() - start) / steps, state
 
 
-def measure(model: str, steps: int, repeats: int, folder: Path) -> dict[str, float]:
+def measure(model: str, steps: int, repeats: int, folder: Path, mode: str = "graph") -> dict[str, float]:
+    with nnx_mode(mode):
+        return _measure(model, steps, repeats, folder, mode)
+
+
+def _measure(model: str, steps: int, repeats: int, folder: Path, mode: str) -> dict[str, float]:
     import jax
 
     spec = MODELS[model]
-    loaded = programs(model, folder)
+    loaded = programs(model, folder, mode)
     if "fixture" in spec:
         args = (loaded["linen"].synthetic_batches(jax.random.key(1), 1)[0], jax.random.key(2))
     else:
@@ -156,17 +175,20 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="steps per timed run (default 300)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved timed runs per style (default 7)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--modes", nargs="+", default=["graph", "tree"], choices=["graph", "tree"],
+                        help="NNX modes to run the converted programs in (default both)")
     args = parser.parse_args(argv)
     print(f"device: {device()}; median of {args.repeats} runs of {args.steps} steps\n")
-    print("| model | Linen `jax.jit` + TrainState | flat-state (default) | nnx-jit (textbook) |")
-    print("|---|---|---|---|")
+    print("| model | NNX mode | Linen `jax.jit` + TrainState | flat-state (default) | nnx-jit (textbook) |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             steps = max(20, args.steps // 10) if model == "cnn" else args.steps
-            t = measure(model, steps, args.repeats, Path(tmp))
-            base = t["linen"]
-            cells = [f"{t[s] * 1e6:.0f} us ({t[s] / base:.2f}x)" for s in STYLES]
-            print(f"| {model}: {MODELS[model]['description']} | " + " | ".join(cells) + " |", flush=True)
+            for mode in args.modes:
+                t = measure(model, steps, args.repeats, Path(tmp), mode)
+                base = t["linen"]
+                cells = [f"{t[s] * 1e6:.0f} us ({t[s] / base:.2f}x)" for s in STYLES]
+                print(f"| {model}: {MODELS[model]['description']} | {mode} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

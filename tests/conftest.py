@@ -49,3 +49,19 @@ def run_python():
         )
 
     return run
+
+
+# NNX's two modes (Flax plans to make tree mode the default: FLIP 5310). The flags are
+# read when a transform is built, so whatever a test imports or builds under this fixture
+# (a converted file's module-level `@nnx.jit` included) takes the test's mode, whatever
+# the environment (`NNX_GRAPH_MODE`, `NNX_GRAPH_UPDATES`) sets as the default.
+NNX_MODES = {"graph": True, "tree": False}
+
+
+@pytest.fixture(params=list(NNX_MODES))
+def nnx_mode(request):
+    from flax import nnx
+
+    graph = NNX_MODES[request.param]
+    with nnx.set_graph_mode(graph), nnx.set_graph_updates(graph):
+        yield request.param

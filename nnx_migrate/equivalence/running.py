@@ -145,6 +145,24 @@ def _nnx_loss(model, inputs, method, kwargs, seed, record_paths: list):
     return projection_loss(flat, seed), (flat, [flatten_outputs(value) for _, value in records])
 
 
+def param_value_and_grad(loss, model):
+    """`loss(model)` (which returns `(value, aux)`) and its gradients over the model's
+    `nnx.Param` only, as an `nnx.State`, in graph and tree mode alike.
+
+    `nnx.value_and_grad(loss)(model)` differentiates only the Params in graph mode but
+    every Variable in tree mode (`NNX_GRAPH_MODE=false`), where a Dropout's uint32 RNG
+    count makes it raise; `nnx.DiffState` raises there too. Splitting the Params off and
+    merging the model inside keeps the same Variable objects (`recreate_variables=False`),
+    so the call's state changes (BatchNorm statistics, RNG counts) reach `model`.
+    """
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def of_params(params, rest):
+        return loss(nnx.merge(graphdef, params, rest, recreate_variables=False))
+
+    return nnx.value_and_grad(of_params, has_aux=True)(params, rest)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "method", "kwargs", "seed", "with_grads", "record_key"),
                    compiler_options=COMPILER_OPTIONS)
 def _nnx_run_compiled(params, rest, inputs, *, graphdef, method, kwargs, seed, with_grads, record_key):
@@ -153,9 +171,9 @@ def _nnx_run_compiled(params, rest, inputs, *, graphdef, method, kwargs, seed, w
     loss = functools.partial(_nnx_loss, inputs=inputs, method=method, kwargs=dict(kwargs), seed=seed,
                              record_paths=paths)
     if with_grads:
-        # nnx.value_and_grad writes state changes (BatchNorm statistics, counters) back
-        # to `model`, which hands them to the caller as its non-Param state.
-        (_, aux), grads = nnx.value_and_grad(loss, has_aux=True)(model)
+        # the state changes (BatchNorm statistics, counters) land in `model`, which hands
+        # them to the caller as its non-Param state
+        (_, aux), grads = param_value_and_grad(loss, model)
     else:
         (_, aux), grads = loss(model), None
     _TRACED_RECORD_PATHS[record_key] = paths
@@ -180,7 +198,7 @@ def run_nnx(model: nnx.Module, inputs, method, kwargs, *, with_grads: bool, seed
     loss = functools.partial(_nnx_loss, inputs=tuple(inputs), method=method, kwargs=kwargs, seed=seed,
                              record_paths=paths)
     if with_grads:
-        (_, (flat, values)), grads = nnx.value_and_grad(loss, has_aux=True)(model)
+        (_, (flat, values)), grads = param_value_and_grad(loss, model)
     else:
         (_, (flat, values)), grads = loss(model), None
     return NNXRun(flat, list(zip(paths, values, strict=True)), grads)

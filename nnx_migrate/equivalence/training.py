@@ -22,6 +22,7 @@ from nnx_migrate.equivalence.leaf_comparison import compare_leaf
 from nnx_migrate.equivalence.mode_flags import nnx_mode
 from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
 from nnx_migrate.equivalence.result import Check, ComparisonResult
+from nnx_migrate.equivalence.running import param_value_and_grad
 
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -77,10 +78,11 @@ def _nnx_steps(passes, kwargs, steps, tx):
     with identical_dropout("nnx"), nnx_mode(model, passes.method_name, kwargs) as nnx_kwargs:
 
         def loss_fn(m):
-            return projection_loss(flatten_outputs(passes.nnx_call(m, nnx_kwargs)), passes.seed)
+            return projection_loss(flatten_outputs(passes.nnx_call(m, nnx_kwargs)), passes.seed), None
 
         for _ in range(steps):
-            loss, grads = passes.guarded("NNX", "optimizer step", lambda: nnx.value_and_grad(loss_fn)(model))
+            # over the Params only, in graph and tree mode alike
+            (loss, _), grads = passes.guarded("NNX", "optimizer step", lambda: param_value_and_grad(loss_fn, model))
             optimizer.update(model, grads)
             losses.append(loss)
     return losses, model

@@ -27,6 +27,12 @@ class NnxApiFacts:
     filter_everything: str
     filter_negate: str
     array_modules: tuple[str, ...]
+    prefix_filters: frozenset[str]
+    compat_transforms: frozenset[str]
+    rng_holding_modules: frozenset[str]
+    sharding_keywords: frozenset[str]
+    sharding_keyword: str
+    metadata_functions: frozenset[str]
 
 
 @functools.cache
@@ -50,4 +56,10 @@ def nnx_api() -> NnxApiFacts:
         filter_everything=data["filters"]["everything"],
         filter_negate=data["filters"]["negate"],
         array_modules=tuple(data["arrays"]["modules"]),
+        prefix_filters=frozenset(data["tree_mode"]["prefix_filters"]),
+        compat_transforms=frozenset(data["tree_mode"]["compat_transforms"]),
+        rng_holding_modules=frozenset(data["tree_mode"]["rng_holding_modules"]),
+        sharding_keywords=frozenset(data["drift"]["sharding_keywords"]),
+        sharding_keyword=data["drift"]["sharding_keyword"],
+        metadata_functions=frozenset(data["drift"]["metadata_functions"]),
     )

@@ -9,9 +9,14 @@ forms:
   `_call_step(self, carry, x)` and `__call__` runs it with `nnx.scan`;
 - a scanned class, `nn.scan(nn.LSTMCell, variable_broadcast='params', ...)(features)`: the
   cell is built once in `__init__` and every call runs it with `nnx.scan`.
-Both pass the module as `nnx.StateAxes({...: nnx.Carry})`, what `nnx.RNN` does: its state
-goes through the steps unchanged (Linen's broadcast), gradients sum over the steps, and an
-RNG stream it holds gives each step new keys.
+Both pass the module as `nnx.StateAxes({...: nnx.Carry})` to `nnx.compat.scan`, what
+`nnx.RNN` does: its state goes through the steps unchanged (Linen's broadcast), gradients
+sum over the steps, and an RNG stream it holds gives each step new keys. `nnx.compat.scan`
+(graph mode whatever the default) because tree mode (`NNX_GRAPH_MODE=false`, Flax's planned
+default) rejects `StateAxes`, and its own spelling, the module broadcast (`None`), does not
+carry the module's state changes in graph mode; the one form right in both modes, the module
+inside the carry tuple, would change the call's result from `(carry, ys)` to
+`((module, carry), ys)`.
 
 Carry: Linen's `cell.initialize_carry(rng, input_shape)` is NNX's
 `cell.initialize_carry(input_shape, rngs)`. The Linen idiom
@@ -51,14 +56,14 @@ class TimeScan:
     problems: list[str] = field(default_factory=list)
 
     def call_source(self, step: str, module: str, carry: str, xs: list[str]) -> str | None:
-        """`nnx.scan(step, ...)(module, carry, *xs)`; None when the axes do not fit."""
+        """`nnx.compat.scan(step, ...)(module, carry, *xs)`; None when the axes do not fit."""
         axes = self.in_axes.for_arguments(len(xs))
         if axes is None:
             return None
         in_axes = ", ".join(["nnx.StateAxes({...: nnx.Carry})", "nnx.Carry", *axes])
         extra = "".join(f", {k}={v}" for k, v in self.extra.items())
         args = ", ".join([module, carry, *xs])
-        return f"nnx.scan({step}, in_axes=({in_axes}), out_axes=(nnx.Carry, {self.out_axes.source}){extra})({args})"
+        return f"nnx.compat.scan({step}, in_axes=({in_axes}), out_axes=(nnx.Carry, {self.out_axes.source}){extra})({args})"
 
 
 def _compact(node: cst.BaseExpression) -> str:

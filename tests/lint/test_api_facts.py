@@ -54,3 +54,34 @@ def test_containers_and_filters():
 def test_grad_transforms_exist():
     for name in API.grad_transforms:
         assert callable(getattr(nnx, name))
+
+
+def test_tree_mode_facts():
+    import functools
+
+    for name in API.prefix_filters:
+        assert isinstance(getattr(nnx, name), type)
+    for name in API.compat_transforms:
+        twin = getattr(nnx.compat, name)
+        assert isinstance(twin, functools.partial) and twin.func is getattr(nnx, name), name
+        assert twin.keywords.get("graph") is True, name
+        if "graph_updates" in inspect.signature(getattr(nnx, name)).parameters:
+            assert twin.keywords.get("graph_updates") is True, name
+    for name in API.rng_holding_modules:
+        assert "rngs" in inspect.signature(getattr(nnx, name).__init__).parameters or name == "Rngs"
+
+
+def test_drift_facts():
+    import warnings
+
+    import jax.numpy as jnp
+
+    for keyword in API.sharding_keywords:
+        with pytest.warns(DeprecationWarning, match=API.sharding_keyword):
+            variable = nnx.Param(jnp.ones(2), **{keyword: None})
+        assert API.sharding_keyword in variable.get_metadata()
+    for name in API.metadata_functions:
+        assert "metadata" in inspect.signature(getattr(nnx, name)).parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nnx.Param(jnp.ones(2), **{API.sharding_keyword: None})

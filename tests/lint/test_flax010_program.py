@@ -1,5 +1,6 @@
 """The issue's promise, run for real: a Flax 0.10-era program crashes on the installed
-Flax, and after `nnx-migrate lint --fix` it trains without any DeprecationWarning."""
+Flax, and after `nnx-migrate lint --fix` it trains without any DeprecationWarning, in NNX's
+graph mode and in its tree mode (`NNX_GRAPH_MODE=false NNX_GRAPH_UPDATES=false`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "lint" / "flax010_train.in.py"
 
 
-def test_old_program_fails_and_fixed_program_trains(tmp_path, cli, run_python):
+def test_old_program_fails_and_fixed_program_trains(tmp_path, cli, run_python, monkeypatch):
     program = tmp_path / "train.py"
     shutil.copy(FIXTURE, program)
 
@@ -21,10 +22,17 @@ def test_old_program_fails_and_fixed_program_trains(tmp_path, cli, run_python):
 
     fixed = cli("lint", "--fix", program)
     assert fixed.code == 0, fixed.out + fixed.err
-    assert "6 fixed" in fixed.err
+    assert "7 fixed" in fixed.err
 
+    monkeypatch.setenv("NNX_GRAPH_MODE", "true")
+    monkeypatch.setenv("NNX_GRAPH_UPDATES", "true")
     after = run_python("-W", "error::DeprecationWarning", str(program))
     assert after.returncode == 0, after.stderr
+    monkeypatch.setenv("NNX_GRAPH_MODE", "false")
+    monkeypatch.setenv("NNX_GRAPH_UPDATES", "false")
+    tree = run_python("-W", "error::DeprecationWarning", str(program))
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout == after.stdout  # the same training, step for step
     lines = dict(line.split(" ", 1) for line in after.stdout.splitlines())
     losses = [float(v) for v in lines["losses"].split()]
     assert len(losses) == 5 and losses[-1] < losses[0] * 0.6

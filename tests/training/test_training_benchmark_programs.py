@@ -1,6 +1,6 @@
 """The step-speed benchmark's programs convert without TODO sites in both styles and their
-converted steps compute the Linen step's loss from the same weights (speed itself is only
-measured by benchmarks/step_speed.py, never asserted)."""
+converted steps compute the Linen step's loss from the same weights, in NNX's graph and
+tree mode (speed itself is only measured by benchmarks/step_speed.py, never asserted)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def _step_speed():
     return module
 
 
-def test_mlp_benchmark_programs_agree(tmp_path):
+def test_mlp_benchmark_programs_agree(tmp_path, nnx_mode):
     import jax
 
     bench = _step_speed()
-    loaded = bench.programs("mlp", tmp_path)  # asserts: changed, no TODO sites
+    loaded = bench.programs("mlp", tmp_path, nnx_mode)  # asserts: changed, no TODO sites
     spec = bench.MODELS["mlp"]
     x = jax.random.normal(jax.random.key(1), spec["batch"])
     y = jax.random.normal(jax.random.key(2), spec["out"])

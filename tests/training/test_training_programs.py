@@ -1,7 +1,8 @@
 """The Linen program and its conversion, run from the same initial weights: the loss at
 every step, the optimizer step count, BatchNorm statistics and every parameter after
 training, and the deterministic eval step agree to float32 round-off. Dropout gets the
-same masks on both sides (the harness's `identical_dropout`)."""
+same masks on both sides (the harness's `identical_dropout`). The converted program runs
+in NNX's graph mode and in its tree mode (`nnx_mode`)."""
 
 from __future__ import annotations
 
@@ -53,14 +54,14 @@ def linen_runs():
 
 
 @pytest.mark.parametrize("case,style", PAIRS, ids=[f"{c}:{s}" for c, s in PAIRS])
-def test_converted_program_trains_like_linen(linen_runs, case, style):
+def test_converted_program_trains_like_linen(linen_runs, case, style, nnx_mode):
     import jax
 
     from nnx_migrate.equivalence import map_weights
     from nnx_migrate.equivalence.identical_dropout import identical_dropout
 
     linen_initial, linen_final, linen_losses, linen_eval, batches = linen_runs(case)
-    program = load_module(output_path(case, style), f"training_out_{case}_{style.replace('-', '_')}")
+    program = load_module(output_path(case, style), f"training_out_{case}_{style.replace('-', '_')}_{nnx_mode}")
     state, _ = start_from_linen_weights(program.create_train_state(jax.random.key(0), LEARNING_RATE), linen_initial)
     with identical_dropout("nnx"):
         state, losses = program.train(state, batches, *_train_args(case))

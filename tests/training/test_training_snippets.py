@@ -88,7 +88,7 @@ def test_gradients_of_plain_functions_in_a_step_stay_jax():
     '''
     converted = _convert(body)
     assert "bend = jax.grad(curvature)(x)" in converted and "def curvature(z):" in converted
-    assert "grads = nnx.grad(loss_fn)(model)" in converted and "def loss_fn(model):" in converted
+    assert "grads = param_grad(nnx.grad, loss_fn)(model)" in converted and "def loss_fn(model):" in converted
     assert "optimizer.update(model, grads)\n  return state.updated(model, optimizer), bend" in converted
 
 
@@ -104,6 +104,23 @@ def test_a_state_rebound_inside_a_step_is_a_todo():
     assert "# TODO(nnx-migrate): `state` is rebound in this function" in converted
 
 
+def test_the_gradient_helper_takes_a_free_name():
+    """A file that already has a `param_grad` of its own keeps it: the helper the converted
+    step calls is defined under another name, before its first use."""
+    body = """\
+    def param_grad(x):
+      return x
+
+    def step(state, x):
+      grads = jax.grad(lambda p: jnp.sum(state.apply_fn({'params': p}, x)))(state.params)
+      return state.apply_gradients(grads=grads)
+    """
+    converted = _convert(body)
+    assert "grads = nnx_param_grad(nnx.grad, lambda p: jnp.sum(p(x)))(model)" in converted
+    assert "def param_grad(x):\n  return x" in converted
+    assert converted.index("def nnx_param_grad(transform, loss_fn, **options):") < converted.index("def step(state, x):")
+
+
 def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
     body = """\
     def step(state, x):
@@ -111,7 +128,7 @@ def test_gradient_of_a_lambda_over_params_becomes_a_model_gradient():
       return state.apply_gradients(grads=grads)
     """
     converted = _convert(body)
-    assert "grads = nnx.grad(lambda p: jnp.sum(p(x)))(model)" in converted
+    assert "grads = param_grad(nnx.grad, lambda p: jnp.sum(p(x)))(model)" in converted
 
 
 def test_gradient_of_a_lambda_at_state_params_becomes_a_model_gradient():
@@ -130,8 +147,8 @@ def test_gradient_of_a_lambda_at_state_params_becomes_a_model_gradient():
       return state.apply_gradients(grads=grads), loss, more, bend
     """
     converted = _convert(body)
-    assert "grads = nnx.grad(lambda p: loss_of(state, p, x))(model)" in converted
-    assert "grad_fn = nnx.value_and_grad(lambda q: (loss_of(state, q, x), x), has_aux=True)" in converted
+    assert "grads = param_grad(nnx.grad, lambda p: loss_of(state, p, x))(model)" in converted
+    assert "grad_fn = param_grad(nnx.value_and_grad, lambda q: (loss_of(state, q, x), x), has_aux=True)" in converted
     assert "bend = jax.grad(lambda z: jnp.sum(z ** 2))(x)" in converted  # not at the parameters: untouched
 
 

@@ -20,6 +20,7 @@ from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.api_map import load_training_rules
+from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
@@ -105,6 +106,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
+    if transformer.used_param_grad:
+        new = param_grad.add_helper(new, transformer.used_param_grad)
     edits = transformer.edits
     if transformer.used_helper:  # the helper state's code reads `nnx` (and, flat, `jax`)
         edits.add_import(NNX, Place.AFTER_IMPORTS)

@@ -11,7 +11,9 @@ properties `state.model`, `state.optimizer`.
   object graph, which keeps a small model's step as fast as Linen's (see
   benchmarks/step_speed.py).
 - `nnx-jit`: the textbook form, an `nnx.Module` holding both objects, updated in place by
-  `@nnx.jit` steps.
+  `@nnx.jit` steps. `updated()` and `replace()` return copies: a step may not return the
+  Variables it was given in NNX's tree mode (`NNX_GRAPH_MODE=false`, the default Flax
+  plans), which rejects the aliasing; the state passed in is updated in place all the same.
 
 The emitted code imports only jax, flax and optax: never nnx_migrate.
 """
@@ -80,7 +82,8 @@ class {name}(nnx.Module):
     return self.model, self.optimizer
 
   def updated(self, model, optimizer):
-    return self
+    # a copy: in NNX's tree mode a step may not return the Variables it was given
+    return type(self)(*nnx.clone((model, optimizer)))
 '''
 
 SOURCES = {"flat-state": FLAT_STATE, "nnx-jit": NNX_JIT}
@@ -152,7 +155,7 @@ NNX_JIT_FIELDS = '''\
 class {name}(nnx.Module):
   """The model and its optimizer, the NNX form of Linen's TrainState; steps update it in place.
   The Linen TrainState's own fields ({all_text}) are attributes; `replace(field=...)` gives a
-  new state with new values for them that shares the model and optimizer.
+  new state with new values for them and a copy of the model and optimizer.
   """
 
   _FIELDS = {all_tuple}
@@ -169,11 +172,15 @@ class {name}(nnx.Module):
     return self.model, self.optimizer
 
   def updated(self, model, optimizer):
-    return self
+    # a copy: in NNX's tree mode a step may not return the Variables it was given
+    return self._with(model, optimizer)
 
   def replace(self, **fields):
+    return self._with(self.model, self.optimizer, **fields)
+
+  def _with(self, model, optimizer, **fields):
     values = {{name: getattr(self, name) for name in self._FIELDS}}
-    return type(self)(self.model, self.optimizer, **{{**values, **fields}})
+    return type(self)(*nnx.clone((model, optimizer)), **{{**values, **fields}})
 '''
 
 # Added to either form when the program passes a state's `apply_fn` on as a value (to a

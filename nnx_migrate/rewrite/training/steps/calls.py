@@ -7,6 +7,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.names import dotted
+from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.dataflow import names_of_target
 from nnx_migrate.rewrite.training.steps.common import _FOREIGN_GRAD, FunctionPlan, _dict_entries, _lambda_takes_params, _takes_params, code_of
 from nnx_migrate.rewrite.visitors import nodes_of_type
@@ -84,7 +85,9 @@ class Calls:
                 if isinstance(target, cst.Name) and target.value in self._aux_removed:
                     args = [a for a in args if not (a.keyword is not None and a.keyword.value == "has_aux")]
                     args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                return updated.with_changes(func=cst.parse_expression(nnx_name), args=args)
+                # over the Params only, in graph and tree mode alike (param_grad.py)
+                self.used_param_grad = self.used_param_grad or param_grad.helper_name(self.module)
+                return updated.with_changes(func=cst.Name(self.used_param_grad), args=[cst.Arg(cst.parse_expression(nnx_name)), *args])
         if (isinstance(func, cst.Attribute) and func.attr.value in ("value_and_grad", "grad") and plan.state and self._stmt_stack
                 and not (self._qualify(func) or "").startswith(("jax.", "flax.nnx.")) and self._differentiates_model(original, plan)):
             self._stmt_stack[-1]["todos"].append((code_of(original.func), _FOREIGN_GRAD.format(name=code_of(original.func))))

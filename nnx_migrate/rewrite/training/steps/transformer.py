@@ -32,6 +32,7 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self.module: cst.Module | None = None  # the file, for _built_differently
         self._built_with: dict[str, set[str]] | None = None  # callee -> argument texts of its calls
         self.used_apply_fn = False  # a state's `apply_fn` passed on as a value
+        self.used_param_grad = ""  # the helper's name, once a gradient is taken over the model (param_grad.py)
         self._model_values: set[str] = set()  # names holding the model a helper's `init` built
         self._callees: set[int] = set()  # ids of original call targets
         self._top: str | None = None  # the enclosing top-level function
