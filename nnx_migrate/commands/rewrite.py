@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="parallel processes (default 1; 0 = one per CPU)")
     parser.add_argument("--report", metavar="FILE", help="write the report as FILE.json and FILE.md (every TODO site: file:line, construct, why)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    parser.add_argument("--emit-checks", metavar="FILE", help="with --write or --output-dir: write a pytest file with one equivalence check per converted class (docs/check.md)")
+    parser.add_argument("--examples", metavar="FILE", help="with --emit-checks: TOML example inputs for classes the code does not init with written shapes")
     parser.add_argument("--train-style", choices=("flat-state", "nnx-jit"), default="flat-state", help="form of converted train steps: 'flat-state' (default) keeps plain jax.jit steps over a flat pytree state, as fast as Linen; 'nnx-jit' emits the textbook @nnx.jit steps (several times slower for small models)")
 
 
@@ -77,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.output_dir and args.mode == "write":
         print("nnx-migrate rewrite: error: --output-dir and --write exclude each other", file=sys.stderr)
+        return EXIT_USAGE
+    if args.emit_checks and not (args.output_dir or args.mode == "write"):
+        print("nnx-migrate rewrite: error: --emit-checks needs --write or --output-dir (the checks import the converted files)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.examples and not args.emit_checks:
+        print("nnx-migrate rewrite: error: --examples goes with --emit-checks", file=sys.stderr)
         return EXIT_USAGE
     try:
         files = list(iter_python_files(args.paths))
@@ -112,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
             target = Path(args.output_dir) / _relative_target(Path(result.path), roots)
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, result.new_text, result.encoding)
+    if args.emit_checks:
+        from nnx_migrate.checks.emit import emit_checks
+
+        emit_checks(Path(args.emit_checks), Path(args.examples) if args.examples else None, results, roots,
+                    Path(args.output_dir) if args.output_dir else None, _relative_target)
     if args.report:
         base = Path(args.report)
         stem = base.with_suffix("") if base.suffix in (".json", ".md") else base
