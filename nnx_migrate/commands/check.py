@@ -31,20 +31,26 @@ exit codes:
   2  could not run: file or class not found, bad --input/--kwargs, a model that fails
      to build or run, weights that fit in more than one place
   4  bad command line
+  with --from FILE: 1 if some class is not equivalent, else 2 if some could not be
+  compared (no example, fails to build), else 0
 
 example:
   nnx-migrate check models/linen_mlp.py::MLP models/nnx_mlp.py::MLP \\
       --kwargs '{"features": 32}' --input float32[4,10]
+  nnx-migrate check --from nnx_checks_test.py   # written by `rewrite --emit-checks`
 """
 
 EXIT_EQUIVALENT = 0
 EXIT_DIFFERENT = 1
 EXIT_CANNOT_RUN = 2
+EXIT_USAGE = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("linen", metavar="LINEN_FILE::Class", help="the Linen original")
-    parser.add_argument("nnx", metavar="NNX_FILE::Class", help="the NNX port")
+    parser.add_argument("linen", nargs="?", metavar="LINEN_FILE::Class", help="the Linen original")
+    parser.add_argument("nnx", nargs="?", metavar="NNX_FILE::Class", help="the NNX port")
+    parser.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="run every check of a file written by `rewrite --emit-checks` (no pytest) and print a table")
     parser.add_argument("--kwargs", default="{}", metavar="JSON",
                         help="constructor keywords of the Linen class (and its fields for the NNX class)")
     parser.add_argument("--input", action="append", default=[], metavar="SPEC", dest="inputs",
@@ -82,6 +88,14 @@ def _json_arg(name: str, text: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from nnx_migrate.equivalence.errors import EquivalenceSetupError
+
+    if args.from_file or not (args.linen and args.nnx):
+        if bool(args.from_file) == bool(args.linen or args.nnx):
+            print("nnx-migrate check: error: give LINEN_FILE::Class NNX_FILE::Class, or --from FILE", file=sys.stderr)
+            return EXIT_USAGE
+        from nnx_migrate.checks.table import run_from
+
+        return run_from(args.from_file, as_json=args.json)
 
     try:
         result = _check(args)
