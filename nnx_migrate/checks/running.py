@@ -77,7 +77,7 @@ def _from_parent(case: dict, cases: list[dict], base: Path):
     from nnx_migrate.equivalence.example_inputs import make_input
     from nnx_migrate.equivalence.loading import load_target
 
-    source = str(base / case["source"].rpartition("::")[0])
+    source = str(base / case["linen"].rpartition("::")[0])  # the file the Linen class is loaded from
     name = case["source"].rpartition("::")[2]
     for parent in cases:
         if parent is case or not parent.get("inputs"):

@@ -34,7 +34,12 @@ class _Unknown(Exception):
 
 def _literal(node: ast.AST, names: dict[str, ast.AST]):
     if isinstance(node, ast.Name) and node.id in names:
-        return _literal(names[node.id], {})
+        return _literal(names[node.id], {k: v for k, v in names.items() if k != node.id})
+    if isinstance(node, ast.Attribute) and node.attr in _DTYPES and isinstance(node.value, ast.Name) and node.value.id in ("jnp", "np", "numpy"):
+        return node.attr  # `dtype=jnp.float32`: jax and Linen take the dtype's name too
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_literal(e, names) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -53,12 +58,16 @@ def _dtype(node: ast.AST | None) -> str:
 def _input_spec(node: ast.AST, names: dict[str, ast.AST]) -> str:
     """`jnp.ones((1, 8), jnp.int32)` -> "int32[1,8]"."""
     if isinstance(node, ast.Name) and node.id in names:
-        return _input_spec(names[node.id], {})
+        return _input_spec(names[node.id], {k: v for k, v in names.items() if k != node.id})
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         raise _Unknown
     attr = node.func.attr
     keywords = {k.arg: k.value for k in node.keywords if k.arg}
-    if attr in _FILLERS and attr not in ("ones_like", "zeros_like") and node.args:
+    if attr in ("array", "asarray") and node.args:
+        return _array_spec(_literal(node.args[0], names), node.args[1] if len(node.args) > 1 else keywords.get("dtype"))
+    if attr in _RANDOM and "size" in keywords and not node.args:  # numpy's RandomState(0).normal(size=...)
+        shape_node, dtype_node = keywords["size"], None
+    elif attr in _FILLERS and attr not in ("ones_like", "zeros_like") and node.args:
         shape_node, dtype_node = node.args[0], (node.args[1] if len(node.args) > 1 else keywords.get("dtype"))
     elif attr in _RANDOM and len(node.args) >= 2:
         shape_node, dtype_node = node.args[1], (node.args[2] if len(node.args) > 2 else keywords.get("dtype"))
@@ -71,6 +80,24 @@ def _input_spec(node: ast.AST, names: dict[str, ast.AST]) -> str:
         raise _Unknown
     dtype = _dtype(dtype_node)
     return f"{dtype}[{','.join(map(str, shape))}]"
+
+
+def _array_spec(value, dtype_node) -> str:
+    """`np.array([[2, 4, 3], [2, 6, 3]], np.int32)` -> "int32[2,3]:2..7" (the values' range)."""
+    shape, flat = [], [value]
+    while flat and all(isinstance(v, (list, tuple)) for v in flat):
+        if len({len(v) for v in flat}) != 1:
+            raise _Unknown
+        shape.append(len(flat[0]))
+        flat = [x for v in flat for x in v]
+    if not flat or not all(isinstance(v, (int, float, bool)) for v in flat):
+        raise _Unknown
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in flat)
+    dtype = _dtype(dtype_node) if dtype_node is not None else "int32" if ints else "float32"
+    spec = f"{dtype}[{','.join(map(str, shape))}]"
+    if dtype.startswith(("int", "uint")) and ints:
+        spec += f":{min(flat)}..{max(flat) + 1}"
+    return spec
 
 
 def _class_name(func: ast.AST) -> str | None:
@@ -111,7 +138,7 @@ class _Scope(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         func = node.func
-        if not (isinstance(func, ast.Attribute) and func.attr == "init" and node.args):
+        if not (isinstance(func, ast.Attribute) and func.attr in ("init", "init_with_output") and node.args):
             return
         receiver = func.value
         ctor = self.models.get(receiver.id) if isinstance(receiver, ast.Name) else receiver

@@ -40,3 +40,22 @@ def test_sites_with_values_known_only_at_run_time_give_no_example():
 def test_only_the_run_s_classes_are_collected():
     assert collect_examples(SOURCE, {"Other"}).keys() == {"Other"}
     assert collect_examples("def f(:\n", {"CNN"}) == {}
+
+
+def test_dtype_keywords_become_their_names():
+    found = collect_examples("def f(k):\n    CNN(dtype=jnp.bfloat16).init(k, jnp.ones((2, 3)))\n", {"CNN"})
+    assert found["CNN"][0].kwargs == {"dtype": "bfloat16"}
+
+
+def test_array_literals_numpy_draws_and_init_with_output():
+    source = textwrap.dedent('''
+        def test_model():
+            size = 3
+            model = models.TextClassifier(vocab_size=size, deterministic=True)
+            token_ids = np.array([[2, 4, 3], [2, 6, 3]], dtype=np.int32)
+            inputs = np.random.RandomState(0).normal(size=[2, size, 4])
+            output, _ = model.init_with_output(rng, token_ids, inputs)
+    ''')
+    (example,) = collect_examples(source, {"TextClassifier"})["TextClassifier"]
+    assert example.kwargs == {"vocab_size": 3, "deterministic": True}
+    assert example.inputs == ["int32[2,3]:2..7", "float32[2,3,4]"]
