@@ -150,7 +150,7 @@ def _run(case: dict, cases: list[dict], base: Path, examples: Path | None) -> Ou
                 return Outcome(case["id"], "no example",
                                f"{case['id']}: no example inputs for {name}: the code builds and inits it nowhere with "
                                f"written shapes; add this line to {examples or base / 'nnx-examples.toml'}:\n{line}")
-            kwargs, inputs, call, where = entry["kwargs"], entry["inputs"], entry["call"], f"{examples}"
+            kwargs, inputs, call, where = entry["kwargs"], entry["inputs"], entry["call"], os.path.relpath(examples, base).replace(os.sep, "/")
     if linen_module is None:
         try:
             linen_module = linen_class(**kwargs)

@@ -143,3 +143,13 @@ def test_emitting_checks_imports_neither_jax_nor_flax(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert done.stdout.split(maxsplit=1) == ["8", "[]\n"], done.stdout + done.stderr
     assert (tmp_path / "checks_test.py").is_file()
+
+
+def test_each_example_comes_from_where_the_docs_say(emitted):
+    from nnx_migrate.checks.running import run_checks_file
+
+    outcomes = {o.case_id: o for o in run_checks_file(emitted / "test_checks.py")}
+    assert outcomes["models.py::CNN"].example == "project/train.py:15"
+    assert outcomes["models.py::MLPHead"].example == "the inputs models.py::CNN passes it"
+    assert outcomes["models.py::TokenClassifier"].example == "project/examples.toml"
+    assert all(o.ok and o.max_abs_diff == 0.0 for o in outcomes.values()), [o.message for o in outcomes.values()]
