@@ -68,12 +68,30 @@ def _same_class(cls, name: str, source: str) -> bool:
         return False
 
 
-def _from_parent(case: dict, cases: list[dict], base: Path):
-    """(linen module, input arrays' specs, call kwargs, where) from the first parent example
-    that calls this class, or None."""
+def _first_call(module, inputs, call, name: str, source: str) -> list:
+    """[(child, args, kwargs)] of the first `__call__` of class `name` from `source` while
+    `module` initialises abstractly; [] when there is none or init fails."""
     import flax.linen as nn
     import jax
 
+    seen = []
+
+    def record(next_fun, args, kwargs, context):
+        if not seen and context.method_name == "__call__" and _same_class(type(context.module), name, source):
+            seen.append((context.module, args, kwargs))
+        return next_fun(*args, **kwargs)
+
+    try:
+        with nn.intercept_methods(record):
+            jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs, **call))
+    except Exception:
+        return []
+    return seen
+
+
+def _from_parent(case: dict, cases: list[dict], base: Path):
+    """(linen module, input arrays' specs, call kwargs, where) from the first parent example
+    that calls this class, or None."""
     from nnx_migrate.equivalence.example_inputs import make_input
     from nnx_migrate.equivalence.loading import load_target
 
@@ -87,19 +105,8 @@ def _from_parent(case: dict, cases: list[dict], base: Path):
             module = parent_class(**parent["kwargs"])
         except Exception:
             continue
-        seen = []
-
-        def record(next_fun, args, kwargs, context):
-            if not seen and context.method_name == "__call__" and _same_class(type(context.module), name, source):
-                seen.append((context.module, args, kwargs))
-            return next_fun(*args, **kwargs)
-
-        inputs = [make_input(spec, 100 + i) for i, spec in enumerate(parent["inputs"])]
-        try:
-            with nn.intercept_methods(record):
-                jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs, **parent.get("call", {})))
-        except Exception:
-            continue
+        seen = _first_call(module, [make_input(spec, 100 + i) for i, spec in enumerate(parent["inputs"])],
+                           parent.get("call", {}), name, source)
         if not seen:
             continue
         child, args, kwargs = seen[0]

@@ -28,7 +28,7 @@ def run_from(path: str, as_json: bool = False) -> int:
             rows.append((o.case_id, o.verdict, diff, o.first_divergence or ""))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         for o in outcomes:
             if not o.ok:
                 print(f"\n{o.message}", file=sys.stderr)

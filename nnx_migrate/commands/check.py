@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from nnx_migrate.equivalence.errors import EquivalenceSetupError
 
     if args.from_file or not (args.linen and args.nnx):
-        if bool(args.from_file) == bool(args.linen or args.nnx):
+        if not args.from_file or args.linen or args.nnx:
             print("nnx-migrate check: error: give LINEN_FILE::Class NNX_FILE::Class, or --from FILE", file=sys.stderr)
-            return EXIT_USAGE
+            raise SystemExit(EXIT_USAGE)  # as argparse's usage errors do (cli._Parser)
         from nnx_migrate.checks.table import run_from
 
         return run_from(args.from_file, as_json=args.json)
