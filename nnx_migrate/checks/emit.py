@@ -67,9 +67,11 @@ def build_cases(classes: list[ConvertedClass], sources: dict[str, str], checks_f
             if owner is not None:
                 found.setdefault((str(owner.source), name), examples[0])
     cases = []
+    # ids name each class from the folder common to the run's classes: short, and unique
+    top = Path(os.path.commonpath([str(Path(c.source).resolve().parent) for c in classes])) if classes else base
     for cls in classes:
         source = f"{_rel(cls.source, base)}::{cls.name}"
-        case = {"id": f"{_rel(cls.source, Path(os.path.commonpath([str(Path(c.source).resolve().parent) for c in classes])))}::{cls.name}",
+        case = {"id": f"{_rel(cls.source, top)}::{cls.name}",
                 "source": source, "linen": f"{_rel(cls.linen, base)}::{cls.name}", "nnx": f"{_rel(cls.nnx, base)}::{cls.name}"}
         example = found.get((str(cls.source), cls.name))
         if example is not None:

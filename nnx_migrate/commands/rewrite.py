@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir and args.mode == "write":
         print("nnx-migrate rewrite: error: --output-dir and --write exclude each other", file=sys.stderr)
         return EXIT_USAGE
-    if args.emit_checks and not (args.output_dir or args.mode == "write"):
+    if args.emit_checks and (args.mode == "check" or not (args.output_dir or args.mode == "write")):
         print("nnx-migrate rewrite: error: --emit-checks needs --write or --output-dir (the checks import the converted files)", file=sys.stderr)
         return EXIT_USAGE
     if args.examples and not args.emit_checks:

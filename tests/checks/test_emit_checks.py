@@ -120,13 +120,15 @@ def test_write_keeps_the_originals_the_checks_point_at(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--emit-checks", "x.py"], ["--diff", "--emit-checks", "x.py"],
+                                  ["--check", "--output-dir", "out", "--emit-checks", "x.py"],
                                   ["--write", "--examples", "e.toml"]])
 def test_emit_checks_needs_written_conversions(tmp_path, args):
     shutil.copytree(PROJECT, tmp_path / "project")
     done = nnx_migrate("rewrite", tmp_path / "project", *args, cwd=tmp_path)
     assert done.returncode == 4
     assert not (tmp_path / "x.py").exists()
-    assert "models.py" in (tmp_path / "project" / "models.py").name and "nn.Module" in (tmp_path / "project" / "models.py").read_text()
+    assert (tmp_path / "project" / "models.py").read_text() == (PROJECT / "models.py").read_text()
+    assert not (tmp_path / "out").exists()
 
 
 def test_check_needs_two_targets_or_from():
