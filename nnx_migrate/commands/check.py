@@ -32,26 +32,32 @@ exit codes:
   2  could not run: file or class not found, bad --input/--kwargs, a model that fails
      to build or run, weights that fit in more than one place
   4  bad command line (unknown option, no --input, a --mapping that is not a JSON object
-     of path strings, a negative --rtol/--atol)
+     of path strings, a negative --rtol/--atol, both or neither of the class pair and --from)
+  with --from FILE: 1 if some class is not equivalent, else 2 if some could not be
+  compared (no example, fails to build), else 0
 
 example:
   nnx-migrate check models/linen_mlp.py::MLP models/nnx_mlp.py::MLP \\
       --kwargs '{"features": 32}' --input float32[4,10]
+  nnx-migrate check --from nnx_checks_test.py   # written by `rewrite --emit-checks`
 """
 
 EXIT_EQUIVALENT = 0
 EXIT_DIFFERENT = 1
 EXIT_CANNOT_RUN = 2
+EXIT_USAGE = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("linen", metavar="LINEN_FILE::Class", help="the Linen original")
-    parser.add_argument("nnx", metavar="NNX_FILE::Class", help="the NNX port")
+    parser.add_argument("linen", nargs="?", metavar="LINEN_FILE::Class", help="the Linen original")
+    parser.add_argument("nnx", nargs="?", metavar="NNX_FILE::Class", help="the NNX port")
+    parser.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="run every check of a file written by `rewrite --emit-checks` (no pytest) and print a table")
     parser.add_argument("--kwargs", default="{}", metavar="JSON",
                         help="constructor keywords of the Linen class (and its fields for the NNX class)")
-    parser.add_argument("--input", action="append", required=True, metavar="SPEC", dest="inputs",
+    parser.add_argument("--input", action="append", default=[], metavar="SPEC", dest="inputs",
                         help="one positional input, e.g. float32[4,10] or int32[3,7]:0..100 "
-                             "(required; repeat for more)")
+                             "(required with a class pair; repeat for more)")
     parser.add_argument("--call", default="{}", metavar="JSON", help="keyword arguments for both calls")
     parser.add_argument("--method", default=None, help="compare this method instead of __call__")
     parser.add_argument("--init-input", action="append", default=[], metavar="SPEC", dest="init_inputs",
@@ -114,6 +120,17 @@ def _json_arg(name: str, text: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from nnx_migrate.equivalence.errors import EquivalenceSetupError
+
+    if args.from_file or not (args.linen and args.nnx):
+        if not args.from_file or args.linen or args.nnx:
+            print("nnx-migrate check: error: give LINEN_FILE::Class NNX_FILE::Class, or --from FILE", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE)  # as argparse's usage errors do (cli._Parser)
+        from nnx_migrate.checks.table import run_from
+
+        return run_from(args.from_file, as_json=args.json)
+    if not args.inputs:
+        print("nnx-migrate check: error: the following arguments are required: --input", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
     try:
         result = _check(args)

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="parallel processes (default 1; 0 = one per CPU)")
     parser.add_argument("--report", metavar="FILE", help="write the report as FILE.json and FILE.md (every TODO site: file:line, construct, why)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    parser.add_argument("--emit-checks", metavar="FILE", help="with --write or --output-dir: write a pytest file with one equivalence check per converted class (docs/check.md)")
+    parser.add_argument("--examples", metavar="FILE", help="with --emit-checks: TOML example inputs for classes the code does not init with written shapes")
     parser.add_argument("--train-style", choices=("flat-state", "nnx-jit"), default="flat-state", help="form of converted train steps: 'flat-state' (default) keeps plain jax.jit steps over a flat pytree state, as fast as Linen; 'nnx-jit' emits the textbook @nnx.jit steps (several times slower for small models)")
 
 
@@ -86,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         return usage("--jobs must be >= 0")
     if args.output_dir and args.mode == "write":
         return usage("--output-dir and --write exclude each other")
+    if args.emit_checks and (args.mode == "check" or not (args.output_dir or args.mode == "write")):
+        return usage("--emit-checks needs --write or --output-dir (the checks import the converted files)")
+    if args.examples and not args.emit_checks:
+        return usage("--examples goes with --emit-checks")
     try:
         walk = TreeWalk(args.paths)
     except FileNotFoundError as exc:
@@ -131,6 +137,12 @@ def _run(args: argparse.Namespace, walk, reports, locks) -> int:
         results += _write_output_tree(args, walk.paths, results)
     elif args.mode in ("diff", "write"):
         _write_or_diff(args, results)
+
+    if args.emit_checks:
+        from nnx_migrate.checks.emit import emit_checks
+
+        emit_checks(Path(args.emit_checks), Path(args.examples) if args.examples else None, results, walk.paths,
+                    Path(args.output_dir) if args.output_dir else None, _relative_target)
 
     summary = Summary()
     for result in results:
