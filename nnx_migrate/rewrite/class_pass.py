@@ -59,7 +59,7 @@ def _rewrite_classes_once(text: str, path: str, context: RunContext, external) -
 def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContext, external) -> tuple[FileResult, cst.Module | None]:
     imports = ImportMap(module)
     if not imports.linen_aliases():
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
+        return _unchanged(path, text, imports), None
     rules = load_rules()
     positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
@@ -130,7 +130,9 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
         ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
     if not outcomes and not renamer.changed:
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
+        # (what it imports still counts: a later round, knowing the run's classes, may
+        # find a Linen base class of another file here)
+        return _unchanged(path, text, imports), None
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
@@ -162,8 +164,19 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     status = "changed" if new_text != text else "unchanged"
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
     result.exports = dict(ctx.summaries)
-    result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+    result.imported = _imported(imports)
     return result, (converted if status == "changed" else None)
+
+
+def _imported(imports: ImportMap) -> set[str]:
+    """The qualified names the file imports that another file of the run may define."""
+    return {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+
+
+def _unchanged(path: str, text: str, imports: ImportMap) -> FileResult:
+    result = FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    result.imported = _imported(imports)
+    return result
 
 
 def _statement_spans(text: str, module: cst.Module, context: RunContext) -> list[list[ast.stmt]] | None:

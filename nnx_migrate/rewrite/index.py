@@ -18,9 +18,12 @@ def module_path(path: str) -> str:
 class ModuleIndex:
     def __init__(self) -> None:
         self.by_name: dict[str, list[tuple[str, object]]] = {}
+        self.modules: set[str] = set()  # the modules (dotted paths) that define them
 
     def add(self, path: str, summaries: dict[str, object]) -> None:
         module = module_path(path)
+        if summaries:
+            self.modules.add(module)
         for name, summary in summaries.items():
             entries = [e for e in self.by_name.get(name, []) if e[0] != module]
             entries.append((module, summary))
@@ -35,6 +38,14 @@ class ModuleIndex:
             return None
         matches = [s for m, s in self.by_name.get(name, []) if m == module or m.endswith("." + module)]
         return matches[0] if len(matches) == 1 else None
+
+    def defines_module(self, qualified: str) -> bool:
+        """Whether an imported name (`pkg.types`, `..types`) is a module of the run that
+        defines converted classes: `types.Layer` then names one of them."""
+        module = qualified.lstrip(".")
+        if not module:
+            return False
+        return any(m == module or m.endswith("." + module) for m in self.modules)
 
     def __bool__(self) -> bool:
         return bool(self.by_name)

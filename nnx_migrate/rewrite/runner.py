@@ -122,7 +122,9 @@ def _index(results) -> ModuleIndex:
 
 
 def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
-    return any(index.lookup(q) is not None for q in result.imported)
+    # `from pkg import Block` names a class of the run; `from pkg import layers` a module
+    # whose classes the file reaches as `layers.Block`
+    return any(index.lookup(q) is not None or index.defines_module(q) for q in result.imported)
 
 
 def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
