@@ -19,7 +19,8 @@ from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.field_values import FieldValues
 from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap
-from nnx_migrate.rewrite.renames import RenameLinen
+from nnx_migrate.rewrite.nodes import with_todo_comments
+from nnx_migrate.rewrite.renames import NESTED_CLASS, RenameLinen, names_in
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 from nnx_migrate.rewrite.run_context import RunContext
@@ -94,8 +95,11 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
             new_cls, summary = ClassConverter(stmt, ctx, base).build()
         except Exception as exc:  # a bug or an unforeseen construct: report, keep going
             del ctx.todos[before:]
-            ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
-            converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1), None)
+            renamer.pending.clear()  # (the statements the failed build was in)
+            renamer.used_names.update(names_in(stmt))  # (its imports stay)
+            why = f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"
+            ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", why))
+            converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1), with_todo_comments(stmt, [why]))
             continue
         ctx.summaries[stmt.name.value] = summary
         todos = len(ctx.todos) - before
@@ -105,8 +109,8 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
         if index in converted_classes:
             outcome, new_cls = converted_classes[index]
             outcomes.append(outcome)
-            if new_cls is None:
-                new_body.append(stmt)
+            if outcome.status == "failed":
+                new_body.append(new_cls)  # the Linen class, marked
                 continue
             class_nodes.append((outcome, stmt))
             if first_converted_index is None:
@@ -128,7 +132,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     converted = module.with_changes(body=new_body)
     for node in renamer.unconverted_classes:
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
-        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
+        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", NESTED_CLASS))
     if not outcomes and not renamer.changed:
         # (what it imports still counts: a later round, knowing the run's classes, may
         # find a Linen base class of another file here)
