@@ -51,6 +51,18 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return names
 
 
+def _packed(call: cst.Call) -> cst.Call:
+    """`f(x, *ys, dtype=d)` -> `f((x, *ys), dtype=d)`."""
+    arrays = [a for a in call.args if a.keyword is None and a.star != "**"]
+    elements = [cst.StarredElement(a.value) if a.star == "*" else cst.Element(a.value) for a in arrays]
+    if elements:
+        elements[-1] = elements[-1].with_changes(comma=cst.Comma() if len(elements) == 1 else cst.MaybeSentinel.DEFAULT)
+    packed = cst.Tuple(elements)
+    rest = [a for a in call.args if not (a.keyword is None and a.star != "**")]
+    first = cst.Arg(packed, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if rest else cst.MaybeSentinel.DEFAULT)
+    return call.with_changes(args=[first, *rest])
+
+
 class _SkipImports(FastTransformer):
     def visit_Import(self, node) -> bool:
         return False
@@ -71,6 +83,8 @@ class RenameLinen(_SkipImports):
         self.reserved: set[str] = set()  # names the file binds itself: no helper of that name
         self.unconverted = rules.unconverted
         self.call_renames = rules.call_renames  # renamed only as the function of a call
+        self.packed_calls = rules.packed_calls  # ... and given the arrays as one tuple
+        self._pack: dict[int, cst.Call] = {}
         self._called: dict[int, cst.CSTNode] = {}  # functions of calls, by id (node kept, as below)
         self._add_keywords: dict[int, tuple[cst.Call, dict[str, str]]] = {}
         self.changed = False
@@ -95,6 +109,9 @@ class RenameLinen(_SkipImports):
         if helper is not None and helper not in self.reserved:
             self.edits.add_helper(helper)
             return helper
+        packed = normalize_linen(qual, self.packed_calls)
+        if packed in self.packed_calls:
+            return _nnx_source(self.packed_calls[packed]) if self._called.get(id(node)) is node else None
         called = normalize_linen(qual, self.call_renames)
         if called in self.call_renames:
             return _nnx_source(self.call_renames[called][0]) if self._called.get(id(node)) is node else None
@@ -160,7 +177,10 @@ class RenameLinen(_SkipImports):
 
     def visit_Call(self, node: cst.Call):
         qual = self.imports.qualify(node.func)
-        if qual is not None and qual.startswith(LINEN):
+        if qual is not None and qual.startswith(LINEN) and normalize_linen(qual, self.packed_calls) in self.packed_calls:
+            self._called[id(node.func)] = node.func
+            self._pack[id(node)] = node
+        elif qual is not None and qual.startswith(LINEN):
             entry = self.call_renames.get(normalize_linen(qual, self.call_renames))
             if entry is not None and not any(a.keyword is not None and a.keyword.value in entry[2] for a in node.args):
                 self._called[id(node.func)] = node.func
@@ -168,6 +188,8 @@ class RenameLinen(_SkipImports):
         return True
 
     def leave_Call(self, original, updated):
+        if self._pack.get(id(original)) is original:
+            return _packed(updated)
         entry = self._add_keywords.get(id(original))
         if entry is None or entry[0] is not original:
             return updated
