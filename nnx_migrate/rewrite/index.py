@@ -18,12 +18,14 @@ def module_path(path: str) -> str:
 class ModuleIndex:
     def __init__(self) -> None:
         self.by_name: dict[str, list[tuple[str, object]]] = {}
-        self.modules: set[str] = set()  # the modules (dotted paths) that define them
+        self.modules: dict[str, set[str]] = {}  # module (dotted path) -> the classes it defines
+        self._of_module: dict[str, set[str]] = {}  # (classes_of_module, asked once per name)
 
     def add(self, path: str, summaries: dict[str, object]) -> None:
         module = module_path(path)
         if summaries:
-            self.modules.add(module)
+            self.modules.setdefault(module, set()).update(summaries)
+            self._of_module.clear()
         for name, summary in summaries.items():
             entries = [e for e in self.by_name.get(name, []) if e[0] != module]
             entries.append((module, summary))
@@ -39,13 +41,18 @@ class ModuleIndex:
         matches = [s for m, s in self.by_name.get(name, []) if m == module or m.endswith("." + module)]
         return matches[0] if len(matches) == 1 else None
 
-    def defines_module(self, qualified: str) -> bool:
-        """Whether an imported name (`pkg.types`, `..types`) is a module of the run that
-        defines converted classes: `types.Layer` then names one of them."""
-        module = qualified.lstrip(".")
-        if not module:
-            return False
-        return any(m == module or m.endswith("." + module) for m in self.modules)
+    def classes_of_module(self, qualified: str) -> set[str]:
+        """The converted classes of the run's module an imported name (`pkg.types`,
+        `..types`) refers to: the file reaches them as `types.Layer`."""
+        found = self._of_module.get(qualified)
+        if found is None:
+            module = qualified.lstrip(".")
+            found = set()
+            for m, names in self.modules.items():
+                if module and (m == module or m.endswith("." + module)):
+                    found |= names
+            self._of_module[qualified] = found
+        return found
 
     def __bool__(self) -> bool:
         return bool(self.by_name)
