@@ -133,7 +133,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     for node in renamer.unconverted_classes:
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
         ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", NESTED_CLASS))
-    if not outcomes and not renamer.changed:
+    if not outcomes and not renamer.changed and not outside_classes:
         # (what it imports still counts: a later round, knowing the run's classes, may
         # find a Linen base class of another file here)
         return _unchanged(path, text, imports), None

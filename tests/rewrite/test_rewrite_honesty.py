@@ -103,3 +103,19 @@ def test_todo_comments_are_single_lines():
     module = cst.Module(body=[marked])
     assert module.code == f"# {TODO_MARK}: a reason quoting code\nx = 1\n"
     assert with_todo_comments(marked, ["a reason quoting code"]) is marked  # (not twice)
+
+
+def test_a_setup_name_that_is_no_identifier_becomes_the_attribute_naming_maps_it_to():
+    source = textwrap.dedent("""\
+        import flax.linen as nn
+
+        class M(nn.Module):
+          def setup(self):
+            self.query = nn.Dense(4, name='to q')
+
+          def __call__(self, x):
+            return self.query(x)
+        """)
+    result = rewrite_source(source, "case.py")
+    assert result.todos == []
+    assert "self.to_q = nnx.Linear(" in result.new_text and "return self.to_q(x)" in result.new_text
