@@ -8,6 +8,9 @@ Pure Python: no jax or flax import (the rewrite path must not pay for them).
 The convention:
 - a name the user chose (`name='encoder'`, a `setup` attribute `self.encoder = ...`) is
   kept as it is: `encoder` -> `encoder`;
+- a name that is no identifier (`name='0'`, `name='conv-1'`) cannot be an attribute:
+  every other character becomes `_`, and a leading digit gets a `_` before it (`_0`,
+  `conv_1`);
 - a name Linen made up for an unnamed compact submodule, `ClassName_N`
   (`Dense_0`, `MultiHeadDotProductAttention_1`), becomes snake_case:
   `dense_0`, `multi_head_dot_product_attention_1`;
@@ -33,6 +36,7 @@ import re
 _AUTO_NAME = re.compile(r"^(?P<cls>[A-Z][A-Za-z0-9]*)_(?P<index>\d+)$")
 # `layers_3` (setup lists, f'blocks_{i}'), else `conv3` (f'conv{i}' in a loop)
 _LIST_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<index>\d+)$|^(?P<bare>.*[^\d_])(?P<bare_index>\d+)$")
+_NOT_IDENTIFIER = re.compile(r"\W")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -49,6 +53,9 @@ def nnx_attribute_name(linen_name: str) -> str:
     """The NNX attribute the rewrite uses for a Linen submodule called `linen_name`."""
     match = _AUTO_NAME.match(linen_name)
     if match is None:
+        if not linen_name.isidentifier():
+            name = _NOT_IDENTIFIER.sub("_", linen_name)
+            return name if name.isidentifier() else f"_{name}"
         return f"{linen_name}_" if keyword.iskeyword(linen_name) else linen_name
     return f"{snake_case(match['cls'])}_{match['index']}"
 

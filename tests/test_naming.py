@@ -58,3 +58,13 @@ def test_unnamed_layers_of_a_loop_are_a_snake_case_list_the_harness_finds():
     taken = rewrite_source(LOOP.format(extra="  dense: int = 1"), "m.py").new_text
     assert "self.dense_layers = nnx.List()" in taken and "self.dense = dense" in taken
     assert ("dense_layers", 2) in nnx_path_candidates("Dense_2")
+
+
+def test_names_that_are_no_identifier_become_valid_attributes():
+    # `name='0'`, `name='out-proj'`: every other character is `_`, a leading digit gets one
+    assert nnx_attribute_name("0") == "_0"
+    assert nnx_attribute_name("out-proj") == "out_proj"
+    assert nnx_attribute_name("2x") == "_2x"
+    assert nnx_path_candidates("0") == [("0",), ("_0",)]
+    for name in ("0", "out-proj", "a.b", "-", ""):
+        assert nnx_attribute_name(name).isidentifier(), name

@@ -19,7 +19,8 @@ from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.field_values import FieldValues
 from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
 from nnx_migrate.rewrite.names import ImportMap
-from nnx_migrate.rewrite.renames import RenameLinen
+from nnx_migrate.rewrite.nodes import with_todo_comments
+from nnx_migrate.rewrite.renames import NESTED_CLASS, RenameLinen, names_in
 from nnx_migrate.rewrite.report import ClassOutcome, FileResult, TodoSite
 from nnx_migrate.rewrite.rules import load_rules
 from nnx_migrate.rewrite.run_context import RunContext
@@ -59,7 +60,7 @@ def _rewrite_classes_once(text: str, path: str, context: RunContext, external) -
 def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContext, external) -> tuple[FileResult, cst.Module | None]:
     imports = ImportMap(module)
     if not imports.linen_aliases():
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
+        return _unchanged(path, text, imports), None
     rules = load_rules()
     positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
@@ -94,8 +95,11 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
             new_cls, summary = ClassConverter(stmt, ctx, base).build()
         except Exception as exc:  # a bug or an unforeseen construct: report, keep going
             del ctx.todos[before:]
-            ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"))
-            converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1), None)
+            renamer.pending.clear()  # (the statements the failed build was in)
+            renamer.used_names.update(names_in(stmt))  # (its imports stay)
+            why = f"conversion failed ({type(exc).__name__}: {exc}); the class is left as Linen"
+            ctx.todos.append(TodoSite(path, ctx.line(stmt), f"class {stmt.name.value}", why))
+            converted_classes[index] = (ClassOutcome(stmt.name.value, ctx.line(stmt), "failed", 1), with_todo_comments(stmt, [why]))
             continue
         ctx.summaries[stmt.name.value] = summary
         todos = len(ctx.todos) - before
@@ -105,8 +109,8 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
         if index in converted_classes:
             outcome, new_cls = converted_classes[index]
             outcomes.append(outcome)
-            if new_cls is None:
-                new_body.append(stmt)
+            if outcome.status == "failed":
+                new_body.append(new_cls)  # the Linen class, marked
                 continue
             class_nodes.append((outcome, stmt))
             if first_converted_index is None:
@@ -128,9 +132,11 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     converted = module.with_changes(body=new_body)
     for node in renamer.unconverted_classes:
         outcomes.append(ClassOutcome(node.name.value, ctx.line(node), "failed", 1))
-        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", "a Linen module class inside a function or block is not converted (only module-level classes are)"))
-    if not outcomes and not renamer.changed:
-        return FileResult(path=path, status="unchanged", old_text=text, new_text=text), None
+        ctx.todos.append(TodoSite(path, ctx.line(node), f"class {node.name.value}", NESTED_CLASS))
+    if not outcomes and not renamer.changed and not outside_classes:
+        # (what it imports still counts: a later round, knowing the run's classes, may
+        # find a Linen base class of another file here)
+        return _unchanged(path, text, imports), None
     # Generated Variable types for collections NNX has no type for.
     if ctx.variable_types and first_converted_index is not None:
         defs = [
@@ -162,8 +168,19 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     status = "changed" if new_text != text else "unchanged"
     result = FileResult(path=path, status=status, old_text=text, new_text=new_text, classes=outcomes, todos=list(dict.fromkeys(ctx.todos)))
     result.exports = dict(ctx.summaries)
-    result.imported = {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+    result.imported = _imported(imports)
     return result, (converted if status == "changed" else None)
+
+
+def _imported(imports: ImportMap) -> set[str]:
+    """The qualified names the file imports that another file of the run may define."""
+    return {q for q in imports.aliases.values() if not q.startswith(("flax.", "jax.", "jax", "numpy"))}
+
+
+def _unchanged(path: str, text: str, imports: ImportMap) -> FileResult:
+    result = FileResult(path=path, status="unchanged", old_text=text, new_text=text)
+    result.imported = _imported(imports)
+    return result
 
 
 def _statement_spans(text: str, module: cst.Module, context: RunContext) -> list[list[ast.stmt]] | None:

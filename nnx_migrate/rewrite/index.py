@@ -18,9 +18,14 @@ def module_path(path: str) -> str:
 class ModuleIndex:
     def __init__(self) -> None:
         self.by_name: dict[str, list[tuple[str, object]]] = {}
+        self.modules: dict[str, set[str]] = {}  # module (dotted path) -> the classes it defines
+        self._of_module: dict[str, set[str]] = {}  # (classes_of_module, asked once per name)
 
     def add(self, path: str, summaries: dict[str, object]) -> None:
         module = module_path(path)
+        if summaries:
+            self.modules.setdefault(module, set()).update(summaries)
+            self._of_module.clear()
         for name, summary in summaries.items():
             entries = [e for e in self.by_name.get(name, []) if e[0] != module]
             entries.append((module, summary))
@@ -35,6 +40,19 @@ class ModuleIndex:
             return None
         matches = [s for m, s in self.by_name.get(name, []) if m == module or m.endswith("." + module)]
         return matches[0] if len(matches) == 1 else None
+
+    def classes_of_module(self, qualified: str) -> set[str]:
+        """The converted classes of the run's module an imported name (`pkg.types`,
+        `..types`) refers to: the file reaches them as `types.Layer`."""
+        found = self._of_module.get(qualified)
+        if found is None:
+            module = qualified.lstrip(".")
+            found = set()
+            for m, names in self.modules.items():
+                if module and (m == module or m.endswith("." + module)):
+                    found |= names
+            self._of_module[qualified] = found
+        return found
 
     def __bool__(self) -> bool:
         return bool(self.by_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnx_migrate.rewrite.names import dotted
+from nnx_migrate.rewrite.report import todo_comment
 from nnx_migrate.rewrite.visitors import children_in_order
 
 # Statements a TODO comment can be put above.
@@ -12,6 +13,25 @@ STATEMENTS = (cst.SimpleStatementLine, cst.If, cst.For, cst.While, cst.With, cst
 # The same, for `type(node) in STATEMENT_TYPES`: none has subclasses, and the test is far
 # cheaper than `isinstance` against LibCST's abstract node classes in per-node callbacks.
 STATEMENT_TYPES = frozenset(STATEMENTS)
+# ... and definitions (the comment goes above their decorators).
+MARKABLE = (*STATEMENTS, cst.FunctionDef, cst.ClassDef)
+MARKABLE_TYPES = frozenset(MARKABLE)
+
+
+def with_todo_comments(statement, notes: list[str]):
+    """The statement with a `# TODO(nnx-migrate): why` line above it per note (none twice,
+    none the statement carries already)."""
+    if notes and isinstance(statement, cst.FlattenSentinel) and statement.nodes:
+        first, *rest = statement.nodes
+        return cst.FlattenSentinel([with_todo_comments(first, notes), *rest])
+    if not notes or not isinstance(statement, MARKABLE):
+        return statement
+    present = {line.comment.value for line in statement.leading_lines if line.comment is not None}
+    texts = [t for t in dict.fromkeys(todo_comment(why) for why in notes) if t not in present]
+    if not texts:
+        return statement
+    comments = [cst.EmptyLine(comment=cst.Comment(text)) for text in texts]
+    return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
 
 
 def string_value(node: cst.BaseExpression) -> str | None:

@@ -8,6 +8,12 @@ from dataclasses import asdict, dataclass, field
 TODO_MARK = "TODO(nnx-migrate)"
 
 
+def todo_comment(why: str) -> str:
+    """`# TODO(nnx-migrate): why` on one line, whatever the text holds (a why quoting
+    code may span lines; a comment cannot)."""
+    return f"# {TODO_MARK}: {' '.join(why.split())}"
+
+
 @dataclass(frozen=True)
 class TodoSite:
     """One place a person must finish: what construct, and why the tool did not."""

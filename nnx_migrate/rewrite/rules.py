@@ -49,6 +49,8 @@ class Rules:
     # qualified Linen name -> (qualified NNX name, keyword -> source appended to each call,
     # keywords that keep the call Linen)
     call_renames: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = field(default_factory=dict)
+    # qualified Linen name (`*args`) -> qualified NNX name (the same arguments as one tuple)
+    packed_calls: dict[str, str] = field(default_factory=dict)
 
 
 def _load(name: str) -> dict:
@@ -95,6 +97,11 @@ def load_rules() -> Rules:
         keep_last_dim_methods=frozenset(shapes.get("methods", ())),
         helpers=dict(functions.get("helpers", {})),
         # a call-renamed name that is not called stays Linen, for the reason its entry gives
-        unconverted={**functions.get("unconverted", {}), **{name: entry["why"] for name, entry in call_renames.items()}},
+        unconverted={
+            **functions.get("unconverted", {}),
+            **{name: entry["why"] for name, entry in call_renames.items()},
+            **{name: f"converted only where it is called (-> {nnx[len('flax.'):]}((...))); a bare reference is left for a person" for name, nnx in functions.get("packed_calls", {}).items()},
+        },
+        packed_calls=dict(functions.get("packed_calls", {})),
         call_renames={name: (entry["nnx"], dict(entry.get("add", {})), tuple(entry.get("unsupported", ()))) for name, entry in call_renames.items()},
     )

@@ -109,7 +109,13 @@ def _index(results) -> ModuleIndex:
 
 
 def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
-    return any(index.lookup(q) is not None for q in result.imported)
+    # `from pkg import Block` names a class of the run; `from pkg import layers` a module
+    # whose classes the file reaches as `layers.Block` (a file that names none of them
+    # as `.Block` is not read again)
+    if any(index.lookup(q) is not None for q in result.imported):
+        return True
+    text = result.old_text or ""
+    return any(f".{name}" in text for q in result.imported for name in index.classes_of_module(q))
 
 
 def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:

@@ -1,5 +1,6 @@
 """One file through the rewrite: the class pass (class_pass.py), then the training pass
-(training/), then the report of Linen model API left behind (training/leftovers.py).
+(training/), then the report of Linen model API left behind (training/leftovers.py) and
+of the TODO comments the input already holds (markers.py).
 
 `rewrite_source(text, path)` is the pure API every caller (CLI, tests, benchmarks) uses: it
 reads no file. A `RunContext` passed in (the runner builds one per run) keeps the run's
@@ -10,6 +11,7 @@ Files that do not mention `linen` are returned untouched without being parsed.
 from __future__ import annotations
 
 from nnx_migrate.rewrite.class_pass import rewrite_classes
+from nnx_migrate.rewrite.markers import with_marked_sites
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.leftovers import report_leftovers
@@ -23,4 +25,5 @@ def rewrite_source(text: str, path: str = "<string>", external=None, train_style
     context = context if context is not None else RunContext()
     result, tree = rewrite_classes(text, path, context, external)
     result = apply_training_pass(result, text, context, train_style, external, tree)
-    return report_leftovers(result, text, context, external)
+    result = report_leftovers(result, text, context, external)
+    return with_marked_sites(result, text, context)

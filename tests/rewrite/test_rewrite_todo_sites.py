@@ -320,20 +320,6 @@ CASES = [
         import flax.linen as nn
 
         class M(nn.Module):
-          def setup(self):
-            self.query = nn.Dense(4, name='to q')
-
-          def __call__(self, x):
-            return self.query(x)
-        """,
-        6, "(it is not a plain identifier)", None,
-        id="setup-name-not-an-identifier",
-    ),
-    pytest.param(
-        """
-        import flax.linen as nn
-
-        class M(nn.Module):
           @nn.compact
           def __call__(self, x, train):
             if train:

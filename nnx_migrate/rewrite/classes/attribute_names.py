@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import keyword
 
-from nnx_migrate.naming import auto_list_names
+from nnx_migrate.naming import auto_list_names, nnx_attribute_name
 from nnx_migrate.rewrite.classes.helpers import assigned_self_attrs, class_level_names, plus, times
 from nnx_migrate.rewrite.classes.model import LoopContext, Sub
 from nnx_migrate.rewrite.sizes import code
@@ -20,7 +20,9 @@ class AttributeNames:
         The NNX attribute takes that name too, and the class's own `self.query` uses
         follow, when that cannot change what any code reads (see _linen_name_blocker).
         Otherwise the attribute keeps its name and the key difference is reported."""
-        for sub, attr, chosen, name_node, in_loop in self.setup_names:
+        for sub, attr, linen_name, name_node, in_loop in self.setup_names:
+            # (a Linen name that is no identifier, `name='0'`: the attribute naming.py maps it to)
+            chosen = linen_name if linen_name is None or linen_name.isidentifier() and not keyword.iskeyword(linen_name) else nnx_attribute_name(linen_name)
             why = self._linen_name_blocker(attr, chosen)
             if why is None and (in_loop or sub.alternatives or self.subs_by_attr.get(attr) is not sub):
                 why = "the attribute is assigned more than once"

@@ -109,6 +109,7 @@ class Sub:
     transform_options: object = None
     construct: SubmoduleConstruct | None = None  # the construct of its kind (constructs/), if one
     linen_class: str = ""  # the Linen class it builds (without a transform's prefix)
+    class_source: str | None = None  # a child class as the file names it (`blocks.Block`, an import alias)
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`

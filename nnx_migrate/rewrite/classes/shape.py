@@ -12,6 +12,9 @@ from nnx_migrate.rewrite.sizes import code
 
 NON_FIELD_NAMES = {"parent", "name"}
 
+# `@typing.overload` stubs: signatures only, kept as they are; the real method is the one read.
+OVERLOAD = {"typing.overload", "typing_extensions.overload"}
+
 DATACLASS_FIELD = {"dataclasses.field", "flax.struct.field", "flax.linen.module.field"}
 
 
@@ -47,6 +50,8 @@ class ClassShape:
                 continue
             if isinstance(stmt, cst.FunctionDef):
                 decos = {normalize_linen(ctx.imports.qualify(d.decorator), {}) for d in stmt.decorators}
+                if decos & OVERLOAD:
+                    continue
                 if stmt.name.value == "setup":
                     self.setup = stmt
                 elif decos & {"flax.linen.compact", "flax.linen.module.compact"}:

@@ -71,7 +71,7 @@ class SubmoduleAnalysis:
         linen_class = sub.construct.analyse(self, sub, ctor, walker)
         sub.linen_class = linen_class
         if sub.transform is not None:
-            linen_class = sub.transform.prefix + linen_class  # the class the transform makes
+            linen_class = sub.transform.prefix_of(self.ctx.imports.qualify(transform[1].func)) + linen_class  # the class the transform makes
             sub.transform.analyse(self, sub, transform[1], walker)
         explicit = None
         name_arg = None

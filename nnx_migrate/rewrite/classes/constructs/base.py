@@ -49,6 +49,10 @@ class ModuleTransform:
         """Whether `transform` (whose function is one of `linen`) is this construct's form."""
         return True
 
+    def prefix_of(self, qualified: str | None) -> str:
+        """The prefix of the class the Linen transform named `qualified` makes."""
+        return self.prefix
+
     def wrapped_class(self, transform: cst.Call) -> cst.BaseExpression | None:
         """The class `transform` wraps (None: a form the tool does not read)."""
         args = transform.args

@@ -29,7 +29,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.classes.constructs.base import SubmoduleConstruct
 from nnx_migrate.rewrite.classes.model import SubKind
-from nnx_migrate.rewrite.sizes import scalar
+from nnx_migrate.rewrite.sizes import code, scalar
 
 
 class ChildModule(SubmoduleConstruct):
@@ -43,7 +43,12 @@ class ChildModule(SubmoduleConstruct):
 
     def analyse(self, conv, sub, ctor, walker) -> str:
         sub.factory = conv.factory_of(ctor.func)
-        sub.child = sub.factory.child if sub.factory is not None else conv.ctx.module_class(conv.class_expr(ctor))
+        if sub.factory is not None:
+            sub.child = sub.factory.child
+        else:
+            # built under the name the file gives it: `blocks.Block`, an import alias
+            sub.child = conv.ctx.module_class(conv.class_expr(ctor))
+            sub.class_source = code(conv.class_expr(ctor))
         if sub.child.has_todos:
             sub.problems.append(f"{sub.child.name} has TODO sites of its own")
         several = conv.multi_class_fields.get(sub.factory.field) if sub.factory is not None else None
@@ -86,7 +91,7 @@ class ChildModule(SubmoduleConstruct):
         for param, size in sub.field_sizes.items():
             parts.append(f"{param}={size if size is not None else conv.unknown_size_param(sub, param)}")
         parts.append("rngs=rngs")
-        callee = sub.factory.callee if sub.factory is not None else child.name
+        callee = sub.factory.callee if sub.factory is not None else sub.class_source or child.name
         built = f"{callee}({', '.join(parts)})"
         if sub.transform is not None:
             return sub.transform.init_source(sub, built)

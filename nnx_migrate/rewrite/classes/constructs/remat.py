@@ -2,6 +2,8 @@
 
 What: the block is built in `__init__` like `Block` itself (its attribute keeps Linen's
 name, `checkpoint_block_0` for the unnamed one) and each call runs through `nnx.remat`.
+`flax.linen.partitioning.remat(Block)` (Linen's alias that also takes `static_argnums`)
+converts alike.
 
 Why: Linen's `nn.remat(Block)` is a new module class whose forward pass is recomputed in
 backprop. NNX transforms functions, not classes: the module is an ordinary one, and
@@ -30,10 +32,18 @@ from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
 from nnx_migrate.rewrite.sizes import code
 
 
+PARTITIONING_REMAT = "flax.linen.partitioning.remat"
+
+
 class Remat(ModuleTransform):
     title = "Remat a block (`nn.remat`, `nn.checkpoint`)"
-    linen = frozenset({"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"})
+    linen = frozenset({"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint", PARTITIONING_REMAT})
     prefix = "Checkpoint"
+
+    def prefix_of(self, qualified: str | None) -> str:
+        # flax.linen.partitioning.remat lifts `core_remat_static`: Linen's class is
+        # `Core_remat_static<Class>` (without options it remats like nn.remat)
+        return "Core_remat_static" if qualified == PARTITIONING_REMAT else self.prefix
 
     def wrapped_class(self, transform: cst.Call) -> cst.BaseExpression | None:
         args = transform.args

@@ -56,7 +56,7 @@ class ClassBuilder:
         body += [self.ctx.renamer.transform(stmt) for stmt in self.shape.class_level]
         # A blank line after the docstring or fields, as between methods.
         spacing = [cst.EmptyLine(indent=False)] if len(body) > 0 else []
-        body.append(init_def.with_changes(leading_lines=spacing))
+        body.append(init_def.with_changes(leading_lines=[*spacing, *init_def.leading_lines]))  # (TODO comments the renamer put)
         body += self._converted_methods(cfg)
         # Linen API left in this class (no NNX rule): each use is a site to finish.
         for name, node in self.ctx.renamer.leftover_nodes[self.leftovers_before:]:

@@ -11,7 +11,7 @@ from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes.constructs import self_call_constructs
 from nnx_migrate.rewrite.classes.generate.rewriters import SetupRewriter
 from nnx_migrate.rewrite.classes.model import Sub
-from nnx_migrate.rewrite.report import TODO_MARK
+from nnx_migrate.rewrite.report import todo_comment
 from nnx_migrate.rewrite.sizes import code
 
 
@@ -40,7 +40,7 @@ class InitGenerator:
         return code(sub.ctor)
 
     def _todo_comments(self, problems: list[str]) -> str:
-        return "".join(f"# {TODO_MARK}: {p}\n" for p in dict.fromkeys(problems))
+        return "".join(f"{todo_comment(p)}\n" for p in dict.fromkeys(problems))
 
     def _init_statements(self, cfg) -> list[cst.BaseStatement]:
         """The body of `__init__`: the fields, the setup body, then what the compact
@@ -62,7 +62,7 @@ class InitGenerator:
                     line = stmt(f"self.{f.name} = {f.name}\n")
                 if f.problem is not None:
                     self.todo(self.node, f"field {f.name}", f.problem)
-                    line = line.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {f.problem}"))])
+                    line = line.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(todo_comment(f.problem)))])
                 if f.comments:  # the field's comments move with it
                     leading, trailing = f.comments
                     line = line.with_changes(leading_lines=[*leading], **({"trailing_whitespace": trailing} if trailing is not None else {}))

@@ -17,11 +17,10 @@ from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes.constructs import self_call_construct
 from nnx_migrate.rewrite.classes.model import CARRIED, SubKind
 from nnx_migrate.rewrite.names import normalize_linen
-from nnx_migrate.rewrite.nodes import STATEMENT_TYPES, STATEMENTS
+from nnx_migrate.rewrite.nodes import MARKABLE_TYPES, STATEMENT_TYPES, with_todo_comments
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
 from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
 from nnx_migrate.rewrite.nodes import statements as _statements
-from nnx_migrate.rewrite.report import TODO_MARK
 from nnx_migrate.rewrite.sizes import code
 from nnx_migrate.rewrite.visitors import FastTransformer
 
@@ -124,19 +123,8 @@ class SetupRewriter(FastTransformer):
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
         if type(original) in STATEMENT_TYPES:
-            return _with_todo_comments(result, self.pending.pop())
+            return with_todo_comments(result, self.pending.pop())
         return result
-
-
-def _with_todo_comments(statement, notes: list[str]):
-    """The statement with a `# TODO(nnx-migrate): why` line above it per note."""
-    if notes and isinstance(statement, cst.FlattenSentinel) and statement.nodes:
-        first, *rest = statement.nodes
-        return cst.FlattenSentinel([_with_todo_comments(first, notes), *rest])
-    if not notes or not isinstance(statement, STATEMENTS):
-        return statement
-    comments = [cst.EmptyLine(comment=cst.Comment(f"# {TODO_MARK}: {why}")) for why in dict.fromkeys(notes)]
-    return statement.with_changes(leading_lines=[*statement.leading_lines, *comments])
 
 
 class MethodRewriter(FastTransformer):
@@ -147,7 +135,9 @@ class MethodRewriter(FastTransformer):
     def __init__(self, conv: ClassConverter):
         self.conv = conv
         self.renamer = conv.ctx.renamer  # Linen names -> NNX names in the same pass
-        self.pending: list[list[str]] = []  # TODO notes of the statements being visited
+        # TODO notes of the statements being visited: the renamer's own list, so the Linen
+        # names it leaves (no NNX counterpart) are marked at their statement too
+        self.pending: list[list[str]] = self.renamer.pending
         self.depth = 0
         self.variable_locals: set[str] = set()
 
@@ -167,7 +157,7 @@ class MethodRewriter(FastTransformer):
     hooks_ignore_trivia = True  # (statements and reported code only: see visitors.TRIVIA)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if type(node) in STATEMENT_TYPES:
+        if type(node) in MARKABLE_TYPES:
             self.pending.append([])
         elif self.pending:
             entry = self.conv.todo_nodes.get(node)
@@ -177,8 +167,8 @@ class MethodRewriter(FastTransformer):
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
-        if type(original) in STATEMENT_TYPES:
-            return _with_todo_comments(result, self.pending.pop())
+        if type(original) in MARKABLE_TYPES:
+            return with_todo_comments(result, self.pending.pop())
         return result
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine):
