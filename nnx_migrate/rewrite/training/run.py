@@ -23,6 +23,7 @@ from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
+from nnx_migrate.rewrite.training.states import state_flow
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -85,6 +86,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
     transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
     transformer.module = module
+    transformer.state_flow = state_flow(module, imports, train_state_checker(module, imports, state_classes))
     if "pmap" in converted:
         transformer.pmapped = pmapped_functions(module, imports)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
