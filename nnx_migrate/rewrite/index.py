@@ -36,5 +36,11 @@ class ModuleIndex:
         matches = [s for m, s in self.by_name.get(name, []) if m == module or m.endswith("." + module)]
         return matches[0] if len(matches) == 1 else None
 
+    def has_module(self, qualified: str) -> bool:
+        """Whether a file of the run that `qualified` names as a module (`pkg.networks`)
+        has converted classes."""
+        module = qualified.lstrip(".")
+        return bool(module) and any(m == module or m.endswith("." + module) for entries in self.by_name.values() for m, _ in entries)
+
     def __bool__(self) -> bool:
         return bool(self.by_name)

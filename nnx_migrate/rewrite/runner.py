@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -122,7 +123,26 @@ def _index(results) -> ModuleIndex:
 
 
 def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
-    return any(index.lookup(q) is not None for q in result.imported)
+    imported = result.imported or _imports_of_text(result.old_text or "")
+    return any(index.lookup(q) is not None or index.has_module(q) for q in imported)
+
+
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w ,\t]+)|import[ \t]+([\w., \t]+))", re.M)
+_MODEL_API = (".init(", ".apply(", ".init,", ".apply,", ".apply)", ".tabulate(")
+
+
+def _imports_of_text(text: str) -> set[str]:
+    """What a file the class pass did not open (no Linen import) imports, from its text:
+    such a file still calls `init`/`apply` on models of other files of the run."""
+    if not any(marker in text for marker in _MODEL_API):
+        return set()
+    found = set()
+    for package, names, plain in _IMPORT_LINE.findall(text):
+        if plain:
+            found.update(part.split(" as ")[0].strip() for part in plain.split(","))
+        else:
+            found.update(f"{package}.{part.split(' as ')[0].strip()}" for part in names.split(",") if part.strip())
+    return {q for q in found if q and not q.startswith(("flax", "jax", "numpy", "optax"))}
 
 
 def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
