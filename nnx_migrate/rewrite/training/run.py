@@ -23,6 +23,7 @@ from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
+from nnx_migrate.rewrite.training.functional import functional_form
 from nnx_migrate.rewrite.training.states import state_flow
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer
@@ -91,6 +92,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         transformer.pmapped = pmapped_functions(module, imports)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
+    new, functional = functional_form(new, models, imports, transformer.edits)
+    forwarded = forwarded or functional
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
