@@ -25,7 +25,7 @@ def _linen_and_converted(case, style="flat-state"):
     linen = load_module(FIXTURES / f"{case}.in.py", f"functional_in_{case}")
     converted = load_module(output_path(case, style), f"functional_out_{case}_{style.replace('-', '_')}")
     for model_name, variables_name in linen.PAIRS:
-        variables = getattr(linen, variables_name)
+        variables = _as_variables(getattr(linen, variables_name))
         model = getattr(converted, model_name)
         weight_map = map_weights(variables, model, match="names")
         assert weight_map.complete, weight_map.problems()
@@ -34,8 +34,13 @@ def _linen_and_converted(case, style="flat-state"):
     return linen, converted
 
 
+def _as_variables(tree):
+    """Linen's variables dict, for a program that keeps `init(...)['params']`."""
+    return tree if "params" in tree else {"params": tree}
+
+
 def test_every_form_has_a_fixture():
-    assert {"script_optax_apply_value", "actor_critic_target"} <= set(CASES)
+    assert {"script_optax_apply_value", "actor_critic_target", "pmap_partial_optax"} <= set(CASES)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -60,10 +65,10 @@ def test_functional_program_trains_like_linen(case):
         owner = next(m for m, v in linen.PAIRS if jax.tree.structure(getattr(linen, v)) == jax.tree.structure(linen_tree))
         model = getattr(converted, owner)
         nnx.update(model, tree)
-        weight_map = map_weights(linen_tree, model, match="names")
+        weight_map = map_weights(_as_variables(linen_tree), model, match="names")
         assert weight_map.complete, weight_map.problems()
         for pair in weight_map.pairs:
-            np.testing.assert_allclose(np.asarray(pair.variable[...]), np.asarray(pair.linen_value(linen_tree)), rtol=1e-4, atol=1e-5, err_msg=pair.linen_name)
+            np.testing.assert_allclose(np.asarray(pair.variable[...]), np.asarray(pair.linen_value(_as_variables(linen_tree))), rtol=1e-4, atol=1e-5, err_msg=pair.linen_name)
     np.testing.assert_allclose(converted.evaluate(final, batches), linen.evaluate(linen_final, batches), rtol=RTOL, atol=ATOL, err_msg="eval")
 
 

@@ -9,11 +9,11 @@ pytree of parameters with optax:
 
 The program keeps that shape. The model is built where `init` had the key and an input,
 split once, and `model.apply` becomes a function of the parameters that merges the model
-(`linen_apply`, written once into the file):
+(`merged_apply`, written once into the file):
 
     model = MLP(in_features=4, rngs=nnx.Rngs(key, dropout=key))
     model_graphdef, params, model_rest = nnx.split(model, nnx.Param, ...)
-    model_apply = linen_apply(model_graphdef, model_rest)
+    model_apply = merged_apply(model_graphdef, model_rest)
     ... model_apply(params, x, rngs={'dropout': k}) ... update_step(model_apply, ...) ...
 
 `params` is an `nnx.State` of the model's `nnx.Param`s, a pytree like Linen's params:
@@ -41,7 +41,7 @@ from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.training.steps.common import _dict_entries, _static_last_dim, _subscript_key, code_of
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
 
-HELPER = "linen_apply"
+HELPER = "merged_apply"
 
 _HELPER_SOURCE = '''\
 def {name}(graphdef, rest):
@@ -67,23 +67,57 @@ class _Uses(FastVisitor):
         self.calls: dict[int, cst.Call] = {}  # id(func attribute) -> the call
         self.streams: set[str] = set()
         self.subscripted: set[str] = set()
+        self.shadowed: list[tuple[cst.CSTNode, set[str]]] = []
+        self.passed: dict[str, list[tuple[cst.Call, cst.Arg]]] = {}  # name -> calls it is an argument of
+
+    def visit_FunctionDef(self, node):
+        self._shadowing(node.params, node)
+
+    def leave_FunctionDef(self, node):
+        self._unshadow(node)
+
+    def visit_Lambda(self, node):
+        self._shadowing(node.params, node)
+
+    def leave_Lambda(self, node):
+        self._unshadow(node)
+
+    def _shadowing(self, params: cst.Parameters, node) -> None:
+        """A function whose parameter has one of the names: there it is another value."""
+        own = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)} & set(self.count)
+        if own:
+            self.shadowed.append((node, own))
+
+    def _unshadow(self, node) -> None:
+        if self.shadowed and self.shadowed[-1][0] is node:
+            self.shadowed.pop()
+
+    def _visible(self, name: str) -> bool:
+        return not any(name in own for _, own in self.shadowed)
 
     def visit_Name(self, node):
-        if node.value in self.count:
+        if node.value in self.count and self._visible(node.value):
             self.count[node.value] += 1
 
+    def visit_Arg(self, node):
+        if node.keyword is not None and node.keyword.value in self.count and self._visible(node.keyword.value):
+            self.count[node.keyword.value] -= 1  # `f(model=...)`: a parameter's name
+
     def visit_Attribute(self, node):
-        if isinstance(node.value, cst.Name) and node.value.value in self.names:
+        if isinstance(node.value, cst.Name) and node.value.value in self.names and self._visible(node.value.value):
             self.attributes[node.value.value].append(node)
-        if node.attr.value in self.count:  # `self.model`: another object's attribute
+        if node.attr.value in self.count and self._visible(node.attr.value):  # `self.model`: another object's attribute
             self.count[node.attr.value] -= 1
 
     def visit_Subscript(self, node):
-        if isinstance(node.value, cst.Name) and node.value.value in self.names:
+        if isinstance(node.value, cst.Name) and node.value.value in self.names and self._visible(node.value.value):
             self.subscripted.add(node.value.value)
 
     def visit_Call(self, node):
         self.calls[id(node.func)] = node
+        for arg in node.args:
+            if isinstance(arg.value, cst.Name) and arg.value.value in self.names and not arg.star and self._visible(arg.value.value):
+                self.passed.setdefault(arg.value.value, []).append((node, arg))
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value == "rngs":
                 entries = _dict_entries(arg.value)
@@ -114,6 +148,7 @@ def functional_form(module: cst.Module, models: ModelIndex, imports, edits: File
     uses = _Uses(set(candidates) | {_single_assign(body[c[1]]).targets[0].target.value for c in candidates.values()})
     uses.walk(module)
     taken = names_in(module)
+    functions = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
     plans = {}
     for name, (at, init_at, summary) in candidates.items():
         variables = _single_assign(body[init_at]).targets[0].target.value
@@ -121,9 +156,13 @@ def functional_form(module: cst.Module, models: ModelIndex, imports, edits: File
         applies = [a for a in attributes if a.attr.value == "apply" and _convertible(uses.calls.get(id(a)))]
         tabulates = [a for a in attributes if a.attr.value == "tabulate" and _tabulable(uses.calls.get(id(a)))]
         inits = [a for a in attributes if a.attr.value == "init"]
+        passes = [(arg, _passed_into(call, arg, functions, imports)) for call, arg in uses.passed.get(name, [])]
+        if any(p is None for _, p in passes):
+            continue  # passed to code whose use of it is not known
         # the construction's target, the init's receiver, and the uses converted here: nothing else
-        if uses.count[name] != 1 + len(inits) + len(applies) + len(tabulates) or len(inits) != 1:
+        if uses.count[name] != 1 + len(inits) + len(applies) + len(tabulates) + len(passes) or len(inits) != 1:
             continue
+        param_applies = [a for _, found in passes for a in found]
         if variables != name and (uses.attributes.get(variables) or variables in uses.subscripted):
             continue  # `variables['params']`, `params.x`: Linen's layout of the variables
         new_names = (f"{name}_graphdef", f"{name}_rest", f"{name}_apply")
@@ -132,7 +171,7 @@ def functional_form(module: cst.Module, models: ModelIndex, imports, edits: File
         ctor = _constructor(body[at], body[init_at], summary, uses.streams)
         if ctor is None:
             continue
-        plans[name] = (at, init_at, variables, ctor, {id(a) for a in applies}, {id(a) for a in tabulates})
+        plans[name] = (at, init_at, variables, ctor, {id(a) for a in applies}, {id(a) for a in tabulates}, {id(arg) for arg, _ in passes}, {id(a) for a in param_applies})
     if not plans:
         return module, False
     new_body = []
@@ -141,7 +180,7 @@ def functional_form(module: cst.Module, models: ModelIndex, imports, edits: File
         if plan is None:
             new_body.append(stmt)
             continue
-        name, (at, init_at, variables, ctor, _, _) = plan
+        name, (at, init_at, variables, ctor, *_) = plan
         if i == at:
             continue  # built where `init` had the key and an input
         lines = [f"{name} = {ctor}", f"{name}_graphdef, {variables}, {name}_rest = nnx.split({name}, nnx.Param, ...)",
@@ -154,6 +193,34 @@ def functional_form(module: cst.Module, models: ModelIndex, imports, edits: File
     module = _with_helper(module)
     edits.add_import(NNX, Place.AFTER_IMPORTS)
     return module, True
+
+
+def _passed_into(call: cst.Call, arg: cst.Arg, functions: dict[str, cst.FunctionDef], imports) -> list[cst.Attribute] | None:
+    """A model passed to a top-level function of the file (`f(model)`, `f(m=model)`,
+    `functools.partial(f, model=model)`): the `P.apply` nodes of the parameter `P` that
+    receives it, where those (called without `mutable=`/`method=`, or passed on as a
+    value) are all of `P`'s uses; None otherwise."""
+    func, args = call.func, list(call.args)
+    if imports.qualify(func) == "functools.partial" and args and args[0] is not arg:
+        func, args = args[0].value, args[1:]
+    if not isinstance(func, cst.Name) or func.value not in functions:
+        return None
+    target = functions[func.value]
+    params = [*target.params.posonly_params, *target.params.params]
+    if arg.keyword is not None:
+        param = next((p for p in (*params, *target.params.kwonly_params) if p.name.value == arg.keyword.value), None)
+    else:
+        index = [a for a in args if a.keyword is None and not a.star].index(arg)
+        param = params[index] if index < len(params) else None
+    if param is None:
+        return None
+    uses = _Uses({param.name.value})
+    uses.walk(target.body)
+    name = param.name.value
+    applies = [a for a in uses.attributes[name] if a.attr.value == "apply" and _convertible(uses.calls.get(id(a)))]
+    if uses.count[name] != len(applies):
+        return None
+    return applies
 
 
 def _single_assign(stmt) -> cst.Assign | None:
@@ -211,24 +278,32 @@ class _Rewrite(FastTransformer):
         super().__init__()
         self.applies = {i: n for n, p in plans.items() for i in p[4]}
         self.tabulates = {i: n for n, p in plans.items() for i in p[5]}
+        self.arguments = {i: n for n, p in plans.items() for i in p[6]}
+        self.parameter_applies = {i for p in plans.values() for i in p[7]}
+
+    def leave_Arg(self, original, updated):
+        name = self.arguments.get(id(original))
+        return updated.with_changes(value=cst.Name(f"{name}_apply")) if name is not None else updated
 
     def leave_Call(self, original, updated):
         name = self.tabulates.get(id(original.func))
         if name is not None:
             return updated.with_changes(func=cst.parse_expression("nnx.tabulate"), args=[cst.Arg(cst.Name(name), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))), *updated.args[1:]])
-        if id(original.func) in self.applies and updated.args:
+        if (id(original.func) in self.applies or id(original.func) in self.parameter_applies) and updated.args:
             entries = _dict_entries(updated.args[0].value)
             if entries is not None and set(entries) == {"params"}:
                 return updated.with_changes(args=[updated.args[0].with_changes(value=entries["params"]), *updated.args[1:]])
         return updated
 
     def leave_Attribute(self, original, updated):
+        if id(original) in self.parameter_applies:
+            return original.value  # `P.apply` of a parameter given `M_apply` -> `P`
         name = self.applies.get(id(original))
         return cst.Name(f"{name}_apply") if name is not None else updated
 
 
 def _with_helper(module: cst.Module) -> cst.Module:
-    """`linen_apply` once, after the file's imports."""
+    """`merged_apply` once, after the file's imports."""
     if any(isinstance(s, cst.FunctionDef) and s.name.value == HELPER for s in module.body):
         return module
     indent = module.default_indent

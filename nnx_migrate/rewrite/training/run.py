@@ -85,6 +85,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
+    if not knows:  # no TrainState: pmap and replicate act on plain pytrees, in either style
+        transformer.unsupported = rules.unsupported_for(DEFAULT_TRAIN_STYLE)
     transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
     transformer.module = module
     transformer.state_flow = state_flow(module, imports, train_state_checker(module, imports, state_classes))
