@@ -18,6 +18,21 @@ def module_path(path: str) -> str:
 class ModuleIndex:
     def __init__(self) -> None:
         self.by_name: dict[str, list[tuple[str, object]]] = {}
+        # class name -> (module, `self.` attributes holding a model): for subclasses in other files
+        self.attributes: dict[str, list[tuple[str, frozenset]]] = {}
+
+    def add_attributes(self, path: str, attributes: dict[str, set]) -> None:
+        module = module_path(path)
+        for name, attrs in attributes.items():
+            self.attributes.setdefault(name, []).append((module, frozenset(attrs)))
+
+    def model_attributes(self, qualified: str) -> frozenset | None:
+        """The model attributes of an imported class (`pkg.agents.dqn.Agent`), when exactly
+        one file of the run matches it."""
+        module, _, name = qualified.rpartition(".")
+        module = module.lstrip(".")
+        matches = [a for m, a in self.attributes.get(name, []) if module and (m == module or m.endswith("." + module))]
+        return matches[0] if len(matches) == 1 else None
 
     def add(self, path: str, summaries: dict[str, object]) -> None:
         module = module_path(path)
@@ -40,7 +55,7 @@ class ModuleIndex:
         """Whether a file of the run that `qualified` names as a module (`pkg.networks`)
         has converted classes."""
         module = qualified.lstrip(".")
-        return bool(module) and any(m == module or m.endswith("." + module) for entries in self.by_name.values() for m, _ in entries)
+        return bool(module) and any(m == module or m.endswith("." + module) for table in (self.by_name, self.attributes) for entries in table.values() for m, _ in entries)
 
     def __bool__(self) -> bool:
         return bool(self.by_name)

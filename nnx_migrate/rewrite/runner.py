@@ -100,11 +100,11 @@ def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None]
         for _ in range(MAX_ROUNDS - 1):
             if not todo:
                 break
-            before = {name: results[name].exports for name in todo}
+            before = {name: (results[name].exports, results[name].model_attributes) for name in todo}
             for result in _map(pool, context, todo, index, jobs, lambda: None, train_style):
                 results[result.path] = result
             index = _index(results.values())
-            changed = {name for name in todo if results[name].exports != before[name]}
+            changed = {name for name in todo if (results[name].exports, results[name].model_attributes) != before[name]}
             if not changed:
                 break
             todo = [r.path for r in results.values() if r.path not in changed and _depends_on(r, index)]
@@ -119,12 +119,14 @@ def _index(results) -> ModuleIndex:
     for result in results:
         if result.exports:
             index.add(result.path, result.exports)
+        if result.model_attributes:
+            index.add_attributes(result.path, result.model_attributes)
     return index
 
 
 def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
     imported = result.imported or _imports_of_text(result.old_text or "")
-    return any(index.lookup(q) is not None or index.has_module(q) for q in imported)
+    return any(index.lookup(q) is not None or index.has_module(q) or index.model_attributes(q) is not None for q in imported)
 
 
 _IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w ,\t]+)|import[ \t]+([\w., \t]+))", re.M)

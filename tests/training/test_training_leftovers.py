@@ -129,3 +129,22 @@ def test_models_through_parameters_fields_and_files_without_linen_are_reported(t
     assert "merge()" not in agent.new_text  # `self.params` is no TrainState
     algo = results["algo.py"]
     assert {(t.line, t.construct) for t in algo.todos} == {(12, "self.q_network.init(...)")}
+
+
+def test_an_attribute_a_base_class_of_another_file_set_holds_a_model(tmp_path):
+    """`class Rainbow(dqn.Agent)` in another file: `self.net`, which the base class built
+    from a converted class, is a model there too (the run's index carries each class's
+    model attributes), and so is a function's parameter it is passed to."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "networks.py").write_text(MODEL)
+    (package / "agent.py").write_text(AGENT)
+    (package / "rainbow.py").write_text(
+        "from pkg import agent\n\n\n"
+        "def q_values(net, params, x):\n  return net.apply(params, x)\n\n\n"
+        "class Rainbow(agent.Agent):\n"
+        "  def act(self, x):\n    return q_values(self.net, self.params, x), self.net.apply(self.params, x)\n")
+    results = {r.path.rsplit("/", 1)[-1]: r for r in rewrite_files(sorted(package.glob("*.py")))}
+    rainbow = results["rainbow.py"]
+    assert {(t.line, t.construct) for t in rainbow.todos} == {(5, "net.apply(...)"), (10, "self.net.apply(...)")}

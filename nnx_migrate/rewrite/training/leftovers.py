@@ -72,10 +72,9 @@ def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
     return [b for b in blocks if b and isinstance(b[0], ast.stmt)]
 
 
-def _sites(tree: ast.Module, known: dict[str, str], converted: set[str]) -> list[tuple[ast.stmt, str, str]]:
+def _sites(tree: ast.Module, known: dict[str, str], converted: set[str], models: ModelValues) -> list[tuple[ast.stmt, str, str]]:
     """(statement, construct, why) for each leftover, in source order."""
     sites: list[tuple[ast.stmt, str, str]] = []
-    models = ModelValues(tree, known)
 
     def visit(body: list[ast.stmt], names: set[str], attrs: set[str], factories: dict[str, str]) -> None:
         for stmt in body:
@@ -120,9 +119,12 @@ def report_leftovers(result, original: str, context: RunContext, external=None):
     except (SyntaxError, ValueError):
         return result
     known = _known_classes(tree, exports, external, result.path, context)
-    if not known and "nnx.Module" not in text:  # (a field typed `nnx.Module` holds a model too)
-        return result
-    sites = _sites(tree, known, set(exports))
+    inherited = external.model_attributes if external is not None else (lambda qualified: None)
+    if not known and "nnx.Module" not in text and not (external is not None and external.attributes):
+        return result  # (a field typed `nnx.Module` holds a model too, and an attribute a base class set)
+    models = ModelValues(tree, known, inherited)
+    result = replace(result, model_attributes=models.class_attributes())
+    sites = _sites(tree, known, set(exports), models)
     if not sites:
         return result
     lines = text.splitlines(keepends=True)

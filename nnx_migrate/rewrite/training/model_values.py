@@ -46,8 +46,12 @@ class ModelValues:
     `factories[id(function)]`: parameter -> the converted class its default names;
     `module_names`: the module's own."""
 
-    def __init__(self, tree: ast.Module, known: dict[str, str]) -> None:
+    def __init__(self, tree: ast.Module, known: dict[str, str], inherited=lambda qualified: None) -> None:
+        """`inherited(qualified class name)`: the model attributes of a base class of
+        another file of the run (the run's index), None where not known."""
         self.known = known
+        self.inherited = inherited
+        self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         self.aliases = _import_aliases(tree)
         self.module_names: set[str] = set()
         self.attributes: dict[int, set[str]] = {}
@@ -62,6 +66,11 @@ class ModelValues:
             if self._size() == before:
                 break
 
+    def class_attributes(self) -> dict[str, set[str]]:
+        """Top-level class name -> its `self.` attributes holding a model (for the run's
+        index: subclasses in other files)."""
+        return {name: set(self.attributes[id(node)]) for name, node in self.classes.items() if self.attributes.get(id(node))}
+
     def _size(self) -> int:
         return sum(map(len, self.names.values())) + sum(map(len, self.attributes.values())) + sum(map(len, self.passed.values()))
 
@@ -69,6 +78,13 @@ class ModelValues:
         for stmt in body:
             if isinstance(stmt, ast.ClassDef):
                 own = self.attributes.setdefault(id(stmt), set())
+                for base in stmt.bases:  # attributes a base class assigns hold the same here
+                    name = dotted_name(base)
+                    if name in self.classes and self.classes[name] is not stmt:
+                        own |= self.attributes.get(id(self.classes[name]), set())
+                    elif name is not None:
+                        head, _, rest = name.partition(".")
+                        own |= self.inherited(self.aliases.get(head, head) + ("." + rest if rest else "")) or set()
                 for inner in stmt.body:
                     if isinstance(inner, ast.AnnAssign) and isinstance(inner.target, ast.Name) and self.is_module_type(inner.annotation):
                         own.add(inner.target.id)
