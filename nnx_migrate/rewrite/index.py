@@ -20,6 +20,21 @@ class ModuleIndex:
         self.by_name: dict[str, list[tuple[str, object]]] = {}
         self.modules: dict[str, set[str]] = {}  # module (dotted path) -> the classes it defines
         self._of_module: dict[str, set[str]] = {}  # (classes_of_module, asked once per name)
+        # class name -> (module, `self.` attributes holding a model): for subclasses in other files
+        self.attributes: dict[str, list[tuple[str, frozenset]]] = {}
+
+    def add_attributes(self, path: str, attributes: dict[str, set]) -> None:
+        module = module_path(path)
+        for name, attrs in attributes.items():
+            self.attributes.setdefault(name, []).append((module, frozenset(attrs)))
+
+    def model_attributes(self, qualified: str) -> frozenset | None:
+        """The model attributes of an imported class (`pkg.agents.dqn.Agent`), when exactly
+        one file of the run matches it."""
+        module, _, name = qualified.rpartition(".")
+        module = module.lstrip(".")
+        matches = [a for m, a in self.attributes.get(name, []) if module and (m == module or m.endswith("." + module))]
+        return matches[0] if len(matches) == 1 else None
 
     def add(self, path: str, summaries: dict[str, object]) -> None:
         module = module_path(path)
@@ -40,6 +55,13 @@ class ModuleIndex:
             return None
         matches = [s for m, s in self.by_name.get(name, []) if m == module or m.endswith("." + module)]
         return matches[0] if len(matches) == 1 else None
+
+    def model_holders_of_module(self, qualified: str) -> set[str]:
+        """The classes of the run's module `qualified` names whose `self.` attributes hold
+        a model (a subclass in another file reaches them as `agent.Agent`)."""
+        module = qualified.lstrip(".")
+        return {name for name, entries in self.attributes.items()
+                for m, _ in entries if module and (m == module or m.endswith("." + module))}
 
     def classes_of_module(self, qualified: str) -> set[str]:
         """The converted classes of the run's module an imported name (`pkg.types`,

@@ -46,6 +46,7 @@ class FileResult:
     todos: list[TodoSite] = field(default_factory=list)
     exports: dict = field(default_factory=dict)  # class name -> classes.ClassSummary
     imported: set = field(default_factory=set)  # qualified names the file imports
+    model_attributes: dict = field(default_factory=dict)  # class name -> its `self.` attributes holding a model (leftovers.py)
     encoding: str = "utf-8"  # the file's own (PEP 263 cookie or BOM): writes keep it
 
 

@@ -9,6 +9,7 @@ codes. Workers get paths, not texts, so only results cross process boundaries.
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -86,11 +87,11 @@ def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None]
         for _ in range(MAX_ROUNDS - 1):
             if not todo:
                 break
-            before = {name: results[name].exports for name in todo}
+            before = {name: (results[name].exports, results[name].model_attributes) for name in todo}
             for result in _map(pool, context, todo, index, jobs, lambda: None, train_style):
                 results[result.path] = result
             index = _index(results.values())
-            changed = {name for name in todo if results[name].exports != before[name]}
+            changed = {name for name in todo if (results[name].exports, results[name].model_attributes) != before[name]}
             if not changed:
                 break
             todo = [r.path for r in results.values() if r.path not in changed and _depends_on(r, index)]
@@ -105,17 +106,40 @@ def _index(results) -> ModuleIndex:
     for result in results:
         if result.exports:
             index.add(result.path, result.exports)
+        if result.model_attributes:
+            index.add_attributes(result.path, result.model_attributes)
     return index
 
 
 def _depends_on(result: FileResult, index: ModuleIndex) -> bool:
     # `from pkg import Block` names a class of the run; `from pkg import layers` a module
     # whose classes the file reaches as `layers.Block` (a file that names none of them
-    # as `.Block` is not read again)
-    if any(index.lookup(q) is not None for q in result.imported):
+    # as `.Block` is not read again). A file the class pass did not open (no Linen
+    # import) is asked by its import lines.
+    imported = result.imported or _imports_of_text(result.old_text or "")
+    if any(index.lookup(q) is not None or index.model_attributes(q) is not None for q in imported):
         return True
     text = result.old_text or ""
-    return any(f".{name}" in text for q in result.imported for name in index.classes_of_module(q))
+    return any(f".{name}" in text for q in imported
+               for name in index.classes_of_module(q) | index.model_holders_of_module(q))
+
+
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w ,\t]+)|import[ \t]+([\w., \t]+))", re.M)
+_MODEL_API = (".init(", ".apply(", ".init,", ".apply,", ".apply)", ".tabulate(")
+
+
+def _imports_of_text(text: str) -> set[str]:
+    """What a file the class pass did not open (no Linen import) imports, from its text:
+    such a file still calls `init`/`apply` on models of other files of the run."""
+    if not any(marker in text for marker in _MODEL_API):
+        return set()
+    found = set()
+    for package, names, plain in _IMPORT_LINE.findall(text):
+        if plain:
+            found.update(part.split(" as ")[0].strip() for part in plain.split(","))
+        else:
+            found.update(f"{package}.{part.split(' as ')[0].strip()}" for part in names.split(",") if part.strip())
+    return {q for q in found if q and not q.startswith(("flax", "jax", "numpy", "optax"))}
 
 
 def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:

@@ -72,3 +72,79 @@ def test_a_model_imported_from_another_file_of_the_run_is_checked_too(tmp_path):
     check = results["check.py"]
     assert [(t.line, t.construct) for t in check.todos] == [(5, "MLP(...)")]
     assert "# TODO(nnx-migrate): builds the NNX class `MLP` without rngs=" in check.new_text
+
+
+AGENT = """\
+import jax.numpy as jnp
+import optax
+
+from pkg import networks
+
+
+class Agent:
+  def __init__(self, key, obs, network=networks.MLP):
+    self.net = network()
+    self.params = self.net.init(key, obs)
+    self.opt_state = optax.adam(1e-3).init(self.params)
+
+  def loss(self, params, x):
+    return jnp.mean(self.net.apply(params, x))
+"""
+
+ALGO = """\
+import flax.linen as nn
+import flax.struct
+import optax
+
+
+@flax.struct.dataclass
+class Algo:
+  q_network: nn.Module
+  optimizer: optax.GradientTransformation
+
+  def init(self, key, obs):
+    params = self.q_network.init(key, obs)
+    return params, self.optimizer.init(params)
+"""
+
+
+def test_models_through_parameters_fields_and_files_without_linen_are_reported(tmp_path):
+    """A file that imports no Linen but builds a converted class through a parameter's
+    default (`network=networks.MLP`) and calls `init`/`apply` on the `self.` attribute it
+    went to, and a dataclass field typed `nn.Module` (now `nnx.Module`): every site is
+    marked and reported; optax's own `init` is not."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "networks.py").write_text(MODEL)
+    (package / "agent.py").write_text(AGENT)
+    (package / "algo.py").write_text(ALGO)
+    results = {r.path.rsplit("/", 1)[-1]: r for r in rewrite_files(sorted(package.glob("*.py")))}
+    agent = results["agent.py"]
+    assert {(t.line, t.construct) for t in agent.todos} == {(9, "network(...)"), (10, "self.net.init(...)"), (14, "self.net.apply(...)")}
+    lines = agent.new_text.splitlines()
+    for statement in ("self.net = network()", "self.params = self.net.init(key, obs)", "return jnp.mean(self.net.apply(params, x))"):
+        at = next(i for i, line in enumerate(lines) if line.strip() == statement)
+        assert lines[at - 1].strip().startswith("# TODO(nnx-migrate):"), statement
+    assert "merge()" not in agent.new_text  # `self.params` is no TrainState
+    algo = results["algo.py"]
+    assert {(t.line, t.construct) for t in algo.todos} == {(12, "self.q_network.init(...)")}
+
+
+def test_an_attribute_a_base_class_of_another_file_set_holds_a_model(tmp_path):
+    """`class Rainbow(dqn.Agent)` in another file: `self.net`, which the base class built
+    from a converted class, is a model there too (the run's index carries each class's
+    model attributes), and so is a function's parameter it is passed to."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "networks.py").write_text(MODEL)
+    (package / "agent.py").write_text(AGENT)
+    (package / "rainbow.py").write_text(
+        "from pkg import agent\n\n\n"
+        "def q_values(net, params, x):\n  return net.apply(params, x)\n\n\n"
+        "class Rainbow(agent.Agent):\n"
+        "  def act(self, x):\n    return q_values(self.net, self.params, x), self.net.apply(self.params, x)\n")
+    results = {r.path.rsplit("/", 1)[-1]: r for r in rewrite_files(sorted(package.glob("*.py")))}
+    rainbow = results["rainbow.py"]
+    assert {(t.line, t.construct) for t in rainbow.todos} == {(5, "net.apply(...)"), (10, "self.net.apply(...)")}

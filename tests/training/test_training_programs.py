@@ -127,3 +127,22 @@ def test_carried_fields_hold_pytrees_and_replicate(style):
         assert replicated.loss_avg.shape == (1,) and replicated.loss_scaler.scale.shape == (1,) and replicated.avg_decay == 0.7
         back = jax_utils.unreplicate(replicated)
         assert float(back.loss_avg) == float(state.loss_avg) and int(back.optimizer.step[...]) == 1
+
+
+@pytest.mark.parametrize("style", ["flat-state", "nnx-jit"])
+def test_dropout_draws_a_fresh_mask_every_step(style):
+    """Where Linen passed a key per step, the converted step draws another mask each step:
+    with the learning rate 0 and the same batch, only the masks change the loss, so four
+    steps give four losses (the model's RNG count, advanced inside the gradient of a loss
+    that merges the state, reaches the returned state)."""
+    import jax
+
+    program = load_module(output_path("lambda_grad_dropout", style), f"training_masks_{style.replace('-', '_')}")
+    state = program.create_train_state(jax.random.key(0), 0.0)
+    x, y = program.synthetic_batches(jax.random.key(1), 1)[0]
+    key, losses = jax.random.key(2), []
+    for _ in range(4):
+        key, step_key = jax.random.split(key)
+        state, loss = program.aux_step(state, x, y, step_key)
+        losses.append(float(loss))
+    assert len(set(losses)) == 4, losses

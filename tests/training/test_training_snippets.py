@@ -470,7 +470,12 @@ def test_pmean_of_the_updates_becomes_an_nnx_update():
 
 
 def test_replace_on_a_state_the_step_only_reads_reports_fields_it_does_not_carry():
+    # `other` is a train state by data flow: the caller passes it a TrainState.create value
     body = '''\
+    def run(x, tx):
+      s = TrainState.create(apply_fn=None, params={}, tx=tx)
+      return step(s, s, x)
+
     def step(state, other, x):
       def loss_fn(params):
         return jnp.sum(state.apply_fn({'params': params}, x))
@@ -480,3 +485,20 @@ def test_replace_on_a_state_the_step_only_reads_reports_fields_it_does_not_carry
     '''
     converted = _convert(body)
     assert "# TODO(nnx-migrate): TrainState fields ['batch_stats'] have no NNX counterpart here\n  return state, other.replace(batch_stats=x)" in converted
+
+
+def test_an_object_with_params_is_no_train_state_unless_one_flows_into_it():
+    """A custom struct state of an optax loop (or a pretrained model) with `.params` and
+    `.replace` is left alone even in a file that uses TrainState elsewhere."""
+    body = '''\
+    def make(tx):
+      return TrainState.create(apply_fn=None, params={}, tx=tx)
+
+    def step(algo_state, clip, x):
+      grads = jax.grad(lambda p: jnp.sum(p['w'] * x))(algo_state.params)
+      return algo_state.replace(params=grads, step=algo_state.step + 1), clip.params
+    '''
+    converted = _convert(body)
+    assert "  grads = jax.grad(lambda p: jnp.sum(p['w'] * x))(algo_state.params)\n" in converted
+    assert "algo_state.replace(params=grads, step=algo_state.step + 1), clip.params\n" in converted
+    assert "merge()" not in converted

@@ -32,8 +32,17 @@ def cases() -> list[str]:
 
 
 def runnable_cases() -> list[str]:
-    """Cases that train (`todo_*` document what is left to a person, `noop_*` stay as they are)."""
-    return [case for case in cases() if not case.startswith(("todo_", "noop_"))]
+    """Cases that train a TrainState (`todo_*` document what is left to a person, `noop_*`
+    stay as they are, functional ones train params pytrees)."""
+    return [case for case in cases() if not case.startswith(("todo_", "noop_")) and case not in functional_cases()]
+
+
+def functional_cases() -> list[str]:
+    """Programs of plain optax loops on params pytrees (training/functional.py): each
+    names its `(model, variables)` module-level pairs in `PAIRS` and defines
+    `synthetic_batches(key, steps)`, `train(batches, key) -> (losses, final params)` and
+    `evaluate(final, batches)`."""
+    return [case for case in cases() if "\nPAIRS = " in (FIXTURES / f"{case}.in.py").read_text()]
 
 
 def runnable_pairs() -> list[tuple[str, str]]:

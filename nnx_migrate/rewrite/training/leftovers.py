@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
+from nnx_migrate.rewrite.training.model_values import ModelValues, dotted_name as _dotted
 from nnx_migrate.rewrite.training.models import summaries_of_file
 
 LINEN_MODEL_METHODS = ("init", "apply", "init_with_output", "bind", "tabulate", "lazy_init")
@@ -41,24 +42,19 @@ def _known_classes(tree: ast.Module, exports: dict, external, path: str, context
 
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
-            available = classes_of("." * node.level + (node.module or ""))
+            package = "." * node.level + (node.module or "")
+            available = classes_of(package)
             for alias in node.names:
                 if alias.name in available:
                     known[alias.asname or alias.name] = alias.name
+                else:  # `from pkg import networks`: a module of the run
+                    for name in classes_of(f"{package}.{alias.name}" if package.strip(".") else package + alias.name):
+                        known[f"{alias.asname or alias.name}.{name}"] = name
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 for name in classes_of(alias.name):
                     known[f"{alias.asname or alias.name}.{name}"] = name
     return known
-
-
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
 
 
 def _own_parts(stmt: ast.stmt) -> list[ast.AST]:
@@ -76,38 +72,45 @@ def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
     return [b for b in blocks if b and isinstance(b[0], ast.stmt)]
 
 
-def _sites(tree: ast.Module, known: dict[str, str], converted: set[str]) -> list[tuple[ast.stmt, str, str]]:
+def _sites(tree: ast.Module, known: dict[str, str], converted: set[str], models: ModelValues) -> list[tuple[ast.stmt, str, str]]:
     """(statement, construct, why) for each leftover, in source order."""
     sites: list[tuple[ast.stmt, str, str]] = []
-    blueprints: set[str] = set()  # names bound to a construction reported here
 
-    def visit(body: list[ast.stmt]) -> None:
+    def visit(body: list[ast.stmt], names: set[str], attrs: set[str], factories: dict[str, str]) -> None:
         for stmt in body:
-            if isinstance(stmt, ast.ClassDef) and stmt.name in converted:
-                continue  # generated code: every construction there passes rngs
+            if isinstance(stmt, ast.ClassDef):
+                if stmt.name in converted:
+                    continue  # generated code: every construction there passes rngs
+                visit(stmt.body, names, models.attributes.get(id(stmt), set()), factories)
+                continue
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(stmt.body, names | models.names.get(id(stmt), set()), attrs, {**factories, **models.factories.get(id(stmt), {})})
+                continue
             for part in _own_parts(stmt):
                 calls = [node for node in ast.walk(part) if isinstance(node, ast.Call)]
                 for call in calls:
                     name = _dotted(call.func)
-                    if name in known and not any(k.arg is None or k.arg == "rngs" for k in call.keywords):
-                        sites.append((stmt, f"{name}(...)", f"builds the NNX class `{known[name]}` without rngs= (and its input sizes): NNX makes the weights in the constructor; build it where Linen's `init` had the key and an input (`{known[name]}(..., rngs=nnx.Rngs(key))`)"))
-                        if isinstance(stmt, ast.Assign) and stmt.value is call and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                            blueprints.add(stmt.targets[0].id)
-                for call in calls:
-                    func = call.func
-                    if isinstance(func, ast.Attribute) and func.attr in LINEN_MODEL_METHODS and isinstance(func.value, ast.Name) and func.value.id in blueprints:
-                        sites.append((stmt, f"{func.value.id}.{func.attr}(...)", f"Linen's `{func.attr}` on `{func.value.id}`, an object of a class that is NNX now: an NNX model holds its weights (call it directly; `nnx.state(model)` gives its variables)"))
+                    cls = known.get(name) or factories.get(name)
+                    if cls is not None and not any(k.arg is None or k.arg == "rngs" for k in call.keywords):
+                        sites.append((stmt, f"{name}(...)", f"builds the NNX class `{cls}` without rngs= (and its input sizes): NNX makes the weights in the constructor; build it where Linen's `init` had the key and an input (`{cls}(..., rngs=nnx.Rngs(key))`)"))
+                for node in ast.walk(part):
+                    if not (isinstance(node, ast.Attribute) and node.attr in LINEN_MODEL_METHODS):
+                        continue
+                    receiver = node.value
+                    if models.holds(receiver, names, set(), attrs) and not isinstance(receiver, ast.Call):
+                        owner = _dotted(receiver)
+                        sites.append((stmt, f"{owner}.{node.attr}(...)", f"Linen's `{node.attr}` on `{owner}`, an object of a class that is NNX now: an NNX model holds its weights (call it directly; `nnx.state(model)` gives its variables, `nnx.split(model, nnx.Param, ...)` / `nnx.merge` a functional apply)"))
             for block in _blocks(stmt):
-                visit(block)
+                visit(block, names, attrs, factories)
 
-    visit(tree.body)
+    visit(tree.body, models.module_names, set(), {})
     return sites
 
 
 def report_leftovers(result, original: str, context: RunContext, external=None):
     """`result` (a FileResult after both passes) with each leftover marked in its text and
     listed in its TODO sites."""
-    text = result.new_text
+    text = result.new_text if result.new_text is not None else original
     exports = result.exports or {}
     if text is None or (not exports and ".init" not in text and ".apply(" not in text):
         return result  # (most files: no converted class, no Linen model API; nothing parsed)
@@ -116,9 +119,12 @@ def report_leftovers(result, original: str, context: RunContext, external=None):
     except (SyntaxError, ValueError):
         return result
     known = _known_classes(tree, exports, external, result.path, context)
-    if not known:
-        return result
-    sites = _sites(tree, known, set(exports))
+    inherited = external.model_attributes if external is not None else (lambda qualified: None)
+    if not known and "nnx.Module" not in text and not (external is not None and external.attributes):
+        return result  # (a field typed `nnx.Module` holds a model too, and an attribute a base class set)
+    models = ModelValues(tree, known, inherited)
+    result = replace(result, model_attributes=models.class_attributes())
+    sites = _sites(tree, known, set(exports), models)
     if not sites:
         return result
     lines = text.splitlines(keepends=True)

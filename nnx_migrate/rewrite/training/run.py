@@ -24,6 +24,8 @@ from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
+from nnx_migrate.rewrite.training.functional import functional_form
+from nnx_migrate.rewrite.training.states import state_flow
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.steps import TrainingTransformer
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -84,12 +86,17 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
     transformer = TrainingTransformer(imports, rules, models, style, state_classes, helper_name, knows, flow)
+    if not knows:  # no TrainState: pmap and replicate act on plain pytrees, in either style
+        transformer.unsupported = rules.unsupported_for(DEFAULT_TRAIN_STYLE)
     transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
     transformer.module = module
+    transformer.state_flow = state_flow(module, imports, train_state_checker(module, imports, state_classes))
     if "pmap" in converted:
         transformer.pmapped = pmapped_functions(module, imports)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
+    new, functional = functional_form(new, models, imports, transformer.edits)
+    forwarded = forwarded or functional
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:

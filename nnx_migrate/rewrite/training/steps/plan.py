@@ -110,6 +110,10 @@ class PlanFunctions:
                 if self.models.lookup(assign.value.func) is not None:
                     plan.ctor_bindings[assign.targets[0].target.value] = assign.value
         plan.inited &= set(plan.ctor_bindings)
+        flowing = self.state_flow.names(func) if self.state_flow is not None else None
+        if flowing is not None:  # train states by data flow (states.py), not by attribute names
+            step_uses = [n for n in step_uses if n in flowing]
+            attrs_used = {n: used for n, used in attrs_used.items() if n in flowing}
         states = list(dict.fromkeys(step_uses))
         if states:
             plan.state = states[0]

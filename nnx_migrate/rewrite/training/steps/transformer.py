@@ -27,6 +27,7 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
     def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
                  state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
+        self.state_flow = None  # states.StateFlow: which names hold a train state
         self.flow = flow  # models that cross function boundaries (dataflow.py)
         self.pmapped: set[str] = set()  # functions that run under jax.pmap (pmapped.py)
         self.module: cst.Module | None = None  # the file, for _built_differently
