@@ -214,7 +214,7 @@ class StatementWalk:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
                 construct = transform_of(self.ctx.imports, value) if isinstance(target, cst.Name) and isinstance(value, cst.Call) else None
-                if construct is not None and construct.bindable and self.origin == "compact":
+                if construct is not None and construct.bindable and (self.origin == "compact" or (self.in_loop == 0 and not self.guards and not self.dynamic_guard)):
                     self.conv.transform_bindings[target.value] = (construct, value)
                     self.conv.dropped_statements.add(line_node)
                     continue

@@ -65,6 +65,8 @@ class SetupRewriter(FastTransformer):
         appends each element with the size the previous one gives it. A list built by
         appends and run as a chain: its size variable after `blocks = []` and after each
         append."""
+        if original in self.conv.dropped_statements:
+            return cst.RemoveFromParent()  # `Layers = nn.scan(...)`: the stack is built where setup builds it
         for chain in self.conv.append_chains.values():
             if not chain.ok:
                 continue
