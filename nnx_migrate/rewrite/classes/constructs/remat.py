@@ -34,6 +34,7 @@ class Remat(ModuleTransform):
     title = "Remat a block (`nn.remat`, `nn.checkpoint`)"
     linen = frozenset({"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint"})
     prefix = "Checkpoint"
+    bindable = True
 
     def wrapped_class(self, transform: cst.Call) -> cst.BaseExpression | None:
         args = transform.args

@@ -179,6 +179,12 @@ class MethodRewriter(FastTransformer):
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
+        if type(original) not in STATEMENT_TYPES and self.pending:
+            entry = self.conv.todo_nodes.get(original)
+            if entry is not None and entry[0] is original:
+                # reported while rewritten (a construct's call site): marked on its statement too
+                seen = self.pending[-1]
+                seen.extend(why for why in entry[1] if why not in seen)
         if type(original) in STATEMENT_TYPES:
             return _with_todo_comments(result, self.pending.pop())
         return result
