@@ -16,9 +16,13 @@ After:
     # __call__
     x = nnx.remat(lambda module, *args: module(*args))(self.checkpoint_block_0, x)
 
+The same holds for a block built in `setup()` and for a remat class bound to a local
+(`RB = nn.remat(Block)`, in a compact body or once in `setup()`): each construction is
+built as `Block`, each call runs through `nnx.remat`.
+
 Reported: a call with keyword arguments (`nnx.remat` would trace them; pass them through by
-hand). `nn.remat` with options (`static_argnums`, `policy`, ...) and a remat class bound to
-a local (`RB = nn.remat(Block)`) are left as Linen and reported, to build by hand.
+hand). `nn.remat` with options (`static_argnums`, `policy`, ...) is left as Linen and
+reported, to build by hand (at its binding where it is bound to a local).
 """
 
 from __future__ import annotations

@@ -20,11 +20,16 @@ After:
     y, _ = nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=(nnx.Carry, 0, 0),
                     out_axes=(nnx.Carry, 0))(x, self.scan_block_0, None)
 
+A stack built in `setup()` (`self.stack = nn.scan(Block, ...)(features)`, or through a local
+bound once there) is built the same way and every call of `self.stack(carry, ...)` runs
+through `nnx.scan`.
+
 Reported: `variable_axes` other than `{'params': 0}`, `split_rngs` other than
 `{'params': True}` (dropout may be split too), other options, no `length=` or a length
 that call arguments decide, axes that are not ints or `nn.broadcast` (and a broadcast
 output), and a call with keywords, without a carry or with in_axes that do not match its
-arguments.
+arguments. A scan that is not converted is reported at its construction and at each
+call (a direct call would run a single layer).
 """
 
 from __future__ import annotations
