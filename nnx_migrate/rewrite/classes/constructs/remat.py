@@ -2,6 +2,8 @@
 
 What: the block is built in `__init__` like `Block` itself (its attribute keeps Linen's
 name, `checkpoint_block_0` for the unnamed one) and each call runs through `nnx.remat`.
+The same holds for a block built in `setup()` and for a remat class bound to a local
+(`RB = nn.remat(Block)`, in a compact body or once in `setup()`).
 
 Why: Linen's `nn.remat(Block)` is a new module class whose forward pass is recomputed in
 backprop. NNX transforms functions, not classes: the module is an ordinary one, and
@@ -15,10 +17,6 @@ After:
     self.checkpoint_block_0 = Block(width=self.width, in_features=in_features, rngs=rngs)
     # __call__
     x = nnx.remat(lambda module, *args: module(*args))(self.checkpoint_block_0, x)
-
-The same holds for a block built in `setup()` and for a remat class bound to a local
-(`RB = nn.remat(Block)`, in a compact body or once in `setup()`): each construction is
-built as `Block`, each call runs through `nnx.remat`.
 
 Reported: a call with keyword arguments (`nnx.remat` would trace them; pass them through by
 hand). `nn.remat` with options (`static_argnums`, `policy`, ...) is left as Linen and

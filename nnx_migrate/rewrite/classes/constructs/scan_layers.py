@@ -2,7 +2,10 @@
 
 What: the `n` layers are built in `__init__` with `nnx.vmap` (one init key per layer, the
 parameters stacked on axis 0, as Linen stacks them) and each call runs them with
-`nnx.scan`, the carry going through the layers and the other outputs stacked.
+`nnx.scan`, the carry going through the layers and the other outputs stacked. A stack
+built in `setup()` (`self.stack = nn.scan(Block, ...)(features)`, or through a local bound
+once there) is built the same way, and every call `self.stack(carry, ...)` runs through
+`nnx.scan`.
 
 Why: Linen's scan over layers is a new module class that holds every layer's parameters
 in one stacked array. NNX builds the stacked module with `nnx.vmap` and runs it with
@@ -19,10 +22,6 @@ After:
     # __call__
     y, _ = nnx.scan(lambda carry, module, *xs: module(carry, *xs), in_axes=(nnx.Carry, 0, 0),
                     out_axes=(nnx.Carry, 0))(x, self.scan_block_0, None)
-
-A stack built in `setup()` (`self.stack = nn.scan(Block, ...)(features)`, or through a local
-bound once there) is built the same way and every call of `self.stack(carry, ...)` runs
-through `nnx.scan`.
 
 Reported: `variable_axes` other than `{'params': 0}`, `split_rngs` other than
 `{'params': True}` (dropout may be split too), other options, no `length=` or a length
