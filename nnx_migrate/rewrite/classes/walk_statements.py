@@ -214,7 +214,7 @@ class StatementWalk:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
                 construct = transform_of(self.ctx.imports, value) if isinstance(target, cst.Name) and isinstance(value, cst.Call) else None
-                if construct is not None:
+                if construct is not None and self.origin in ("compact", "setup"):
                     # `ScanBlock = nn.scan(Block, ...)`: followed to its constructions (built
                     # in __init__, called through the NNX transform); in setup only where it
                     # binds once, outside loops and conditions
