@@ -214,10 +214,16 @@ class StatementWalk:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
                 construct = transform_of(self.ctx.imports, value) if isinstance(target, cst.Name) and isinstance(value, cst.Call) else None
-                if construct is not None and construct.bindable and self.origin == "compact":
-                    self.conv.transform_bindings[target.value] = (construct, value)
-                    self.conv.dropped_statements.add(line_node)
-                    continue
+                if construct is not None and self.origin in ("compact", "setup"):
+                    # `ScanBlock = nn.scan(Block, ...)`: followed to its constructions (built
+                    # in __init__, called through the NNX transform); in setup only where it
+                    # binds once, outside loops and conditions
+                    once = self.origin == "compact" or (self.in_loop == 0 and not self.guards and not self.dynamic_guard)
+                    if construct.bindable and once and construct.wrapped_class(value) is not None:
+                        self.conv.transform_bindings[target.value] = (construct, value)
+                        self.conv.dropped_statements.add(line_node)
+                        continue
+                    self.conv.todo(value, f"{target.value} = {code(value.func)}(...)", "a Linen transform of a class bound to a local in a form the tool does not follow: build the module in __init__ and run it through the NNX transform by hand")
                 if isinstance(target, cst.Name):
                     name = target.value
                     if self.origin == "setup" and self.in_loop == 0 and not self.guards and not self.dynamic_guard:

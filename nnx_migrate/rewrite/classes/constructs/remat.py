@@ -2,6 +2,8 @@
 
 What: the block is built in `__init__` like `Block` itself (its attribute keeps Linen's
 name, `checkpoint_block_0` for the unnamed one) and each call runs through `nnx.remat`.
+The same holds for a block built in `setup()` and for a remat class bound to a local
+(`RB = nn.remat(Block)`, in a compact body or once in `setup()`).
 `flax.linen.partitioning.remat(Block)` (Linen's alias that also takes `static_argnums`)
 converts alike.
 
@@ -19,8 +21,8 @@ After:
     x = nnx.remat(lambda module, *args: module(*args))(self.checkpoint_block_0, x)
 
 Reported: a call with keyword arguments (`nnx.remat` would trace them; pass them through by
-hand). `nn.remat` with options (`static_argnums`, `policy`, ...) and a remat class bound to
-a local (`RB = nn.remat(Block)`) are left as Linen and reported, to build by hand.
+hand). `nn.remat` with options (`static_argnums`, `policy`, ...) is left as Linen and
+reported, to build by hand (at its binding where it is bound to a local).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Remat(ModuleTransform):
     title = "Remat a block (`nn.remat`, `nn.checkpoint`)"
     linen = frozenset({"flax.linen.remat", "flax.linen.checkpoint", "flax.linen.transforms.checkpoint", PARTITIONING_REMAT})
     prefix = "Checkpoint"
+    bindable = True
 
     def prefix_of(self, qualified: str | None) -> str:
         # flax.linen.partitioning.remat lifts `core_remat_static`: Linen's class is

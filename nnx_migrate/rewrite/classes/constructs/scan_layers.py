@@ -2,7 +2,10 @@
 
 What: the `n` layers are built in `__init__` with `nnx.vmap` (one init key per layer, the
 parameters stacked on axis 0, as Linen stacks them) and each call runs them with
-`nnx.scan`, the carry going through the layers and the other outputs stacked.
+`nnx.scan`, the carry going through the layers and the other outputs stacked. A stack
+built in `setup()` (`self.stack = nn.scan(Block, ...)(features)`, or through a local bound
+once there) is built the same way, and every call `self.stack(carry, ...)` runs through
+`nnx.scan`.
 
 Why: Linen's scan over layers is a new module class that holds every layer's parameters
 in one stacked array. NNX builds the stacked module with `nnx.vmap` and runs it with
@@ -24,12 +27,13 @@ Reported: `variable_axes` other than `{'params': 0}`, `split_rngs` other than
 `{'params': True}` (dropout may be split too), other options, no `length=` or a length
 that call arguments decide, axes that are not ints or `nn.broadcast` (and a broadcast
 output), and a call with keywords, without a carry or with in_axes that do not match its
-arguments.
+arguments. A scan that is not converted is reported at its construction and at each
+call (a direct call would run a single layer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
@@ -44,6 +48,9 @@ class LayerScan:
     in_axes: ScanAxes
     out_axes: ScanAxes
     length: str | None = None  # as `__init__` source
+    # what keeps this scan from being built and run in NNX terms; the submodule's other
+    # problems (an input size that became a constructor argument) leave the scan convertible
+    problems: list[str] = field(default_factory=list)
 
 
 class ScanLayers(ModuleTransform):
@@ -59,27 +66,29 @@ class ScanLayers(ModuleTransform):
         # The form NNX builds with vmap and runs with scan: parameters stacked on axis 0,
         # one init key per layer, a static length.
         options = _options(transform)
+        problems: list[str] = []
         compact = lambda node: code(node).replace(" ", "").replace('"', "'")  # noqa: E731
         if compact(options.get("variable_axes", cst.Name("None"))) != "{'params':0}":
-            sub.problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
+            problems.append("nn.scan with variable_axes other than {'params': 0}: convert by hand (nnx.vmap to build, nnx.scan to run)")
         split = compact(options.get("split_rngs", cst.Name("None")))
         if split not in ("{'params':True}", "{'params':True,'dropout':True}"):
-            sub.problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
+            problems.append("nn.scan with split_rngs other than {'params': True}: convert by hand")
         for key in options:
             if key not in ("variable_axes", "split_rngs", "length", "in_axes", "out_axes"):
-                sub.problems.append(f"nn.scan option '{key}' is not converted")
+                problems.append(f"nn.scan option '{key}' is not converted")
         length = None
         if "length" not in options:
-            sub.problems.append("nn.scan without length=: convert by hand")
+            problems.append("nn.scan without length=: convert by hand")
         else:
             try:
                 length = translate_static(options["length"], walker.scope)
             except NotStatic as exc:
-                sub.problems.append(f"nn.scan length {exc}")
+                problems.append(f"nn.scan length {exc}")
         axes = {key: scan_axes(conv.ctx.imports, options.get(key), key) for key in ("in_axes", "out_axes")}
         for found in axes.values():
-            sub.problems += found.problems
-        sub.transform_options = LayerScan(axes["in_axes"], axes["out_axes"], length)
+            problems += found.problems
+        sub.transform_options = LayerScan(axes["in_axes"], axes["out_axes"], length, problems)
+        sub.problems += problems
 
     def init_source(self, sub, built: str) -> str:
         length = sub.transform_options.length
@@ -89,14 +98,17 @@ class ScanLayers(ModuleTransform):
         return f"nnx.split_rngs(splits={length})(nnx.vmap(lambda rngs: {built}, in_axes=0, out_axes=0))(rngs)"
 
     def call_source(self, rewriter, original, updated, sub):
-        if sub.problems:
-            return None
+        scan: LayerScan = sub.transform_options
+        if scan.problems:
+            # built without the stack (reported at the construction): a direct call would
+            # run a single layer, so the call site is reported too
+            rewriter.conv.todo(original, f"{sub.attr}(...)", "the nn.scan over layers is not converted (see its construction): run it with nnx.scan by hand")
+            return updated
         args = list(updated.args)
         if not args or any(a.keyword is not None or a.star for a in args):
             rewriter.conv.todo(original, f"{sub.attr}(...)", "a scanned module called with keywords or without a carry: convert by hand")
             return updated
         xs = [code(a.value) for a in args[1:]]
-        scan: LayerScan = sub.transform_options
         axes = scan.in_axes.for_arguments(len(xs))
         if axes is None:
             rewriter.conv.todo(original, f"{sub.attr}(...)", "nn.scan in_axes do not match the call's arguments")

@@ -64,6 +64,8 @@ class SetupRewriter(FastTransformer):
         appends each element with the size the previous one gives it. A list built by
         appends and run as a chain: its size variable after `blocks = []` and after each
         append."""
+        if original in self.conv.dropped_statements:
+            return cst.RemoveFromParent()  # `Layers = nn.scan(...)`: the stack is built where setup builds it
         for chain in self.conv.append_chains.values():
             if not chain.ok:
                 continue
@@ -167,6 +169,12 @@ class MethodRewriter(FastTransformer):
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
+        if type(original) not in MARKABLE_TYPES and self.pending:
+            entry = self.conv.todo_nodes.get(original)
+            if entry is not None and entry[0] is original:
+                # reported while rewritten (a construct's call site): marked on its statement too
+                seen = self.pending[-1]
+                seen.extend(why for why in entry[1] if why not in seen)
         if type(original) in MARKABLE_TYPES:
             return with_todo_comments(result, self.pending.pop())
         return result
