@@ -17,7 +17,8 @@ What changes inside a function (see `rules/linen_training.toml` for the data):
   `state = state.updated(model, optimizer)`, `state.step` -> `optimizer.step[...]`. The
   `updates` a `mutable=` call returned are removed where they were unpacked and returned,
   and `state.replace(batch_stats=...)` disappears.
-- Elsewhere `state.params` -> `state.model`, `state.step` -> `state.optimizer.step[...]`.
+- Elsewhere (module-level code included) `state.params` -> `state.model`, `state.step` ->
+  `state.optimizer.step[...]`; at module level `state.apply_fn` / `apply_gradients` are marked.
 - `Model(...).apply({'params': p}, x)` -> `p(x)` (`p` is the model after conversion).
 
 What it cannot convert gets a `# TODO(nnx-migrate): ...` line and a report entry.

@@ -37,9 +37,32 @@ class Calls:
             if plan is not None and owner in plan.eager_states and attr in self.rules.state_attributes_eager:
                 self.changed = True
                 return cst.parse_expression(self.rules.state_attributes_eager[attr].format(state=owner))
+            if plan is None and self._depth == 0 and self._stmt_stack and owner in self._module_states():
+                return self._module_state_attribute(owner, attr, updated)
         if self.helper_name and self._qualify(original) in self.rules.train_state_classes:
             self.used_helper = self.changed = True
             return cst.Name(self.helper_name)
+        return updated
+
+    def _module_states(self) -> set[str]:
+        """Names of module-level code (an `if __name__ == '__main__':` block included) that
+        hold a train state, by data flow (states.py)."""
+        if self.state_flow is None or self.module is None or not self.knows_train_state:
+            return set()
+        return self.state_flow.names(self.module)
+
+    def _module_state_attribute(self, owner: str, attr: str, updated):
+        """`state.step` / `state.params` / ... read at module level: the eager form (through
+        the helper state's properties), as in a function that only reads the state. Any other
+        TrainState attribute there (`apply_fn`, `apply_gradients`, `batch_stats`) has no
+        form outside a step: marked and reported."""
+        if attr in self.rules.state_attributes_eager:
+            self.changed = True
+            return cst.parse_expression(self.rules.state_attributes_eager[attr].format(state=owner))
+        if attr in self.rules.state_attribute_names and attr != "replace":  # the helper's replace sets carried fields
+            self._stmt_stack[-1]["todos"].append((f"{owner}.{attr}", (
+                f"`{owner}.{attr}` of a converted TrainState used at module level: the NNX state holds the model and "
+                f"optimizer (`{owner}.model`, `{owner}.optimizer`); move this into a function or rewrite it by hand")))
         return updated
 
     def leave_Tuple(self, original, updated):
