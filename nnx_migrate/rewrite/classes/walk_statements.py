@@ -265,6 +265,8 @@ class StatementWalk:
                     else:
                         self.scope.static.pop(name, None)
                 else:
+                    # the value's size before its targets are rebound (`x, a = layer(x)`)
+                    size = self.size_of(value)
                     names: set[str] = set()
                     _targets(target, names)
                     for name in names:
@@ -283,7 +285,6 @@ class StatementWalk:
                     ):
                         # `batch, height, width, channels = x.shape`
                         self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
-                    size = self.size_of(value)
                     if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
                         for el, el_size in zip(target.elements, size):
                             if isinstance(el.value, cst.Name):
