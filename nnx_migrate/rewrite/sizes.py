@@ -58,6 +58,7 @@ class Scope:
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
     literals: dict[str, cst.BaseExpression] = field(default_factory=dict)  # local -> its literal value
     optional_params: dict[str, str] = field(default_factory=dict)  # call argument defaulting to None -> its size parameter
+    shapes: dict[str, tuple] = field(default_factory=dict)  # array local -> whole shape, in straight-line code (shapes.py)
 
 
 # Functions whose result has the shape given by their `shape` argument.
@@ -264,6 +265,12 @@ class SizeOf:
                 last = try_static(shape.elements[-1].value, scope)
                 if last is not None and last.replace(" ", "") not in ("-1",):
                     return last
+            if shape is not None or qual == "jax.numpy.reshape":
+                # a reshape with -1 merging axes whose sizes are known
+                from nnx_migrate.rewrite.shapes import ShapeOf
+                whole = ShapeOf(self)(expr)
+                if whole:
+                    return whole[-1]
             return None
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.MatrixMultiply):

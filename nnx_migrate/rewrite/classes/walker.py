@@ -162,6 +162,7 @@ class BodyWalker(StatementWalk, CallWalk):
     def _merge(self, taken: dict, cond: str | None = None, hoist=()) -> None:
         """Sizes after a branch: `taken` is the environment where the branch ran. Under a
         condition on fields a differing size becomes a conditional expression."""
+        self.scope.shapes.clear()  # (whole shapes are followed in straight-line code only)
         for name in set(self.scope.env) | set(taken):
             mine, theirs = self.scope.env.get(name), taken.get(name)
             if mine == theirs:
