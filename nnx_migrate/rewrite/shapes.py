@@ -71,6 +71,10 @@ class ShapeOf:
         positional = [a.value for a in expr.args if a.keyword is None and not a.star]
         if any(a.star for a in expr.args):
             return None
+        if isinstance(expr.func, cst.Attribute) and isinstance(expr.func.value, cst.Name) and expr.func.value.value == "self" and expr.func.attr.value == "param":
+            return self._param(positional)
+        if qual in ("jax.numpy.dot", "jax.numpy.matmul") and len(positional) == 2 and len(expr.args) == 2:
+            return self._matmul(positional[0], positional[1])
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "reshape" and qual is None:
             array = expr.func.value
             target = positional[0] if len(positional) == 1 else (cst.Tuple([cst.Element(v) for v in positional]) if positional else None)
@@ -83,6 +87,40 @@ class ShapeOf:
         if target is None or any(a.keyword is not None for a in expr.args):
             return None
         return self._reshape(array, target)
+
+    def _param(self, positional) -> Shape | None:
+        """`self.param('kernel', init, (x.shape[-1], self.features))`: an initializer's
+        second argument is the shape it makes (Linen's and JAX's initializers, or a field
+        named for one: `self.kernel_init`); each entry as `__init__` computes it
+        (`x.shape[-1]` is the input's size, what a Dense gets as `in_features`)."""
+        if len(positional) != 3 or not isinstance(positional[2], (cst.Tuple, cst.List)):
+            return None
+        init = positional[1]
+        qual = self.scope.imports.qualify(init.func if isinstance(init, cst.Call) else init) or ""
+        by_field = isinstance(init, cst.Attribute) and isinstance(init.value, cst.Name) and init.value.value == "self" and init.attr.value.endswith("init")
+        if not (by_field or qual.startswith(("jax.nn.initializers.", "flax.linen.initializers.", "flax.nnx.initializers."))):
+            return None
+        elements = positional[2].elements
+        if any(isinstance(el, cst.StarredElement) for el in elements):
+            return None
+        return tuple(try_static(el.value, self.scope) for el in elements)
+
+    def _matmul(self, left: cst.BaseExpression, right: cst.BaseExpression) -> Shape | None:
+        """`x @ w` with `w` of known shape (two axes or more): the product's last axis is
+        w's last; the others are not followed."""
+        kernel = self(right)
+        if kernel is None or len(kernel) < 2 or kernel[-1] is None:
+            return None
+        left_shape = self(left)
+        if left_shape is not None and len(left_shape) == 2 and len(kernel) == 2:
+            return (left_shape[0], kernel[-1])
+        return None
+
+    def last_of_matmul(self, left: cst.BaseExpression, right: cst.BaseExpression) -> str | None:
+        kernel = self(right)
+        if kernel is None or len(kernel) < 2:
+            return None
+        return kernel[-1]
 
     def _entries(self, target: cst.BaseExpression, source: str | None):
         """The target shape as a list of entries: ("axis", i) for the source's axis i kept,

@@ -242,6 +242,9 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual in ("jax.numpy.dot", "jax.numpy.matmul") and len(expr.args) == 2 and all(a.keyword is None and not a.star for a in expr.args):
+                from nnx_migrate.rewrite.shapes import ShapeOf
+                return ShapeOf(self).last_of_matmul(expr.args[0].value, expr.args[1].value)
             if qual == "jax.numpy.einsum" and expr.args:
                 return self._einsum(expr)
             if qual == "jax.numpy.pad" and expr.args and expr.args[0].keyword is None and self._pads_last_axis_by_zero(expr):
@@ -274,7 +277,9 @@ class SizeOf:
             return None
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.MatrixMultiply):
-                return None
+                # `x @ kernel` with a parameter of known shape: the kernel's last axis
+                from nnx_migrate.rewrite.shapes import ShapeOf
+                return ShapeOf(self).last_of_matmul(expr.left, expr.right)
             left = scalar(self(expr.left))
             if left is not None:
                 # Broadcasting: a last axis of size 1 takes the other operand's size.
