@@ -11,7 +11,7 @@ import re
 
 import libcst as cst
 
-from nnx_migrate.rewrite.sizes import code, scalar, try_static
+from nnx_migrate.rewrite.sizes import scalar, try_static
 
 Shape = tuple  # of str | None
 

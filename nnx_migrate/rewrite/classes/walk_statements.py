@@ -12,7 +12,6 @@ from nnx_migrate.rewrite.classes.model import LoopContext, Sub, SubKind
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
 from nnx_migrate.rewrite.nodes import self_method_call as _self_method_call
 from nnx_migrate.rewrite.nodes import targets as _targets
-from nnx_migrate.rewrite.shapes import ShapeOf
 from nnx_migrate.rewrite.sizes import code, none_test, try_static
 from nnx_migrate.rewrite.visitors import children_in_order
 
@@ -249,7 +248,7 @@ class StatementWalk:
                     if _self_method_call(value, "variable"):
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
-                    whole = ShapeOf(self.size_of)(value)
+                    whole = self.size_of.shape_of(value)
                     if whole is not None:
                         self.scope.shapes[name] = whole
                     else:
