@@ -118,6 +118,7 @@ class StatementWalk:
         elif isinstance(stmt, cst.With):
             for item in stmt.items:
                 self.expr(item.item)
+            self.scope.shapes.clear()  # (`as` targets are bound here)
             self.block(stmt.body.body)
         elif isinstance(stmt, cst.Try):
             self.block(stmt.body.body)
