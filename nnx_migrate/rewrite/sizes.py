@@ -58,6 +58,7 @@ class Scope:
     aliases: dict[str, str] = field(default_factory=dict)  # local int -> the size it equals
     literals: dict[str, cst.BaseExpression] = field(default_factory=dict)  # local -> its literal value
     optional_params: dict[str, str] = field(default_factory=dict)  # call argument defaulting to None -> its size parameter
+    shapes: dict[str, tuple] = field(default_factory=dict)  # array local -> whole shape, in straight-line code (shapes.py)
 
 
 # Functions whose result has the shape given by their `shape` argument.
@@ -216,6 +217,7 @@ class SizeOf:
         self.keep = keep_last_dim
         self.keep_methods = keep_methods
         self.call_size = call_size
+        self.shape_of = None  # whole shapes (shapes.ShapeOf), where the caller follows them
 
     def __call__(self, expr: cst.BaseExpression):
         """A size (str), a tuple of sizes for a tuple of arrays, or None."""
@@ -241,6 +243,8 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual in ("jax.numpy.dot", "jax.numpy.matmul") and len(expr.args) == 2 and all(a.keyword is None and not a.star for a in expr.args):
+                return self.shape_of.last_of_matmul(expr.args[0].value, expr.args[1].value) if self.shape_of is not None else None
             if qual == "jax.numpy.einsum" and expr.args:
                 return self._einsum(expr)
             if qual == "jax.numpy.pad" and expr.args and expr.args[0].keyword is None and self._pads_last_axis_by_zero(expr):
@@ -264,10 +268,16 @@ class SizeOf:
                 last = try_static(shape.elements[-1].value, scope)
                 if last is not None and last.replace(" ", "") not in ("-1",):
                     return last
+            if shape is not None or qual == "jax.numpy.reshape":
+                # a reshape with -1 merging axes whose sizes are known
+                whole = self.shape_of(expr) if self.shape_of is not None else None
+                if whole:
+                    return whole[-1]
             return None
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.MatrixMultiply):
-                return None
+                # `x @ kernel` with a parameter of known shape: the kernel's last axis
+                return self.shape_of.last_of_matmul(expr.left, expr.right) if self.shape_of is not None else None
             left = scalar(self(expr.left))
             if left is not None:
                 # Broadcasting: a last axis of size 1 takes the other operand's size.

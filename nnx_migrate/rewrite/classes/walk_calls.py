@@ -85,6 +85,9 @@ class CallWalk:
             params = [p for p in callee.params.params if p.name.value != "self"]
             for p, value in zip(params, positional):
                 walker.scope.env[p.name.value] = self.size_of(value)
+                whole = self.size_of.shape_of(value)
+                if whole is not None:
+                    walker.scope.shapes[p.name.value] = whole
             names = {p.name.value for p in [*callee.params.params, *callee.params.kwonly_params]}
             for arg in node.args:
                 if arg.keyword is not None and arg.keyword.value in names:

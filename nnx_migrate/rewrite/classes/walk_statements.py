@@ -34,6 +34,7 @@ class StatementWalk:
             after_body = self.scope.env
             layers_body = dict(self.local_layers)
             self.scope.env = before.copy()
+            self.scope.shapes.clear()
             self.local_layers = dict(layers_before)
             if stmt.orelse is not None:
                 neg = None if cond is None else f"not ({cond})"
@@ -78,9 +79,11 @@ class StatementWalk:
                 self.loops.append(loop)
                 self.scope.loop_vars |= targets
             before = self.scope.env.copy()
+            self.scope.shapes.clear()  # (whole shapes are followed in straight-line code only)
             self.in_loop += 1
             self.block(stmt.body.body)
             self.loop_pass = 2
+            self.scope.shapes.clear()
             self.block(stmt.body.body)  # a second pass sees sizes from the previous iteration
             self.loop_pass = 1
             carried = {}
@@ -115,10 +118,12 @@ class StatementWalk:
         elif isinstance(stmt, cst.With):
             for item in stmt.items:
                 self.expr(item.item)
+            self.scope.shapes.clear()  # (`as` targets are bound here)
             self.block(stmt.body.body)
         elif isinstance(stmt, cst.Try):
             self.block(stmt.body.body)
             for handler in stmt.handlers:
+                self.scope.shapes.clear()
                 self.block(handler.body.body)
             for extra in (stmt.orelse, stmt.finalbody):
                 if extra is not None:
@@ -141,6 +146,7 @@ class StatementWalk:
         saved = dict(self.scope.env)
         self.scope.env.update({name: f"{name}_size" for name in changed})
         self.loop_pass = 3
+        self.scope.shapes.clear()
         self.block(stmt.body.body)
         self.loop_pass = 1
         ends = {name: self.scope.env.get(name) for name in changed}
@@ -249,6 +255,11 @@ class StatementWalk:
                     if _self_method_call(value, "variable"):
                         self.variable_locals.add(name)
                     self.scope.env[name] = self.size_of(value)
+                    whole = self.size_of.shape_of(value)
+                    if whole is not None:
+                        self.scope.shapes[name] = whole
+                    else:
+                        self.scope.shapes.pop(name, None)
                     deps: list[str] = []
                     # directly in the body of a loop __init__ replays (`strides = (2, 2) if i == 0
                     # else (1, 1)`): recomputed there, inside the replayed loop
@@ -271,11 +282,14 @@ class StatementWalk:
                     else:
                         self.scope.static.pop(name, None)
                 else:
+                    # the value's size before its targets are rebound (`x, a = layer(x)`)
+                    size = self.size_of(value)
                     names: set[str] = set()
                     _targets(target, names)
                     for name in names:
                         self.scope.env[name] = None
                         self.scope.static.pop(name, None)
+                        self.scope.shapes.pop(name, None)
                     for name in names:
                         self.local_layers.pop(name, None)
                         self.scope.aliases.pop(name, None)
@@ -289,7 +303,6 @@ class StatementWalk:
                     ):
                         # `batch, height, width, channels = x.shape`
                         self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
-                    size = self.size_of(value)
                     if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
                         for el, el_size in zip(target.elements, size):
                             if isinstance(el.value, cst.Name):
@@ -303,6 +316,7 @@ class StatementWalk:
             if isinstance(small.target, cst.Name):
                 name = small.target.value
                 self.scope.static.pop(name, None)
+                self.scope.shapes.pop(name, None)
                 self.scope.literals.pop(name, None)
                 if isinstance(small.operator, cst.MatrixMultiplyAssign):
                     self.scope.env[name] = None

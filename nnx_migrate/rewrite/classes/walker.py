@@ -11,6 +11,7 @@ from nnx_migrate.rewrite.classes.walk_calls import CallWalk
 from nnx_migrate.rewrite.classes.walk_statements import StatementWalk
 from nnx_migrate.rewrite.nodes import bound_names as _bound_names
 from nnx_migrate.rewrite.nodes import self_attr as _self_attr
+from nnx_migrate.rewrite.shapes import ShapeOf
 from nnx_migrate.rewrite.sizes import NotStatic, Scope, SizeOf, scalar, size_param_name, try_static
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class BodyWalker(StatementWalk, CallWalk):
             extra_static_attrs=set(),
         )
         self.size_of = SizeOf(self.scope, self.ctx.rules.keep_last_dim, self.ctx.rules.keep_last_dim_methods, self._call_size)
+        self.size_of.shape_of = ShapeOf(self.size_of)
         self.local_layers: dict[str, Sub] = {}
         self.variable_locals: set[str] = set()
         self.list_locals: set[str] = set()  # setup locals holding lists (of submodules)
@@ -162,6 +164,7 @@ class BodyWalker(StatementWalk, CallWalk):
     def _merge(self, taken: dict, cond: str | None = None, hoist=()) -> None:
         """Sizes after a branch: `taken` is the environment where the branch ran. Under a
         condition on fields a differing size becomes a conditional expression."""
+        self.scope.shapes.clear()  # (whole shapes are followed in straight-line code only)
         for name in set(self.scope.env) | set(taken):
             mine, theirs = self.scope.env.get(name), taken.get(name)
             if mine == theirs:
