@@ -11,7 +11,12 @@ renaming), `writing` (the NNX checkpoint), `api` (the functions below). Imports 
 flax and orbax: only the `convert-checkpoint` command and user code load it.
 """
 
-from nnx_migrate.checkpoint.api import LoadReport, build_model, convert_checkpoint, load_linen_checkpoint
+from nnx_migrate.checkpoint.api import (
+    LoadReport,
+    build_model,
+    convert_checkpoint,
+    load_linen_checkpoint,
+)
 from nnx_migrate.checkpoint.errors import CheckpointError, CheckpointMismatchError
 from nnx_migrate.checkpoint.readers import read_checkpoint
 from nnx_migrate.checkpoint.writing import restore_nnx_checkpoint, save_nnx_checkpoint

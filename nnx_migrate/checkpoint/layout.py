@@ -12,8 +12,9 @@ recognised too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from nnx_migrate.checkpoint.errors import CheckpointError
 

@@ -17,8 +17,9 @@ the rest of the path is the optax nesting and is kept. The step becomes the opti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

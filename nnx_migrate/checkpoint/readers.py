@@ -19,9 +19,10 @@ states (`optax.EmptyState`, None) are dropped, since they hold nothing to carry.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from nnx_migrate.checkpoint.errors import CheckpointError
 
@@ -127,7 +128,7 @@ def normalize(tree: Any) -> Any:
         if isinstance(tree, Mapping):
             items = tree.items()
         elif hasattr(tree, "_fields"):
-            items = zip(tree._fields, tree)
+            items = zip(tree._fields, tree, strict=False)
         else:
             items = enumerate(tree)
         out = {}

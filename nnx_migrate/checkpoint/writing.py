@@ -18,8 +18,9 @@ whose integer keys are strings (flax #4308), so always pass one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flax import nnx
 

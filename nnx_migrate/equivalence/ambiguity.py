@@ -12,7 +12,8 @@ none agrees, or several do, it stops with an AmbiguousMappingError naming them, 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from nnx_migrate.equivalence.errors import AmbiguousMappingError
 from nnx_migrate.equivalence.nnx_tree import format_nnx_path

@@ -14,7 +14,8 @@ Variables the caller passes (`compare(variables=...)`, a checkpoint) are used as
 from __future__ import annotations
 
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

@@ -14,7 +14,8 @@ A size that appears in no weight (or with other values in two weights) is not gu
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flax import nnx
 
@@ -42,7 +43,7 @@ def solve_sizes(
     """
     if len(names) > len(_MARKER_PRIMES):
         return {}, list(names)
-    markers = {name: _MARKER_BASE * prime for name, prime in zip(names, _MARKER_PRIMES)}
+    markers = {name: _MARKER_BASE * prime for name, prime in zip(names, _MARKER_PRIMES, strict=False)}
     try:
         abstract = nnx.eval_shape(lambda: build(markers))
         weight_map = map_weights(variables, abstract, match="names")
@@ -54,7 +55,7 @@ def solve_sizes(
         nnx_shape = _shape(pair.variable.get_value())
         if len(linen_shape) != len(nnx_shape):
             continue
-        for nnx_dim, linen_dim in zip(nnx_shape, linen_shape):
+        for nnx_dim, linen_dim in zip(nnx_shape, linen_shape, strict=False):
             for name, marker in markers.items():
                 size = _size_from(nnx_dim, marker, linen_dim)
                 if size is not None:

@@ -17,7 +17,13 @@ from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes import ClassConverter, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.field_values import FieldValues
-from nnx_migrate.rewrite.lines import LineResolver, render, splits_lines_like_ast, statement_spans, statement_starts
+from nnx_migrate.rewrite.lines import (
+    LineResolver,
+    render,
+    splits_lines_like_ast,
+    statement_spans,
+    statement_starts,
+)
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.nodes import with_todo_comments
 from nnx_migrate.rewrite.renames import NESTED_CLASS, RenameLinen, names_in
@@ -248,7 +254,7 @@ def _conversion_order(module: cst.Module, statement_texts) -> list[int]:
     names its source mentions (file order otherwise, and within a cycle)."""
     classes = {stmt.name.value: i for i, stmt in enumerate(module.body) if isinstance(stmt, cst.ClassDef)}
     uses: dict[int, list[int]] = {}
-    for name, index in classes.items():
+    for _name, index in classes.items():
         stmt = module.body[index]
         text = statement_texts[index] if statement_texts is not None else module.code_for_node(stmt)
         mentioned = {w for w in set(_WORD.findall(text)) if w in classes and classes[w] != index}

@@ -86,7 +86,7 @@ class StatementTexts:
             return
         lines = text.splitlines(keepends=True)
         ends = [*starts[1:], len(lines) + 1 - len(module.footer)]
-        for statement, start, end in zip(module.body, starts, ends):
+        for statement, start, end in zip(module.body, starts, ends, strict=False):
             self.remember(statement, module, "".join(lines[start - 1 : end - 1]))
 
 
@@ -235,7 +235,7 @@ _WRITTEN_OUT_OF_ORDER = {cst.Del, cst.ParamSlash}
 _RARE_FAMILIES = ("Match", "Type", "ParamSpec", "TryStar", "ExceptStar", "Lazy", "Templated")
 
 
-def _count_lines(root: cst.CSTNode, state: "_Counting") -> None:
+def _count_lines(root: cst.CSTNode, state: _Counting) -> None:
     """`root._codegen(state)` for what `_Counting` records (the line each target starts
     on, `_AllFound` once the wanted ones are found), counting the line breaks of the
     nodes in source order instead of generating the code. For statements of a parsed
@@ -375,7 +375,7 @@ def statement_starts(statements, spans) -> list[int]:
     lines included (as LibCST renders it), from Python's `ast` statements of each
     (`spans`, one group per LibCST statement): every leading line is one line."""
     starts = []
-    for stmt, group in zip(statements, spans):
+    for stmt, group in zip(statements, spans, strict=False):
         first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
         lead = len(stmt.leading_lines)
         decorators = getattr(stmt, "decorators", ())

@@ -87,6 +87,6 @@ def _summary(cls: ast.ClassDef) -> ClassSummary | None:
 def _defaults(init: ast.FunctionDef) -> dict[str, str]:
     args = init.args
     positional = [*args.posonlyargs, *args.args]
-    found = {p.arg: ast.unparse(d) for p, d in zip(positional[len(positional) - len(args.defaults):], args.defaults)}
-    found.update({p.arg: ast.unparse(d) for p, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+    found = {p.arg: ast.unparse(d) for p, d in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=False)}
+    found.update({p.arg: ast.unparse(d) for p, d in zip(args.kwonlyargs, args.kw_defaults, strict=False) if d is not None})
     return found

@@ -15,8 +15,9 @@ disk, taking the tree as fixed for the run.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import libcst as cst
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable
 
 from nnx_migrate.files import SourceError, read_source
-from nnx_migrate.run_files.collections import rare_collections, worker_start
 from nnx_migrate.rewrite.index import ModuleIndex
 from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
 from nnx_migrate.rewrite.transform import rewrite_source
+from nnx_migrate.run_files.collections import rare_collections, worker_start
 
 
 def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE, context: RunContext | None = None) -> FileResult:
@@ -81,7 +81,7 @@ def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None]
     context = RunContext.on_disk()  # the caches serve the rounds of this run, never a later run
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) if jobs > 1 and len(names) > 1 else None
     try:
-        results = dict(zip(names, _map(pool, context, names, None, jobs, advance, train_style)))
+        results = dict(zip(names, _map(pool, context, names, None, jobs, advance, train_style), strict=False))
         index = _index(results.values())
         todo = [r.path for r in results.values() if _depends_on(r, index)]
         for _ in range(MAX_ROUNDS - 1):

@@ -194,10 +194,10 @@ class ShapeOf:
         if len(subscripts) != len(operands) or not output.isalpha():
             return None
         letters: dict[str, str] = {}
-        for sub, operand in zip(subscripts, operands):
+        for sub, operand in zip(subscripts, operands, strict=False):
             shape = self(operand)
             if shape is not None and len(shape) == len(sub):
-                for letter, dim in zip(sub, shape):
+                for letter, dim in zip(sub, shape, strict=False):
                     if dim is not None:
                         letters.setdefault(letter, dim)
             elif sub:

@@ -6,8 +6,8 @@ never a guess."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import libcst as cst
 
@@ -320,7 +320,7 @@ class SizeOf:
         subscripts = inputs.split(",")
         if len(subscripts) != len(operands) or any(a.star for a in expr.args[1:]):
             return None
-        for sub, operand in zip(subscripts, operands):
+        for sub, operand in zip(subscripts, operands, strict=False):
             if sub and sub[-1] == output[-1]:
                 return scalar(self(operand))
         return None

@@ -14,7 +14,7 @@ context (run_context.py) that the file's code would otherwise have to be threade
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import libcst as cst
 

@@ -28,11 +28,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 import typing
-from typing import Callable
+from collections.abc import Callable
 
 import libcst as cst
 from libcst._nodes import op as _op
-
 
 # `isinstance(x, cst.CSTNode)` goes through ABCMeta (nodes are abstract-base dataclasses):
 # a cached answer per concrete type is several times cheaper on hot paths.

@@ -15,9 +15,9 @@ import contextlib
 import fcntl
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from nnx_migrate.files import LOCK_NAME
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from nnx_migrate.files import LOCK_NAME, SKIPPED_DIRS, TEMPORARY_SUFFIX, is_virtualenv as _is_virtualenv
+from nnx_migrate.files import LOCK_NAME, SKIPPED_DIRS, TEMPORARY_SUFFIX
+from nnx_migrate.files import is_virtualenv as _is_virtualenv
 
 
 class TargetError(Exception):

@@ -1,8 +1,8 @@
 """Correct ports pass: rewrite-style classes built by the harness and hand-written instances."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import pytest
 from flax import nnx
 

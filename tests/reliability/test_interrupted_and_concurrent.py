@@ -4,13 +4,11 @@ SIGKILL while its temporary file exists, a second process holding the tree's loc
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 from reliability_helpers import LINEN_MODEL, ROOT, cli
 

@@ -5,9 +5,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-import pytest
-
 import libcst as cst
+import pytest
 
 from nnx_migrate.rewrite.classes import constructs as package
 from nnx_migrate.rewrite.classes.constructs import constructs, transform_of

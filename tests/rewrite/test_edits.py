@@ -40,7 +40,7 @@ def test_imports_after_the_last_one_come_in_one_order_whatever_order_they_were_a
 ])
 def test_an_import_the_file_has_is_not_added_again(line, text):
     for place in Place:
-        assert _apply(text, lambda e: e.add_import(line, place)) == text
+        assert _apply(text, lambda e: e.add_import(line, place)) == text  # noqa: B023 (called at once)
 
 
 def test_nnx_takes_the_place_of_the_linen_import_that_went_away():

@@ -14,7 +14,15 @@ The class is read in three steps:
 
 from nnx_migrate.rewrite.classes.context import LINEN_MODULE, FileContext, is_linen_module_base
 from nnx_migrate.rewrite.classes.converter import ClassConverter
-from nnx_migrate.rewrite.classes.model import AppendChain, ClassSummary, Factory, Field, LoopContext, Sub, VarDef
+from nnx_migrate.rewrite.classes.model import (
+    AppendChain,
+    ClassSummary,
+    Factory,
+    Field,
+    LoopContext,
+    Sub,
+    VarDef,
+)
 from nnx_migrate.rewrite.classes.shape import ClassShape
 from nnx_migrate.rewrite.classes.walk_calls import OWN_SCOPES
 from nnx_migrate.rewrite.classes.walker import BodyWalker

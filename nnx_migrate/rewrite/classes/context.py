@@ -58,7 +58,7 @@ class FileContext:
         self.edits.add_import(FUNCTOOLS, Place.FIRST)
         return "functools.partial"
 
-    def module_class(self, func: cst.BaseExpression) -> "ClassSummary | None":
+    def module_class(self, func: cst.BaseExpression) -> ClassSummary | None:
         """The converted module class `func` names: one of this file (converted above) or,
         through the imports, one of another file of the run (`external`)."""
         if isinstance(func, cst.Name) and func.value in self.summaries and func.value not in self.imports.aliases:

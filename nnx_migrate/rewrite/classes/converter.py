@@ -79,7 +79,7 @@ class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, SizeAnal
             return None
         walker = BodyWalker(self, func, "function")
         params = [p for p in func.params.params]
-        for p, arg in zip(params, call.args):
+        for p, arg in zip(params, call.args, strict=False):
             walker.scope.env[p.name.value] = caller.size_of(arg.value)
         self.walking.add(name)
         try:

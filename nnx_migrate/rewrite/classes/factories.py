@@ -51,7 +51,7 @@ class FactoryAnalysis:
         base = self.factory_base(call)
         return call if base is not None and base.rule is not None and not base.args else None
 
-    def _nnx_partial_arg(self, sub: Sub, key: str, value: cst.BaseExpression, walker: "BodyWalker") -> str | None:
+    def _nnx_partial_arg(self, sub: Sub, key: str, value: cst.BaseExpression, walker: BodyWalker) -> str | None:
         """A layer partial passed to a child module (`Block(norm=norm)` with `norm =
         partial(nn.BatchNorm, use_running_average=not train)`) as `__init__` source: the
         NNX partial. Keywords the layer also takes at call time that come from call

@@ -95,10 +95,10 @@ class Sub:
     guards: list[str] = field(default_factory=list)
     hoist: list[tuple[str, str]] = field(default_factory=list)  # static locals the args need
     arg_code: dict[str, str] = field(default_factory=dict)  # linen kw -> __init__ source
-    elements: list["Sub"] = field(default_factory=list)  # nn.Sequential members
+    elements: list[Sub] = field(default_factory=list)  # nn.Sequential members
     call_kwargs: dict[str, str] = field(default_factory=dict)  # moved to the call site
-    loop: "LoopContext | None" = None  # built in a loop: one element of an nnx.List
-    sizes_loop: "LoopContext | None" = None  # built in a loop, left a plain attribute (TODO): the loop's carried sizes still replayed
+    loop: LoopContext | None = None  # built in a loop: one element of an nnx.List
+    sizes_loop: LoopContext | None = None  # built in a loop, left a plain attribute (TODO): the loop's carried sizes still replayed
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # size before / along the loop
     # input sizes at its call in terms of the loop's carried size variables (`x_size`),
     # from the loop's symbolic pass (BodyWalker._symbolic_pass)
@@ -113,12 +113,12 @@ class Sub:
     auto_class: str | None = None  # Linen auto-named (`Dense_<n>`): the class part
     list_index: str | None = None  # element of an nnx.List named after the class: its index
     comp_attr: str | None = None  # element of a setup list comprehension `self.<attr> = [...]`
-    chain: "AppendChain | None" = None  # kind "chain": any element of a setup list run as a chain
+    chain: AppendChain | None = None  # kind "chain": any element of a setup list run as a chain
     args_unsure: bool = False  # an argument's __init__ source could not be written
-    alternatives: list["Sub"] = field(default_factory=list)  # setup binds the same attribute under other conditions
+    alternatives: list[Sub] = field(default_factory=list)  # setup binds the same attribute under other conditions
     factory: Factory | None = None  # built through a layer factory (field or local partial)
     conditional: bool = False  # auto-named in a compact body under a condition
-    either: tuple[str, "Sub", "Sub"] | None = None  # kind "either": (field condition, if-branch, else-branch)
+    either: tuple[str, Sub, Sub] | None = None  # kind "either": (field condition, if-branch, else-branch)
     field_name: str | None = None  # kind "field": a module held in a field
     field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size
     foreign_carry: bool = False  # a recurrent cell called with a carry its `features` did not make
@@ -127,7 +127,7 @@ class Sub:
     anonymous_name: str | None = None  # an unnamed element's name in the size parameters it needs
 
     @property
-    def members(self) -> list["Sub"]:
+    def members(self) -> list[Sub]:
         """The layers among an nn.Sequential's elements (the rest are functions)."""
         return [m for m in self.elements if isinstance(m, Sub)]
 
@@ -144,7 +144,7 @@ class Factory:
     args: list[cst.Arg]  # the local partial's arguments, merged before the call's
     preset: dict[str, str]  # the field default's keywords (for sizes only: not repeated)
     field: str | None = None
-    child: "ClassSummary | None" = None  # a module class converted in this run
+    child: ClassSummary | None = None  # a module class converted in this run
 
 
 @dataclass
@@ -157,7 +157,7 @@ class AppendChain:
 
     local: str
     init_stmt: cst.CSTNode  # the `<local> = []` statement
-    appends: list[tuple["Sub", cst.CSTNode]] = field(default_factory=list)  # element, append statement
+    appends: list[tuple[Sub, cst.CSTNode]] = field(default_factory=list)  # element, append statement
     attr: str | None = None
     var: str = ""
     first: str | None = None  # the size the chain starts from, in __init__ terms

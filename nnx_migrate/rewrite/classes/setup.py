@@ -31,7 +31,7 @@ class SetupAnalysis:
         counts = binding_counts(setup)
         self.setup_local_sources = {n: src for n, src in self.setup_local_sources.items() if counts.get(n) == 1}
 
-    def setup_assignment(self, walker: "BodyWalker", assign: cst.Assign) -> bool:
+    def setup_assignment(self, walker: BodyWalker, assign: cst.Assign) -> bool:
         """`self.attr = <submodule | list | self.param | self.variable>` in setup: the
         attribute names the submodule (Linen's name too). True when handled."""
         target = assign.targets[0].target if len(assign.targets) == 1 else None
@@ -92,7 +92,7 @@ class SetupAnalysis:
             return True
         return False
 
-    def _list_comp_plan(self, attr: str, value, walker: "BodyWalker"):
+    def _list_comp_plan(self, attr: str, value, walker: BodyWalker):
         """`self.layers = [nn.Dense(f) for f in self.features]`: one construction per
         element of something fields determine. When a method runs the elements as a chain
         (`for layer in self.layers: x = layer(x)`), each element's input size is the
@@ -115,7 +115,7 @@ class SetupAnalysis:
         return {"sub": sub, "target": code(comp.target), "iter": code(comp.iter), "chained": False}
 
     # ---- setup lists run as chains ---------------------------------------------------
-    def note_append_chain(self, walker: "BodyWalker", small: cst.CSTNode, line_node) -> None:
+    def note_append_chain(self, walker: BodyWalker, small: cst.CSTNode, line_node) -> None:
         """`<local> = []` at the top of setup starts a chain; `<local>.append(<submodule>)`
         adds an element (after the walker has seen the construction)."""
         if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
@@ -169,7 +169,7 @@ class SetupAnalysis:
             chain.var = var
         self.setup_bound = bound
 
-    def chain_called(self, chain: AppendChain, call: cst.Call, walker: "BodyWalker") -> None:
+    def chain_called(self, chain: AppendChain, call: cst.Call, walker: BodyWalker) -> None:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         size = scalar(walker.size_of(positional[0])) if positional else None
         if walker.loop_pass == 3:

@@ -76,7 +76,7 @@ class ClassShape:
         return merged
 
 
-def field_default(value, ctx: "FileContext") -> tuple[str | None, str | None, str | None]:
+def field_default(value, ctx: FileContext) -> tuple[str | None, str | None, str | None]:
     """(default source, default factory source, problem) of a dataclass field's value:
     `= 3`, `= field(default=3)`, `= field(default_factory=list)` (the __init__ default
     becomes None and the factory is called), anything else a TODO."""

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnx_migrate.naming import nnx_attribute_name
-from nnx_migrate.rewrite.classes.constructs import ModuleTransform, construct_of_kind, submodule_construct, transform_of
+from nnx_migrate.rewrite.classes.constructs import (
+    ModuleTransform,
+    construct_of_kind,
+    submodule_construct,
+    transform_of,
+)
 from nnx_migrate.rewrite.classes.context import qual_layer
 from nnx_migrate.rewrite.classes.helpers import list_element_name
 from nnx_migrate.rewrite.classes.model import Sub, SubKind

@@ -83,7 +83,7 @@ class CallWalk:
             positional = [a.value for a in node.args if a.keyword is None and not a.star]
             walker = type(self)(self.conv, callee, "method")
             params = [p for p in callee.params.params if p.name.value != "self"]
-            for p, value in zip(params, positional):
+            for p, value in zip(params, positional, strict=False):
                 walker.scope.env[p.name.value] = self.size_of(value)
                 whole = self.size_of.shape_of(value)
                 if whole is not None:

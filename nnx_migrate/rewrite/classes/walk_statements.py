@@ -304,7 +304,7 @@ class StatementWalk:
                         # `batch, height, width, channels = x.shape`
                         self.scope.aliases[target.elements[-1].value.value] = self.scope.env[value.value.value]
                     if isinstance(target, (cst.Tuple, cst.List)) and isinstance(size, tuple) and len(size) == len(target.elements):
-                        for el, el_size in zip(target.elements, size):
+                        for el, el_size in zip(target.elements, size, strict=False):
                             if isinstance(el.value, cst.Name):
                                 self.scope.env[el.value.value] = el_size
                     self.expr(target)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class BodyWalker(StatementWalk, CallWalk):
     """Walks one method body in execution order (analysis only, no rewriting)."""
 
-    def __init__(self, conv: "ClassConverter", method: cst.FunctionDef, origin: str):
+    def __init__(self, conv: ClassConverter, method: cst.FunctionDef, origin: str):
         self.conv = conv
         self.ctx = conv.ctx
         self.origin = origin

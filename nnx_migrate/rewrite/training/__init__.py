@@ -14,6 +14,6 @@ The pass runs after the module-class rewrite on every file that mentions the tra
 It imports neither jax nor flax.
 """
 
-from nnx_migrate.rewrite.training.run import TRAIN_STYLES, DEFAULT_TRAIN_STYLE, convert_training
+from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE, TRAIN_STYLES, convert_training
 
 __all__ = ["TRAIN_STYLES", "DEFAULT_TRAIN_STYLE", "convert_training"]

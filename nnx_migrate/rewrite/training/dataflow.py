@@ -30,8 +30,8 @@ from pathlib import Path
 import libcst as cst
 
 from nnx_migrate.rewrite.names import ImportMap, dotted
-from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.run_context import RunContext
+from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.models import ModelIndex, summaries_of_file
 from nnx_migrate.rewrite.visitors import FastVisitor
 
@@ -275,7 +275,7 @@ def analyse(module: cst.Module, imports: ImportMap, models: ModelIndex, is_train
     for f, p in blue:
         if any(u[0] == "init" for u in param_uses[(f, p)]) and _returns_init_result(functions[f], p, imports):
             flow.model_results.add(f)
-    for (f, p), uses in param_uses.items():
+    for (f, p), _uses in param_uses.items():
         if not calls[f] or f in referenced:
             continue
         ok = True

@@ -38,7 +38,12 @@ from nnx_migrate.rewrite.edits import NNX, FileEdits, Place
 from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.training.dataflow import init_receiver
 from nnx_migrate.rewrite.training.models import ModelIndex
-from nnx_migrate.rewrite.training.steps.common import _dict_entries, _static_last_dim, _subscript_key, code_of
+from nnx_migrate.rewrite.training.steps.common import (
+    _dict_entries,
+    _static_last_dim,
+    _subscript_key,
+    code_of,
+)
 from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
 
 HELPER = "merged_apply"

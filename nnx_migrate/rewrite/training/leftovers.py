@@ -20,7 +20,8 @@ from dataclasses import replace
 
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
-from nnx_migrate.rewrite.training.model_values import ModelValues, dotted_name as _dotted
+from nnx_migrate.rewrite.training.model_values import ModelValues
+from nnx_migrate.rewrite.training.model_values import dotted_name as _dotted
 from nnx_migrate.rewrite.training.models import summaries_of_file
 
 LINEN_MODEL_METHODS = ("init", "apply", "init_with_output", "bind", "tabulate", "lazy_init")

@@ -108,7 +108,7 @@ class ModelValues:
         positional = [*args.posonlyargs, *args.args]
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
         passed = self.passed.get(func.name, set()) if self.functions.get(func.name) is func else set()
-        for arg, default in [*zip(positional, defaults), *zip(args.kwonlyargs, args.kw_defaults)]:
+        for arg, default in [*zip(positional, defaults, strict=False), *zip(args.kwonlyargs, args.kw_defaults, strict=False)]:
             if self.is_module_type(arg.annotation) or arg.arg in passed:
                 names.add(arg.arg)
             if default is not None and dotted_name(default) in self.known:

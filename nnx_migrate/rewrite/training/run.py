@@ -14,19 +14,32 @@ import libcst as cst
 import libcst.matchers as m
 
 from nnx_migrate.rewrite.edits import JAX, NNX, Place
-from nnx_migrate.rewrite.lines import render, splits_lines_like_ast, start_lines, statement_spans, statement_starts
+from nnx_migrate.rewrite.lines import (
+    render,
+    splits_lines_like_ast,
+    start_lines,
+    statement_spans,
+    statement_starts,
+)
 from nnx_migrate.rewrite.names import ImportMap
 from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
-from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training import param_grad
+from nnx_migrate.rewrite.training.api_map import load_training_rules
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
-from nnx_migrate.rewrite.training.models import ModelIndex, factories, factory_call, summaries_of, summaries_of_file, with_factories
-from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.functional import functional_form
-from nnx_migrate.rewrite.training.states import state_flow
+from nnx_migrate.rewrite.training.models import (
+    ModelIndex,
+    factories,
+    factory_call,
+    summaries_of,
+    summaries_of_file,
+    with_factories,
+)
+from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
+from nnx_migrate.rewrite.training.states import state_flow
 from nnx_migrate.rewrite.training.steps import TrainingTransformer
 from nnx_migrate.rewrite.visitors import FastTransformer
 
@@ -191,7 +204,7 @@ def _visit_statements(module: cst.Module, text: str, transformer: TrainingTransf
 
 def _visit_body(stmts, spans, lines, transformer: TrainingTransformer, triggers: re.Pattern, top: bool, owners: list[int] | None = None) -> list:
     body = []
-    for index, (stmt, group) in enumerate(zip(stmts, spans)):
+    for index, (stmt, group) in enumerate(zip(stmts, spans, strict=False)):
         if top:
             owners.extend([index - 1] * (len(transformer.todos) - len(owners)))
         first = min([group[0].lineno, *(d.lineno for d in getattr(group[0], "decorator_list", ()))])
@@ -250,7 +263,7 @@ def _line_map(converted: str, original: str):
     def lookup(line: int) -> int:
         if line <= 0:
             return line
-        for tag, a0, a1, b0, b1 in blocks:
+        for tag, a0, a1, b0, _b1 in blocks:
             if a0 < line <= a1 or (a0 == a1 and line == a0 + 1):
                 return b0 + (line - 1 - a0) + 1 if tag == "equal" else b0 + 1
         return line
@@ -366,7 +379,7 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
 
             class Forward(FastTransformer):
                 def leave_Call(self, original, updated):
-                    if original is not target:
+                    if original is not target:  # noqa: B023 (used within its own iteration)
                         return updated
                     args = [*updated.args]
                     if args:

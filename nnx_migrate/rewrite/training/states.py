@@ -181,7 +181,7 @@ class StateFlow:
             elif found is not True and found is not False and len(names) > found and names[found] is not None:
                 scope.states.add(names[found])
             elif isinstance(value, cst.Tuple) and len(value.elements) == len(names):
-                for name, element in zip(names, value.elements):
+                for name, element in zip(names, value.elements, strict=False):
                     if name is not None and self._is_state(element.value, scope) is True:
                         scope.states.add(name)
         own = next((n for n, s in self.functions.items() if s is scope), None)

@@ -14,7 +14,11 @@ import pkgutil
 
 import libcst as cst
 
-from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform, SelfCallConstruct, SubmoduleConstruct
+from nnx_migrate.rewrite.classes.constructs.base import (
+    ModuleTransform,
+    SelfCallConstruct,
+    SubmoduleConstruct,
+)
 
 _NOT_CONSTRUCTS = {"base", "catalogue"}
 

@@ -33,7 +33,6 @@ from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes.constructs.base import ModuleTransform
 from nnx_migrate.rewrite.sizes import code
 
-
 PARTITIONING_REMAT = "flax.linen.partitioning.remat"
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import libcst as cst
 
 from nnx_migrate.rewrite.names import dotted
-from nnx_migrate.rewrite.training.steps.common import _PMAPPED_RNGS, _TIGHT_EQUAL, _UNKNOWN, _arguments_text, _dict_entries, _literal, code_of
+from nnx_migrate.rewrite.training.steps.common import (
+    _PMAPPED_RNGS,
+    _TIGHT_EQUAL,
+    _UNKNOWN,
+    _arguments_text,
+    _dict_entries,
+    _literal,
+    code_of,
+)
 from nnx_migrate.rewrite.visitors import nodes_of_type
 
 

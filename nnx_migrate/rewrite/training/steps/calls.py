@@ -9,7 +9,14 @@ from nnx_migrate.rewrite.edits import NNX, Place
 from nnx_migrate.rewrite.names import dotted
 from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.dataflow import names_of_target
-from nnx_migrate.rewrite.training.steps.common import _FOREIGN_GRAD, FunctionPlan, _dict_entries, _lambda_takes_params, _takes_params, code_of
+from nnx_migrate.rewrite.training.steps.common import (
+    _FOREIGN_GRAD,
+    FunctionPlan,
+    _dict_entries,
+    _lambda_takes_params,
+    _takes_params,
+    code_of,
+)
 from nnx_migrate.rewrite.visitors import nodes_of_type
 
 

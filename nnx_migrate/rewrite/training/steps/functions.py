@@ -7,7 +7,13 @@ import libcst as cst
 import libcst.matchers as m
 
 from nnx_migrate.rewrite.nodes import is_docstring, names_in
-from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _dict_bindings, _rebinds, _subscript_key, _with_todo
+from nnx_migrate.rewrite.training.steps.common import (
+    FunctionPlan,
+    _dict_bindings,
+    _rebinds,
+    _subscript_key,
+    _with_todo,
+)
 from nnx_migrate.rewrite.visitors import FastTransformer
 
 

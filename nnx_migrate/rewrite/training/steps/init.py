@@ -7,7 +7,13 @@ import libcst as cst
 
 from nnx_migrate.rewrite.edits import FUNCTOOLS, NNX, Place
 from nnx_migrate.rewrite.training.dataflow import init_receiver
-from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _dict_entries, _static_last_dim, _subscript_key, code_of
+from nnx_migrate.rewrite.training.steps.common import (
+    FunctionPlan,
+    _dict_entries,
+    _static_last_dim,
+    _subscript_key,
+    code_of,
+)
 
 
 class InitSites:

@@ -8,7 +8,12 @@ import libcst.matchers as m
 
 from nnx_migrate.rewrite.names import dotted
 from nnx_migrate.rewrite.training.dataflow import init_receiver
-from nnx_migrate.rewrite.training.steps.common import FunctionPlan, _bound_in, _is_state_params, _takes_params
+from nnx_migrate.rewrite.training.steps.common import (
+    FunctionPlan,
+    _bound_in,
+    _is_state_params,
+    _takes_params,
+)
 from nnx_migrate.rewrite.visitors import FastVisitor
 
 
