@@ -5,6 +5,10 @@ A run (`runner.rewrite_files`, or one `rewrite_source` call) parses a file again
 the class pass, the training pass, the training pass of another file that reads this one's
 model classes, a later round of the runner. The context keeps those results for the run and
 drops them with it; nothing is kept between runs, and nothing lives in a module global.
+The run's owner ends it with `close()` (or `with RunContext.on_disk() as context:`): some
+kept results (another file's training analysis) hold the context itself, so without it the
+run's trees would be a reference cycle that only a full cycle collection frees, after
+scanning them all.
 
 Files other than the one rewritten are read only through `context.files` (a `SiblingFiles`):
 `RunContext()` reads nothing, so `rewrite_source(text, path)` is a function of its
@@ -103,6 +107,21 @@ class RunContext:
     @classmethod
     def on_disk(cls) -> RunContext:
         return cls(DiskFiles())
+
+    def close(self) -> None:
+        """Drops what the run kept (reference counting then frees it at once); the
+        context can serve a new run afterwards."""
+        self._parsed.clear()
+        self._ast.clear()
+        self._tables.clear()
+        self.statement_texts = StatementTexts()
+        self.in_progress.clear()
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def parse(self, text: str) -> cst.Module:
         return _remembered(self._parsed, text, cst.parse_module)

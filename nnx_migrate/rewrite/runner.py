@@ -27,11 +27,13 @@ from nnx_migrate.run_files.collections import rare_collections, worker_start
 def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE, context: RunContext | None = None) -> FileResult:
     """One file read from disk; `context`: the run's (a run of this file alone, reading
     its neighbours from disk, by default)."""
+    if context is None:
+        with RunContext.on_disk() as context:
+            return rewrite_file(path, external, train_style, context)
     try:
         source = read_source(Path(path))
     except SourceError as exc:
         return FileResult(path=path, status="failed", error=str(exc))
-    context = context if context is not None else RunContext.on_disk()
     try:
         result = rewrite_source(source.text, path, external, train_style, context=context)
     except Exception as exc:  # never let one file stop a repository run
@@ -78,7 +80,12 @@ def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], No
 
 def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
     names = [str(p) for p in paths]
-    context = RunContext.on_disk()  # the caches serve the rounds of this run, never a later run
+    # the caches serve the rounds of this run, never a later run; closed when it ends
+    with RunContext.on_disk() as context:
+        return _rewrite_rounds(names, context, jobs, advance, train_style)
+
+
+def _rewrite_rounds(names: list[str], context: RunContext, jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) if jobs > 1 and len(names) > 1 else None
     try:
         results = dict(zip(names, _map(pool, context, names, None, jobs, advance, train_style), strict=False))

@@ -22,7 +22,9 @@ def rewrite_source(text: str, path: str = "<string>", external=None, train_style
     """Converts one file's source: module classes, then the training code (training/).
     The training pass works on the class pass's tree (not on its text parsed again).
     `external`: the run's `index.ModuleIndex` of the other files' classes."""
-    context = context if context is not None else RunContext()
+    if context is None:
+        with RunContext() as context:
+            return rewrite_source(text, path, external, train_style, context)
     result, tree = rewrite_classes(text, path, context, external)
     result = apply_training_pass(result, text, context, train_style, external, tree)
     result = report_leftovers(result, text, context, external)

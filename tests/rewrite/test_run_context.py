@@ -100,3 +100,44 @@ def test_the_runner_reads_siblings_from_disk(tmp_path):
     [result] = rewrite_files([tmp_path / "train.py"])
     assert result.new_text == rewrite_source(TRAIN, str(tmp_path / "train.py"), context=RunContext(DiskFiles())).new_text
     assert "in_features" in result.new_text
+
+
+MAIN = textwrap.dedent("""\
+    import jax
+    import optax
+
+    import lib
+    import models
+
+
+    def main():
+        state = lib.create(jax.random.PRNGKey(0), optax.sgd(0.1))
+        return state.apply_fn({'params': state.params}, jax.numpy.ones((1, 3)))
+    """)
+
+
+def test_a_run_drops_its_caches_when_it_ends(tmp_path, monkeypatch):
+    # what the run keeps of another file (its training analysis) holds the context, a
+    # cycle: only `close()` at the end of the run lets reference counting free the run's
+    # trees at once, instead of a full cycle collection scanning them all
+    (tmp_path / "models.py").write_text(MODELS)
+    (tmp_path / "lib.py").write_text(TRAIN)
+    (tmp_path / "main.py").write_text(MAIN)
+    made = []
+    on_disk = RunContext.on_disk.__func__
+    monkeypatch.setattr(RunContext, "on_disk", classmethod(lambda cls: made.append(on_disk(cls)) or made[-1]))
+    results = rewrite_files([tmp_path / "main.py", tmp_path / "lib.py", tmp_path / "models.py"])
+    assert all(r.status != "failed" for r in results)
+    [context] = made
+    assert not context._parsed and not context._ast and not context._tables and not context.in_progress
+
+
+def test_a_closed_context_serves_a_new_run():
+    memory = MemoryFiles({"/p/models.py": MODELS})
+    with RunContext(memory) as context:
+        first = rewrite_source(TRAIN, "/p/train.py", context=context)
+        assert context._tables
+    assert not context._tables and not context._parsed
+    again = rewrite_source(TRAIN, "/p/train.py", context=context)
+    assert first.new_text == again.new_text
+    assert memory.asked.count(("read", "/p/models.py")) == 2

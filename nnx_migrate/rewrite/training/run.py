@@ -60,7 +60,9 @@ def convert_training(original: str, converted: str, path: str = "<string>", styl
     `index.ModuleIndex`, optional) knows model classes of the other files of the run;
     `tree` (optional) is `converted` as a tree, so that it need not be parsed again;
     `context` (optional) the run's caches and reader of other files."""
-    context = context if context is not None else RunContext()
+    if context is None:
+        with RunContext() as context:
+            return convert_training(original, converted, path, style, external, exports, tree, context)
     new_text, todos, _ = _convert_training(original, converted, path, style, external, exports, tree, context)
     return new_text, todos
 
