@@ -124,6 +124,7 @@ def _tree_mode_rejects_shared_submodules(nnx_class, linen_instance, inputs, exam
     nnx.Sequential or nnx.RNN also holds), which NNX's tree mode cannot represent: then
     tree mode must reject it (`Duplicate ...`), and the graph-mode run of this test is the
     proof. Tree mode has no shared references at all (FLIP 5310)."""
+    import jax
     from flax import nnx
 
     from nnx_migrate.equivalence.construction import build_from_linen
@@ -131,7 +132,9 @@ def _tree_mode_rejects_shared_submodules(nnx_class, linen_instance, inputs, exam
     if example.get("nnx_kwargs"):
         model = nnx_class(**example["fields"], **example["nnx_kwargs"], rngs=nnx.Rngs(0))
     else:
-        model = build_from_linen(nnx_class, linen_instance, inputs)
+        # sizes the rewrite left as arguments are read off the Linen variables' shapes
+        variables = jax.eval_shape(linen_instance.init, jax.random.key(0), *inputs)
+        model = build_from_linen(nnx_class, linen_instance, inputs, variables=variables)
     if not _shared_submodules(model):
         return False
     with pytest.raises(ValueError, match="Duplicate"):
