@@ -14,9 +14,10 @@ Find NNX code broken by Flax's API changes and, with --fix, repair it in place.
 Folders are walked for *.py files, skipping .git, virtual environments and build
 folders; linked folders are not followed, a linked file is linted (and fixed) through to
 its target when that lies under the paths given, and skipped with a warning otherwise.
-Files that never mention flax cannot hold Flax code: they are read, not parsed. Fixes are written atomically and keep every byte outside the edit. Settings
-can live in pyproject.toml under [tool.nnx-migrate] (select, ignore, unsafe-fixes,
-exclude). Silence one finding with a trailing `# nnx-migrate: ignore[NNX001]`, or
+Every file is checked for syntax (a file that does not parse is reported as E902); files
+that never mention flax cannot hold Flax code, so no rule reads them. Fixes are written
+atomically and keep every byte outside the edit. Settings can live in pyproject.toml
+under [tool.nnx-migrate] (select, ignore, unsafe-fixes, exclude). Silence one finding with a trailing `# nnx-migrate: ignore[NNX001]`, or
 `# nnx-migrate: ignore` for every rule; on a line of its own it silences the next line.
 Run 'nnx-migrate explain' for the rules."""
 EPILOG = """\

@@ -11,12 +11,12 @@ import functools
 from collections.abc import Collection, Iterator
 
 import libcst as cst
+import libcst.helpers
 import libcst.matchers as m
 from libcst.metadata import (
     Assignment,
     MetadataWrapper,
     ParentNodeProvider,
-    QualifiedNameProvider,
     Scope,
     ScopeProvider,
 )
@@ -42,6 +42,7 @@ class FileAnalysis:
         self.module = wrapper.module
         self.api = nnx_api()
         self._shared: dict = {}
+        self._qualified: dict[cst.CSTNode, set[str]] = {}
 
     def shared(self, build):
         """`build(self)`, computed once per file: for analyses several rules use."""
@@ -52,10 +53,6 @@ class FileAnalysis:
     # Metadata is resolved on first use: each provider is a walk over the whole tree,
     # and most files never need some of them.
     @functools.cached_property
-    def _qnames(self):
-        return self.wrapper.resolve(QualifiedNameProvider)
-
-    @functools.cached_property
     def _scopes(self):
         return self.wrapper.resolve(ScopeProvider)
 
@@ -65,12 +62,15 @@ class FileAnalysis:
 
     # ---- names -------------------------------------------------------------------------
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
-        value = self._qnames.get(node)
-        if value is None:
-            return set()
-        if callable(value):  # libcst computes qualified names lazily
-            value = value()
-        return {q.name for q in value}
+        # What QualifiedNameProvider would answer, asked of the node's scope only for the
+        # nodes a rule asks about: the provider's own walk over every node costs as much
+        # again as the scope analysis it is built on.
+        names = self._qualified.get(node)
+        if names is None:
+            scope = self._scopes.get(node)
+            names = {q.name for q in scope.get_qualified_names_for(node)} if scope is not None else set()
+            self._qualified[node] = names
+        return names
 
     def nnx_symbol(self, node: cst.CSTNode, among: Collection[str] | None = None) -> str | None:
         """`Optimizer` for any expression that names `flax.nnx.Optimizer` (or a submodule's).
@@ -80,6 +80,8 @@ class FileAnalysis:
         metadata: most files never pay for scope analysis.
         """
         if among is not None and not self._could_name(node, among):
+            return None
+        if not self._could_come_from_flax(node):
             return None
         for name in self.qualified_names(node):
             symbol = _nnx_symbol_of(name)
@@ -98,6 +100,33 @@ class FileAnalysis:
                         aliases[alias.asname.name.value] = alias.evaluated_name
         return aliases
 
+    @functools.cached_property
+    def _flax_import_names(self) -> frozenset[str] | None:
+        """The names any import of flax binds in this file (None after a `*` import from
+        flax): only an expression rooted at one of them can be qualified as `flax.nnx.*`."""
+        names: set[str] = set()
+        for statement in _iter_statements(self.module.body):
+            if isinstance(statement, cst.Import):
+                for alias in statement.names:
+                    if alias.evaluated_name.split(".")[0] == "flax":
+                        names.add(alias.evaluated_alias or alias.evaluated_name.split(".")[0])
+            elif isinstance(statement, cst.ImportFrom) and not statement.relative and statement.module is not None:
+                if cst.helpers.get_full_name_for_node(statement.module).split(".")[0] != "flax":
+                    continue
+                if isinstance(statement.names, cst.ImportStar):
+                    return None
+                names.update(alias.evaluated_alias or alias.evaluated_name for alias in statement.names)
+        return frozenset(names)
+
+    def _could_come_from_flax(self, node: cst.CSTNode) -> bool:
+        flax_names = self._flax_import_names
+        if flax_names is None:
+            return True
+        root = node
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        return isinstance(root, cst.Name) and root.value in flax_names
+
     def _could_name(self, node: cst.CSTNode, symbols: Collection[str]) -> bool:
         if isinstance(node, cst.Attribute):
             last = node.attr.value
@@ -106,6 +135,35 @@ class FileAnalysis:
         else:
             return False
         return last in symbols or self.import_aliases.get(last) in symbols
+
+    @functools.cached_property
+    def _calls_bound_to_names(self) -> dict[str, list[cst.BaseExpression]]:
+        """`{name: [f, ...]}` for every `name = f(...)` in the file. A walk over statements
+        only: no metadata."""
+        bound: dict[str, list[cst.BaseExpression]] = {}
+        for statement in _iter_statements(self.module.body):
+            if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+                target, value = statement.targets[0].target, statement.value
+            elif isinstance(statement, cst.AnnAssign):
+                target, value = statement.target, statement.value
+            else:
+                continue
+            if isinstance(target, cst.Name) and isinstance(value, cst.Call):
+                bound.setdefault(target.value, []).append(value.func)
+        return bound
+
+    def may_be_bound_to_call_of(self, name: cst.Name, symbols: Collection[str], local: bool = False) -> bool:
+        """False only when no `name = f(...)` in the file can call one of the `flax.nnx`
+        `symbols` (or, with `local`, a class of this file): decided before any metadata
+        is resolved."""
+        for func in self._calls_bound_to_names.get(name.value, ()):
+            if not isinstance(func, (cst.Name, cst.Attribute)):
+                return True
+            if self._could_name(func, symbols) and self._could_come_from_flax(func):
+                return True
+            if local and isinstance(func, cst.Name) and func.value in self.local_classes:
+                return True
+        return False
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self._parents.get(node)

@@ -20,8 +20,8 @@ from nnx_migrate.lint.rule import LintRule, Report
 from nnx_migrate.lint.suppression import suppressed_codes_by_line
 
 # Every rule is about flax.nnx, which a file can only use by importing it: a file without
-# both words is never given to the rules. This keeps linting a large tree close to the
-# cost of reading it.
+# both words is never given to the rules, only to Python's parser (E902). This keeps
+# linting a large tree well under the cost of LibCST-parsing it.
 RELEVANT_TEXT = "nnx"
 FLAX_TEXT = "flax"
 
@@ -59,13 +59,12 @@ def lint_source(
 ) -> LintOutcome:
     """Lints `source`; with `fix`, applies safe fixes (and unsafe ones if allowed).
 
-    Raises `libcst.ParserSyntaxError` for source that does not parse. Source that never
-    mentions flax cannot hold Flax code: it is neither linted nor parsed.
+    Raises `libcst.ParserSyntaxError` for source that does not parse, whatever its text.
+    Source that never mentions flax cannot hold Flax code: no rule sees it, and only
+    Python's own parser reads it (`check_syntax`).
     """
     outcome = LintOutcome()
-    if FLAX_TEXT not in source:
-        return outcome  # cannot hold Flax code: read, not parsed (see `check_syntax`)
-    if RELEVANT_TEXT in source:
+    if FLAX_TEXT in source and RELEVANT_TEXT in source:
         rules = [rule for rule in rules if rule.TRIGGER.search(source)]
     else:
         rules = []
@@ -98,11 +97,11 @@ def lint_source(
 
 
 def check_syntax(source: str) -> None:
-    """Raises `libcst.ParserSyntaxError` for Flax source that does not parse, also when no
-    rule would look at it: a broken file is reported (E902), never passed as clean.
+    """Raises `libcst.ParserSyntaxError` for source that does not parse, also when no rule
+    would look at it: a broken file is reported (E902), never passed as clean.
 
-    Python's own parser answers first (ten times faster than LibCST's, which costs a run
-    over a tree of Linen code as much again as its parse floor); LibCST decides only for
+    Python's own parser answers first (seven times faster than LibCST's: on a whole
+    site-packages it costs 0.14x of LibCST-parsing every file); LibCST decides only for
     what Python rejects, since it also reads syntax newer than this Python's.
     """
     try:

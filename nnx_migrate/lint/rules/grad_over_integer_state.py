@@ -127,6 +127,8 @@ class GradOverIntegerState(LintRule):
             self._calls_by_name.setdefault(node.func.value, []).append(node)
         transform = node.func
         if isinstance(transform, cst.Name):
+            if not self.analysis.may_be_bound_to_call_of(transform, self.analysis.api.compat_transforms):
+                return
             transform = self.analysis.assigned_value(transform)
         symbol = transform_symbol(self.analysis, transform)
         if symbol not in ("grad", "value_and_grad"):

@@ -58,6 +58,8 @@ class ShardingMetadataName(LintRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         api = self.analysis.api
+        if not any(arg.keyword is not None and arg.keyword.value in api.sharding_keywords for arg in node.args):
+            return  # decided on the call's own keywords, before any metadata is resolved
         if not (self.analysis.constructs_variable(node) or self.analysis.called_nnx_symbol(node, api.metadata_functions)):
             return
         for arg in node.args:

@@ -119,6 +119,8 @@ class VariableInPlaceOperator(LintRule):
         """None if `target` is not known to be a Variable, else whether it holds an array."""
         analysis = self.analysis
         if isinstance(target, cst.Name):
+            if not analysis.may_be_bound_to_call_of(target, analysis.api.variable_types, local=True):
+                return None
             value = self._bound_value(target)
             if value is not None and analysis.constructs_variable(value):
                 return analysis.variable_holds_array(value)
