@@ -1,0 +1,76 @@
+"""Checkpoint calls of a training program (fixtures/training/checkpoint_resume_dropout):
+the converted program resumes from the Linen program's checkpoint in every format and
+trains on as the resumed Linen program does (dropout off: losses, eval loss and step
+agree to float32 round-off, so Adam's moments, the step and the BatchNorm statistics came
+across), and resumes from its own checkpoints exactly (dropout on: the RNG state came
+across too). Each converted program runs in NNX's graph and tree mode (`nnx_mode`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training_programs import FIXTURES, STYLES, load_module, output_path
+
+CASE = "checkpoint_resume_dropout"
+TRAINED, RESUMED = 2, 2  # steps before the checkpoint, steps after it
+LEARNING_RATE = 0.05
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@pytest.fixture(scope="module")
+def linen_run(tmp_path_factory):
+    """The Linen program trained TRAINED steps (dropout off), saved in every format; the
+    losses and eval loss of the Linen program resumed from each of those checkpoints."""
+    import jax
+
+    program = load_module(FIXTURES / f"{CASE}.in.py", "checkpoint_linen")
+    root = tmp_path_factory.mktemp("linen")
+    batches = program.synthetic_batches(jax.random.key(1), TRAINED + RESUMED)
+    state, _ = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE, 0.0), batches[:TRAINED], jax.random.key(2))
+    resumed = {}
+    for fmt in program.FORMATS:
+        program.save(fmt, str(root / fmt), state)
+        fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
+        final, losses = program.train(program.restore(fmt, str(root / fmt), fresh), batches[TRAINED:], jax.random.key(3))
+        resumed[fmt] = (losses, program.evaluate(final, batches), int(final.step))
+    return program.FORMATS, root, batches, resumed
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_converted_program_resumes_from_linen_and_from_its_own_checkpoints(linen_run, tmp_path, style, nnx_mode):
+    import jax
+
+    formats, root, batches, linen_resumed = linen_run
+    program = load_module(output_path(CASE, style), f"checkpoint_{style.replace('-', '_')}_{nnx_mode}")
+    for fmt in formats:
+        fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
+        final, losses = program.train(program.restore(fmt, str(root / fmt), fresh), batches[TRAINED:], jax.random.key(3))
+        linen_losses, linen_eval, linen_step = linen_resumed[fmt]
+        np.testing.assert_allclose(losses, linen_losses, rtol=RTOL, atol=ATOL, err_msg=fmt)
+        np.testing.assert_allclose(program.evaluate(final, batches), linen_eval, rtol=RTOL, atol=ATOL, err_msg=fmt)
+        assert int(final.optimizer.step[...]) == linen_step == TRAINED + RESUMED
+
+    # dropout on: a run resumed from its own checkpoint repeats the straight run exactly,
+    # to the last bit of every variable (RNG keys and counts, Adam's moments, the step)
+    straight_state, straight = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE), batches, jax.random.key(2))
+    expected = _values(straight_state)
+    half, _ = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE), batches[:TRAINED], jax.random.key(2))
+    for fmt in formats:
+        program.save(fmt, str(tmp_path / fmt), half)
+        fresh = program.create_train_state(jax.random.key(9), LEARNING_RATE)  # other weights, other dropout stream
+        final, losses = program.train(program.restore(fmt, str(tmp_path / fmt), fresh), batches[TRAINED:], jax.random.key(2))
+        assert losses == straight[TRAINED:], fmt
+        assert _values(final).keys() == expected.keys(), fmt
+        for path, value in _values(final).items():
+            np.testing.assert_array_equal(value, expected[path], err_msg=f"{fmt}: {path}")
+
+
+def _values(state) -> dict:
+    """Every variable of the state's model and optimizer by path, RNG keys as their data."""
+    import jax
+    from flax import nnx
+
+    flat = nnx.to_flat_state(nnx.state(state.merge()))
+    return {path: np.asarray(jax.random.key_data(v.get_value()) if jax.dtypes.issubdtype(v.get_value().dtype, jax.dtypes.prng_key) else v.get_value())
+            for path, v in flat}
