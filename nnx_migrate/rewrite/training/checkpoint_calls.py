@@ -94,7 +94,8 @@ def mentions_checkpoints(imports: ImportMap) -> bool:
 class CheckpointResult:
     module: cst.Module
     changed: bool = False
-    todos: list[tuple[str, str, str]] = field(default_factory=list)  # (statement's first line, construct, why)
+    # (statement's first line, the call's callee as written, construct, why)
+    todos: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 def convert_checkpoint_calls(module: cst.Module, imports: ImportMap, states: dict[str | None, set[str]],
@@ -147,9 +148,9 @@ class _CheckpointCalls(cst.CSTTransformer):
         self.imports, self.rules, self.states, self.style = imports, rules, states, style
         self.orbax_names, self.save, self.restore = orbax_names, save, restore
         self.scope: list[str] = []  # enclosing top-level class / function names
-        self.statements: list[list[tuple[str, str]]] = []  # per open statement: (construct, why)
+        self.statements: list[list[tuple[str, str, str]]] = []  # per open statement: (callee, construct, why)
         self.changed = False
-        self.todos: list[tuple[str, str, str]] = []
+        self.todos: list[tuple[str, str, str, str]] = []
 
     # scopes: the data flow answers per top-level function and per method of a top-level class
     def visit_ClassDef(self, node):
@@ -191,8 +192,8 @@ class _CheckpointCalls(cst.CSTTransformer):
             return updated
         first = cst.Module([]).code_for_node(original.with_changes(leading_lines=[])).strip().splitlines()[0].strip()
         comments = []
-        for construct, why in dict.fromkeys(todos):
-            self.todos.append((first, construct, why))
+        for callee, construct, why in dict.fromkeys(todos):
+            self.todos.append((first, callee, construct, why))
             comments.append(cst.EmptyLine(comment=cst.Comment(todo_comment(why))))
         return updated.with_changes(leading_lines=[*updated.leading_lines, *comments])
 
@@ -234,12 +235,13 @@ class _CheckpointCalls(cst.CSTTransformer):
             where = arg.keyword.value if arg.keyword is not None else i
             if self._state(arg.value) is not None:
                 yield (where,), arg
-            elif isinstance(arg.value, cst.Call):
+            elif isinstance(arg.value, cst.Call) and _dotted(arg.value.func) != self.save:  # (a save converted already)
                 for path, inner in self._state_args(arg.value, depth + 1):
                     yield (where, *path), inner
 
-    def _todo(self, construct: str, why: str) -> None:
-        self.statements[-1].append((construct, why))  # a call is always inside a statement
+    def _todo(self, call: cst.Call, why: str) -> None:
+        callee = cst.Module([]).code_for_node(call.func)
+        self.statements[-1].append((callee, _construct(call), why))  # a call is always inside a statement
 
     def _why(self, call: cst.Call, qualified: str) -> str:
         replicated = any(isinstance(a.value, cst.Call) and self.imports.qualify(a.value.func) == _UNREPLICATE for a in call.args)
@@ -247,7 +249,7 @@ class _CheckpointCalls(cst.CSTTransformer):
 
     def _save(self, call: cst.Call, qualified: str, occurrences) -> cst.BaseExpression:
         if not occurrences or not self._item_given(call, qualified, occurrences):
-            self._todo(_construct(call), self._why(call, qualified))
+            self._todo(call, self._why(call, qualified))
             return call
         wrap = {id(arg) for _, arg in occurrences}
 
@@ -283,7 +285,7 @@ class _CheckpointCalls(cst.CSTTransformer):
         names = {cst.Module([]).code_for_node(arg.value) for _, arg in occurrences}
         if (not items or len(names) != 1 or not isinstance(items[0][1].value, cst.Name)
                 or any(not (isinstance(p[0], str) and p[0] in self.rules.restore_target_keywords) for p, _ in derived)):
-            self._todo(_construct(call), self._why(call, qualified))
+            self._todo(call, self._why(call, qualified))
             return call
         state = items[0][1].value
         targets = {id(arg) for _, arg in items}
@@ -304,8 +306,7 @@ class _CheckpointCalls(cst.CSTTransformer):
 
 
 def _construct(call: cst.Call) -> str:
-    name = _dotted(call.func)
-    return f"{name}(...)" if name else "checkpoint call"
+    return f"{cst.Module([]).code_for_node(call.func)}(...)"
 
 
 def states_by_function(module: cst.Module, flow) -> dict[str | None, set[str]]:
@@ -325,14 +326,17 @@ def states_by_function(module: cst.Module, flow) -> dict[str | None, set[str]]:
 
 def todo_sites(result: CheckpointResult, path: str, original: str) -> list[TodoSite]:
     """The result's TODOs as report entries, each at the line of the input that holds its
-    statement (the call is left as it was; the n-th statement of the same text is the
-    n-th such line)."""
+    statement: the n-th statement of the same text is on the n-th such line; a statement
+    the training pass changed elsewhere (`state.params` -> `state.model`) is found by its
+    call's callee, which the pass leaves as it was."""
     lines = [line.strip() for line in original.splitlines()]
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     sites = []
-    for first, construct, why in result.todos:
+    for first, callee, construct, why in result.todos:
         matches = [number for number, line in enumerate(lines, 1) if line == first]
-        index = seen.get(first, 0)
-        seen[first] = index + 1
+        if not matches:
+            matches = [number for number, line in enumerate(lines, 1) if f"{callee}(" in line]
+        index = seen.get((first, callee), 0)
+        seen[(first, callee)] = index + 1
         sites.append(TodoSite(path, matches[min(index, len(matches) - 1)] if matches else 0, construct, why))
     return sites
