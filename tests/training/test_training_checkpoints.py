@@ -74,3 +74,73 @@ def _values(state) -> dict:
     flat = nnx.to_flat_state(nnx.state(state.merge()))
     return {path: np.asarray(jax.random.key_data(v.get_value()) if jax.dtypes.issubdtype(v.get_value().dtype, jax.dtypes.prng_key) else v.get_value())
             for path, v in flat}
+
+
+# custom_fields_trainstate with a checkpoint: its TrainState subclass's own fields (an
+# array, a typed RNG key, a counter; a static one) go into the checkpoint and come back.
+FIELDS_CASE = "custom_fields_trainstate"
+FIELDS_CHECKPOINTS = '''
+
+def save(path, state):
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(path, state)
+  checkpointer.wait_until_finished()
+
+
+def restore(path, state):
+  return ocp.StandardCheckpointer().restore(path, state)
+
+
+def save_and_restore(path, key):
+  state = create_train_state(key, 0.05)
+  save(path, state)
+  return restore(path, state)
+'''
+
+
+@pytest.fixture(scope="module")
+def fields_run(tmp_path_factory):
+    """The Linen program with checkpoint functions, trained 2 steps and saved, then resumed
+    for 2 more; and its conversions (style -> path)."""
+    import jax
+
+    from nnx_migrate.rewrite import rewrite_source
+
+    folder = tmp_path_factory.mktemp("fields")
+    source = (FIXTURES / f"{FIELDS_CASE}.in.py").read_text().replace("import optax\n", "import optax\nimport orbax.checkpoint as ocp\n", 1)
+    source += FIELDS_CHECKPOINTS
+    (folder / "linen.py").write_text(source)
+    paths = {}
+    for style in STYLES:
+        result = rewrite_source(source, "fields.py", train_style=style)
+        assert result.todos == [] and "checkpoint_tree(state)" in result.new_text
+        paths[style] = folder / f"{style.replace('-', '_')}.py"
+        paths[style].write_text(result.new_text)
+
+    linen = load_module(folder / "linen.py", "fields_linen")
+    batches = linen.synthetic_batches(jax.random.key(1), 4)
+    state = linen.create_train_state(jax.random.key(0), 0.05)
+    for batch in batches[:2]:
+        state, _ = linen.train_step(state, batch)
+    linen.save(str(folder / "checkpoint"), state)
+    resumed, losses = linen.restore(str(folder / "checkpoint"), linen.create_train_state(jax.random.key(5), 0.05)), []
+    for batch in batches[2:]:
+        resumed, metrics = linen.train_step(resumed, batch)
+        losses.append(float(metrics["loss"]))
+    return paths, folder / "checkpoint", batches, resumed, losses
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_a_train_state_s_own_fields_are_restored_from_linen_checkpoints(fields_run, style, nnx_mode):
+    import jax
+
+    paths, checkpoint, batches, linen_final, linen_losses = fields_run
+    program = load_module(paths[style], f"fields_{style.replace('-', '_')}_{nnx_mode}")
+    state, losses = program.restore(str(checkpoint), program.create_train_state(jax.random.key(5), 0.05)), []
+    for batch in batches[2:]:
+        state, metrics = program.train_step(state, batch)
+        losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(losses, linen_losses, rtol=RTOL, atol=ATOL)
+    assert int(state.seen) == int(linen_final.seen) == 32 and state.avg_decay == linen_final.avg_decay
+    np.testing.assert_allclose(float(state.loss_avg), float(linen_final.loss_avg), rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(jax.random.key_data(state.noise_key), jax.random.key_data(linen_final.noise_key))

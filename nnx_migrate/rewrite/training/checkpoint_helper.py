@@ -128,6 +128,7 @@ def _fitted(current, value, name, problems):
   if value is None:
     problems.append(f'{{name}}: not in the checkpoint')
     return current
+  current = current if hasattr(current, 'dtype') else jax.numpy.asarray(current)  # a field's Python number
   if _is_rng_key(current) and not _is_rng_key(value):
     value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(current))
   value = jax.numpy.asarray(value)
