@@ -20,47 +20,56 @@ RTOL, ATOL = 1e-5, 1e-6
 
 @pytest.fixture(scope="module")
 def linen_run(tmp_path_factory):
-    """The Linen program trained TRAINED steps (dropout off), saved in every format; the
-    losses and eval loss of the Linen program resumed from each of those checkpoints."""
+    """The Linen program trained TRAINED steps (dropout off) and saved in every format; the
+    losses, eval loss and step of the Linen program resumed from its checkpoint."""
     import jax
 
     program = load_module(FIXTURES / f"{CASE}.in.py", "checkpoint_linen")
     root = tmp_path_factory.mktemp("linen")
     batches = program.synthetic_batches(jax.random.key(1), TRAINED + RESUMED)
     state, _ = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE, 0.0), batches[:TRAINED], jax.random.key(2))
-    resumed = {}
     for fmt in program.FORMATS:
         program.save(fmt, str(root / fmt), state)
-        fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
-        final, losses = program.train(program.restore(fmt, str(root / fmt), fresh), batches[TRAINED:], jax.random.key(3))
-        resumed[fmt] = (losses, program.evaluate(final, batches), int(final.step))
-    return program.FORMATS, root, batches, resumed
+    # (every format restores the same values in Linen; each new state would compile the step again)
+    fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
+    final, losses = program.train(program.restore("standard", str(root / "standard"), fresh), batches[TRAINED:], jax.random.key(3))
+    return program.FORMATS, root, batches, (losses, program.evaluate(final, batches), int(final.step))
 
 
 @pytest.mark.parametrize("style", list(STYLES))
 def test_converted_program_resumes_from_linen_and_from_its_own_checkpoints(linen_run, tmp_path, style, nnx_mode):
     import jax
 
-    formats, root, batches, linen_resumed = linen_run
+    formats, root, batches, (linen_losses, linen_eval, linen_step) = linen_run
     program = load_module(output_path(CASE, style), f"checkpoint_{style.replace('-', '_')}_{nnx_mode}")
+    # One fresh state for every restore: flat-state's static part (graphdef, with the optax
+    # transformation) is new with each state built, and a new one compiles the step again.
+    fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
     for fmt in formats:
-        fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE, 0.0)
         final, losses = program.train(program.restore(fmt, str(root / fmt), fresh), batches[TRAINED:], jax.random.key(3))
-        linen_losses, linen_eval, linen_step = linen_resumed[fmt]
         np.testing.assert_allclose(losses, linen_losses, rtol=RTOL, atol=ATOL, err_msg=fmt)
         np.testing.assert_allclose(program.evaluate(final, batches), linen_eval, rtol=RTOL, atol=ATOL, err_msg=fmt)
         assert int(final.optimizer.step[...]) == linen_step == TRAINED + RESUMED
 
+    # what `nnx-migrate convert-checkpoint` wrote from the Linen checkpoint resumes it too
+    from nnx_migrate.checkpoint import convert_checkpoint
+
+    convert_checkpoint(root / "standard", tmp_path / "converted", program.Classifier, kwargs={"dropout_rate": 0.0},
+                       inputs=[np.ones((1, 4), np.float32)])
+    _, losses = program.train(program.restore("standard", str(tmp_path / "converted"), fresh), batches[TRAINED:], jax.random.key(3))
+    np.testing.assert_allclose(losses, linen_losses, rtol=RTOL, atol=ATOL)
+
     # dropout on: a run resumed from its own checkpoint repeats the straight run exactly,
     # to the last bit of every variable (RNG keys and counts, Adam's moments, the step)
-    straight_state, straight = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE), batches, jax.random.key(2))
-    expected = _values(straight_state)
-    half, _ = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE), batches[:TRAINED], jax.random.key(2))
+    half, straight = program.train(program.create_train_state(jax.random.key(0), LEARNING_RATE), batches[:TRAINED], jax.random.key(2))
     for fmt in formats:
         program.save(fmt, str(tmp_path / fmt), half)
-        fresh = program.create_train_state(jax.random.key(9), LEARNING_RATE)  # other weights, other dropout stream
-        final, losses = program.train(program.restore(fmt, str(tmp_path / fmt), fresh), batches[TRAINED:], jax.random.key(2))
-        assert losses == straight[TRAINED:], fmt
+    straight_state, more = program.train(half, batches[TRAINED:], jax.random.key(2))
+    expected = _values(straight_state)
+    other = program.create_train_state(jax.random.key(9), LEARNING_RATE)  # other weights, other dropout stream
+    for fmt in formats:
+        final, losses = program.train(program.restore(fmt, str(tmp_path / fmt), other), batches[TRAINED:], jax.random.key(2))
+        assert losses == more, fmt
         assert _values(final).keys() == expected.keys(), fmt
         for path, value in _values(final).items():
             np.testing.assert_array_equal(value, expected[path], err_msg=f"{fmt}: {path}")

@@ -131,7 +131,8 @@ def _fitted(current, value, name, problems):
   current = current if hasattr(current, 'dtype') else jax.numpy.asarray(current)  # a field's Python number
   if _is_rng_key(current) and not _is_rng_key(value):
     value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(current))
-  value = jax.numpy.asarray(value)
+  # where the variable's value lives (its devices, its sharding), whatever the format read
+  value = jax.device_put(value, current.sharding) if isinstance(current, jax.Array) else jax.numpy.asarray(value)
   if value.shape != current.shape:
     problems.append(f'{{name}}: shape {{value.shape}} in the checkpoint, {{current.shape}} here')
   elif value.dtype != current.dtype:
