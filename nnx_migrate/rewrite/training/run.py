@@ -27,7 +27,11 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.api_map import load_training_rules
-from nnx_migrate.rewrite.training.checkpoint_calls import convert_checkpoint_calls, states_by_function, todo_sites
+from nnx_migrate.rewrite.training.checkpoint_calls import (
+    convert_checkpoint_calls,
+    states_by_function,
+    todo_sites,
+)
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.functional import functional_form
 from nnx_migrate.rewrite.training.models import (
