@@ -112,3 +112,22 @@ def test_helper_names_taken_by_the_file_get_a_prefix():
     text, result = _convert(body)
     assert "checkpoints.save_checkpoint(path, nnx_checkpoint_tree(state), step=0)" in text
     assert "def nnx_checkpoint_tree(state):" in result.new_text and result.todos == []
+
+
+def test_a_state_mapped_leaf_by_leaf_before_saving_is_still_the_state():
+    """flat-state: `jax.tree_util.tree_map(f, state)` (Flax's imagenet example makes the
+    arrays global before saving) keeps the state's pytree; nnx-jit's state is a Module."""
+    body = ("def save(path, key):\n  state = create(key)\n"
+            "  replicated = jax.tree_util.tree_map(ocp.utils.fully_replicated_host_local_array_to_global_array, state)\n"
+            "  checkpoints.save_checkpoint_multiprocess(path, replicated, 3)\n")
+    text, result = _convert(body)
+    assert "checkpoints.save_checkpoint_multiprocess(path, checkpoint_tree(replicated), 3)" in text and result.todos == []
+    text, result = _convert(body, "nnx-jit")
+    assert [t.construct for t in result.todos] == ["checkpoints.save_checkpoint_multiprocess(...)"]
+
+
+def test_helpers_take_the_file_s_indentation():
+    source = (HEADER + "def run(key, path):\n  state = create(key)\n  checkpoints.save_checkpoint(path, state, 0)\n").replace("  ", "    ")
+    new = rewrite_source(source, "four.py").new_text
+    assert "\n    model, optimizer = state.merge()\n" in new
+    assert "\n            continue  # a static field" in new  # (the comment keeps its two spaces)

@@ -45,6 +45,10 @@ from nnx_migrate.rewrite.training import checkpoint_helper
 from nnx_migrate.rewrite.training.param_grad import helper_name
 
 _UNREPLICATE = "flax.jax_utils.unreplicate"
+# flat-state: calls that give back a pytree of the same structure (position of the tree):
+# `jax.tree.map(to_global_array, state)` before a save is still the state
+_SAME_PYTREE = {"jax.tree_util.tree_map": 1, "jax.tree.map": 1, "jax.device_get": 0, "jax.device_put": 0,
+                _UNREPLICATE: 0}
 # nnx-jit's state is an nnx.Module, which jax_utils does not replicate (training/pmapped.py)
 _REPLICATED = "checkpoint of a replicated train state (pmap): convert by hand"
 
@@ -148,6 +152,7 @@ class _CheckpointCalls(cst.CSTTransformer):
         self.imports, self.rules, self.states, self.style = imports, rules, states, style
         self.orbax_names, self.save, self.restore = orbax_names, save, restore
         self.scope: list[str] = []  # enclosing top-level class / function names
+        self._derived: dict[str, set[str]] = {}  # function -> names holding a state mapped leaf by leaf
         self.statements: list[list[tuple[str, str, str]]] = []  # per open statement: (callee, construct, why)
         self.changed = False
         self.todos: list[tuple[str, str, str, str]] = []
@@ -162,6 +167,8 @@ class _CheckpointCalls(cst.CSTTransformer):
 
     def visit_FunctionDef(self, node):
         self.scope.append(node.name.value)
+        if len(self.scope) <= 2 and self.style == "flat-state":
+            self._derived[".".join(self.scope)] = self._same_pytree_names(node)
 
     def leave_FunctionDef(self, original, updated):
         self.scope.pop()
@@ -171,8 +178,26 @@ class _CheckpointCalls(cst.CSTTransformer):
         key = ".".join(self.scope[:2]) if self.scope else None
         names = self.states.get(key)
         if names is None and self.scope:
-            names = self.states.get(self.scope[0], set())
-        return names or set()
+            key = self.scope[0]
+            names = self.states.get(key, set())
+        return (names or set()) | self._derived.get(key, set())
+
+    def _same_pytree_names(self, func: cst.FunctionDef) -> set[str]:
+        """Names the function assigns a state mapped leaf by leaf (`_SAME_PYTREE`)."""
+        key = ".".join(self.scope[:2])
+        states = set(self.states.get(key, self.states.get(self.scope[0], set())))
+        assigns = [(t.target.value, small.value) for stmt in _statements(func.body) for small in stmt.body
+                   if isinstance(small, cst.Assign) for t in small.targets if isinstance(t.target, cst.Name)]
+        found: set[str] = set()
+        for _ in range(2):  # `a = tree_map(f, state); b = device_get(a)`
+            for name, value in assigns:
+                if isinstance(value, cst.Call) and self.imports.qualify(value.func) in _SAME_PYTREE:
+                    positional = [a.value for a in value.args if a.keyword is None and not a.star]
+                    index = _SAME_PYTREE[self.imports.qualify(value.func)]
+                    tree = positional[index] if index < len(positional) else None
+                    if isinstance(tree, cst.Name) and tree.value in states | found:
+                        found.add(name)
+        return found
 
     # statements: a TODO goes above the innermost statement holding the call
     def on_visit(self, node):
@@ -340,3 +365,16 @@ def todo_sites(result: CheckpointResult, path: str, original: str) -> list[TodoS
         seen[(first, callee)] = index + 1
         sites.append(TodoSite(path, matches[min(index, len(matches) - 1)] if matches else 0, construct, why))
     return sites
+
+
+def _statements(node: cst.CSTNode):
+    """The simple statement lines of a block, nested blocks included."""
+    found = []
+
+    class Lines(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, line):
+            found.append(line)
+            return False
+
+    node.visit(Lines())
+    return found

@@ -33,6 +33,8 @@ Pure: no jax or flax import here.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 SAVE = "checkpoint_tree"
@@ -144,7 +146,10 @@ def _fitted(current, value, name, problems):
 '''
 
 def helper_source(indent: str, save: str = SAVE, restore: str = RESTORE) -> str:
-    return SOURCE.format(save=save, restore=restore).replace("  ", indent)
+    """The helpers in the file's indentation (leading indentation only: the two spaces
+    before an inline comment stay two)."""
+    source = SOURCE.format(save=save, restore=restore)
+    return re.sub(r"^(?:  )+", lambda m: indent * (len(m.group(0)) // 2), source, flags=re.M)
 
 
 def add_helpers(module: cst.Module, save: str = SAVE, restore: str = RESTORE) -> cst.Module:
