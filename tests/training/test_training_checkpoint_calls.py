@@ -131,3 +131,12 @@ def test_helpers_take_the_file_s_indentation():
     new = rewrite_source(source, "four.py").new_text
     assert "\n    model, optimizer = state.merge()\n" in new
     assert "\n            continue  # a static field" in new  # (the comment keeps its two spaces)
+
+
+def test_a_file_that_converts_nothing_else_keeps_its_checkpoint_calls_unmarked():
+    """A weight-porting utility reads a Linen checkpoint raw: its values are still the
+    Linen ones it expects (the rewrite converts nothing in it)."""
+    source = ("from flax.serialization import from_bytes\nfrom flax.training import checkpoints\n\n\n"
+              "def load(folder):\n  with open(checkpoints.latest_checkpoint(folder), 'rb') as f:\n    params = from_bytes(None, f.read())\n  return params\n")
+    result = rewrite_source(source, "port.py")
+    assert result.new_text in (None, source) and result.todos == []

@@ -103,15 +103,19 @@ class CheckpointResult:
 
 
 def convert_checkpoint_calls(module: cst.Module, imports: ImportMap, states: dict[str | None, set[str]],
-                             style: str) -> CheckpointResult:
+                             style: str, report: bool = True) -> CheckpointResult:
     """`module` (the training pass's output) with its checkpoint calls converted.
     `states`: top-level function or method name (`Class.method`; None: module level) ->
-    its names that hold a train state (training/states.py, on the pass's input)."""
+    its names that hold a train state (training/states.py, on the pass's input).
+    `report`: whether the calls left as they were are marked; False in a file the
+    rewrite converts nothing else in (a weight-porting utility, a library's own
+    checkpoint code), whose values are still the Linen ones its calls expect."""
     if not mentions_checkpoints(imports):
         return CheckpointResult(module)
     rules = load_checkpoint_rules()
     save, restore = helper_name(module, checkpoint_helper.SAVE), helper_name(module, checkpoint_helper.RESTORE)
     transformer = _CheckpointCalls(imports, rules, states, style, _orbax_names(module, imports, rules), save, restore)
+    transformer.report = report
     new = module.visit(transformer)
     result = CheckpointResult(new, transformer.changed, transformer.todos)
     if transformer.changed:
@@ -155,6 +159,7 @@ class _CheckpointCalls(cst.CSTTransformer):
         self._derived: dict[str, set[str]] = {}  # function -> names holding a state mapped leaf by leaf
         self.statements: list[list[tuple[str, str, str]]] = []  # per open statement: (callee, construct, why)
         self.changed = False
+        self.report = True
         self.todos: list[tuple[str, str, str, str]] = []
 
     # scopes: the data flow answers per top-level function and per method of a top-level class
@@ -265,6 +270,8 @@ class _CheckpointCalls(cst.CSTTransformer):
                     yield (where, *path), inner
 
     def _todo(self, call: cst.Call, why: str) -> None:
+        if not self.report:
+            return
         callee = cst.Module([]).code_for_node(call.func)
         self.statements[-1].append((callee, _construct(call), why))  # a call is always inside a statement
 

@@ -116,7 +116,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     new, functional = functional_form(new, models, imports, transformer.edits)
-    checkpoints = convert_checkpoint_calls(new, imports, states_by_function(module, transformer.state_flow), style)
+    checkpoints = convert_checkpoint_calls(new, imports, states_by_function(module, transformer.state_flow), style,
+                                           report=transformer.changed or forwarded or functional or converted != original)
     new = checkpoints.module
     forwarded = forwarded or functional or checkpoints.changed or bool(checkpoints.todos)
     if not transformer.changed and not transformer.todos and not forwarded:
