@@ -153,3 +153,27 @@ def test_a_train_state_s_own_fields_are_restored_from_linen_checkpoints(fields_r
     assert int(state.seen) == int(linen_final.seen) == 32 and state.avg_decay == linen_final.avg_decay
     np.testing.assert_allclose(float(state.loss_avg), float(linen_final.loss_avg), rtol=RTOL, atol=ATOL)
     np.testing.assert_array_equal(jax.random.key_data(state.noise_key), jax.random.key_data(linen_final.noise_key))
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_with_every_problem_and_nothing_changed(linen_run):
+    """A missing layer, a changed width, an extra entry: one ValueError lists them all."""
+    import jax
+    from flax import serialization
+
+    _, root, _, _ = linen_run
+    program = load_module(output_path(CASE, "flat-state"), "checkpoint_wrong")
+    tree = serialization.msgpack_restore((root / "bytes").read_bytes())
+    del tree["params"]["Dense_1"]
+    tree["batch_stats"]["BatchNorm_0"]["mean"] = np.zeros(5, np.float32)
+    tree["params"]["Extra_0"] = {"kernel": np.zeros((2, 2), np.float32)}
+    fresh = program.create_train_state(jax.random.key(7), LEARNING_RATE)
+    before = _values(fresh)
+    with pytest.raises(ValueError) as error:
+        program.restored_from_checkpoint(fresh, tree)
+    message = str(error.value)
+    assert "model dense_1/kernel: not in the checkpoint" in message
+    assert "batch_stats/BatchNorm_0/mean: shape (5,) in the checkpoint, (8,) here" in message
+    assert "checkpoint value params/Extra_0/kernel: no place for it in the model" in message
+    assert "optimizer opt_state/0/mu/dense_1/kernel" not in message  # the optimizer's part fits
+    after = _values(fresh)
+    assert all(np.array_equal(after[path], value) for path, value in before.items())

@@ -76,16 +76,17 @@ def {restore}(state, tree):
     collections = {{k: v for k, v in tree.items() if k not in ('step', 'opt_state', *fields) and isinstance(v, dict)}}
     if isinstance(collections.get('params'), dict) and 'params' in collections['params']:
       collections = collections['params']  # a TrainState whose params hold the variables dict
-    parts = {{'model': [v for _, v in sorted(collections.items())], 'optimizer': {{'opt_state': tree.get('opt_state', {{}}), 'step': tree.get('step')}}}}
+    parts = {{'model': collections, 'optimizer': {{'opt_state': tree.get('opt_state', {{}}), 'step': tree.get('step')}}}}
   problems, updates = [], []
   for part, target in (('model', model), ('optimizer', optimizer)):
     saved = {{}}
     for path, value in jax.tree_util.tree_flatten_with_path(parts[part])[0]:
-      path = [_checkpoint_key(key) for key in path][0 if own else (1 if part == 'model' else 0):]
+      path = [_checkpoint_key(key) for key in path]
       path = path[:-1] if path and path[-1] == 'value' else path  # orbax's form of an nnx.State
-      if key_of(path) in saved:
-        problems.append(f'{{part}}: checkpoint values {{"/".join(path)}} and another have the same name')
-      saved[key_of(path)] = ('/'.join(path), value)
+      key = key_of(path[1:] if part == 'model' and not own else path)  # (Linen's collection: the Variable's type)
+      if key in saved:
+        problems.append(f'{{part}}: checkpoint values {{"/".join(path)}} and {{saved[key][0]}} have the same name')
+      saved[key] = ('/'.join(path), value)
     for path, variable in nnx.to_flat_state(nnx.state(target)):
       if not own and isinstance(variable, nnx.RngState):
         continue  # a Linen checkpoint holds no RNG state: the model's streams go on
