@@ -26,9 +26,10 @@ from nnx_migrate.rewrite.visitors import FastTransformer
 NNX = "from flax import nnx\n"
 JAX = "import jax\n"
 FUNCTOOLS = "import functools\n"
+RE = "import re\n"
 
 # import line -> (the local name it binds, the module that name must already stand for)
-_BINDS = {NNX: ("nnx", "flax.nnx"), JAX: ("jax", "jax"), FUNCTOOLS: ("functools", "functools")}
+_BINDS = {NNX: ("nnx", "flax.nnx"), JAX: ("jax", "jax"), FUNCTOOLS: ("functools", "functools"), RE: ("re", "re")}
 # the order of imports added after the last one, whatever order they were asked in
 _AFTER_IMPORTS_ORDER = (FUNCTOOLS, JAX, NNX)
 
@@ -51,7 +52,7 @@ class FileEdits:
         self._unused_linen_anywhere = False
 
     def add_import(self, line: str, place: Place) -> None:
-        """`line` (one of NNX, JAX, FUNCTOOLS) is written at `place`, unless the file
+        """`line` (one of NNX, JAX, FUNCTOOLS, RE) is written at `place`, unless the file
         already binds its name to that module."""
         self.imports.setdefault(line, place)
 

@@ -44,7 +44,8 @@ def test_output_parses_has_no_linen_and_is_a_fixed_point(case, style):
         assert "apply_fn" not in output or "def apply_fn(model, *args, **kwargs)" in output
     if not case.startswith(("todo_", "noop_")) and not expected_todos(case, style):
         training = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "flax.training" for a in n.names}
-        assert training <= {"common_utils"} and "flax.training.train_state" not in imported and "TODO" not in output
+        # (flax.training.checkpoints writes any tree: converted programs save the NNX state with it)
+        assert training <= {"common_utils", "checkpoints"} and "flax.training.train_state" not in imported and "TODO" not in output
     again = rewrite_source(output, "out.py", train_style=style)
     assert again.new_text == output
 

@@ -40,8 +40,8 @@ def {name}(transform, loss_fn, **options):
 '''
 
 
-def helper_name(module: cst.Module | None) -> str:
-    """`param_grad`, or `nnx_param_grad` where the file already binds that name at the top."""
+def helper_name(module: cst.Module | None, base: str = NAME) -> str:
+    """`base` (`param_grad`), or `nnx_param_grad` where the file already binds that name at the top."""
     taken: set[str] = set()
     for stmt in module.body if module is not None else ():
         if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
@@ -53,7 +53,7 @@ def helper_name(module: cst.Module | None) -> str:
                 elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
                     taken.update((a.asname.name if a.asname else a.name).value for a in small.names
                                  if isinstance((a.asname.name if a.asname else a.name), cst.Name))
-    name = NAME
+    name = base
     while name in taken:
         name = f"nnx_{name}"
     return name

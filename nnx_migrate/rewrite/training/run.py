@@ -13,7 +13,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from nnx_migrate.rewrite.edits import JAX, NNX, Place
+from nnx_migrate.rewrite.edits import JAX, NNX, RE, Place
 from nnx_migrate.rewrite.lines import (
     render,
     splits_lines_like_ast,
@@ -27,6 +27,11 @@ from nnx_migrate.rewrite.report import TODO_MARK, TodoSite
 from nnx_migrate.rewrite.run_context import RunContext
 from nnx_migrate.rewrite.training import param_grad
 from nnx_migrate.rewrite.training.api_map import load_training_rules
+from nnx_migrate.rewrite.training.checkpoint_calls import (
+    convert_checkpoint_calls,
+    states_by_function,
+    todo_sites,
+)
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.functional import functional_form
 from nnx_migrate.rewrite.training.models import (
@@ -111,7 +116,10 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     new, functional = functional_form(new, models, imports, transformer.edits)
-    forwarded = forwarded or functional
+    checkpoints = convert_checkpoint_calls(new, imports, states_by_function(module, transformer.state_flow), style,
+                                           report=transformer.changed or forwarded or functional or converted != original)
+    new = checkpoints.module
+    forwarded = forwarded or functional or checkpoints.changed or bool(checkpoints.todos)
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
@@ -126,11 +134,16 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     else:
         positions, to_original = {}, None
     todos = [TodoSite(path, to_original(_line(positions, node)), construct, why) for node, construct, why in transformer.todos]
+    todos += todo_sites(checkpoints, path, original)
     new, helper_todos = _place_helper(new, subclasses, helper_name, style, transformer.used_helper, path, {c.name.value: to_original(_line(positions, c)) for c in subclasses}, transformer.used_apply_fn, carried)
     todos += helper_todos
     if transformer.used_param_grad:
         new = param_grad.add_helper(new, transformer.used_param_grad)
     edits = transformer.edits
+    if checkpoints.changed:  # the checkpoint helpers' code reads `re`, `jax` and `nnx`
+        edits.add_import(RE, Place.FIRST)
+        edits.add_import(JAX, Place.AFTER_IMPORTS)
+        edits.add_import(NNX, Place.AFTER_IMPORTS)
     if transformer.used_helper:  # the helper state's code reads `nnx` (and, flat, `jax`)
         edits.add_import(NNX, Place.AFTER_IMPORTS)
         if style == "flat-state":
