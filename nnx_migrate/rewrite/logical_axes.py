@@ -8,7 +8,8 @@ name wins, a name without a rule is taken as a mesh axis name), where Linen take
 in order and gives a name the mesh axes of its FIRST rule whose axes the array does not use
 yet (a name without one stays unsharded). Real rule sets (MaxText's) list a name several
 times, so the two give different PartitionSpecs. NNX also has no logical sharding
-constraint for activations (`nn.with_logical_constraint`). These helpers are Linen's
+constraint for activations (`nn.with_logical_constraint`), and no boxes to take values out
+of (`nn.meta.unbox`: a Variable holds its metadata beside its value). These helpers are Linen's
 functions on NNX objects, so a converted program shards exactly as the Linen one did
 (tests/rewrite/test_logical_axes.py runs them against Linen's; the mesh fixtures in
 fixtures/training/ compare the shardings of whole programs).
@@ -77,6 +78,19 @@ GET_PARTITION_SPEC = '''def get_partition_spec(tree):
     return jax.tree.map(spec, tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
 '''
 
+GET_SHARDING = '''def get_sharding(tree, mesh):
+    """Linen's `nn.get_sharding` for NNX objects: a NamedSharding of `mesh` per array."""
+    # the axis names each Variable carries, taken as mesh axes: no rules, as in Linen
+    return jax.tree.map(lambda spec: jax.sharding.NamedSharding(mesh, spec), get_partition_spec(tree),
+                        is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
+'''
+
+UNBOX = '''def unbox(tree):
+    """Linen's `nn.meta.unbox` for NNX objects: each Variable of `tree` as its array."""
+    return jax.tree.map(lambda x: x.get_value() if isinstance(x, nnx.Variable) else x, tree,
+                        is_leaf=lambda x: isinstance(x, nnx.Variable))
+'''
+
 # name -> (source, helpers it calls, import lines it reads: edits.JAX / edits.NNX spelled out)
 LOGICAL_AXIS_HELPERS = {
     "logical_to_mesh_axes": (LOGICAL_TO_MESH_AXES, (), ("import jax\n",)),
@@ -84,4 +98,6 @@ LOGICAL_AXIS_HELPERS = {
     "logical_to_mesh_sharding": (LOGICAL_TO_MESH_SHARDING, ("logical_to_mesh_axes",), ("import jax\n",)),
     "with_logical_constraint": (WITH_LOGICAL_CONSTRAINT, ("logical_to_mesh_axes",), ("import jax\n",)),
     "get_partition_spec": (GET_PARTITION_SPEC, (), ("import jax\n", "from flax import nnx\n")),
+    "get_sharding": (GET_SHARDING, ("get_partition_spec",), ("import jax\n",)),
+    "unbox": (UNBOX, (), ("import jax\n", "from flax import nnx\n")),
 }

@@ -3,6 +3,8 @@ logical axis names to mesh axes exactly as Linen does, where NNX's own mapping d
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from flax import linen as nn
 
@@ -101,3 +103,54 @@ def test_get_partition_spec_reads_the_logical_names():
         specs = ours(nnx.state(layer))
     assert specs["kernel"].get_value() == P("embed", "mlp") and specs["bias"].get_value() == P()
     assert jax.tree.structure(specs) == jax.tree.structure(nnx.state(layer))
+
+
+def test_get_sharding_and_unbox_for_nnx_objects():
+    import jax
+    import numpy as np
+    from flax import nnx
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "model"))
+    init = nnx.with_partitioning(nnx.initializers.lecun_normal(), (None, "model"), eager_sharding=False)
+    layer = nnx.Linear(2, 3, kernel_init=init, rngs=nnx.Rngs(0))
+    ns = helpers("get_sharding", "unbox")
+    shardings = ns["get_sharding"](nnx.state(layer), mesh)
+    assert shardings["kernel"].get_value() == NamedSharding(mesh, P(None, "model"))
+    assert shardings["bias"].get_value() == NamedSharding(mesh, P())
+    values = ns["unbox"](nnx.state(layer))
+    assert not any(isinstance(v, nnx.Variable) for v in jax.tree.leaves(values, is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    np.testing.assert_array_equal(values["kernel"], layer.kernel.get_value())
+
+
+HEADS = '''import jax.numpy as jnp
+from flax import linen as nn
+
+
+class Heads(nn.Module):
+  heads: int = 2
+
+  @nn.compact
+  def __call__(self, x):
+    b, l, d = x.shape
+    x = nn.Dense(8)(x)
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    y = nn.with_logical_constraint(x.reshape(b, l, self.heads, 4), ('batch', 'length', 'heads', 'kv'))
+    y = y.reshape(y.shape[:2] + (-1,))
+    return nn.Dense(3)(y) + nn.Dense(3)(x)
+'''
+
+
+def test_sizes_pass_through_a_constraint():
+    """The layer after a constraint knows its input size: the constraint's last axis (size
+    engine) and whole shape (after a reshape) are its input's."""
+    from nnx_migrate.rewrite.transform import rewrite_source
+
+    result = rewrite_source(HEADS, "heads.py")
+    assert not result.todos, result.todos
+    assert "in_features=self.heads * 4, out_features=3" in result.new_text
+    assert "in_features=8, out_features=3" in result.new_text
+    assert "x = with_logical_constraint(x, ('batch', 'length', 'embed'))" in result.new_text
+    tree = ast.parse(result.new_text)
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "nn"], "Linen left"
