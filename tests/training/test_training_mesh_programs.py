@@ -2,7 +2,7 @@
 program and its conversion, from the same initial weights, give the same loss at every
 step (float32 round-off), and every converted parameter is sharded with the PartitionSpec
 of its Linen counterpart, when created and after training; in both train styles and both
-NNX modes. All of it runs in one subprocess with four forced CPU devices
+NNX modes (mesh_programs.configs). All of it runs in one subprocess with four forced CPU devices
 (mesh_programs.py), since this process has one device."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mesh_programs import configs
 from training_programs import ROOT, STYLES, mesh_cases
 
 RTOL, ATOL = 1e-5, 1e-6
-MODES = ("graph", "tree")
-RUNS = [(case, style, mode) for case in mesh_cases() for style in STYLES for mode in MODES]
+RUNS = [(case, style, mode) for case in mesh_cases() for style, mode in configs(case, STYLES)]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def results():
 
 
 def test_there_are_mesh_cases():
-    assert mesh_cases()
+    assert len(mesh_cases()) >= 2 and len(RUNS) >= 5
 
 
 @pytest.mark.parametrize("case,style,mode", RUNS, ids=[":".join(r) for r in RUNS])
