@@ -51,13 +51,20 @@ LOGICAL_TO_MESH_SHARDING = '''def logical_to_mesh_sharding(specs, mesh, rules=No
 '''
 
 WITH_LOGICAL_CONSTRAINT = '''def with_logical_constraint(x, names, rules=None, mesh=None):
-    """Linen's `nn.with_logical_constraint` for one array, under Linen's logical axis rules."""
-    # a no-op without rules, or without a mesh (`mesh`, or the one `jax.set_mesh` sets)
+    """Linen's `nn.with_logical_constraint`, under Linen's logical axis rules."""
+    # a no-op without rules, or without a mesh (`mesh`, or the one `jax.set_mesh` sets);
+    # a pytree of arrays takes a pytree of names
     if rules is None:
         from flax.core.spmd import get_logical_axis_rules
         rules = get_logical_axis_rules()
     if not rules or names is None or (mesh is None and jax.sharding.get_abstract_mesh().empty):
         return x
+
+    def is_names(n):
+        return n is None or (isinstance(n, (tuple, jax.sharding.PartitionSpec)) and all(isinstance(a, str) or a is None for a in n))
+
+    if not is_names(names):
+        return jax.tree.map(lambda n, a: with_logical_constraint(a, n, rules, mesh), names, x, is_leaf=is_names)
     spec = logical_to_mesh_axes(names, rules)
     return jax.lax.with_sharding_constraint(x, spec if mesh is None else jax.sharding.NamedSharding(mesh, spec))
 '''

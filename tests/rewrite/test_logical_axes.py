@@ -89,6 +89,13 @@ def test_with_logical_constraint_constrains_as_linen(monkeypatch):
         mine = jax.jit(lambda x: ours(x, names))(x)
     assert len(seen) == 2 and seen[0] == seen[1] == nn.logical_to_mesh_axes(names, rules)
     np.testing.assert_array_equal(np.asarray(mine), np.asarray(linen))
+    # a pytree of arrays with a pytree of names, as Linen's
+    seen.clear()
+    tree, tree_names = {"a": x, "b": x.T}, {"a": names, "b": ("length", None)}
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        jax.jit(lambda t: nn.with_logical_constraint(t, tree_names))(tree)
+        jax.jit(lambda t: ours(t, tree_names))(tree)
+    assert len(seen) == 4 and seen[:2] == seen[2:] and seen[1] == nn.logical_to_mesh_axes(("length", None), rules)
 
 
 def test_get_partition_spec_reads_the_logical_names():

@@ -44,7 +44,16 @@ def main() -> dict:
     from flax import nnx
 
     from nnx_migrate.equivalence import map_weights
-    from training_programs import FIXTURES, STYLES, linen_variables, load_module, mesh_cases, output_path, start_from_linen_weights
+
+    from training_programs import (
+        FIXTURES,
+        STYLES,
+        linen_variables,
+        load_module,
+        mesh_cases,
+        output_path,
+        start_from_linen_weights,
+    )
 
     assert len(jax.devices()) == 4, "set XLA_FLAGS=--xla_force_host_platform_device_count=4"
     result: dict = {"linen": {}, "nnx": []}

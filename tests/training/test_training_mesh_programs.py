@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mesh_programs import configs
+
 from training_programs import ROOT, STYLES, mesh_cases
 
 RTOL, ATOL = 1e-5, 1e-6
