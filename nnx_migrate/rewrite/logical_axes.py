@@ -72,10 +72,12 @@ WITH_LOGICAL_CONSTRAINT = '''def with_logical_constraint(x, names, rules=None, m
 GET_PARTITION_SPEC = '''def get_partition_spec(tree):
     """Linen's `nn.get_partition_spec` for NNX objects: each Variable's logical axis names."""
     # Read from its `out_sharding` metadata, P() for other arrays; rules apply later
-    # (`logical_to_mesh_sharding`). A TrainState of flat leaves gets a spec per leaf, read
-    # from the model and optimizer it merges into.
+    # (`logical_to_mesh_sharding`). A TrainState of flat leaves gets a spec per leaf: its
+    # model's and optimizer's first, then P() for the fields it carries.
     if hasattr(tree, "graphdef") and hasattr(tree, "leaves"):
-        return type(tree)(tree.graphdef, tree.treedef, jax.tree.leaves(get_partition_spec(nnx.state(tree.merge()))))
+        specs = jax.tree.leaves(get_partition_spec(nnx.state(tree.merge())))
+        leaves, treedef = jax.tree.flatten(tree)
+        return jax.tree.unflatten(treedef, specs + [jax.sharding.PartitionSpec()] * (len(leaves) - len(specs)))
 
     def spec(x):
         if isinstance(x, nnx.Variable):

@@ -161,3 +161,22 @@ def test_sizes_pass_through_a_constraint():
     assert "x = with_logical_constraint(x, ('batch', 'length', 'embed'))" in result.new_text
     tree = ast.parse(result.new_text)
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "nn"], "Linen left"
+
+
+def test_get_partition_spec_of_a_flat_train_state_with_fields():
+    """The flat-state TrainState of a Linen subclass carries its own fields as more leaves:
+    the specs have the state's structure (what `jax.jit(out_shardings=...)` needs)."""
+    import sys
+    from pathlib import Path
+
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from training_programs import load_module, output_path
+
+    program = load_module(output_path("custom_fields_trainstate", "flat-state"), "logical_axes_fields")
+    state = program.create_train_state(jax.random.key(0), 0.1)
+    specs = helpers("get_partition_spec")["get_partition_spec"](state)
+    assert jax.tree.structure(specs) == jax.tree.structure(state)
+    assert len(jax.tree.leaves(state)) > len(state.leaves) and set(jax.tree.leaves(specs)) == {P()}
