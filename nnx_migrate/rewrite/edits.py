@@ -18,7 +18,7 @@ import enum
 import libcst as cst
 
 from nnx_migrate.rewrite import templates
-from nnx_migrate.rewrite.helpers import add_helpers
+from nnx_migrate.rewrite.helpers import HELPER_IMPORTS, add_helpers, with_needs
 from nnx_migrate.rewrite.names import LINEN, ImportMap, dotted
 from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -58,6 +58,9 @@ class FileEdits:
 
     def add_helper(self, name: str) -> None:
         self.helpers.add(name)
+        for needed in with_needs({name}):
+            for line in HELPER_IMPORTS.get(needed, ()):
+                self.add_import(line, Place.AFTER_IMPORTS)
 
     def remove_unused_linen(self, used: set[str]) -> None:
         """Top-level Linen imports binding none of `used` (the names the converted code

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnx_migrate.rewrite.logical_axes import LOGICAL_AXIS_HELPERS
+
 HELPER_SOURCES = {
     "merge_param": '''def merge_param(name, a, b):
     """Linen's `nn.merge_param`: the one of `a` (constructor) and `b` (call) that is set."""
@@ -20,7 +22,23 @@ HELPER_SOURCES = {
         raise ValueError(f'Parameter "{name}" was passed to the constructor and at call time. Should be passed just once.')
     return b if a is None else a
 ''',
+    **{name: source for name, (source, _, _) in LOGICAL_AXIS_HELPERS.items()},
 }
+# helper -> the helpers it calls (written with it)
+HELPER_NEEDS = {name: needs for name, (_, needs, _) in LOGICAL_AXIS_HELPERS.items()}
+# helper -> the import lines its code reads
+HELPER_IMPORTS = {name: imports for name, (_, _, imports) in LOGICAL_AXIS_HELPERS.items()}
+
+
+def with_needs(names: set[str]) -> set[str]:
+    """`names` and every helper they call."""
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(HELPER_NEEDS.get(name, ()))
+    return found
 
 
 def add_helpers(module: cst.Module, needed: set[str], before_index: int | None) -> cst.Module:
@@ -36,7 +54,7 @@ def add_helpers(module: cst.Module, needed: set[str], before_index: int | None) 
                 before_index = i + 1
     defs = [
         cst.parse_statement(HELPER_SOURCES[name], config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
-        for name in sorted(needed)
+        for name in sorted(with_needs(needed))
     ]
     body[before_index:before_index] = defs
     return module.with_changes(body=body)

@@ -54,6 +54,12 @@ def _product(dims) -> str:
     return " * ".join(d if re.fullmatch(r"[\w.]+", d) else f"({d})" for d in dims)
 
 
+# Functions that return their first argument's array unchanged but for its placement.
+SHARDING_CONSTRAINTS = frozenset({
+    "flax.linen.with_logical_constraint", "flax.linen.partitioning.with_sharding_constraint", "jax.lax.with_sharding_constraint",
+})
+
+
 class ShapeOf:
     """Whole shape of an expression (a tuple of entries), or None where even the number of
     axes is unknown."""
@@ -73,6 +79,8 @@ class ShapeOf:
             return None
         if isinstance(expr.func, cst.Attribute) and isinstance(expr.func.value, cst.Name) and expr.func.value.value == "self" and expr.func.attr.value == "param":
             return self._param(positional)
+        if qual in SHARDING_CONSTRAINTS and positional:
+            return self(positional[0])  # the array itself, placed on devices
         if qual in ("jax.numpy.dot", "jax.numpy.matmul") and len(positional) == 2 and len(expr.args) == 2:
             return self._matmul(positional[0], positional[1])
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "reshape" and qual is None:

@@ -32,9 +32,15 @@ def cases() -> list[str]:
 
 
 def runnable_cases() -> list[str]:
-    """Cases that train a TrainState (`todo_*` document what is left to a person, `noop_*`
-    stay as they are, functional ones train params pytrees)."""
-    return [case for case in cases() if not case.startswith(("todo_", "noop_")) and case not in functional_cases()]
+    """Cases that train a TrainState on one device (`todo_*` document what is left to a
+    person, `noop_*` stay as they are, functional ones train params pytrees, `mesh_*` need
+    four devices: test_training_mesh_programs.py runs them)."""
+    return [case for case in cases() if not case.startswith(("todo_", "noop_", "mesh_")) and case not in functional_cases()]
+
+
+def mesh_cases() -> list[str]:
+    """Programs sharded over a 2x2 device mesh (same interface as the runnable cases)."""
+    return [case for case in cases() if case.startswith("mesh_")]
 
 
 def functional_cases() -> list[str]:

@@ -43,6 +43,7 @@ from nnx_migrate.rewrite.training.models import (
     with_factories,
 )
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
+from nnx_migrate.rewrite.training.sharding import set_mesh
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.states import state_flow
 from nnx_migrate.rewrite.training.steps import TrainingTransformer
@@ -115,6 +116,8 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         transformer.pmapped = pmapped_functions(module, imports)
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
+    new, meshes = set_mesh(new, imports, transformer.edits) if "with" in converted else (new, False)
+    forwarded = forwarded or meshes
     new, functional = functional_form(new, models, imports, transformer.edits)
     checkpoints = convert_checkpoint_calls(new, imports, states_by_function(module, transformer.state_flow), style,
                                            report=transformer.changed or forwarded or functional or converted != original)
