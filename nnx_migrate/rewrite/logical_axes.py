@@ -50,10 +50,13 @@ LOGICAL_TO_MESH_SHARDING = '''def logical_to_mesh_sharding(specs, mesh, rules=No
                         is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
 '''
 
-WITH_LOGICAL_CONSTRAINT = '''def with_logical_constraint(x, names, rules=None, mesh=None):
+WITH_LOGICAL_CONSTRAINT = '''def with_logical_constraint(x, names, rules=None, mesh=None, fallback=None):
     """Linen's `nn.with_logical_constraint`, under Linen's logical axis rules."""
     # a no-op without rules, or without a mesh (`mesh`, or the one `jax.set_mesh` sets);
-    # a pytree of arrays takes a pytree of names
+    # a pytree of arrays takes a pytree of names; names without a rule are unsharded
+    # (Linen's default fallback, the only one kept)
+    if fallback is not None and getattr(fallback, "name", fallback) != "AXIS_IS_UNSHARDED":
+        raise NotImplementedError(f"with_logical_constraint(fallback={fallback}): convert by hand")
     if rules is None:
         from flax.core.spmd import get_logical_axis_rules
         rules = get_logical_axis_rules()

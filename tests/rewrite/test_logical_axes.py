@@ -180,3 +180,27 @@ def test_get_partition_spec_of_a_flat_train_state_with_fields():
     specs = helpers("get_partition_spec")["get_partition_spec"](state)
     assert jax.tree.structure(specs) == jax.tree.structure(state)
     assert len(jax.tree.leaves(state)) > len(state.leaves) and set(jax.tree.leaves(specs)) == {P()}
+
+
+def test_with_logical_constraint_takes_linens_default_fallback_and_refuses_the_others():
+    import jax.numpy as jnp
+
+    constrain = helpers("with_logical_constraint")["with_logical_constraint"]
+    x = jnp.ones((2, 2))
+    assert constrain(x, ("batch", None), fallback=nn.spmd.RulesFallback.AXIS_IS_UNSHARDED) is x  # no rules: no-op
+    with pytest.raises(NotImplementedError, match="convert by hand"):
+        constrain(x, ("batch", None), fallback=nn.spmd.RulesFallback.NO_CONSTRAINT)
+
+
+def test_a_non_default_fallback_is_marked_at_its_line():
+    from nnx_migrate.rewrite.transform import rewrite_source
+
+    source = (
+        "import flax.linen as nn\n\n\n"
+        "def f(x):\n"
+        "    return nn.with_logical_constraint(x, ('batch',), fallback=nn.spmd.RulesFallback.NO_CONSTRAINT)\n"
+    )
+    result = rewrite_source(source, "f.py")
+    lines = result.new_text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "return with_logical_constraint(x" in line)
+    assert "TODO(nnx-migrate)" in lines[at - 1], result.new_text  # the statement's marker
