@@ -1,0 +1,265 @@
+"""The subprocess of `benchmarks/corpus_breaks.py` for one package: imports the Linen
+originals and the converted copies as the package's modules, builds each class through
+the equivalence harness on its example and classifies what happens (see that script)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+MARKER = "TODO(nnx-migrate)"
+CLASS_SECONDS = 120
+# inputs tried, in order, for every required positional input of `__call__`
+_CANDIDATES = [(2, 4), (2, 3, 4), (2, 4, 4, 4), ("int", (2, 3), 4), (4,), (3, 4)]
+
+
+def module_name(root: Path, rel: str) -> tuple[Path, str]:
+    """(folder to put on sys.path, dotted module name) for the file `rel` under `root`:
+    the name through every enclosing folder that has an __init__.py."""
+    path = root / rel
+    parts = [path.stem] if path.stem != "__init__" else []
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder != root.parent:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(parts)
+
+
+def _under(module, root: str) -> bool:
+    paths = [getattr(module, "__file__", None) or ""] + list(getattr(module, "__path__", []) or [])
+    return any(str(p).startswith(root) for p in paths)
+
+
+def import_all(root: Path, rels: list[str]) -> dict[str, object]:
+    """{rel: module or 'ImportError text'}; afterwards the modules under `root` are gone
+    from sys.modules (the objects live on), so the other tree can be imported by the same
+    names."""
+    loaded: dict[str, object] = {}
+    for rel in rels:
+        folder, name = module_name(root, rel)
+        sys.path.insert(0, str(folder))
+        try:
+            if folder == (root / rel).parent and "." not in name:
+                # a file outside any package: a fresh name (several packages hold a models.py)
+                from nnx_migrate.equivalence.loading import load_python_file
+
+                loaded[rel] = load_python_file(root / rel, f"_breaks_{abs(hash(str(root / rel)))}")
+            else:
+                loaded[rel] = importlib.import_module(name)
+        except BaseException as exc:  # noqa: BLE001 - a missing dependency, a syntax error: counted
+            cause = exc.__cause__ or exc
+            loaded[rel] = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        finally:
+            sys.path.remove(str(folder))
+        for key, module in list(sys.modules.items()):
+            if module is not None and _under(module, str(root)) and not key.startswith("_breaks_"):
+                del sys.modules[key]
+    return loaded
+
+
+# --- examples -------------------------------------------------------------------------
+
+
+def _field_value(field: dataclasses.Field):
+    text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", repr(field.type))
+    text = text.replace("typing.", "")
+    if "Optional" in text or "None" in text:
+        return None
+    if text in ("int",):
+        return 4
+    if text in ("float",):
+        return 0.5
+    if text in ("bool",):
+        return False
+    raise LookupError(f"required field {field.name}: {text}")
+
+
+def probe_fields(cls) -> dict:
+    fields = {}
+    for field in dataclasses.fields(cls):
+        if field.name in ("parent", "name") or not field.init:
+            continue
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            fields[field.name] = _field_value(field)
+    return fields
+
+
+def _make(spec, key):
+    import jax
+    import jax.numpy as jnp
+
+    if spec[0] == "int":
+        return jax.random.randint(key, spec[1], 0, spec[2])
+    return jax.random.normal(key, spec, jnp.float32)
+
+
+def probe_inputs(instance) -> list | None:
+    """Inputs on which Linen's own init runs (abstractly), or None."""
+    import inspect
+
+    import jax
+
+    from nnx_migrate.equivalence.mode_flags import TRAIN_FLAGS, eval_and_train_kwargs
+
+    method = type(instance).__call__
+    required = [p for p in list(inspect.signature(method).parameters.values())[1:]
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+                and p.name not in TRAIN_FLAGS]
+    kwargs = eval_and_train_kwargs(method, {}, None)[0]
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    for spec in _CANDIDATES:
+        inputs = [_make(spec, jax.random.key(i)) for i in range(len(required))]
+        try:
+            with _time_limit(30):
+                jax.eval_shape(lambda *xs: instance.init(rngs, *xs, **kwargs), *inputs)
+        except BaseException:  # noqa: BLE001 - Linen does not run on this candidate
+            continue
+        return inputs
+    return None
+
+
+# --- locating a break -------------------------------------------------------------------
+
+
+def converted_frames(exc: BaseException, root: str) -> list:
+    """Frames in converted files of the most original exception in `exc`'s chain that has
+    any, innermost last."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for link in reversed(chain):
+        frames = [f for f in traceback.extract_tb(link.__traceback__) if f.filename.startswith(root)]
+        if frames:
+            return frames
+    return []
+
+
+def is_marked(path: str, line: int) -> bool:
+    lines = Path(path).read_text().splitlines()
+    tree = ast.parse("\n".join(lines))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if not node.lineno <= line <= (node.end_lineno or node.lineno):
+            continue
+        first = node.lineno
+        while first > 1 and lines[first - 2].strip().startswith("#"):
+            first -= 1
+        # the statement's own lines up to the reached line, and the comments above it
+        if any(MARKER in text for text in lines[first - 1: line]):
+            return True
+    return False
+
+
+def classify(exc: BaseException, converted_root: str) -> tuple[str, str]:
+    frames = converted_frames(exc, converted_root)
+    message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    if not frames:
+        return "harness", message
+    inner = frames[-1]
+    where = f"{Path(inner.filename).relative_to(converted_root)}:{inner.lineno}"
+    if is_marked(inner.filename, inner.lineno):
+        return "reported", f"{where}: {message}"
+    for frame in reversed(frames[:-1]):
+        if is_marked(frame.filename, frame.lineno):
+            caller = f"{Path(frame.filename).relative_to(converted_root)}:{frame.lineno}"
+            return "reported", f"{where} (caller's TODO at {caller}): {message}"
+    return "unreported", f"{where}: {message}"
+
+
+# --- one class ----------------------------------------------------------------------------
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _time_limit:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGALRM, self._fire)
+        signal.alarm(self.seconds)
+
+    def _fire(self, *_):
+        raise _Timeout(f"over {self.seconds} s")
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: dict) -> tuple[str, str]:
+    import jax
+
+    from nnx_migrate.equivalence import compare
+
+    name = entry["name"]
+    linen_cls, nnx_cls = getattr(linen_mod, name, None), getattr(nnx_mod, name, None)
+    if linen_cls is None or nnx_cls is None:
+        return "not_runnable", "the class is not a module-level name of its file"
+    example = examples.get(entry["key"])
+    try:
+        if example is not None:
+            from corpus import _input
+
+            keys = jax.random.split(jax.random.key(0), len(example["inputs"]))
+            inputs = [_input(s, k) for s, k in zip(example["inputs"], keys, strict=True)]
+            instance = linen_cls(**example["fields"](linen_mod))
+            call_kwargs = example.get("call_kwargs")
+        else:
+            instance = linen_cls(**probe_fields(linen_cls))
+            inputs = probe_inputs(instance)
+            call_kwargs = None
+            if inputs is None:
+                return "no_example", "Linen's init runs on none of the probed inputs"
+    except Exception as exc:  # noqa: BLE001
+        return "no_example", f"{type(exc).__name__}: {exc}"[:200]
+    try:
+        with _time_limit(CLASS_SECONDS):
+            result = compare(instance, nnx_cls, *inputs, call_kwargs=call_kwargs)
+    except BaseException as exc:  # noqa: BLE001 - every exception is the measurement
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        from nnx_migrate.equivalence.errors import EquivalenceSetupError
+
+        outcome, detail = classify(exc, converted_root)
+        if outcome == "harness" and isinstance(exc, EquivalenceSetupError) and "Linen" in str(exc).split(":")[0]:
+            return "no_example", detail  # Linen itself did not run on the example
+        return outcome, detail
+    if result.ok:
+        return "proven", f"max |diff| {result.max_abs_diff:.2g}"
+    return "differs", str(result).splitlines()[0][:300]
+
+
+def work(job_path: Path, answer_path: Path) -> None:
+    job = json.loads(job_path.read_text())
+    sys.path.insert(0, str(Path(__file__).parent))
+    from corpus_examples import EXAMPLES
+
+    original, converted = Path(job["original"]), Path(job["converted"])
+    rels = sorted({c["rel"] for c in job["classes"]})
+    linen = import_all(original, rels)
+    nnx = import_all(converted, rels)
+    rows = []
+    for entry in job["classes"]:
+        rel = entry["rel"]
+        if isinstance(linen[rel], str) or isinstance(nnx[rel], str):
+            why = linen[rel] if isinstance(linen[rel], str) else f"converted file: {nnx[rel]}"
+            rows.append({**entry, "outcome": "not_runnable", "detail": why})
+        else:
+            outcome, detail = build_one(entry, linen[rel], nnx[rel], str(converted), EXAMPLES)
+            rows.append({**entry, "outcome": outcome, "detail": detail})
+        answer_path.write_text(json.dumps(rows))
+    answer_path.write_text(json.dumps(rows))
+
