@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import traceback
+import types
 from pathlib import Path
 
 MARKER = "TODO(nnx-migrate)"
@@ -19,16 +20,28 @@ CLASS_SECONDS = 120
 _CANDIDATES = [(2, 4), (2, 3, 4), (2, 4, 4, 4), ("int", (2, 3), 4), (4,), (3, 4)]
 
 
-def module_name(root: Path, rel: str) -> tuple[Path, str]:
-    """(folder to put on sys.path, dotted module name) for the file `rel` under `root`:
-    the name through every enclosing folder that has an __init__.py."""
+def module_names(root: Path, rel: str) -> list[tuple[Path, str]]:
+    """Ways to import the file `rel` under `root`, as (folder to put on sys.path, dotted
+    module name), most natural first: the name through every enclosing folder that has an
+    __init__.py; where that chain ends at `root` itself, also `root` as a namespace package
+    (a corpus folder holding part of a package, imported by its own name). A file in a
+    folder with no __init__.py that uses relative imports is imported as a namespace
+    module of `root`; other such files are loaded alone (None)."""
     path = root / rel
     parts = [path.stem] if path.stem != "__init__" else []
     folder = path.parent
     while (folder / "__init__.py").is_file() and folder != root.parent:
         parts.insert(0, folder.name)
         folder = folder.parent
-    return folder, ".".join(parts)
+    if folder == path.parent:
+        if not any(line.startswith("from .") for line in path.read_text(errors="replace").splitlines()):
+            return [(folder, None)]
+        parts = list(Path(rel).with_suffix("").parts)
+        folder = root
+    ways = [(folder, ".".join(parts))]
+    if folder == root and root.name.isidentifier():
+        ways.append((root.parent, ".".join([root.name, *parts])))
+    return ways
 
 
 def _under(module, root: str) -> bool:
@@ -36,31 +49,69 @@ def _under(module, root: str) -> bool:
     return any(str(p).startswith(root) for p in paths)
 
 
+def _forget(root: Path) -> None:
+    for key, module in list(sys.modules.items()):
+        if module is not None and _under(module, str(root)) and not key.startswith("_breaks_"):
+            del sys.modules[key]
+
+
+def _bare_parents(folder: Path, name: str) -> None:
+    """Registers the parent packages of `name` without running their __init__.py (which
+    often imports the whole package and its optional dependencies)."""
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        package = ".".join(parts[:depth])
+        if package not in sys.modules:
+            module = types.ModuleType(package)
+            module.__path__ = [str(folder.joinpath(*parts[:depth]))]
+            module.__package__ = package
+            sys.modules[package] = module
+
+
+def import_file(root: Path, rel: str):
+    """The module of `rel`, importing its package as the package's own code does; raises
+    the first way's exception when no way works."""
+    first = None
+    for folder, name in module_names(root, rel):
+        for bare in (False, True):
+            if name is None and bare:
+                continue
+            sys.path.insert(0, str(folder))
+            try:
+                if name is None:
+                    from nnx_migrate.equivalence.loading import load_python_file
+
+                    module = load_python_file(root / rel, f"_breaks_{abs(hash(str(root / rel)))}")
+                else:
+                    if bare:
+                        _bare_parents(folder, name)
+                    module = importlib.import_module(name)
+                return module
+            except Exception as exc:  # noqa: BLE001 - the next way may work
+                first = first or exc
+            finally:
+                sys.path.remove(str(folder))
+                _forget(root)
+    raise first
+
+
 def import_all(root: Path, rels: list[str]) -> dict[str, object]:
-    """{rel: module or 'ImportError text'}; afterwards the modules under `root` are gone
-    from sys.modules (the objects live on), so the other tree can be imported by the same
-    names."""
+    """{rel: module or the exception importing it}; afterwards the modules under `root`
+    are gone from sys.modules (the objects live on), so the other tree can be imported by
+    the same names."""
     loaded: dict[str, object] = {}
     for rel in rels:
-        folder, name = module_name(root, rel)
-        sys.path.insert(0, str(folder))
         try:
-            if folder == (root / rel).parent and "." not in name:
-                # a file outside any package: a fresh name (several packages hold a models.py)
-                from nnx_migrate.equivalence.loading import load_python_file
-
-                loaded[rel] = load_python_file(root / rel, f"_breaks_{abs(hash(str(root / rel)))}")
-            else:
-                loaded[rel] = importlib.import_module(name)
-        except BaseException as exc:  # noqa: BLE001 - a missing dependency, a syntax error: counted
-            cause = exc.__cause__ or exc
-            loaded[rel] = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-        finally:
-            sys.path.remove(str(folder))
-        for key, module in list(sys.modules.items()):
-            if module is not None and _under(module, str(root)) and not key.startswith("_breaks_"):
-                del sys.modules[key]
+            loaded[rel] = import_file(root, rel)
+        except Exception as exc:  # noqa: BLE001 - a missing dependency, a syntax error: counted
+            loaded[rel] = exc
     return loaded
+
+
+def _message(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause).splitlines()[0] if str(cause) else ""
+    return f"{type(cause).__name__}: {text}"[:300]
 
 
 # --- examples -------------------------------------------------------------------------
@@ -239,7 +290,8 @@ def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: di
         return outcome, detail
     if result.ok:
         return "proven", f"max |diff| {result.max_abs_diff:.2g}"
-    return "differs", str(result).splitlines()[0][:300]
+    failed = [f"{c.name}: max |diff| {c.max_abs_diff:.2g}" for c in result.failed_checks]
+    return "differs", "; ".join(failed + result.weight_map.problems()[:2])[:300]
 
 
 def work(job_path: Path, answer_path: Path) -> None:
@@ -254,9 +306,13 @@ def work(job_path: Path, answer_path: Path) -> None:
     rows = []
     for entry in job["classes"]:
         rel = entry["rel"]
-        if isinstance(linen[rel], str) or isinstance(nnx[rel], str):
-            why = linen[rel] if isinstance(linen[rel], str) else f"converted file: {nnx[rel]}"
-            rows.append({**entry, "outcome": "not_runnable", "detail": why})
+        if isinstance(linen[rel], Exception):
+            rows.append({**entry, "outcome": "not_runnable", "detail": _message(linen[rel])})
+        elif isinstance(nnx[rel], Exception):
+            # the original imports here, its conversion does not: a break of the converted file
+            outcome, detail = classify(nnx[rel], str(converted))
+            rows.append({**entry, "outcome": "unreported" if outcome == "harness" else outcome,
+                         "detail": f"importing the converted file: {detail}"})
         else:
             outcome, detail = build_one(entry, linen[rel], nnx[rel], str(converted), EXAMPLES)
             rows.append({**entry, "outcome": outcome, "detail": detail})
