@@ -45,7 +45,12 @@ def module_names(root: Path, rel: str) -> list[tuple[Path, str]]:
 
 
 def _under(module, root: str) -> bool:
-    paths = [getattr(module, "__file__", None) or ""] + list(getattr(module, "__path__", []) or [])
+    search = getattr(module, "__path__", None) or []
+    try:
+        search = list(search)
+    except KeyError:  # a namespace package whose parent is already forgotten
+        search = list(getattr(search, "_path", []))
+    paths = [getattr(module, "__file__", None) or "", *search]
     return any(str(p).startswith(root) for p in paths)
 
 
@@ -70,8 +75,8 @@ def _bare_parents(folder: Path, name: str) -> None:
 
 def import_file(root: Path, rel: str):
     """The module of `rel`, importing its package as the package's own code does; raises
-    the first way's exception when no way works."""
-    first = None
+    the last way's exception when no way works."""
+    last = None
     for folder, name in module_names(root, rel):
         for bare in (False, True):
             if name is None and bare:
@@ -88,11 +93,11 @@ def import_file(root: Path, rel: str):
                     module = importlib.import_module(name)
                 return module
             except Exception as exc:  # noqa: BLE001 - the next way may work
-                first = first or exc
+                last = exc
             finally:
                 sys.path.remove(str(folder))
                 _forget(root)
-    raise first
+    raise last
 
 
 def import_all(root: Path, rels: list[str]) -> dict[str, object]:
