@@ -68,9 +68,8 @@ def convert(corpus: Path, package: str, out: Path) -> tuple[Path, list[dict]]:
     for result in results:
         rel = Path(result.path).relative_to(root).as_posix()
         for cls in result.classes:
-            if cls.status in ("converted", "todo"):
-                classes.append({"rel": rel, "name": cls.name, "status": cls.status,
-                                "key": f"{package}/{rel}:{cls.name}"})
+            classes.append({"rel": rel, "name": cls.name, "status": cls.status,
+                            "key": f"{package}/{rel}:{cls.name}"})
     return root, classes
 
 
@@ -93,16 +92,17 @@ def run_package(package: str, root: Path, converted: Path, classes: list[dict], 
 
 
 def table(rows_by_package: dict[str, list[dict]]) -> str:
-    lines = ["| package | converted classes | with an example | ran: proven | ran: differs | "
+    lines = ["| package | Linen classes | fully converted | converted, with an example | ran: proven | ran: differs | "
              "failed at a TODO line | failed unreported | harness could not build | no example | not runnable here |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     total = defaultdict(int)
     for package, rows in rows_by_package.items():
         c = defaultdict(int)
         for row in rows:
             c[row["outcome"]] += 1
         c["classes"] = len(rows)
-        c["example"] = len(rows) - c["no_example"] - c["not_runnable"]
+        c["full"] = sum(row["status"] == "converted" for row in rows)
+        c["example"] = len(rows) - c["no_example"] - c["not_runnable"] - c["conversion_failed"]
         for k, v in c.items():
             total[k] += v
         lines.append(_row(package, c))
@@ -111,7 +111,7 @@ def table(rows_by_package: dict[str, list[dict]]) -> str:
 
 
 def _row(name, c) -> str:
-    return (f"| {name} | {c['classes']} | {c['example']} | {c['proven']} | {c['differs']} | {c['reported']} | "
+    return (f"| {name} | {c['classes']} | {c['full']} | {c['example']} | {c['proven']} | {c['differs']} | {c['reported']} | "
             f"{c['unreported']} | {c['harness']} | {c['no_example']} | {c['not_runnable']} |")
 
 
@@ -122,8 +122,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="keep the converted trees here (default: a temporary folder)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per package's worker")
     parser.add_argument("--json", help="write every class's outcome here")
+    parser.add_argument("--table-from", help="only print the table of a --json file written before")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every class's outcome")
     args = parser.parse_args(argv)
+    if args.table_from:
+        print(table(json.loads(Path(args.table_from).read_text())))
+        return 0
     corpus = Path(args.corpus)
     if not corpus.is_dir():
         print(f"no corpus at {corpus}: run ../shared/corpus/get-dev-corpus.sh {corpus}", file=sys.stderr)
@@ -134,7 +138,9 @@ def main(argv=None) -> int:
         if not (corpus / package).is_dir():
             continue
         root, classes = convert(corpus, package, out)
-        rows = run_package(package, root, out / package, classes, args.timeout)
+        built = [c for c in classes if c["status"] != "failed"]
+        rows = run_package(package, root, out / package, built, args.timeout)
+        rows += [{**c, "outcome": "conversion_failed", "detail": ""} for c in classes if c["status"] == "failed"]
         rows_by_package[package] = rows
         for row in sorted(rows, key=lambda r: r["key"]):
             if args.verbose or row["outcome"] == "unreported":

@@ -292,11 +292,37 @@ def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: di
         outcome, detail = classify(exc, converted_root)
         if outcome == "harness" and isinstance(exc, EquivalenceSetupError) and "Linen" in str(exc).split(":")[0]:
             return "no_example", detail  # Linen itself did not run on the example
+        if outcome == "harness" and "no value for required argument" in str(exc):
+            # the harness's size solver swallows the constructor's own exceptions: build it
+            # once more abstractly, with stand-in sizes, to see whether the constructor breaks
+            hidden = _constructor_exception(instance, nnx_cls, inputs)
+            if hidden is not None:
+                hidden_outcome, hidden_detail = classify(hidden, converted_root)
+                if hidden_outcome != "harness":
+                    return hidden_outcome, f"with stand-in sizes: {hidden_detail}"
         return outcome, detail
     if result.ok:
         return "proven", f"max |diff| {result.max_abs_diff:.2g}"
     failed = [f"{c.name}: max |diff| {c.max_abs_diff:.2g}" for c in result.failed_checks]
     return "differs", "; ".join(failed + result.weight_map.problems()[:2])[:300]
+
+
+def _constructor_exception(instance, nnx_cls, inputs) -> BaseException | None:
+    from flax import nnx
+
+    from nnx_migrate.equivalence import construction
+
+    fields = construction.linen_field_values(instance)
+    offered = {**fields, **construction.input_size_arguments(type(instance).__call__, inputs)}
+    parameters = construction.inspect.signature(nnx_cls.__init__).parameters
+    kwargs = {k: v for k, v in offered.items() if k in parameters}
+    stand_in = {name: 720720 * (i + 2) for i, name in enumerate(construction.missing_arguments(nnx_cls, kwargs))}
+    try:
+        with _time_limit(60):
+            nnx.eval_shape(lambda: nnx_cls(**kwargs, **stand_in, rngs=nnx.Rngs(0)))
+    except Exception as exc:  # noqa: BLE001 - the measurement
+        return exc
+    return None
 
 
 def work(job_path: Path, answer_path: Path) -> None:
