@@ -13,7 +13,9 @@ An example is the class's entry in `benchmarks/corpus_examples.py`, else one fou
 probing: required fields filled by their annotation (int 4, float 0.5, bool False,
 Optional None) and each required positional input tried as (2, 4), (2, 3, 4),
 (2, 4, 4, 4), (4,) or int tokens in [0, 4) until Linen's own `init` runs on it. A class
-where no candidate runs in Linen has no example (counted, never a break).
+where no candidate runs in Linen has no example (counted, never a break). Probed
+examples run the harness without its gradient pass (one compile per side less; a break
+shows in the construction and the calls); hand-written ones get the whole proof.
 
 Files are imported as their package's modules: the subprocess imports the Linen originals
 with the package's corpus folder first on sys.path, drops those modules, then imports the

@@ -133,6 +133,9 @@ def _field_value(field: dataclasses.Field):
         return 0.5
     if text in ("bool",):
         return False
+    inner = text.split("[", 1)[1].rstrip("]") if "[" in text else ""
+    if text.split("[")[0] in ("Tuple", "tuple", "Sequence", "List", "list", "Iterable") and inner.split(",")[0].strip() == "int":
+        return (2, 2) if text.lower().startswith("tuple") else [4, 4]
     raise LookupError(f"required field {field.name}: {text}")
 
 
@@ -156,7 +159,9 @@ def _make(spec, key):
 
 
 def probe_inputs(instance) -> list | None:
-    """Inputs on which Linen's own init runs (abstractly), or None."""
+    """Inputs on which Linen's own init runs (abstractly), or None: every required
+    positional input gets the same candidate (a node-and-adjacency pair gets (2, 4) twice
+    and fails, a token-and-mask pair works)."""
     import inspect
 
     import jax
@@ -283,7 +288,9 @@ def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: di
         return "no_example", f"{type(exc).__name__}: {exc}"[:200]
     try:
         with _time_limit(CLASS_SECONDS):
-            result = compare(instance, nnx_cls, *inputs, call_kwargs=call_kwargs)
+            # probed examples skip the gradient pass (a compile per side): a break shows in
+            # the construction and the calls; hand-written examples get the whole proof
+            result = compare(instance, nnx_cls, *inputs, call_kwargs=call_kwargs, gradients=example is not None)
     except BaseException as exc:  # noqa: BLE001 - every exception is the measurement
         if isinstance(exc, KeyboardInterrupt):
             raise
