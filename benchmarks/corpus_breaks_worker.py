@@ -45,9 +45,9 @@ def module_names(root: Path, rel: str) -> list[tuple[Path, str]]:
 
 
 def _under(module, root: str) -> bool:
-    search = getattr(module, "__path__", None) or []
+    search = getattr(module, "__path__", None)
     try:
-        search = list(search)
+        search = list(search or [])
     except KeyError:  # a namespace package whose parent is already forgotten
         search = list(getattr(search, "_path", []))
     paths = [getattr(module, "__file__", None) or "", *search]
