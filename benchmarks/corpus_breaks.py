@@ -14,8 +14,9 @@ probing: required fields filled by their annotation (int 4, float 0.5, bool Fals
 Optional None) and each required positional input tried as (2, 4), (2, 3, 4),
 (2, 4, 4, 4), (4,) or int tokens in [0, 4) until Linen's own `init` runs on it. A class
 where no candidate runs in Linen has no example (counted, never a break). Probed
-examples run the harness without its gradient pass (one compile per side less; a break
-shows in the construction and the calls); hand-written ones get the whole proof.
+examples run the harness's inference pass only (outputs compared; no gradient and no
+train-mode pass: a break shows in the construction and the call); hand-written ones get
+the whole proof (outputs, gradients, train-mode state).
 
 Files are imported as their package's modules: the subprocess imports the Linen originals
 with the package's corpus folder first on sys.path, drops those modules, then imports the
@@ -94,7 +95,7 @@ def run_package(package: str, root: Path, converted: Path, classes: list[dict], 
 
 
 def table(rows_by_package: dict[str, list[dict]]) -> str:
-    lines = ["| package | Linen classes | fully converted | converted, with an example | ran: proven | ran: differs | "
+    lines = ["| package | Linen classes | fully converted | converted, with an example | ran: same numbers | ran: differs | "
              "failed at a TODO line | failed unreported | harness could not build | no example | not runnable here |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     total = defaultdict(int)
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="keep the converted trees here (default: a temporary folder)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per package's worker")
     parser.add_argument("--json", help="write every class's outcome here")
+    parser.add_argument("--parallel", type=int, default=1, help="packages built at once (one subprocess each)")
     parser.add_argument("--table-from", help="only print the table of a --json file written before")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every class's outcome")
     args = parser.parse_args(argv)
@@ -135,18 +137,24 @@ def main(argv=None) -> int:
         print(f"no corpus at {corpus}: run ../shared/corpus/get-dev-corpus.sh {corpus}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="nnx-breaks-"))
+    from concurrent.futures import ThreadPoolExecutor
+
     rows_by_package = {}
-    for package in args.package or ALL_PACKAGES:
-        if not (corpus / package).is_dir():
-            continue
-        root, classes = convert(corpus, package, out)
-        built = [c for c in classes if c["status"] != "failed"]
-        rows = run_package(package, root, out / package, built, args.timeout)
-        rows += [{**c, "outcome": "conversion_failed", "detail": ""} for c in classes if c["status"] == "failed"]
-        rows_by_package[package] = rows
-        for row in sorted(rows, key=lambda r: r["key"]):
-            if args.verbose or row["outcome"] == "unreported":
-                print(f"{row['outcome']:12} {row['key']}: {row.get('detail', '')}", flush=True)
+    pending = {}
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        for package in args.package or ALL_PACKAGES:
+            if not (corpus / package).is_dir():
+                continue
+            root, classes = convert(corpus, package, out)
+            built = [c for c in classes if c["status"] != "failed"]
+            failed = [{**c, "outcome": "conversion_failed", "detail": ""} for c in classes if c["status"] == "failed"]
+            pending[package] = (pool.submit(run_package, package, root, out / package, built, args.timeout), failed)
+        for package, (future, failed) in pending.items():
+            rows = future.result() + failed
+            rows_by_package[package] = rows
+            for row in sorted(rows, key=lambda r: r["key"]):
+                if args.verbose or row["outcome"] == "unreported":
+                    print(f"{row['outcome']:12} {row['key']}: {row.get('detail', '')}", flush=True)
     print()
     print(table(rows_by_package))
     print(f"\nconverted trees: {out}")

@@ -288,9 +288,10 @@ def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: di
         return "no_example", f"{type(exc).__name__}: {exc}"[:200]
     try:
         with _time_limit(CLASS_SECONDS):
-            # probed examples skip the gradient pass (a compile per side): a break shows in
-            # the construction and the calls; hand-written examples get the whole proof
-            result = compare(instance, nnx_cls, *inputs, call_kwargs=call_kwargs, gradients=example is not None)
+            # probed examples run the inference pass only (a break shows in the construction
+            # and the call); hand-written examples get the whole proof
+            result = compare(instance, nnx_cls, *inputs, call_kwargs=call_kwargs, gradients=example is not None,
+                             train_kwargs="auto" if example is not None else None)
     except BaseException as exc:  # noqa: BLE001 - every exception is the measurement
         if isinstance(exc, KeyboardInterrupt):
             raise
