@@ -96,8 +96,8 @@ def run_package(package: str, root: Path, converted: Path, classes: list[dict], 
 
 def table(rows_by_package: dict[str, list[dict]]) -> str:
     lines = ["| package | Linen classes | fully converted | converted, with an example | ran: same numbers | ran: differs | "
-             "failed at a TODO line | failed unreported | harness could not build | no example | not runnable here |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "failed at a TODO line | failed unreported | harness could not build | timed out | no example | not runnable here |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     total = defaultdict(int)
     for package, rows in rows_by_package.items():
         c = defaultdict(int)
@@ -115,7 +115,7 @@ def table(rows_by_package: dict[str, list[dict]]) -> str:
 
 def _row(name, c) -> str:
     return (f"| {name} | {c['classes']} | {c['full']} | {c['example']} | {c['proven']} | {c['differs']} | {c['reported']} | "
-            f"{c['unreported']} | {c['harness']} | {c['no_example']} | {c['not_runnable']} |")
+            f"{c['unreported']} | {c['harness']} | {c['timeout']} | {c['no_example']} | {c['not_runnable']} |")
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 
 MARKER = "TODO(nnx-migrate)"
-CLASS_SECONDS = 120
+CLASS_SECONDS = 300
 # inputs tried, in order, for every required positional input of `__call__`
 _CANDIDATES = [(2, 4), (2, 3, 4), (2, 4, 4, 4), ("int", (2, 3), 4), (4,), (3, 4)]
 
@@ -298,6 +298,8 @@ def build_one(entry: dict, linen_mod, nnx_mod, converted_root: str, examples: di
         from nnx_migrate.equivalence.errors import EquivalenceSetupError
 
         outcome, detail = classify(exc, converted_root)
+        if "_Timeout" in detail:
+            return "timeout", detail  # a loaded machine, not the code: counted apart
         if outcome == "harness" and isinstance(exc, EquivalenceSetupError) and "Linen" in str(exc).split(":")[0]:
             return "no_example", detail  # Linen itself did not run on the example
         if outcome == "harness" and "no value for required argument" in str(exc):
