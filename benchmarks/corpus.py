@@ -55,6 +55,34 @@ def only_sizes_left(source: str, todos, cls) -> bool:
     sites = class_sites(source, todos, cls.name, cls.line)
     return bool(sites) and all(SIZE_ARGUMENT in site.why for site in sites)
 
+def package_root(corpus: Path, package: str, out: Path) -> Path:
+    """The folder the package's files are converted from (flax-docs: the guide's Linen
+    snippets, one file per section, extracted under `out` by benchmarks/guide_snippets.py)."""
+    if package != "flax-docs":
+        return corpus / package
+    from guide_snippets import extract
+
+    root = out / "_guide_sources"
+    extract(corpus / package / "linen_to_nnx.rst", root)
+    return root
+
+
+def convert_package(corpus: Path, package: str, out: Path, jobs: int = 1):
+    """Converts one package as one run; writes each changed file to `out/package/<same
+    path>`. Returns (root, files, results, seconds)."""
+    root = package_root(corpus, package, out)
+    files = list(iter_python_files([root]))
+    start = time.perf_counter()
+    results = rewrite_files(files, jobs=jobs)
+    elapsed = time.perf_counter() - start
+    for result in results:
+        if result.new_text is not None:
+            target = out / package / Path(result.path).relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(result.new_text)
+    return root, files, results, elapsed
+
+
 def _input(spec, key):
     import jax
     import jax.numpy as jnp
@@ -110,25 +138,13 @@ def main(argv=None) -> int:
         root = corpus / package
         if not root.is_dir():
             continue
-        if package == "flax-docs":
-            # the guide's Linen snippets, one file per section (benchmarks/guide_snippets.py)
-            from guide_snippets import extract
-
-            root = out / "_guide_sources"
-            extract(corpus / package / "linen_to_nnx.rst", root)
-        files = list(iter_python_files([root]))
-        start = time.perf_counter()
-        results = rewrite_files(files, jobs=args.jobs)
-        elapsed = time.perf_counter() - start
+        root, files, results, elapsed = convert_package(corpus, package, out, args.jobs)
         counts = defaultdict(int)
         counts["files"] = len(files)
         counts["seconds"] = elapsed
         for result in results:
             rel = Path(result.path).relative_to(root)
             target = out / package / rel
-            if result.new_text is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(result.new_text)
             if result.status == "failed":
                 counts["failed_files"] += 1
             for cls in result.classes:

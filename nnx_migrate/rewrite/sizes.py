@@ -243,6 +243,10 @@ class SizeOf:
                 return scalar(self(expr.args[0].value))
             if qual in ("jax.numpy.concatenate", "jax.numpy.concat") and expr.args:
                 return self._concat(expr)
+            if qual == "jax.numpy.split" and len(expr.args) >= 2:
+                return self._split(expr)
+            if qual == "jax.numpy.stack" and expr.args:
+                return self._stack(expr)
             if qual in ("jax.numpy.dot", "jax.numpy.matmul") and len(expr.args) == 2 and all(a.keyword is None and not a.star for a in expr.args):
                 return self.shape_of.last_of_matmul(expr.args[0].value, expr.args[1].value) if self.shape_of is not None else None
             if qual == "jax.numpy.einsum" and expr.args:
@@ -348,14 +352,70 @@ class SizeOf:
             return isinstance(last, (tuple, list)) and list(last) == [0, 0]
         return False
 
-    def _concat(self, expr: cst.Call) -> str | None:
-        axis = None
-        for arg in expr.args[1:]:
-            if arg.keyword is None or arg.keyword.value == "axis":
-                axis = code(arg.value).replace(" ", "")
-        if axis not in ("-1",):
+    @staticmethod
+    def _axis(expr: cst.Call, position: int, default: str) -> str:
+        """The call's `axis` argument as source (keyword, or positional at `position`)."""
+        for i, arg in enumerate(expr.args):
+            if (arg.keyword is not None and arg.keyword.value == "axis") or (arg.keyword is None and i == position):
+                return code(arg.value).replace(" ", "")
+        return default
+
+    def _is_last_axis(self, axis: str, array: cst.BaseExpression) -> bool | None:
+        """Whether `axis` is the array's last: -1 is; another literal only where the number
+        of axes is known (axis 1 of a matrix is its last); None where it cannot be told."""
+        if axis == "-1":
+            return True
+        if not axis.lstrip("-").isdigit():
             return None
+        whole = self.shape_of(array) if self.shape_of is not None else None
+        if whole is None:
+            return None
+        return int(axis) in (len(whole) - 1, -1)
+
+    def _split(self, expr: cst.Call):
+        """`a, b = jnp.split(h, 2, axis=-1)`: equal parts of the last axis; along another
+        axis every part keeps the last size. A tuple of the parts' sizes."""
+        array = expr.args[0].value
+        sections = expr.args[1].value if expr.args[1].keyword is None else None
+        if not isinstance(sections, cst.Integer) or expr.args[0].keyword is not None:
+            return None
+        count = int(sections.value)
+        size = scalar(self(array))
+        last = self._is_last_axis(self._axis(expr, 2, "0"), array)
+        if size is None or last is None or count < 1:
+            return None
+        part = f"{_parenthesized_src(size)} // {count}" if last else size
+        return (part,) * count
+
+    def _stack(self, expr: cst.Call) -> str | None:
+        """`jnp.stack([a, b, c], axis=-1)`: a new last axis of the parts' count; at axis 0
+        the parts' own last axis stays last (parts with a size have at least one axis)."""
         seq = expr.args[0].value
+        if expr.args[0].keyword is not None or not isinstance(seq, (cst.List, cst.Tuple)) or not seq.elements:
+            return None
+        if any(isinstance(el, cst.StarredElement) for el in seq.elements):
+            return None
+        axis = self._axis(expr, 1, "0")
+        if axis == "-1":
+            return str(len(seq.elements))
+        sizes = {scalar(self(el.value)) for el in seq.elements}
+        if axis == "0" and len(sizes) == 1 and None not in sizes:
+            return sizes.pop()
+        return None
+
+    def _concat(self, expr: cst.Call) -> str | None:
+        axis = self._axis(expr, 1, "0")
+        seq = expr.args[0].value
+        if axis != "-1" and isinstance(seq, (cst.List, cst.Tuple)) and seq.elements and not isinstance(seq.elements[0], cst.StarredElement):
+            last = self._is_last_axis(axis, seq.elements[0].value)
+            if last is None:
+                return None
+            if not last:
+                # along another axis the parts share their last size
+                sizes = {scalar(self(el.value)) for el in seq.elements if not isinstance(el, cst.StarredElement)}
+                return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+        elif axis != "-1":
+            return None
         if not isinstance(seq, (cst.List, cst.Tuple)):
             return None
         parts = []

@@ -118,6 +118,11 @@ class Sub:
     alternatives: list[Sub] = field(default_factory=list)  # setup binds the same attribute under other conditions
     factory: Factory | None = None  # built through a layer factory (field or local partial)
     conditional: bool = False  # auto-named in a compact body under a condition
+    # a layer bound to a local of a compact body, built where no condition holds but first
+    # called under conditions on fields: Linen makes its parameters only when that call
+    # runs, so __init__ builds it under those conditions (None otherwise)
+    called_guards: list[str] | None = None
+    called_guards_built: list[str] = field(default_factory=list)  # the guards where it was built
     either: tuple[str, Sub, Sub] | None = None  # kind "either": (field condition, if-branch, else-branch)
     field_name: str | None = None  # kind "field": a module held in a field
     field_sizes: dict[str, str | None] = field(default_factory=dict)  # child's field-module size parameter -> size

@@ -46,6 +46,7 @@ class ClassShape:
                 default_code, factory, problem = field_default(ann.value, ctx)
                 if problem == "init=False":
                     continue  # set by setup, not a constructor argument
+                default_code = inline_field_names(default_code, {f.name: f.default_code for f in self.own_fields})
                 self.own_fields.append(Field(ann.target.value, ann_code, default_code, (leading, trailing if trailing.comment is not None else None), factory, problem))
                 continue
             if isinstance(stmt, cst.FunctionDef):
@@ -74,6 +75,51 @@ class ClassShape:
             else:
                 merged.append(f)
         return merged
+
+
+class _InlineNames(cst.CSTTransformer):
+    def __init__(self, values: dict[str, str]):
+        self.values = values
+
+    def leave_Name(self, original, updated):
+        value = self.values.get(updated.value)
+        if value is None:
+            return updated
+        expression = cst.parse_expression(value)
+        atomic = isinstance(expression, (cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.SimpleString, cst.Call, cst.List, cst.Dict, cst.Subscript))
+        return expression if atomic else cst.parse_expression(f"({value})")
+
+    def leave_Attribute(self, original, updated):
+        return updated.with_changes(attr=original.attr)  # `a.groups` is not the field
+
+    def leave_Arg(self, original, updated):
+        return updated.with_changes(keyword=original.keyword)  # nor is `f(groups=...)`
+
+    def visit_Lambda(self, node):
+        return False  # evaluated at call time, where the field name means nothing either
+
+
+def inline_field_names(default: str | None, earlier: dict[str, str | None]) -> str | None:
+    """A field default that names an earlier field (`cardinality: int = groups`): in the
+    Linen class body the name is that field's default; in `__init__`'s signature no such
+    name exists, so the earlier default is written in its place."""
+    values = {name: value for name, value in earlier.items() if value is not None}
+    if default is None or not values or not any(name in default for name in values):
+        return default
+    expression = cst.parse_expression(default)
+    names = {n.value for n in _iter_names(expression)}
+    if not names & set(values):
+        return default
+    return code(expression.visit(_InlineNames(values)))
+
+
+def _iter_names(node):
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+        stack.extend(current.children)
 
 
 def field_default(value, ctx: FileContext) -> tuple[str | None, str | None, str | None]:

@@ -106,6 +106,7 @@ class CallWalk:
         sub = self._sub_called_by(node)
         if sub is not None:
             if isinstance(node.func, cst.Name):
+                self._guard_by_calls(sub)
                 # `bn = nn.BatchNorm(...)` then `bn(x)`: the rewrite of this call must know
                 # it calls that submodule (call-time arguments, scan, remat), as for
                 # `nn.BatchNorm(...)(x)` and `self.bn(x)`
@@ -114,6 +115,33 @@ class CallWalk:
                 if not holds:
                     self.conv.todo(node, f"{node.func.value}(...)", f"Linen set {', '.join(sub.call_kwargs)} when building the layer, from names bound again before this call; pass it at this call by hand")
             self.called(sub, node)
+
+    def _guard_by_calls(self, sub: Sub) -> None:
+        """A compact local layer is built by its first call in Linen: where every call of it
+        runs under conditions on fields its construction did not have, `__init__` builds
+        it under them too (the parameters exist exactly when Linen's do)."""
+        if self.origin != "compact" or sub.kind in (SubKind.CHAIN, SubKind.EITHER, SubKind.FIELD) or sub.loop is not None or self.loop_pass == 3:
+            return
+        built = sub.guards if sub.called_guards is None else sub.called_guards_built
+        if self.dynamic_guard or self.guards[:len(built)] != built:
+            extra = None
+        else:
+            extra = self.guards[len(built):]
+        if sub.called_guards is None:
+            if not extra or self.in_loop:
+                sub.called_guards = []
+                sub.called_guards_built = list(built)
+                return
+            sub.called_guards, sub.called_guards_built = list(extra), list(built)
+            sub.guards = [*built, *extra]
+            for pair in self.context_hoists():
+                if pair not in sub.hoist:
+                    sub.hoist.append(pair)
+        elif sub.called_guards and extra != sub.called_guards:
+            # called elsewhere too (or under other conditions): built as Linen's first call
+            # would in every case only when unconditional
+            sub.called_guards = []
+            sub.guards = list(sub.called_guards_built)
 
     def _same_values_here(self, sub: Sub) -> bool:
         """Whether the call-time arguments Linen gave `sub` where it was built (`not train`)

@@ -160,7 +160,11 @@ class InitGenerator:
             else:
                 src = f"self.{item.attr} = {item.init_code}\n"
                 problems = []
-            init_lines.append(stmt(self._todo_comments(problems) + guarded(src, item.guards)))
+            guarded_src = guarded(src, item.guards)
+            if isinstance(item, Sub) and item.called_guards:
+                # the local that holds it in the call reads the attribute in every case
+                guarded_src += f"else:\n    self.{item.attr} = None\n"
+            init_lines.append(stmt(self._todo_comments(problems) + guarded_src))
             for p in dict.fromkeys(problems):
                 self.todo(item.ctor if isinstance(item, Sub) else self.node, f"{item.attr}", p)
             if isinstance(item, Sub) and item.sizes_loop is not None and item.sizes_loop.node not in emitted_loops:

@@ -16,7 +16,7 @@ class SignatureGenerator:
         """Other methods' return sizes that depend on fields and literals only: a method
         walked from `__call__` may have been sized by `__call__`'s inputs, which a parent
         calling the method with other arguments does not give it."""
-        inputs = re.compile(r"\b(?:" + "|".join(map(re.escape, ["in_features", *size_params])) + r")\b")
+        inputs = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, ["in_features", *size_params])) + r")\b")
         out = {}
         for name, size in self.method_returns.items():
             portable = self._portable_out_size(size, size_params) if name != "__call__" else None
@@ -48,7 +48,8 @@ class SignatureGenerator:
             params = [p for p in call.params.params if p.name.value != "self"]
             for i, p in enumerate(params):
                 pname = size_param_name(i, p.name.value)
-                if re.search(rf"\b{re.escape(pname)}\b", source):
+                # a bare name: `self.in_features` is a field that happens to share the name
+                if re.search(rf"(?<![\w.]){re.escape(pname)}\b", source):
                     names.append(pname)
         return names + [p for p in self.extra_size_params if p not in names]
 
