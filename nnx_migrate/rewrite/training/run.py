@@ -37,6 +37,7 @@ from nnx_migrate.rewrite.training.models import (
     summaries_of_file,
     with_factories,
 )
+from nnx_migrate.rewrite.training.notebook import notebook_form
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
 from nnx_migrate.rewrite.training.states import state_flow
@@ -97,6 +98,14 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         return converted, [], None
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     carried = {c.name.value: carried_fields(c, imports, rules) for c in subclasses}
+    checker = train_state_checker(module, imports, state_classes)
+    notebook = notebook_form(module, models, imports, rules, helper_name, style, checker, lambda: state_flow(module, imports, checker),
+                             {f.name for fields, _ in carried.values() for f in fields})
+    if notebook is not None:  # the rest of the pass reads the notebook's new code
+        converted = notebook.code
+        module = context.parse(converted)
+        imports = ImportMap(module)
+        models = ModelIndex(module, path, own=own, external=external, context=context)
     flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
@@ -104,6 +113,9 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if not knows:  # no TrainState: pmap and replicate act on plain pytrees, in either style
         transformer.unsupported = rules.unsupported_for(DEFAULT_TRAIN_STYLE)
     transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
+    if notebook is not None:  # its `TrainState.create(model, tx)` is the helper's
+        transformer.used_helper = True
+        transformer.edits.add_import(NNX, Place.AFTER_IMPORTS)
     transformer.module = module
     transformer.state_flow = state_flow(module, imports, train_state_checker(module, imports, state_classes))
     if "pmap" in converted:
@@ -358,16 +370,17 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
             # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
             body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
             break
-        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
+        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _runs_at_import(stmt)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
             break
     return module.with_changes(body=body), todos
 
 
-def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
-    """`State = TrainState` at module level: it needs the class defined above it."""
-    return m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(value=m.Name(name))]))
+def _runs_at_import(stmt: cst.SimpleStatementLine) -> bool:
+    """A module-level line that reads the name (`State = TrainState`, a notebook's
+    `state = TrainState.create(model, tx)`): it needs the class defined above it."""
+    return not any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
 
 
 def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:
