@@ -123,7 +123,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     new, spans, owners = _visit_statements(module, converted, transformer, triggers, context)
     new, forwarded = forward_constructor_arguments(new, found_factories)
     new, functional = functional_form(new, models, imports, transformer.edits)
-    forwarded = forwarded or functional
+    forwarded = forwarded or functional or notebook is not None
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
@@ -373,6 +373,8 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
         if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _runs_at_import(stmt)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
+            if isinstance(stmt, cst.SimpleStatementLine):  # a line after a class: two blank lines
+                body[i + 1] = stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
             break
     return module.with_changes(body=body), todos
 
