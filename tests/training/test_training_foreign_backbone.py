@@ -57,3 +57,19 @@ def test_foreign_backbone_trains_like_linen(nnx_mode):
     assert weight_map.complete, weight_map.problems()
     for pair in weight_map.pairs:
         np.testing.assert_allclose(np.asarray(pair.variable[...]), np.asarray(pair.linen_value(final)), rtol=1e-4, atol=1e-5, err_msg=pair.linen_name)
+
+
+def test_weight_surgery_on_init_variables_is_reported_naming_the_foreign_class():
+    """Loading a pretrained backbone into `init`'s variables has no NNX form the tool can
+    write (the weights live in the model): the site is marked and names the wrapped class."""
+    from nnx_migrate.rewrite import rewrite_source
+
+    source = (FOREIGN / "in" / "train.py").read_text().replace(
+        "    return train_state.TrainState.create(apply_fn=model.apply, params=variables['params'], tx=optax.adam(learning_rate))\n",
+        "    params = dict(variables['params'])\n    params['Backbone_0'] = pretrained_backbone()\n"
+        "    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate))\n")
+    result = rewrite_source(source, str(FOREIGN / "in" / "train.py"))
+    notes = [t for t in result.todos if "`backbone_lib.Backbone` sits in nnx.bridge.ToNNX" in t.why]
+    assert [t.construct for t in notes] == ["def create_train_state"]
+    assert "# TODO(nnx-migrate): " + notes[0].why in result.new_text
+    assert any(t.construct == "TrainState.create" for t in result.todos)

@@ -79,9 +79,9 @@ class ClassSummary:
     # factory fields without a default whose layers take call-time arguments the parent's
     # partial set from its call arguments: field -> {Linen keyword -> `__call__` parameter}
     call_time_params: dict[str, dict[str, str]] = field(default_factory=dict)
-    # holds (itself or through a child) a Linen module of another package wrapped by
-    # nnx.bridge.ToNNX: its variables appear when `nnx.bridge.lazy_init(model, x)` runs it
-    lazy: bool = False
+    # the Linen classes of other packages it holds (itself or through a child), wrapped by
+    # nnx.bridge.ToNNX: their variables appear when `nnx.bridge.lazy_init(model, x)` runs it
+    foreign: tuple[str, ...] = ()
 
 
 @dataclass

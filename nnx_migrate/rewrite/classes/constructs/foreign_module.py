@@ -5,7 +5,7 @@ Linen: `__init__` wraps it in `nnx.bridge.ToNNX`, the one legitimate use of the 
 converted code; the call uses the attribute. The model's constructor does not create the
 wrapped module's variables: the training pass builds the model as
 `nnx.bridge.lazy_init(Model(...), x)` where Linen's `init` had the input
-(`ClassSummary.lazy`). The variables keep Linen's names under the attribute
+(`ClassSummary.foreign`). The variables keep Linen's names under the attribute
 (`backbone_0/Dense_0/kernel`).
 
 Why: a pretrained backbone from a library cannot be converted by this run, and NNX code

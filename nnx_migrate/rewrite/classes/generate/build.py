@@ -87,7 +87,8 @@ class ClassBuilder:
             decides_mode=bool(self.mode_calls) or any(sub.child is not None and sub.child.decides_mode for sub in self.subs),
             method_out_sizes=self._method_out_sizes(size_params),
             call_time_params={k: dict(v) for k, v in self.call_time_params.items()},
-            lazy=any(sub.kind == SubKind.FOREIGN or sub.child is not None and sub.child.lazy for sub in self.subs),
+            foreign=tuple(dict.fromkeys(name for sub in self.subs for name in (
+                (self.ctx.imports.qualify(sub.ctor.func),) if sub.kind == SubKind.FOREIGN else sub.child.foreign if sub.child is not None else ()))),
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary

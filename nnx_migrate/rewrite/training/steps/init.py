@@ -71,6 +71,7 @@ class InitSites:
         args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra
         new_ctor = cst.parse_expression(lazily_initialised(f"{code_of(ctor.func)}({', '.join(args)})", summary, value))
         self._init_results[assign.targets[0].target.value] = model_var
+        self._init_foreign[assign.targets[0].target.value] = getattr(summary, "foreign", ())
         self.edits.add_import(NNX, Place.AFTER_IMPORTS)
         self.changed = True
         return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)
