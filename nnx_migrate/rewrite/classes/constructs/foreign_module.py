@@ -8,6 +8,10 @@ wrapped module's variables: the training pass builds the model as
 (`ClassSummary.foreign`). The variables keep Linen's names under the attribute
 (`backbone_0/Dense_0/kernel`).
 
+Only a class built and called at once (`Backbone(...)(x)`) whose package is neither the
+file's own (a folder of its path) nor a module file of the program, nor the standard
+library, counts: a class built and kept may be any data class (reported as before).
+
 Why: a pretrained backbone from a library cannot be converted by this run, and NNX code
 cannot hold a Linen module without the bridge. Its output size is not known to the tool
 (a layer after it takes its input size as a constructor argument).
@@ -29,6 +33,9 @@ the model's `nnx.Rngs`; code that loads weights into it by Linen paths needs a l
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from nnx_migrate.rewrite.classes.constructs.base import SubmoduleConstruct
 from nnx_migrate.rewrite.classes.model import SubKind
 from nnx_migrate.rewrite.sizes import code
@@ -45,14 +52,15 @@ class ForeignModule(SubmoduleConstruct):
 
     def matches(self, conv, func, qual) -> bool:
         ctx = conv.ctx
-        if qual is None or "." not in qual or qual.split(".")[0] in _NOT_MODULES or ctx.run_context is None or ctx.path.startswith("<"):
-            return False
+        if qual is None or "." not in qual or ctx.run_context is None or ctx.path.startswith("<") or id(func) not in conv.called_classes:
+            return False  # only `Cls(...)(x)`: a class built and not called at once may be any data class
         module, name = qual.rsplit(".", 1)
-        if not name[:1].isupper() or ctx.module_class(func) is not None:
+        top = module.split(".")[0]
+        if not name[:1].isupper() or top in _NOT_MODULES or top in sys.stdlib_module_names or module.startswith(".") or ctx.module_class(func) is not None:
             return False
-        # a module of the program (a sibling file, a package of the run) is converted or
+        # a module of the program (a sibling file, the file's own package) is converted or
         # reported by the run itself; only one Python finds elsewhere is foreign
-        return not module.startswith(".") and ctx.run_context.local_module_file(ctx.path, module) is None
+        return top not in Path(ctx.path).resolve().parts[:-1] and ctx.run_context.local_module_file(ctx.path, module) is None
 
     def analyse(self, conv, sub, ctor, walker) -> str:
         qual = conv.ctx.imports.qualify(ctor.func)
