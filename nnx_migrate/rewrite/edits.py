@@ -26,11 +26,12 @@ from nnx_migrate.rewrite.visitors import FastTransformer
 NNX = "from flax import nnx\n"
 JAX = "import jax\n"
 FUNCTOOLS = "import functools\n"
+STRUCT = "from flax import struct\n"
 
 # import line -> (the local name it binds, the module that name must already stand for)
-_BINDS = {NNX: ("nnx", "flax.nnx"), JAX: ("jax", "jax"), FUNCTOOLS: ("functools", "functools")}
+_BINDS = {NNX: ("nnx", "flax.nnx"), JAX: ("jax", "jax"), FUNCTOOLS: ("functools", "functools"), STRUCT: ("struct", "flax.struct")}
 # the order of imports added after the last one, whatever order they were asked in
-_AFTER_IMPORTS_ORDER = (FUNCTOOLS, JAX, NNX)
+_AFTER_IMPORTS_ORDER = (FUNCTOOLS, JAX, NNX, STRUCT)
 
 
 class Place(enum.Enum):

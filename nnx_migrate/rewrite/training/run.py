@@ -13,7 +13,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from nnx_migrate.rewrite.edits import JAX, NNX, Place
+from nnx_migrate.rewrite.edits import JAX, NNX, STRUCT, Place
 from nnx_migrate.rewrite.lines import (
     render,
     splits_lines_like_ast,
@@ -147,6 +147,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         edits.add_import(NNX, Place.AFTER_IMPORTS)
         if style == "flat-state":
             edits.add_import(JAX, Place.AFTER_IMPORTS)
+            edits.add_import(STRUCT, Place.AFTER_IMPORTS)
     edits.remove_unused_training_imports()
     new = edits.apply(new)
     return render(new, texts=context.statement_texts), todos, new
@@ -321,6 +322,7 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
             extra.append(f"statement `{render(member).strip()}`")
             continue
         field = small.target.value
+        annotation = render(small.annotation.annotation).strip()
         if rules.create_keywords.get(field) == "drop":
             continue  # model state (batch_stats): the NNX model holds it
         if field in _BASE_FIELDS:
@@ -328,7 +330,7 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
             continue
         value = small.value
         if value is None:
-            fields.append(CarriedField(field))
+            fields.append(CarriedField(field, annotation=annotation))
         elif isinstance(value, cst.Call) and imports.qualify(value.func) == "flax.struct.field":
             keywords = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
             pytree = keywords.pop("pytree_node", None)
@@ -338,9 +340,9 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
                 extra.append(f"field `{field}` (struct.field options)")
                 continue
             fields.append(CarriedField(field, render(default).strip() if default is not None else None,
-                                       static=isinstance(pytree, cst.Name) and pytree.value == "False"))
+                                       static=isinstance(pytree, cst.Name) and pytree.value == "False", annotation=annotation))
         else:
-            fields.append(CarriedField(field, render(value).strip()))
+            fields.append(CarriedField(field, render(value).strip(), annotation=annotation))
     return tuple(fields), extra
 
 
