@@ -102,12 +102,21 @@ def build_nnx_tree(module: nnx.Module) -> NNXNode:
     variables; RNG state is left out (it is not a weight and Linen has no counterpart)."""
     nodes: dict[NNXPath, NNXNode] = {}
     pending_variables: list[tuple[NNXPath, nnx.Variable]] = []
+    dicts: list[NNXPath] = []
     for path, value in nnx.graph.iter_graph(module):
         path = tuple(path)
         if isinstance(value, nnx.Module):
             nodes[path] = NNXNode(path, value)
         elif isinstance(value, nnx.Variable) and not is_rng_state(value):
             pending_variables.append((path, value))
+        elif type(value) is dict:
+            dicts.append(path)
+    # A Linen module kept as Linen inside nnx.bridge.ToNNX (one of another package) holds
+    # its variables in plain dicts under Linen's names: those are its submodules here.
+    for path in sorted(dicts, key=len):
+        owner = next((nodes[path[:i]] for i in range(len(path) - 1, -1, -1) if path[:i] in nodes), None)
+        if owner is not None and isinstance(owner.module, nnx.bridge.ToNNX):
+            nodes[path] = NNXNode(path, owner.module)
     # iter_graph yields children before parents, so link once every node exists.
     for path in sorted(nodes, key=len):
         if path:

@@ -70,6 +70,7 @@ def _rewrite_module(module: cst.Module, text: str, path: str, context: RunContex
     rules = load_rules()
     positions = LineResolver(module)
     ctx = FileContext(module, imports, rules, path, positions, external)
+    ctx.run_context = context  # where the files of the program are (a class from elsewhere is foreign)
     ctx.source = text
     ctx.module_names = _module_level_names(module)
     ctx.functions = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)}

@@ -27,11 +27,18 @@ NNX = "from flax import nnx\n"
 JAX = "import jax\n"
 FUNCTOOLS = "import functools\n"
 RE = "import re\n"
+STRUCT = "from flax import struct\n"
 
 # import line -> (the local name it binds, the module that name must already stand for)
-_BINDS = {NNX: ("nnx", "flax.nnx"), JAX: ("jax", "jax"), FUNCTOOLS: ("functools", "functools"), RE: ("re", "re")}
+_BINDS = {
+    NNX: ("nnx", "flax.nnx"),
+    JAX: ("jax", "jax"),
+    FUNCTOOLS: ("functools", "functools"),
+    RE: ("re", "re"),
+    STRUCT: ("struct", "flax.struct"),
+}
 # the order of imports added after the last one, whatever order they were asked in
-_AFTER_IMPORTS_ORDER = (FUNCTOOLS, JAX, NNX)
+_AFTER_IMPORTS_ORDER = (FUNCTOOLS, JAX, NNX, STRUCT)
 
 
 class Place(enum.Enum):

@@ -33,9 +33,13 @@ def cases() -> list[str]:
 
 def runnable_cases() -> list[str]:
     """Cases that train a TrainState on one device (`todo_*` document what is left to a
-    person, `noop_*` stay as they are, functional ones train params pytrees, `mesh_*` need
-    four devices: test_training_mesh_programs.py runs them)."""
-    return [case for case in cases() if not case.startswith(("todo_", "noop_", "mesh_")) and case not in functional_cases()]
+    person, `noop_*` stay as they are, functional ones train params pytrees, notebooks run
+    cell by cell, `mesh_*` need four devices: test_training_mesh_programs.py runs them)."""
+    return [
+        case
+        for case in cases()
+        if not case.startswith(("todo_", "noop_", "mesh_")) and case not in functional_cases() + notebook_cases()
+    ]
 
 
 def mesh_cases() -> list[str]:
@@ -49,6 +53,13 @@ def functional_cases() -> list[str]:
     `synthetic_batches(key, steps)`, `train(batches, key) -> (losses, final params)` and
     `evaluate(final, batches)`."""
     return [case for case in cases() if "\nPAIRS = " in (FIXTURES / f"{case}.in.py").read_text()]
+
+
+def notebook_cases() -> list[str]:
+    """Notebooks exported as scripts (training/notebook.py): `# %%` cells run in order at
+    import; `NOTEBOOK` names each `(model, variables)` pair whose Linen variables the test
+    copies into the converted model after the cell that makes them."""
+    return [case for case in cases() if "\nNOTEBOOK = " in (FIXTURES / f"{case}.in.py").read_text()]
 
 
 def runnable_pairs() -> list[tuple[str, str]]:

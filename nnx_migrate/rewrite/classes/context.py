@@ -34,6 +34,7 @@ class FileContext:
         self.edits = FileEdits()  # imports and helpers the file's conversion asks for
         self.source: str | None = None  # the file's text (see python_tree)
         self.field_values = None  # field_values.FieldValues: what constructions pass to fields without a default
+        self.run_context = None  # run_context.RunContext, where the class pass has one
         self._python_tree = False
 
     def python_tree(self):

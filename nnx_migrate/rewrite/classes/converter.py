@@ -31,6 +31,7 @@ class ClassConverter(ClassAnalysis, SubmoduleAnalysis, FactoryAnalysis, SizeAnal
         self.shape = ClassShape(node, ctx, base)
         self.name = node.name.value
         ClassAnalysis.__init__(self)
+        self.called_classes: set[int] = set()  # ids of class expressions built and called at once: `Backbone(...)(x)`
 
     # ---- bookkeeping ------------------------------------------------------------
     def todo(self, node: cst.CSTNode, construct: str, why: str) -> None:

@@ -33,6 +33,7 @@ class SubKind(StrEnum):
     CHILD = "local"  # a module class converted in this run (this file or another)
     SEQUENTIAL = "sequential"  # nn.Sequential of layers and functions
     UNKNOWN_LINEN = "unknown-linen"  # a Linen layer no rule converts (reported)
+    FOREIGN = "foreign"  # a Linen class of another package, kept and wrapped (nnx.bridge.ToNNX)
     CHAIN = "chain"  # any element of a setup list a method runs as a chain
     EITHER = "either"  # one of two submodules, picked by a test on fields
     FIELD = "field"  # a module the caller passed in a field
@@ -78,6 +79,9 @@ class ClassSummary:
     # factory fields without a default whose layers take call-time arguments the parent's
     # partial set from its call arguments: field -> {Linen keyword -> `__call__` parameter}
     call_time_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the Linen classes of other packages it holds (itself or through a child), wrapped by
+    # nnx.bridge.ToNNX: their variables appear when `nnx.bridge.lazy_init(model, x)` runs it
+    foreign: tuple[str, ...] = ()
 
 
 @dataclass

@@ -58,6 +58,8 @@ class CallWalk:
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "initialize_carry" and self._initialize_carry(node):
             return
+        if isinstance(func, cst.Call):
+            conv.called_classes.add(id(conv.class_expr(func)))  # (a foreign class only counts as a submodule so)
         if isinstance(func, cst.Call) and conv.construction_kind(func) is not None:
             sub = self.construction(func)
             for arg in node.args:

@@ -37,6 +37,7 @@ import libcst as cst
 from nnx_migrate.rewrite.edits import NNX, FileEdits, Place
 from nnx_migrate.rewrite.nodes import names_in
 from nnx_migrate.rewrite.training.dataflow import init_receiver
+from nnx_migrate.rewrite.training.foreign import lazily_initialised
 from nnx_migrate.rewrite.training.models import ModelIndex
 from nnx_migrate.rewrite.training.steps.common import (
     _dict_entries,
@@ -272,7 +273,7 @@ def _constructor(construction, init_stmt, summary, streams: set[str]) -> str | N
             return None
         extra.append(f"{param}={_static_last_dim(inputs[idx]) or code_of(inputs[idx]) + '.shape[-1]'}")
     args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra + [f"rngs=nnx.Rngs({', '.join(keys)})"]
-    return f"{code_of(ctor.func)}({', '.join(args)})"
+    return lazily_initialised(f"{code_of(ctor.func)}({', '.join(args)})", summary, value)
 
 
 class _Rewrite(FastTransformer):

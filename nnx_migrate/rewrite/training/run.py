@@ -13,7 +13,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from nnx_migrate.rewrite.edits import JAX, NNX, RE, Place
+from nnx_migrate.rewrite.edits import JAX, NNX, RE, STRUCT, Place
 from nnx_migrate.rewrite.lines import (
     render,
     splits_lines_like_ast,
@@ -42,6 +42,7 @@ from nnx_migrate.rewrite.training.models import (
     summaries_of_file,
     with_factories,
 )
+from nnx_migrate.rewrite.training.notebook import notebook_form
 from nnx_migrate.rewrite.training.pmapped import pmapped_functions
 from nnx_migrate.rewrite.training.sharding import set_mesh
 from nnx_migrate.rewrite.training.state_helper import CarriedField, helper_source
@@ -103,6 +104,14 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         return converted, [], None
     state_classes = {c.name.value for c in subclasses} | {helper_name}
     carried = {c.name.value: carried_fields(c, imports, rules) for c in subclasses}
+    checker = train_state_checker(module, imports, state_classes)
+    notebook = notebook_form(module, models, imports, rules, helper_name, style, checker, lambda: state_flow(module, imports, checker),
+                             {f.name for fields, _ in carried.values() for f in fields})
+    if notebook is not None:  # the rest of the pass reads the notebook's new code
+        converted = notebook.code
+        module = context.parse(converted)
+        imports = ImportMap(module)
+        models = ModelIndex(module, path, own=own, external=external, context=context)
     flow = analyse(module, imports, models, train_state_checker(module, imports, state_classes), path)
     if flow.factory_sites:  # the functions that build them are visited, whatever they mention
         triggers = re.compile(r"%s|\b(?:%s)\b" % (triggers.pattern, "|".join(map(re.escape, sorted(flow.factory_sites)))))
@@ -110,6 +119,9 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     if not knows:  # no TrainState: pmap and replicate act on plain pytrees, in either style
         transformer.unsupported = rules.unsupported_for(DEFAULT_TRAIN_STYLE)
     transformer.carried_fields = {f.name for fields, _ in carried.values() for f in fields}
+    if notebook is not None:  # its `TrainState.create(model, tx)` is the helper's
+        transformer.used_helper = True
+        transformer.edits.add_import(NNX, Place.AFTER_IMPORTS)
     transformer.module = module
     transformer.state_flow = state_flow(module, imports, train_state_checker(module, imports, state_classes))
     if "pmap" in converted:
@@ -122,7 +134,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
     checkpoints = convert_checkpoint_calls(new, imports, states_by_function(module, transformer.state_flow), style,
                                            report=transformer.changed or forwarded or functional or converted != original)
     new = checkpoints.module
-    forwarded = forwarded or functional or checkpoints.changed or bool(checkpoints.todos)
+    forwarded = forwarded or functional or notebook is not None or checkpoints.changed or bool(checkpoints.todos)
     if not transformer.changed and not transformer.todos and not forwarded:
         return converted, [], None
     if not transformer.changed and not forwarded and "flax" not in original:
@@ -151,6 +163,7 @@ def _convert_training(original: str, converted: str, path: str, style: str, exte
         edits.add_import(NNX, Place.AFTER_IMPORTS)
         if style == "flat-state":
             edits.add_import(JAX, Place.AFTER_IMPORTS)
+            edits.add_import(STRUCT, Place.AFTER_IMPORTS)
     edits.remove_unused_training_imports()
     new = edits.apply(new)
     return render(new, texts=context.statement_texts), todos, new
@@ -325,6 +338,7 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
             extra.append(f"statement `{render(member).strip()}`")
             continue
         field = small.target.value
+        annotation = render(small.annotation.annotation).strip()
         if rules.create_keywords.get(field) == "drop":
             continue  # model state (batch_stats): the NNX model holds it
         if field in _BASE_FIELDS:
@@ -332,7 +346,7 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
             continue
         value = small.value
         if value is None:
-            fields.append(CarriedField(field))
+            fields.append(CarriedField(field, annotation=annotation))
         elif isinstance(value, cst.Call) and imports.qualify(value.func) == "flax.struct.field":
             keywords = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
             pytree = keywords.pop("pytree_node", None)
@@ -342,9 +356,9 @@ def carried_fields(cls: cst.ClassDef, imports: ImportMap, rules) -> tuple[tuple[
                 extra.append(f"field `{field}` (struct.field options)")
                 continue
             fields.append(CarriedField(field, render(default).strip() if default is not None else None,
-                                       static=isinstance(pytree, cst.Name) and pytree.value == "False"))
+                                       static=isinstance(pytree, cst.Name) and pytree.value == "False", annotation=annotation))
         else:
-            fields.append(CarriedField(field, render(value).strip()))
+            fields.append(CarriedField(field, render(value).strip(), annotation=annotation))
     return tuple(fields), extra
 
 
@@ -374,16 +388,19 @@ def _place_helper(module: cst.Module, subclasses, name: str, style: str, used: b
             # `TrainState = train_state.TrainState` became `TrainState = TrainState`: the helper takes its place
             body[i] = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=stmt.leading_lines)
             break
-        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _is_module_alias(stmt, name)):
+        if name in names_in(stmt) and (not isinstance(stmt, cst.SimpleStatementLine) or _runs_at_import(stmt)):
             helper = cst.parse_statement(source, config=module.config_for_parsing).with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if i else [])
             body.insert(i, helper)
+            if isinstance(stmt, cst.SimpleStatementLine):  # a line after a class: two blank lines
+                body[i + 1] = stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
             break
     return module.with_changes(body=body), todos
 
 
-def _is_module_alias(stmt: cst.SimpleStatementLine, name: str) -> bool:
-    """`State = TrainState` at module level: it needs the class defined above it."""
-    return m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(value=m.Name(name))]))
+def _runs_at_import(stmt: cst.SimpleStatementLine) -> bool:
+    """A module-level line that reads the name (`State = TrainState`, a notebook's
+    `state = TrainState.create(model, tx)`): it needs the class defined above it."""
+    return not any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
 
 
 def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> tuple[cst.Module, bool]:

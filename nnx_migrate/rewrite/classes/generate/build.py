@@ -8,7 +8,7 @@ from nnx_migrate.rewrite import templates
 from nnx_migrate.rewrite.classes.context import LINEN_BASES, is_linen_module_base
 from nnx_migrate.rewrite.classes.generate.rewriters import MethodRewriter
 from nnx_migrate.rewrite.classes.helpers import with_call_time_params
-from nnx_migrate.rewrite.classes.model import ClassSummary
+from nnx_migrate.rewrite.classes.model import ClassSummary, SubKind
 from nnx_migrate.rewrite.report import TodoSite
 from nnx_migrate.rewrite.visitors import FastTransformer
 
@@ -87,6 +87,8 @@ class ClassBuilder:
             decides_mode=bool(self.mode_calls) or any(sub.child is not None and sub.child.decides_mode for sub in self.subs),
             method_out_sizes=self._method_out_sizes(size_params),
             call_time_params={k: dict(v) for k, v in self.call_time_params.items()},
+            foreign=tuple(dict.fromkeys(name for sub in self.subs for name in (
+                (self.ctx.imports.qualify(sub.ctor.func),) if sub.kind == SubKind.FOREIGN else sub.child.foreign if sub.child is not None else ()))),
         )
         self.ctx.todos.extend(self.todos)
         return new_class, summary

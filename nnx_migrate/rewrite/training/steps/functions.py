@@ -7,6 +7,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from nnx_migrate.rewrite.nodes import is_docstring, names_in
+from nnx_migrate.rewrite.training.foreign import surgery_note
 from nnx_migrate.rewrite.training.steps.common import (
     FunctionPlan,
     _dict_bindings,
@@ -139,6 +140,7 @@ class Functions:
         leftovers = set(self._init_results) & names_in(func.body) if self._init_results else set()
         if leftovers:
             why = f"`{', '.join(sorted(leftovers))}` held Linen variables from `init`; NNX keeps them in the model (use nnx.state(model))"
+            why += surgery_note(tuple(dict.fromkeys(q for name in sorted(leftovers) for q in self._init_foreign.get(name, ()))))
             self.todos.append((original, f"def {original.name.value}", why))
             body = list(func.body.body)
             at = 1 if body and is_docstring(body[0]) else 0

@@ -7,6 +7,7 @@ import libcst as cst
 
 from nnx_migrate.rewrite.edits import FUNCTOOLS, NNX, Place
 from nnx_migrate.rewrite.training.dataflow import init_receiver
+from nnx_migrate.rewrite.training.foreign import lazily_initialised
 from nnx_migrate.rewrite.training.steps.common import (
     FunctionPlan,
     _dict_entries,
@@ -68,8 +69,9 @@ class InitSites:
             extra.append(f"{param}={size}")
         extra.append(f"rngs={rngs}")
         args = [code_of(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip() for a in ctor.args] + extra
-        new_ctor = cst.parse_expression(f"{code_of(ctor.func)}({', '.join(args)})")
+        new_ctor = cst.parse_expression(lazily_initialised(f"{code_of(ctor.func)}({', '.join(args)})", summary, value))
         self._init_results[assign.targets[0].target.value] = model_var
+        self._init_foreign[assign.targets[0].target.value] = getattr(summary, "foreign", ())
         self.edits.add_import(NNX, Place.AFTER_IMPORTS)
         self.changed = True
         return cst.Assign(targets=[cst.AssignTarget(target=cst.Name(model_var))], value=new_ctor)

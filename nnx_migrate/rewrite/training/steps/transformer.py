@@ -57,6 +57,7 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self._depth = 0
         self._stmt_stack: list[dict] = []
         self._init_results: dict[str, str] = {}  # init's result name -> model variable
+        self._init_foreign: dict[str, tuple[str, ...]] = {}  # init's result name -> Linen classes of other packages its model holds
         self._removed_names: set[str] = set()
         self._applied_gradients = False
         self._applied_bindings: set[str] = set()  # `m = Model(...)` whose `m.apply(...)` became a call of the model
