@@ -12,6 +12,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# XLA compiles every eager operation and every jitted program of the suite once, and the
+# tests' programs are tiny: its optimisation passes cost far more than they save (about 40%
+# of a first equivalence check's CPU time). The flag's default is read from the environment
+# when jax is imported, so it is set before any test imports jax, and the subprocesses the
+# tests start inherit it. Every comparison's two sides compile with the same options.
+# `JAX_DISABLE_MOST_OPTIMIZATIONS=0 python -m pytest` runs the suite fully optimised.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+if "jax" in sys.modules:  # a plugin imported it first
+    sys.modules["jax"].config.update(
+        "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].lower() in ("1", "true"))
+
 
 @dataclass
 class CliResult:

@@ -15,6 +15,9 @@ PROJECT = ROOT / "fixtures" / "checks" / "project"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+# The true entry point (`python -m nnx_migrate`, its exit status) runs in a subprocess for
+# the emitted file, `check --from`'s table and the import probe below; the other runs call
+# the CLI in this process (the `cli` fixture), which starts no interpreter and no jax import.
 def nnx_migrate(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "nnx_migrate", *map(str, args)], cwd=cwd, env=ENV,
                           capture_output=True, text=True)
@@ -83,31 +86,31 @@ def test_check_from_prints_the_table_and_exit_code(emitted):
         ["models.py::CNN", "equivalent"], ["models.py::MLPHead", "equivalent"], ["models.py::TokenClassifier", "equivalent"]]
 
 
-def test_class_without_example_fails_naming_it_and_the_line_to_add(tmp_path):
+def test_class_without_example_fails_naming_it_and_the_line_to_add(tmp_path, cli):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "lonely.py").write_text(
         "import flax.linen as nn\n\n\nclass Lonely(nn.Module):\n    @nn.compact\n    def __call__(self, x):\n"
         "        return nn.tanh(nn.Dense(3)(x))\n")
-    done = nnx_migrate("rewrite", tmp_path / "src", "--output-dir", tmp_path / "out", "--emit-checks", tmp_path / "checks_test.py")
-    assert done.returncode in (0, 8), done.stderr
-    ran = nnx_migrate("check", "--from", tmp_path / "checks_test.py")
-    assert ran.returncode == 2
-    assert "lonely.py::Lonely  no example" in ran.stdout
-    assert "no example inputs for Lonely" in ran.stderr
-    assert f"add this line to {tmp_path / 'nnx-examples.toml'}" in ran.stderr
-    assert '"src/lonely.py::Lonely" = { kwargs = {}, inputs = ["float32[1,16]"], call = {} }' in ran.stderr
+    done = cli("rewrite", tmp_path / "src", "--output-dir", tmp_path / "out", "--emit-checks", tmp_path / "checks_test.py")
+    assert done.code in (0, 8), done.err
+    ran = cli("check", "--from", tmp_path / "checks_test.py")
+    assert ran.code == 2
+    assert "lonely.py::Lonely  no example" in ran.out
+    assert "no example inputs for Lonely" in ran.err
+    assert f"add this line to {tmp_path / 'nnx-examples.toml'}" in ran.err
+    assert '"src/lonely.py::Lonely" = { kwargs = {}, inputs = ["float32[1,16]"], call = {} }' in ran.err
 
     # the line, filled in, is all it takes
     (tmp_path / "nnx-examples.toml").write_text('"src/lonely.py::Lonely" = { inputs = ["float32[2,5]"] }\n')
-    assert nnx_migrate("check", "--from", tmp_path / "checks_test.py").returncode == 0
+    assert cli("check", "--from", tmp_path / "checks_test.py").code == 0
 
 
-def test_write_keeps_the_originals_the_checks_point_at(tmp_path):
+def test_write_keeps_the_originals_the_checks_point_at(tmp_path, cli):
     shutil.copytree(PROJECT, tmp_path / "project")
     originals = (tmp_path / "project" / "models.py").read_text()
-    done = nnx_migrate("rewrite", tmp_path / "project", "--write", "--emit-checks", tmp_path / "ci" / "test_checks.py",
-                       "--examples", tmp_path / "project" / "examples.toml")
-    assert done.returncode in (0, 8), done.stderr
+    done = cli("rewrite", tmp_path / "project", "--write", "--emit-checks", tmp_path / "ci" / "test_checks.py",
+               "--examples", tmp_path / "project" / "examples.toml")
+    assert done.code in (0, 8), done.err
     assert "nnx.Module" in (tmp_path / "project" / "models.py").read_text()
     kept = tmp_path / "ci" / ".nnx-migrate" / "originals" / "project"
     assert (kept / "models.py").read_text() == originals
@@ -115,25 +118,26 @@ def test_write_keeps_the_originals_the_checks_point_at(tmp_path):
     cases, _ = load_cases(tmp_path / "ci" / "test_checks.py")
     assert {case["linen"].rpartition("::")[0] for case in cases} == {".nnx-migrate/originals/project/models.py"}
     assert {case["nnx"].rpartition("::")[0] for case in cases} == {"../project/models.py"}
-    ran = nnx_migrate("check", "--from", tmp_path / "ci" / "test_checks.py")
-    assert ran.returncode == 0, ran.stdout + ran.stderr
+    ran = cli("check", "--from", tmp_path / "ci" / "test_checks.py")
+    assert ran.code == 0, ran.out + ran.err
 
 
 @pytest.mark.parametrize("args", [["--emit-checks", "x.py"], ["--diff", "--emit-checks", "x.py"],
                                   ["--check", "--output-dir", "out", "--emit-checks", "x.py"],
                                   ["--write", "--examples", "e.toml"]])
-def test_emit_checks_needs_written_conversions(tmp_path, args):
+def test_emit_checks_needs_written_conversions(tmp_path, args, cli, monkeypatch):
     shutil.copytree(PROJECT, tmp_path / "project")
-    done = nnx_migrate("rewrite", tmp_path / "project", *args, cwd=tmp_path)
-    assert done.returncode == 4
+    monkeypatch.chdir(tmp_path)
+    done = cli("rewrite", tmp_path / "project", *args)
+    assert done.code == 4
     assert not (tmp_path / "x.py").exists()
     assert (tmp_path / "project" / "models.py").read_text() == (PROJECT / "models.py").read_text()
     assert not (tmp_path / "out").exists()
 
 
-def test_check_needs_two_targets_or_from():
-    assert nnx_migrate("check").returncode == 4
-    assert nnx_migrate("check", "a.py::A", "--from", "x.py").returncode == 4
+def test_check_needs_two_targets_or_from(cli):
+    assert cli("check").code == 4
+    assert cli("check", "a.py::A", "--from", "x.py").code == 4
 
 
 def test_emitting_checks_imports_neither_jax_nor_flax(tmp_path):

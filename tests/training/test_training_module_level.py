@@ -5,16 +5,14 @@ and reported. The converted program is run and prints the Linen program's step c
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
+import io
+import runpy
 from pathlib import Path
 
 import pytest
 
 from nnx_migrate.rewrite import rewrite_source
-
-REPO = Path(__file__).resolve().parents[2]
 
 PROGRAM = """\
 import jax, jax.numpy as jnp, optax
@@ -50,21 +48,29 @@ if __name__ == '__main__':
 """
 
 
-def _run(tmp_path: Path, name: str, text: str) -> str:
-    path = tmp_path / name
+def _run(folder: Path, name: str, text: str) -> str:
+    """Runs the file as a script (`__name__ == '__main__'`) in this process: no second
+    interpreter and jax import; an exception in the program fails the test."""
+    path = folder / name
     path.write_text(text)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return next(line for line in done.stdout.splitlines() if line.startswith("STEP"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        runpy.run_path(str(path), run_name="__main__")
+    return next(line for line in printed.getvalue().splitlines() if line.startswith("STEP"))
+
+
+@pytest.fixture(scope="module")
+def linen_step_line(tmp_path_factory):
+    """The Linen program's output, run once for both styles."""
+    return _run(tmp_path_factory.mktemp("linen_prog"), "linen_prog.py", PROGRAM)
 
 
 @pytest.mark.parametrize("style", ["flat-state", "nnx-jit"])
-def test_module_level_step_read_is_converted_and_the_program_prints_linens_step_count(tmp_path, style):
+def test_module_level_step_read_is_converted_and_the_program_prints_linens_step_count(tmp_path, style, linen_step_line):
     result = rewrite_source(PROGRAM, "prog.py", train_style=style)
     assert result.todos == []
     assert "print('STEP', int(state.optimizer.step[...]))" in result.new_text
-    linen = _run(tmp_path, "linen_prog.py", PROGRAM)
+    linen = linen_step_line
     assert linen == "STEP 3"
     assert _run(tmp_path, "nnx_prog.py", result.new_text) == linen
 
