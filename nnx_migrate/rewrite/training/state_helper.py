@@ -82,8 +82,12 @@ class {name}(nnx.Module):
     return self.model, self.optimizer
 
   def updated(self, model, optimizer):
-    # a copy: in NNX's tree mode a step may not return the Variables it was given
-    return type(self)(*nnx.clone((model, optimizer)))
+    if not nnx.set_graph_updates.current_value():
+      # NNX's tree mode: a step may not return the Variables it was given, so a copy
+      model, optimizer = nnx.clone((model, optimizer))
+    elif model is self.model and optimizer is self.optimizer:
+      return self  # graph mode: the step updated this state in place (a copy costs every call)
+    return type(self)(model, optimizer)
 '''
 
 SOURCES = {"flat-state": FLAT_STATE, "nnx-jit": NNX_JIT}
@@ -155,7 +159,8 @@ NNX_JIT_FIELDS = '''\
 class {name}(nnx.Module):
   """The model and its optimizer, the NNX form of Linen's TrainState; steps update it in place.
   The Linen TrainState's own fields ({all_text}) are attributes; `replace(field=...)` gives a
-  new state with new values for them and a copy of the model and optimizer.
+  new state with new values for them (holding the same model and optimizer; in NNX's tree
+  mode copies of them).
   """
 
   _FIELDS = {all_tuple}
@@ -172,15 +177,18 @@ class {name}(nnx.Module):
     return self.model, self.optimizer
 
   def updated(self, model, optimizer):
-    # a copy: in NNX's tree mode a step may not return the Variables it was given
     return self._with(model, optimizer)
 
   def replace(self, **fields):
     return self._with(self.model, self.optimizer, **fields)
 
   def _with(self, model, optimizer, **fields):
+    if not nnx.set_graph_updates.current_value():
+      # NNX's tree mode: a step may not return the Variables it was given, so a copy
+      # (graph mode shares them: a copy would cost every call)
+      model, optimizer = nnx.clone((model, optimizer))
     values = {{name: getattr(self, name) for name in self._FIELDS}}
-    return type(self)(*nnx.clone((model, optimizer)), **{{**values, **fields}})
+    return type(self)(model, optimizer, **{{**values, **fields}})
 '''
 
 # Added to either form when the program passes a state's `apply_fn` on as a value (to a
