@@ -97,7 +97,9 @@ class SubmoduleAnalysis:
                 # listed with the others
                 self.todo(ctor, f"{code(ctor.func)}(..., name=...)", f"{why}: the NNX attribute name is unknown; build it in __init__ by hand")
         if sub.at_call:
-            pass  # (its members are the class's own: named, listed and reported as such)
+            # its members are the class's own (named, listed and reported as such); in a
+            # loop, the sizes the loop carries reach them through its calls
+            sub.loop = loop
         elif walker.origin == "compact" or walker is not self.setup_walker:
             if walker.in_loop and list_name is not None:
                 # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.
