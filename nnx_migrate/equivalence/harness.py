@@ -126,6 +126,7 @@ def compare(
         )
     if not callable(getattr(nnx_module, method_name, None)):
         raise EquivalenceSetupError(f"the NNX module {type(nnx_module).__name__} has no method {method_name!r}")
+    _check_tree_mode_holds(nnx_module)
 
     weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping, ambiguities="collect")
     notes = []
@@ -344,3 +345,22 @@ def _unboxed(tree):
     if isinstance(tree, nn.meta.AxisMetadata):
         return tree.unbox()
     return tree
+
+
+def _check_tree_mode_holds(nnx_module) -> None:
+    """In NNX's tree mode (`NNX_GRAPH_MODE=false`) a model that holds one module twice
+    (Linen's weight sharing; the rewrite marks such constructions TODO) cannot run at all:
+    said as a setup error, not a traceback from deep inside Flax."""
+    if nnx.set_graph_mode.current_value():
+        return
+    try:
+        nnx.graphdef(nnx_module, graph=False)
+    except ValueError as exc:
+        if "shared references" not in str(exc):
+            raise
+        where = [line.strip()[2:] for line in str(exc).splitlines() if line.strip().startswith("- ")]
+        raise EquivalenceSetupError(
+            f"the NNX model holds one object at {' and '.join(where) or 'two places'}; NNX's tree mode "
+            "(NNX_GRAPH_MODE=false) holds nothing twice: check it in graph mode (NNX_GRAPH_MODE=true "
+            "NNX_GRAPH_UPDATES=true), or pass the shared module at call time"
+        ) from exc

@@ -75,3 +75,34 @@ def test_low_precision_floats_get_tolerances_of_a_few_ulps(dtype):
     one = np.array([1.0], jnp.dtype(dtype))
     assert compare_leaf("x", "x", one, (one.astype(np.float32) * (1 + eps)).astype(jnp.dtype(dtype)), None, None).ok
     assert not compare_leaf("x", "x", one, (one.astype(np.float32) * 2).astype(jnp.dtype(dtype)), None, None).ok
+
+
+def test_tree_mode_says_a_shared_module_cannot_run_there():
+    """A port that holds one layer twice (Linen's weight sharing) runs in graph mode; in
+    NNX's tree mode the harness says why it cannot, instead of failing inside Flax."""
+    import flax.linen as nn
+    from flax import nnx
+
+    from nnx_migrate.equivalence.errors import EquivalenceSetupError
+
+    class Tied(nn.Module):
+        def setup(self):
+            self.dense = nn.Dense(3)
+
+        def __call__(self, x):
+            return self.dense(x)
+
+    class TiedPort(nnx.Module):
+        def __init__(self, *, in_features: int, rngs: nnx.Rngs):
+            self.dense = nnx.Linear(in_features, 3, rngs=rngs)
+            self.alias = nnx.List([self.dense])
+
+        def __call__(self, x):
+            return self.dense(x)
+
+    x = jnp.ones((2, 3))
+    assert compare(Tied(), TiedPort, x, gradients=False).ok
+    with nnx.set_graph_mode(False), nnx.set_graph_updates(False):
+        with pytest.raises(EquivalenceSetupError, match="tree mode") as info:
+            compare(Tied(), TiedPort, x, gradients=False)
+    assert ".alias[0]" in str(info.value) and ".dense." in str(info.value)

@@ -2,7 +2,7 @@
 modules) rewrites, as one run, to exactly `out/`; every class with an example computes
 what its Linen original computes. Classes here reach each other across files: bases of
 another module of the run, named directly or through the module (`types.Layer`), and
-children built as `layers.Block(...)`.
+children built as `layers.Block(...)`. The classes are proven in NNX's graph and tree mode.
 
 Each module may define `EXAMPLES` as the single-file fixtures do; a string instead of an
 example says why the class is not run alone (a base class with no `__call__`).
@@ -93,7 +93,8 @@ PAIRS = _pairs()
 
 
 @pytest.mark.parametrize("case,module,class_name", PAIRS, ids=[f"{c}:{m}.{n}" for c, m, n in PAIRS])
-def test_converted_class_is_equivalent(case, module, class_name):
+def test_converted_class_is_equivalent(case, module, class_name, nnx_mode):
+    # (imported inside the test: the converted package takes the test's NNX mode)
     import jax
 
     from nnx_migrate.equivalence import compare

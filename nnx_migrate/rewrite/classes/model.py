@@ -134,6 +134,9 @@ class Sub:
     problems: list[str] = field(default_factory=list)
     order: int = -1  # creation order among the class's submodules and variables (-1: not a construction)
     anonymous_name: str | None = None  # an unnamed element's name in the size parameters it needs
+    # a compact container (nn.Sequential, nn.RNN) built where it is called, from members held
+    # as the class's own attributes (SubmoduleConstruct.built_at_call): no attribute of its own
+    at_call: bool = False
 
     @property
     def members(self) -> list[Sub]:

@@ -86,7 +86,9 @@ class SubmoduleAnalysis:
                 explicit = _string_value(arg.value)
         loop = walker.loops[-1] if walker.loops and walker.in_loop == len(walker.loops) else None
         list_name = list_element_name(name_arg, loop.index_var) if loop is not None and name_arg is not None else None
-        if name_arg is not None and explicit is None and list_name is None:
+        # a container built where it is called holds no state of its own: its Linen name names nothing
+        sub.at_call = walker.origin == "compact" and sub.construct.built_at_call(self, sub, walker)
+        if name_arg is not None and explicit is None and list_name is None and not sub.at_call:
             why = "name= is not a string literal" + (" or an f-string '<list>_{i}' over the loop counter" if walker.in_loop else "")
             if walker is self.setup_walker:
                 sub.problems.append(why)  # reported with the setup attribute it is bound to
@@ -94,7 +96,11 @@ class SubmoduleAnalysis:
                 # reported at once: a compact submodule left without an attribute is never
                 # listed with the others
                 self.todo(ctor, f"{code(ctor.func)}(..., name=...)", f"{why}: the NNX attribute name is unknown; build it in __init__ by hand")
-        if walker.origin == "compact" or walker is not self.setup_walker:
+        if sub.at_call:
+            # its members are the class's own (named, listed and reported as such); in a
+            # loop, the sizes the loop carries reach them through its calls
+            sub.loop = loop
+        elif walker.origin == "compact" or walker is not self.setup_walker:
             if walker.in_loop and list_name is not None:
                 # Linen's names list_0, list_1, ... are the elements of the nnx.List `list`.
                 sub.attr = list_name
@@ -168,6 +174,16 @@ class SubmoduleAnalysis:
                 if sub.rule is None or key != sub.rule.cell_arg:
                     sub.arg_code[key] = code(value)
         return sub
+
+    @staticmethod
+    def member_source(member: Sub) -> str:
+        """A container member held as the class's attribute, as the call site reaches it
+        (an element of an nnx.List by its index)."""
+        if member.list_index is not None:
+            return f"self.{member.attr}[{member.list_index}]"
+        if member.loop is not None:
+            return f"self.{member.attr}[{member.loop.index_var}]"
+        return f"self.{member.attr}"
 
     def keeps_last_dim_field(self, name: str) -> bool:
         """A field whose default is a function that keeps the last axis (`nn.tanh`)."""

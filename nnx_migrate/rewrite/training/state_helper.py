@@ -68,11 +68,16 @@ class {name}(nnx.Module):
     return self.model, self.optimizer
 
   def updated(self, model, optimizer):
+    if model is self.model and optimizer is self.optimizer and nnx.set_graph_updates.current_value():
+      return self  # graph mode: the step updated this state in place (a copy costs every call)
     return self.replace(model=model, optimizer=optimizer)
 
-  def replace(self, **changes):  # a copy: in NNX's tree mode a step may not return the Variables it got
+  def replace(self, **changes):  # copies only in NNX's tree mode: a step may not return the Variables it got
     values = {{name: getattr(self, name) for name in ({names})}} | changes
-    return type(self)(*nnx.clone((values.pop('model'), values.pop('optimizer'))), **values)
+    model, optimizer = values.pop('model'), values.pop('optimizer')
+    if not nnx.set_graph_updates.current_value():
+      model, optimizer = nnx.clone((model, optimizer))
+    return type(self)(model, optimizer, **values)
 '''
 
 SOURCES = {"flat-state": FLAT_STATE, "nnx-jit": NNX_JIT}

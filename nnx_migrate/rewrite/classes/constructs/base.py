@@ -88,7 +88,10 @@ class SubmoduleConstruct:
       too), as `{__init__ size parameter: size}`; `needed_sizes(sub)`: those it must have;
     - `out_size(conv, sub, call, walker, in_size)`: the output size after a call (or, with
       no call, for that input size);
-    - `init_source(conv, sub)`: what `__init__` builds.
+    - `init_source(conv, sub)`: what `__init__` builds (or, for one `built_at_call`, what
+      the call site builds);
+    - `built_at_call(conv, sub, walker)`: whether a compact construction is built where it
+      is called instead of held in an attribute.
     Constructs are asked in `order`: the first that matches a class takes it."""
 
     title: ClassVar[str]
@@ -114,6 +117,14 @@ class SubmoduleConstruct:
 
     def init_source(self, conv: ClassConverter, sub: Sub) -> str:
         raise NotImplementedError
+
+    def built_at_call(self, conv: ClassConverter, sub: Sub, walker: BodyWalker) -> bool:
+        """A container whose members Linen names as the class's own (a compact body's
+        `nn.Sequential`, `nn.RNN`) holds no state of its own: held in an attribute too, the
+        class would hold each member twice, which NNX's tree mode rejects (no shared
+        references, FLIP 5310). Such a container is built at its call site from the member
+        attributes."""
+        return False
 
     @staticmethod
     def first_input_size(call: cst.Call | None, walker: BodyWalker, in_size):

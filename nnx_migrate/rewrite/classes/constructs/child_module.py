@@ -17,7 +17,8 @@ After:
     # __call__
     y = self.feed_forward_0(y)
 
-Reported: a child with TODO sites of its own; a factory field bound to several classes
+Reported: a child given a module this class holds too (Linen's way to share weights;
+NNX's tree mode holds no module twice); a child with TODO sites of its own; a factory field bound to several classes
 (Linen names the submodule after the class it holds) or to classes with different output
 sizes; an input size or the output size of a module passed in a field that the tool
 cannot derive (it becomes a constructor argument).
@@ -29,7 +30,16 @@ import libcst as cst
 
 from nnx_migrate.rewrite.classes.constructs.base import SubmoduleConstruct
 from nnx_migrate.rewrite.classes.model import SubKind
+from nnx_migrate.rewrite.nodes import self_attr
 from nnx_migrate.rewrite.sizes import code, scalar
+
+# Linen shares a module by passing it to several modules; NNX's graph mode holds it
+# in each, its tree mode (FLIP 5310, Flax's planned default) cannot.
+SHARED_MODULE = (
+    "'{field}' gets self.{attr}, a module this class holds too: NNX's tree mode (graph=False, "
+    "Flax's planned default) rejects a module held twice, so this class runs in graph mode only "
+    "(nnx.set_graph_mode(True) or nnx.compat transforms); for tree mode pass the module at call time"
+)
 
 
 class ChildModule(SubmoduleConstruct):
@@ -56,6 +66,7 @@ class ChildModule(SubmoduleConstruct):
             sub.problems.append(f"the field '{sub.factory.field}' holds {' or '.join(several)} (the file binds both): Linen names the submodule after the class it holds; give it name= or build it by hand")
         if several and sub.child.out_size is None:
             sub.problems.append(f"{' and '.join(several)} give different output sizes: the size after it is not known")
+        _shared_modules(conv, sub)
         return sub.child.name
 
     def needed_sizes(self, sub) -> list[str]:
@@ -96,3 +107,13 @@ class ChildModule(SubmoduleConstruct):
         if sub.transform is not None:
             return sub.transform.init_source(sub, built)
         return built
+
+
+def _shared_modules(conv, sub) -> None:
+    """A field of the child given a module this class holds (a submodule, or a module in
+    one of its own fields the child calls): the child holds it a second time."""
+    fields = {f.name for f in conv.shape.fields}
+    for key, value in conv._linen_kwargs(sub).items():
+        attr = self_attr(value)
+        if attr is not None and (attr in conv.subs_by_attr or attr in fields and key in sub.child.field_out_params):
+            sub.problems.append(SHARED_MODULE.format(field=key, attr=attr))

@@ -7,7 +7,10 @@ written in terms of the class's fields and its own `__init__` size parameters. A
 body's unnamed layer gets Linen's name in snake_case (`Dense_0` -> `self.dense_0`). A
 layer built through a factory (a field `conv: ModuleDef = nn.Conv`, a local
 `partial(nn.Conv, ...)`) is built by that factory. `nn.RNN(cell)` builds its cell as a
-member; a recurrent cell's output size is its `features`.
+member; a recurrent cell's output size is its `features`. In a compact body Linen names
+the cell as the class's own (`LSTMCell_0`): the cell is an attribute and the `nnx.RNN`,
+which holds no parameters, is built where Linen calls it (`nnx.RNN(self.lstm_cell_0)(xs)`;
+an attribute holding it would hold the cell twice, which NNX's tree mode rejects).
 
 Why: NNX modules are built eagerly with every shape known; Linen builds them lazily at the
 first call.
@@ -63,6 +66,9 @@ class Layer(SubmoduleConstruct):
             _cell_member(conv, sub)
         return sub.rule.linen
 
+    def built_at_call(self, conv, sub, walker) -> bool:
+        return walker.origin == "compact" and bool(sub.rule.cell_arg)
+
     def needed_sizes(self, sub) -> list[str]:
         return [sub.rule.in_size] if sub.rule.in_size else []
 
@@ -113,7 +119,7 @@ class Layer(SubmoduleConstruct):
             parts.append(f"{rule.in_size}={size if size is not None else conv.unknown_size_param(sub, rule.in_size)}")
         if rule.cell_arg:
             member = sub.members[0] if sub.members else None
-            parts.append(f"self.{member.attr}" if member is not None and member.attr is not None else conv.ctor_source(member) if member is not None else "None")
+            parts.append(conv.member_source(member) if member is not None and member.attr is not None else conv.ctor_source(member) if member is not None else "None")
         for key, value in sub.arg_code.items():
             if key in rule.checked:
                 continue  # recurrent.rnn_problems reported what NNX does differently
@@ -128,7 +134,9 @@ class Layer(SubmoduleConstruct):
             if key not in sub.arg_code and not (sub.factory is not None and sub.factory.field is not None):
                 # (a field's factory keeps its own presets: Linen's default is not forced on it)
                 parts.append(f"{key}={value}")
-        parts.append("rngs=rngs")
+        if not sub.at_call:
+            # (at the call site: nnx.RNN's own carry stream, a fixed key as Linen's `init_key`)
+            parts.append("rngs=rngs")
         callee = sub.factory.callee if sub.factory is not None else f"nnx.{rule.nnx_name}"
         return f"{callee}({', '.join(parts)})"
 

@@ -4,7 +4,9 @@ What: `nnx.Sequential(...)` of the same members, built in `__init__`; each layer
 sized by the previous member's output (functions that keep the last axis, `nn.relu`, pass
 the size on). Built in `setup`, the members are Sequential's own (`body/layers_0`); built in
 a compact body, Linen names them as the class's own submodules (`Dense_0`), so they stay
-attributes and the `nnx.Sequential` refers to them.
+attributes and the `nnx.Sequential` is built where Linen calls it, from those attributes
+(`x = nnx.Sequential(self.dense_0, nnx.relu)(x)`; an attribute holding it would hold each
+layer twice, which NNX's tree mode rejects).
 
 Why: NNX has the same container; only the members' input sizes, which Linen infers at the
 first call, must be written out in `__init__`.
@@ -71,9 +73,12 @@ class Sequential(SubmoduleConstruct):
             size = conv.out_size(member, None, walker, in_size=size) if isinstance(member, Sub) else conv._function_size(member, size)
         return size
 
+    def built_at_call(self, conv, sub, walker) -> bool:
+        return walker.origin == "compact"
+
     def init_source(self, conv, sub) -> str:
         members = ", ".join(
-            (f"self.{m.attr}" if m.attr is not None else conv.ctor_source(m)) if isinstance(m, Sub) else code(m)
+            (conv.member_source(m) if m.attr is not None else conv.ctor_source(m)) if isinstance(m, Sub) else code(m)
             for m in sub.elements
         )
         return f"nnx.Sequential({members})"

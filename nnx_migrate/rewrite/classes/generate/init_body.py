@@ -176,7 +176,7 @@ class InitGenerator:
                     along = "".join(f"    {var} = {end}\n" for _, end, var in loop.carried_vars.values())
                     init_lines.extend(cst.parse_module(before + loop.header + "\n" + along, config=cfg).body)
         for sub in self.subs:
-            if sub.origin == "setup":
+            if sub.origin == "setup" or sub.at_call:
                 for p in dict.fromkeys(sub.problems + [q for m in sub.members for q in m.problems]):
                     self.todo(sub.ctor, f"self.{sub.attr}" if sub.attr else code(sub.ctor.func), p)
         return init_lines

@@ -111,10 +111,13 @@ class ApplyCalls:
             return updated
         rest = []
         mutable = False
+        capture = self._sown_capture(args)  # sown values read back (sown.py)
         for a in args:
             if a is positional[0]:
                 continue
             kw = a.keyword.value if a.keyword is not None else None
+            if kw == "capture_intermediates" and capture is not None:
+                continue
             action = self.rules.apply_keywords.get(kw) if kw else None
             if action == "drop":
                 if kw == "mutable" and not (isinstance(a.value, cst.Name) and a.value.value == "False"):
@@ -139,6 +142,9 @@ class ApplyCalls:
         compact = cst.Call(func=callee, args=[cst.Arg(value=a.value, keyword=a.keyword, star=a.star, equal=_TIGHT_EQUAL if a.keyword else cst.MaybeSentinel.DEFAULT) for a in rest])
         if len(code_of(compact)) <= 60:  # what is left fits on a line: write it on one
             new = compact
+        if capture is not None:
+            self._captured_calls.add(id(original))
+            return self._captured_call(callee, [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(rest) - 1 else a for i, a in enumerate(rest)], capture)
         if mutable:
             self._mutable_calls.add(id(original))
         elif self.models.may_decide_mode():

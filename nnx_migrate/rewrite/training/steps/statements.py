@@ -104,6 +104,8 @@ class Statements:
         value = original.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.flow.model_results and len(original.targets) == 1 and isinstance(original.targets[0].target, cst.Name):
             self._model_values.add(original.targets[0].target.value)
+        if id(original.value) in self._captured_calls:
+            return self._captured_assign(original, updated)  # sown values read back (sown.py)
         # `out, updates = <module call that had mutable=...>`: NNX updated the model in place.
         if id(original.value) in self._mutable_calls:
             target = updated.targets[0].target

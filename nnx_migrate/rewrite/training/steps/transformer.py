@@ -16,6 +16,7 @@ from nnx_migrate.rewrite.training.steps.common import FunctionPlan
 from nnx_migrate.rewrite.training.steps.functions import Functions
 from nnx_migrate.rewrite.training.steps.init import InitSites
 from nnx_migrate.rewrite.training.steps.plan import PlanFunctions
+from nnx_migrate.rewrite.training.steps.sown import SownValues
 from nnx_migrate.rewrite.training.steps.state import StateUpdates
 from nnx_migrate.rewrite.training.steps.statements import Statements
 from nnx_migrate.rewrite.visitors import FastTransformer
@@ -23,7 +24,7 @@ from nnx_migrate.rewrite.visitors import FastTransformer
 
 # The parts come before FastTransformer: LibCST's transformer defines every callback as a
 # no-op that would otherwise hide theirs.
-class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls, ApplyCalls, StateUpdates, FastTransformer):
+class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls, ApplyCalls, StateUpdates, SownValues, FastTransformer):
     def __init__(self, imports: ImportMap, rules: TrainingRules, models: ModelIndex, style: str,
                  state_class_names: set[str], helper_name: str, knows_train_state: bool, flow: Flow = EMPTY):
         super().__init__()
@@ -62,6 +63,8 @@ class TrainingTransformer(PlanFunctions, Functions, Statements, InitSites, Calls
         self._applied_gradients = False
         self._applied_bindings: set[str] = set()  # `m = Model(...)` whose `m.apply(...)` became a call of the model
         self._mutable_calls: set[int] = set()  # ids of original calls that had mutable=
+        self._captured_calls: set[int] = set()  # ids of original calls that read sown values (sown.py)
+        self._captured_names: set[tuple[str | None, str]] = set()  # (function, name) holding what they captured
         self._replace_calls: set[int] = set()  # ids of original `state.replace(...)` calls
         self._functions: list[str] = []  # names of the enclosing functions
         self._aux_removed: set[str] = set()  # differentiated functions whose only aux went away
