@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 from nnx_migrate.checks.running import load_checks_file, run_case
 from nnx_migrate.cli import main
 
