@@ -124,6 +124,8 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="print each class and proof")
     parser.add_argument("--package", action="append", choices=PACKAGES, help="only this package (repeatable; default: all)")
     parser.add_argument("--training", action="store_true", help="also the example training programs (benchmarks/corpus_training.py)")
+    parser.add_argument("--checks", action="store_true",
+                        help="also `rewrite --emit-checks` on every package, run (benchmarks/corpus_checks.py)")
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
@@ -187,6 +189,12 @@ def main(argv=None) -> int:
         import corpus_training
 
         print("\n" + corpus_training.render(corpus_training.run(corpus, "flat-state"), "flat-state"))
+    if args.checks:
+        import corpus_checks
+
+        # examples from the code alone, and what the emitted checks say, per package
+        checks_rows, _ = corpus_checks.measure(corpus, corpus_checks.packages(corpus), out / "_checks", True, 1800)
+        print("\n" + corpus_checks.render(checks_rows))
     return 1 if total.get("proof_failed") else 0
 
 

@@ -59,33 +59,37 @@ def _load_pair(linen_spec: str, nnx_spec: str):
     return linen_class, nnx_class
 
 
-def _same_class(cls, name: str, source: str) -> bool:
-    if cls.__name__ != name:
-        return False
+def _class_key(cls) -> tuple[str, str] | None:
     try:
-        return os.path.samefile(inspect.getsourcefile(cls), source)
+        return cls.__name__, os.path.realpath(inspect.getsourcefile(cls))
     except (TypeError, OSError):
-        return False
+        return None
 
 
-def _first_call(module, inputs, call, name: str, source: str) -> list:
-    """[(child, args, kwargs)] of the first `__call__` of class `name` from `source` while
-    `module` initialises abstractly; [] when there is none or init fails."""
+# (parent class, kwargs, inputs, call) -> {(class name, real source path): (child, args, kwargs)}
+_TRACES: dict = {}
+
+
+def _first_calls(module, inputs, call) -> dict:
+    """The first `__call__` of every class while `module` initialises abstractly:
+    {(class name, real source path): (child, args, kwargs)}; {} when init fails."""
     import flax.linen as nn
     import jax
 
-    seen = []
+    seen: dict = {}
 
     def record(next_fun, args, kwargs, context):
-        if not seen and context.method_name == "__call__" and _same_class(type(context.module), name, source):
-            seen.append((context.module, args, kwargs))
+        if context.method_name == "__call__":
+            key = _class_key(type(context.module))
+            if key is not None and key not in seen:
+                seen[key] = (context.module, args, kwargs)
         return next_fun(*args, **kwargs)
 
     try:
         with nn.intercept_methods(record):
             jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs, **call))
     except Exception:
-        return []
+        return {}
     return seen
 
 
@@ -100,16 +104,20 @@ def _from_parent(case: dict, cases: list[dict], base: Path):
     for parent in cases:
         if parent is case or not parent.get("inputs"):
             continue
-        try:
-            parent_class = load_target(str(base / parent["linen"]))
-            module = parent_class(**parent["kwargs"])
-        except Exception:
+        trace_key = (str(base), parent["id"])
+        if trace_key not in _TRACES:
+            try:
+                parent_class = load_target(str(base / parent["linen"]))
+                module = parent_class(**parent["kwargs"])
+            except Exception:
+                _TRACES[trace_key] = {}
+                continue
+            _TRACES[trace_key] = _first_calls(
+                module, [make_input(spec, 100 + i) for i, spec in enumerate(parent["inputs"])], parent.get("call", {}))
+        seen = _TRACES[trace_key].get((name, os.path.realpath(source)))
+        if seen is None:
             continue
-        seen = _first_call(module, [make_input(spec, 100 + i) for i, spec in enumerate(parent["inputs"])],
-                           parent.get("call", {}), name, source)
-        if not seen:
-            continue
-        child, args, kwargs = seen[0]
+        child, args, kwargs = seen
         if not all(hasattr(a, "shape") and hasattr(a, "dtype") for a in args):
             continue
         if any(hasattr(v, "shape") for v in kwargs.values()):
@@ -124,45 +132,55 @@ def _from_parent(case: dict, cases: list[dict], base: Path):
 
 
 def run_case(case: dict, cases: list[dict] | None = None, base: Path | str = ".", examples: Path | str | None = None) -> Outcome:
-    """Compares one case; paths in it are relative to `base` (the checks file's folder)."""
+    """Compares one case; paths in it are relative to `base` (the checks file's folder).
+    The example is looked up first, so that a case that could not run still says where
+    its example came from."""
     base = Path(base)
     from nnx_migrate.equivalence.errors import EquivalenceSetupError
 
+    examples = Path(base, examples) if examples else None
+    source_path, _, name = case["source"].rpartition("::")
     try:
-        return _run(case, cases or [case], base, Path(base, examples) if examples else None)
+        example = _example(case, cases or [case], base, examples)
     except EquivalenceSetupError as exc:
         return Outcome(case["id"], "could not run", f"{case['id']}: could not run: {exc}")
+    if example is None:
+        line = example_line(examples or base / "nnx-examples.toml", base / source_path, name)
+        return Outcome(case["id"], "no example",
+                       f"{case['id']}: no example inputs for {name}: the code builds and inits it nowhere with "
+                       f"written shapes; add this line to {examples or base / 'nnx-examples.toml'}:\n{line}")
+    try:
+        return _run(case, base, name, *example)
+    except EquivalenceSetupError as exc:
+        return Outcome(case["id"], "could not run", f"{case['id']}: could not run: {exc}", example=example[-1])
 
 
-def _run(case: dict, cases: list[dict], base: Path, examples: Path | None) -> Outcome:
+def _example(case: dict, cases: list[dict], base: Path, examples: Path | None):
+    """(Linen fields, input specs, call keywords, where) or None."""
+    if case.get("inputs"):
+        return case["kwargs"], case["inputs"], case.get("call", {}), case.get("example", "")
+    derived = _from_parent(case, cases, base)
+    if derived is not None:
+        child, inputs, call, where = derived
+        fields = {f.name: getattr(child, f.name) for f in dataclasses.fields(child) if f.init and f.name not in ("parent", "name")}
+        return fields, inputs, call, where
+    source_path, _, name = case["source"].rpartition("::")
+    entry = read_examples(examples).get((os.path.normpath((base / source_path).resolve()), name)) if examples else None
+    if entry is None:
+        return None
+    return entry["kwargs"], entry["inputs"], entry["call"], os.path.relpath(examples, base).replace(os.sep, "/")
+
+
+def _run(case: dict, base: Path, name: str, kwargs: dict, inputs: list, call: dict, where: str) -> Outcome:
     from nnx_migrate.equivalence import compare
     from nnx_migrate.equivalence.errors import EquivalenceSetupError
     from nnx_migrate.equivalence.example_inputs import make_input
 
     linen_class, nnx_class = _load_pair(str(base / case["linen"]), str(base / case["nnx"]))
-    source_path, _, name = case["source"].rpartition("::")
-    linen_module = None
-    if case.get("inputs"):
-        kwargs, inputs, call, where = case["kwargs"], case["inputs"], case.get("call", {}), case.get("example", "")
-    else:
-        derived = _from_parent(case, cases, base)
-        if derived is not None:
-            linen_module, inputs, call, where = derived
-            linen_module = linen_class(**{f.name: getattr(linen_module, f.name) for f in dataclasses.fields(linen_module)
-                                          if f.init and f.name not in ("parent", "name")})
-        else:
-            entry = read_examples(examples).get((os.path.normpath((base / source_path).resolve()), name)) if examples else None
-            if entry is None:
-                line = example_line(examples or base / "nnx-examples.toml", base / source_path, name)
-                return Outcome(case["id"], "no example",
-                               f"{case['id']}: no example inputs for {name}: the code builds and inits it nowhere with "
-                               f"written shapes; add this line to {examples or base / 'nnx-examples.toml'}:\n{line}")
-            kwargs, inputs, call, where = entry["kwargs"], entry["inputs"], entry["call"], os.path.relpath(examples, base).replace(os.sep, "/")
-    if linen_module is None:
-        try:
-            linen_module = linen_class(**kwargs)
-        except Exception as exc:
-            raise EquivalenceSetupError(f"{name}({kwargs}) failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        linen_module = linen_class(**kwargs)
+    except Exception as exc:
+        raise EquivalenceSetupError(f"{name}({kwargs}) failed: {type(exc).__name__}: {exc}") from exc
     arrays = [make_input(spec, 100 + i) for i, spec in enumerate(inputs)]
     result = compare(linen_module, nnx_class, *arrays, call_kwargs=call or None)
     first = result.divergences[0] if result.divergences else None

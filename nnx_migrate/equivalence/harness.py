@@ -26,7 +26,13 @@ from nnx_migrate.equivalence.ambiguity import resolve_by_outputs
 from nnx_migrate.equivalence.construction import build_from_linen
 from nnx_migrate.equivalence.errors import EquivalenceSetupError
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf, compare_trees
-from nnx_migrate.equivalence.mode_flags import eval_and_train_kwargs, nnx_mode
+from nnx_migrate.equivalence.mode_flags import (
+    eval_and_train_kwargs,
+    field_flag,
+    flag_in_field,
+    linen_in_mode,
+    nnx_mode,
+)
 from nnx_migrate.equivalence.nnx_tree import format_nnx_path
 from nnx_migrate.equivalence.perturbation import perturbed
 from nnx_migrate.equivalence.result import Check, ComparisonResult, Divergence
@@ -101,10 +107,13 @@ def compare(
     if linen_method is None:
         raise EquivalenceSetupError(f"{type(linen_module).__name__} has no method {method_name!r}")
     eval_kwargs, train_call = eval_and_train_kwargs(linen_method, call_kwargs, train_kwargs)
+    # a flag Linen takes from a field (`nn.merge_param`) stays in these keywords as the
+    # pass's mode; `flag_in_field` moves it into the field at each call
+    flag_field = field_flag(linen_module, linen_method, call_kwargs)
 
     user_variables = variables is not None
     if variables is None:
-        variables = _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed)
+        variables = _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed, flag_field)
     variables = {c: v for c, v in dict(variables).items() if c not in TRANSIENT_COLLECTIONS}
     # Partitioning boxes (nn.with_logical_partitioning / nn.with_partitioning) only carry
     # axis names: compare and copy the arrays inside (Linen's apply accepts them unboxed).
@@ -131,7 +140,8 @@ def compare(
     weight_map = map_weights(variables, nnx_module, match=match, overrides=mapping, ambiguities="collect")
     notes = []
     if weight_map.ambiguities:
-        agree = _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, eval_kwargs, rtol, atol, seed)
+        agree = _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, eval_kwargs, rtol, atol, seed,
+                               flag_field)
         weight_map, note = resolve_by_outputs(variables, nnx_module, match, mapping, weight_map, agree)
         notes.append(note)
     result = ComparisonResult(variables, nnx_module, weight_map, rtol, atol, notes=notes)
@@ -143,7 +153,8 @@ def compare(
         return result
     weight_map.load(variables)
 
-    pass_runner = _Passes(linen_module, nnx_module, variables, weight_map, method_name, inputs, rtol, atol, seed)
+    pass_runner = _Passes(linen_module, nnx_module, variables, weight_map, method_name, inputs, rtol, atol, seed,
+                          flag_field)
     label = "forward" if method is None else f"method {method_name}"
     pass_runner.inference(result, label, eval_kwargs, gradients)
     if train_call is not None:
@@ -156,17 +167,19 @@ def compare(
     return result
 
 
-def _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, kwargs, rtol, atol, seed):
+def _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, kwargs, rtol, atol, seed, flag_field):
     """A test of one placement of the weights: do the inference outputs agree under it?"""
     try:
-        linen = run_linen(linen_module, variables, inputs, method_name, kwargs, with_grads=False, seed=seed)
+        with flag_in_field(linen_module, nnx_module, flag_field, kwargs) as (module, linen_kwargs, _):
+            linen = run_linen(module, variables, inputs, method_name, linen_kwargs, with_grads=False, seed=seed)
     except Exception as exc:
         raise EquivalenceSetupError(f"Linen {method_name} failed: {type(exc).__name__}: {exc}") from exc
 
     def agree(weight_map: WeightMap) -> bool:
         snapshot = _snapshot(nnx_module)
         try:
-            with nnx_mode(nnx_module, method_name, kwargs) as nnx_kwargs:
+            with flag_in_field(linen_module, nnx_module, flag_field, kwargs) as (_, _, flagged), \
+                    nnx_mode(nnx_module, method_name, flagged) as nnx_kwargs:
                 nnx_run = run_nnx(nnx_module, inputs, method_name, nnx_kwargs, with_grads=False, seed=seed)
         except Exception:  # a placement under which the port cannot even run
             return False
@@ -177,12 +190,15 @@ def _outputs_agree(linen_module, nnx_module, variables, method_name, inputs, kwa
     return agree
 
 
-def _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed):
+def _init_linen(linen_module, inputs, method, init_inputs, eval_kwargs, seed, flag_field=None):
     try:
         if init_inputs is not None:
             init_kwargs = eval_and_train_kwargs(type(linen_module).__call__, {}, None)[0]
+            if field_flag(linen_module, type(linen_module).__call__, {}) is not None:
+                init_kwargs = {}  # the field gives __call__ its mode
             return init_linen(linen_module, tuple(init_inputs), None, init_kwargs, seed)
-        return init_linen(linen_module, inputs, method, eval_kwargs, seed)
+        module, kwargs = linen_in_mode(linen_module, flag_field, eval_kwargs)
+        return init_linen(module, inputs, method, kwargs, seed)
     except Exception as exc:
         raise EquivalenceSetupError(
             f"Linen {type(linen_module).__name__}.init failed: {type(exc).__name__}: {exc}"
@@ -193,8 +209,9 @@ class _Passes:
     """Runs one call on both sides and turns the differences into checks."""
 
     def __init__(self, linen_module, nnx_module, variables, weight_map: WeightMap, method_name,
-                 inputs, rtol, atol, seed):
+                 inputs, rtol, atol, seed, flag_field=None):
         self.linen_module = linen_module
+        self.flag_field = flag_field
         self.nnx_module = nnx_module
         self.variables = variables
         self.weight_map = weight_map
@@ -221,12 +238,13 @@ class _Passes:
 
     def _run_both(self, label: str, kwargs, with_grads: bool) -> tuple[LinenRun, NNXRun]:
         what = f"{label} with gradients" if with_grads else label
-        linen = self.guarded("Linen", what, lambda: run_linen(
-            self.linen_module, self.variables, self.inputs, self.method_name, kwargs,
-            with_grads=with_grads, seed=self.seed))
-        with nnx_mode(self.nnx_module, self.method_name, kwargs) as nnx_kwargs:
-            nnx_run = self.guarded("NNX", what, lambda: run_nnx(
-                self.nnx_module, self.inputs, self.method_name, nnx_kwargs, with_grads=with_grads, seed=self.seed))
+        with flag_in_field(self.linen_module, self.nnx_module, self.flag_field, kwargs) as (module, linen_kwargs, flagged):
+            linen = self.guarded("Linen", what, lambda: run_linen(
+                module, self.variables, self.inputs, self.method_name, linen_kwargs,
+                with_grads=with_grads, seed=self.seed))
+            with nnx_mode(self.nnx_module, self.method_name, flagged) as nnx_kwargs:
+                nnx_run = self.guarded("NNX", what, lambda: run_nnx(
+                    self.nnx_module, self.inputs, self.method_name, nnx_kwargs, with_grads=with_grads, seed=self.seed))
         return linen, nnx_run
 
     # -- the passes ------------------------------------------------------------------

@@ -8,6 +8,11 @@ key. Both frameworks build the mask the same way (`bernoulli(key, 1 - rate, shap
 a faithful port sees identical masks, and a port with a different rate sees a different
 mask and a different scale `1 / (1 - rate)`, which the comparison catches.
 
+Keys drawn by hand from the `dropout` stream (Linen's `self.make_rng('dropout')`, NNX's
+`rngs.dropout()` on an `nnx.Rngs` without a stream of that name, as the harness builds
+it), e.g. a word-dropout layer's own `bernoulli` mask, come from a second fixed sequence
+in the same way, so that such layers are compared too.
+
 A port that calls its Dropout layers in another order than Linen gets other keys and is
 reported as different; the report's first diverging submodule then points at a Dropout.
 """
@@ -60,27 +65,42 @@ def identical_dropout(side: str, seed: int = DROPOUT_SEED) -> Iterator[None]:
     dropout draw keys from a fixed sequence starting at `seed`; any key passed at call
     time is ignored."""
     keys = _KeySequence(seed)
+    by_hand = _KeySequence(seed + 1)
     if side == "linen":
         dropout, attention = nn.Dropout, linen_attention
         original = dropout.__dict__["__call__"]
+        # where `self.make_rng('dropout')` is drawn: Linen's Module
+        draw_owner, draw_name = nn.Module, "make_rng"
+        original_draw = nn.Module.__dict__["make_rng"]
 
         def dropout_call(self, inputs, deterministic=None, rng=None):
             return original(self, inputs, deterministic, rng=keys.next())
 
+        def draw(self, name="params"):
+            return by_hand.next() if name == "dropout" else original_draw(self, name)
+
     elif side == "nnx":
         dropout, attention = nnx.Dropout, nnx_attention
         original = dropout.__dict__["__call__"]
+        # `rngs.dropout` on Rngs without a `dropout` stream goes through __getattr__
+        draw_owner, draw_name = nnx.Rngs, "__getattr__"
+        original_draw = nnx.Rngs.__dict__["__getattr__"]
 
         def dropout_call(self, inputs, *, deterministic=None, rngs=None):
             return original(self, inputs, deterministic=deterministic, rngs=keys.next())
+
+        def draw(self, name):
+            return by_hand.next if name == "dropout" else original_draw(self, name)
 
     else:
         raise ValueError(f"side must be 'linen' or 'nnx', not {side!r}")
     original_weights = attention.dot_product_attention_weights
     dropout.__call__ = dropout_call
+    setattr(draw_owner, draw_name, draw)
     attention.dot_product_attention_weights = _attention_weights_with(original_weights, keys)
     try:
         yield
     finally:
         dropout.__call__ = original
+        setattr(draw_owner, draw_name, original_draw)
         attention.dot_product_attention_weights = original_weights

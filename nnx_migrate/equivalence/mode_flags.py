@@ -8,6 +8,7 @@ that takes no such flag is switched with `model.train()` / `model.eval()` instea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,6 +54,58 @@ def eval_and_train_kwargs(
             return eval_kwargs, None
         return eval_kwargs, {**call_kwargs, flag: TRAIN_FLAGS[flag][0]}
     return eval_kwargs, {**call_kwargs, **dict(train_kwargs)}
+
+
+def field_flag(linen_module: Any, method: Callable, call_kwargs: dict[str, Any]) -> str | None:
+    """The mode flag the module takes from a field rather than from the call, if any.
+
+    Linen's `nn.merge_param` pattern: a field and a call parameter of the same name, both
+    defaulting to None, merged in the method; passing both raises. When the module was
+    built with the field set (and the caller does not pass the flag), Linen takes the mode
+    from the field only, so each pass builds the module with the field at that pass's
+    value instead of passing the flag to the call.
+    """
+    flag = mode_flag(method)
+    if flag is None or flag in call_kwargs:
+        return None
+    parameter = inspect.signature(method).parameters[flag]
+    names = {f.name for f in dataclasses.fields(linen_module)} if dataclasses.is_dataclass(linen_module) else set()
+    if parameter.default is not None or flag not in names or getattr(linen_module, flag) is None:
+        return None
+    return flag
+
+
+def linen_in_mode(linen_module: Any, flag: str | None, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(Linen module, its call keywords) for a call in the mode `kwargs[flag]` says, where
+    the flag is a field (`field_flag`): a clone with the field at that value."""
+    if flag is None or flag not in kwargs:
+        return linen_module, kwargs
+    return linen_module.clone(**{flag: kwargs[flag]}), {key: item for key, item in kwargs.items() if key != flag}
+
+
+@contextlib.contextmanager
+def flag_in_field(linen_module: Any, nnx_module: Any, flag: str | None,
+                  kwargs: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any], dict[str, Any]]]:
+    """Yields (Linen module, Linen keywords, NNX keywords) for one call in the mode that
+    `kwargs[flag]` says, where the flag is a field (`field_flag`): the Linen module is a
+    clone with the field at that value and the call does not get it. A converted class
+    keeps the field as an attribute of the same name: it is set to the same value for the
+    block, then put back; a port without that attribute gets the flag in its call (or
+    `nnx_mode`'s `.train()`/`.eval()`)."""
+    if flag is None or flag not in kwargs:
+        yield linen_module, kwargs, kwargs
+        return
+    value = kwargs[flag]
+    linen, rest = linen_in_mode(linen_module, flag, kwargs)
+    if flag not in vars(nnx_module):
+        yield linen, rest, kwargs
+        return
+    saved = getattr(nnx_module, flag)
+    setattr(nnx_module, flag, value)
+    try:
+        yield linen, rest, rest
+    finally:
+        setattr(nnx_module, flag, saved)
 
 
 def _accepts(method: Callable, name: str) -> bool:

@@ -19,7 +19,7 @@ from flax import nnx
 
 from nnx_migrate.equivalence.identical_dropout import identical_dropout
 from nnx_migrate.equivalence.leaf_comparison import compare_leaf
-from nnx_migrate.equivalence.mode_flags import nnx_mode
+from nnx_migrate.equivalence.mode_flags import flag_in_field, linen_in_mode, nnx_mode
 from nnx_migrate.equivalence.output_trees import flatten_outputs, projection_loss
 from nnx_migrate.equivalence.result import Check, ComparisonResult
 from nnx_migrate.equivalence.running import param_value_and_grad
@@ -51,9 +51,10 @@ def _linen_steps(passes, kwargs, steps, tx):
     state = {c: passes.variables[c] for c in passes.state_collections}
     opt_state = tx.init(params)
     losses = []
+    module, kwargs = linen_in_mode(passes.linen_module, passes.flag_field, kwargs)
 
     def loss_fn(p, state):
-        output, updated = passes.linen_module.apply(
+        output, updated = module.apply(
             {**passes.variables, **state, "params": p}, *passes.inputs, method=passes.method_name,
             mutable=list(passes.state_collections), rngs={"dropout": jax.random.key(passes.seed + 1)}, **kwargs)
         return projection_loss(flatten_outputs(output), passes.seed), updated
@@ -75,7 +76,8 @@ def _nnx_steps(passes, kwargs, steps, tx):
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     losses = []
 
-    with identical_dropout("nnx"), nnx_mode(model, passes.method_name, kwargs) as nnx_kwargs:
+    with identical_dropout("nnx"), flag_in_field(passes.linen_module, model, passes.flag_field, kwargs) as (_, _, flagged), \
+            nnx_mode(model, passes.method_name, flagged) as nnx_kwargs:
 
         def loss_fn(m):
             return projection_loss(flatten_outputs(passes.nnx_call(m, nnx_kwargs)), passes.seed), None

@@ -59,3 +59,48 @@ def test_array_literals_numpy_draws_and_init_with_output():
     (example,) = collect_examples(source, {"TextClassifier"})["TextClassifier"]
     assert example.kwargs == {"vocab_size": 3, "deterministic": True}
     assert example.inputs == ["int32[2,3]:2..7", "float32[2,3,4]"]
+
+
+TEST_CLASS = textwrap.dedent('''
+    import unittest
+    import jax, jax.numpy as jnp
+    from models import *
+
+    class TestModels(unittest.TestCase):
+        def setUp(self):
+            self.batch, self.length = 4, 9
+            self.tokens = jnp.arange(self.batch * self.length, dtype=jnp.int32).reshape((self.batch, -1))
+            self.inputs = self.tokens[:, :-1]
+            self.hyper = {"layers": 2, "width": 8 * 2}
+
+        def test_decoder(self):
+            model = Decoder(**self.hyper, heads=2)
+            self._check(model)
+
+        def _check(self, model):
+            rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+            params = model.init(rngs, self.inputs)["params"]
+
+    def test_jit_init_and_draws():
+        key = jax.random.key(0)
+        n, d = 3, 5
+        ids = jax.random.randint(key, (n, d + 1), 0, 50)
+        mask = jax.random.bernoulli(key, 0.5, (n, d + 1))
+        jax.jit(Encoder(size=d).init)(key, ids, mask, train=False)
+''')
+
+
+def test_test_classes_helpers_splats_and_computed_shapes():
+    found = collect_examples(TEST_CLASS, {"Decoder", "Encoder"}, "test_models.py")
+    (decoder,) = found["Decoder"]
+    assert decoder.kwargs == {"layers": 2, "width": 16, "heads": 2}
+    # arange(36).reshape((4, -1))[:, :-1]: int32, values 0..35
+    assert decoder.inputs == ["int32[4,8]:0..36"]
+    assert decoder.where == "test_models.py:19"
+    (encoder,) = found["Encoder"]
+    assert (encoder.kwargs, encoder.inputs, encoder.call) == ({"size": 5}, ["int32[3,6]:0..50", "bool[3,6]"], {"train": False})
+
+
+def test_a_helper_called_with_an_unknown_model_gives_nothing():
+    source = TEST_CLASS.replace("model = Decoder(**self.hyper, heads=2)", "model = Decoder(**self.hyper, heads=self.missing)")
+    assert "Decoder" not in collect_examples(source, {"Decoder", "Encoder"}, "test_models.py")

@@ -91,3 +91,43 @@ def test_dropout_on_in_the_inference_call_gets_identical_masks(linen, ports):
     wrong = compare(linen.CNN(), ports.HandCNN(3, 6, 6, dropout_rate=0.4, rngs=nnx.Rngs(0)), x,
                     call_kwargs={"train": True}, train_kwargs=None)
     assert not next(c for c in wrong.checks if c.name == "outputs (forward)").ok
+
+
+class WordDrop(nn.Module):
+    rate: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, deterministic: bool = True):
+        x = nn.Dense(4)(x)
+        if deterministic:
+            return x
+        keep = jax.random.bernoulli(self.make_rng("dropout"), 1 - self.rate, x.shape)
+        return jnp.where(keep, x, 0.0)
+
+
+class WordDropPort(nnx.Module):
+    def __init__(self, rate: float = 0.5, *, in_features: int, rngs: nnx.Rngs):
+        self.rate = rate
+        self.dense_0 = nnx.Linear(in_features, 4, rngs=rngs)
+        self.rngs = rngs
+
+    def __call__(self, x, deterministic: bool = True):
+        x = self.dense_0(x)
+        if deterministic:
+            return x
+        keep = jax.random.bernoulli(self.rngs.dropout(), 1 - self.rate, x.shape)
+        return jnp.where(keep, x, 0.0)
+
+
+class WordDropOtherRate(WordDropPort):
+    def __init__(self, rate: float = 0.5, *, in_features: int, rngs: nnx.Rngs):
+        super().__init__(0.25, in_features=in_features, rngs=rngs)
+
+
+def test_dropout_keys_drawn_by_hand_are_the_same_on_both_sides():
+    result = compare(WordDrop(), WordDropPort, X)
+    assert result.ok, str(result)
+    assert "outputs (train-mode forward): ok" in str(result)
+    wrong = compare(WordDrop(), WordDropOtherRate, X)
+    assert not wrong.ok and "outputs (forward): ok" in str(wrong)
+    assert "outputs (train-mode forward): DIFFERS" in str(wrong)
