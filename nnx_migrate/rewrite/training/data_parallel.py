@@ -22,11 +22,13 @@ copy; jit would train one), a pmapped step returning a value that is not average
 devices (it has a value per device; jit returns one), BatchNorm without the pmap axis
 (per-device statistics: jit normalizes over the whole batch), other collectives
 (`psum`, `all_gather`, `axis_index`, ...), per-device keys (`shard_prng_key`), batches
-split by device by hand, or a pmap option jit has no counterpart for. No jax or flax here.
+split by device by hand, a division by a value the step computes (a weighted mean per
+device), or a pmap option jit has no counterpart for. No jax or flax here.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -49,9 +51,9 @@ REPLICATE = ("flax.jax_utils.replicate", "jax.device_put_replicated")
 UNREPLICATE = ("flax.jax_utils.unreplicate",)
 SHARD = ("flax.training.common_utils.shard",)
 GET_METRICS = ("flax.training.common_utils.get_metrics",)
+PREFETCH = ("flax.jax_utils.prefetch_to_device",)
 PER_DEVICE = {
     "flax.training.common_utils.shard_prng_key": "per-device keys (shard_prng_key)",
-    "flax.jax_utils.prefetch_to_device": "batches placed per device (prefetch_to_device)",
     "flax.jax_utils.pad_shard_unpad": "pad_shard_unpad",
     "jax.device_put_sharded": "arrays placed per device (device_put_sharded)",
 }
@@ -156,6 +158,8 @@ def _plan(module: cst.Module, imports: ImportMap) -> _Plan:
                 plan.sites.append(_Site(node, node, _function_of(node), _options(node.args[1:], ("axis_name",))))
             elif name in PER_DEVICE:
                 plan.reasons.append((node, PER_DEVICE[name]))
+            elif name in PREFETCH and not (len(node.args) == 2 and all(a.keyword is None for a in node.args)):
+                plan.reasons.append((node, "prefetch_to_device onto chosen devices"))
             elif name is not None and name.startswith("jax.lax.") and name.rpartition(".")[2] in COLLECTIVES:
                 plan.reasons.append((node, f"`{name}` (a collective jit has no axis for)"))
             elif name is not None and name.endswith(".vmap") and any(a.keyword and a.keyword.value in ("axis_name", "spmd_axis_name") for a in node.args):
@@ -167,6 +171,9 @@ def _plan(module: cst.Module, imports: ImportMap) -> _Plan:
     _check_axis_uses(module, imports, plan)
     _check_steps(defs, imports, plan)
     _check_device_reshapes(module, plan)
+    for name in sorted(plan.pmapped | {site.function for site in plan.sites} - {None}):
+        if name in defs:
+            _check_ratios(defs[name], plan)
     taken = {n.value for n in _all_names(module)}
     if taken & set(MESH_NAMES):
         plan.reasons.append((module, f"the names {', '.join(MESH_NAMES)} are taken"))
@@ -229,10 +236,16 @@ def _check_axis_uses(module: cst.Module, imports: ImportMap, plan: _Plan) -> Non
             if name.endswith(".BatchNorm"):
                 if axis is None or string_value(axis) not in plan.axes:
                     plan.reasons.append((node, "BatchNorm with per-device statistics (no axis_name of the pmap axis): under jax.jit it normalizes over the whole batch"))
-            elif axis is not None and string_value(axis) in plan.axes:
+            elif axis is not None and string_value(axis) in plan.axes and not _averaging_grad(node):
                 plan.reasons.append((node, f"`{dotted(node.func) or 'a call'}(axis_name=...)` averaging across devices"))
 
     Find().walk(module)
+
+
+def _averaging_grad(call: cst.Call) -> bool:
+    """`dynamic_scale.value_and_grad(f, axis_name=A)`: gradients averaged across devices
+    (flax's DynamicScale), which under jit are the whole batch's without the axis."""
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "value_and_grad"
 
 
 def _check_steps(defs: dict[str, cst.FunctionDef], imports: ImportMap, plan: _Plan) -> None:
@@ -277,12 +290,13 @@ def _replicated(value, func, defs, imports, plan, seen) -> bool:
         if value.value in {p.name.value for p in func.params.params}:
             return True
         bound = _bindings(func, value.value)
-        return bool(bound) and all(_replicated(b, func, defs, imports, plan, seen) for b in bound)
+        return bool(bound) and _replicated(bound[-1], func, defs, imports, plan, seen)
     return False
 
 
 def _bindings(func: cst.FunctionDef, name: str) -> list[cst.BaseExpression]:
-    """Values assigned to `name` as a whole in the function's own statements."""
+    """Values assigned to `name` as a whole in the function's own statements, in order
+    (the last one is what a return at the end reads)."""
     found = []
 
     class Find(FastVisitor):
@@ -336,6 +350,29 @@ def _calls(node: cst.CSTNode, imports: ImportMap, names) -> bool:
 def _updates_state(func: cst.FunctionDef) -> bool:
     source = render(func)
     return any(f".{m}(" in source for m in ("apply_gradients", "updated", "update"))
+
+
+def _check_ratios(func: cst.FunctionDef, plan: _Plan) -> None:
+    """A division by a value the step computes (a weighted mean: a sum over the device's
+    examples over their weight): pmap averages the devices' ratios, jit would compute
+    the whole batch's ratio, a different number where the devices' weights differ."""
+
+    class Find(FastVisitor):
+        def visit_BinaryOperation(self, node):
+            if isinstance(node.operator, (cst.Divide, cst.FloorDivide)) and not _batch_independent(node.right):
+                plan.reasons.append((node, f"a division by `{render(node.right).strip()}` in the step (a weighted mean averaged per device: jax.jit computes the whole batch's ratio)"))
+
+    Find().walk(func)
+
+
+def _batch_independent(node: cst.BaseExpression) -> bool:
+    """A number, or a size read off a shape: the same for a device's batch and the whole."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return _batch_independent(node.expression)
+    source = render(node)
+    return ".shape" in source or ".size" in source or "len(" in source
 
 
 def _check_device_reshapes(module: cst.Module, plan: _Plan) -> None:
@@ -418,9 +455,7 @@ class _ToJit(cst.CSTTransformer):
                 kept.append(arg.with_changes(keyword=cst.Name(RENAMED[key])))
             elif key is None and not kept and not arg.star:
                 kept.append(arg)  # the function itself
-        if kept:
-            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return kept
+        return _ending_like(kept, args)
 
     def visit_FunctionDef(self, node):
         self.outputs.append(set())
@@ -428,7 +463,11 @@ class _ToJit(cst.CSTTransformer):
 
     def leave_FunctionDef(self, original, updated):
         self.outputs.pop()
-        return updated
+        return _without_unread_device_counts(updated, self.imports)
+
+    def visit_SimpleStatementLine(self, node):
+        self.split_here = False
+        return True
 
     def leave_Decorator(self, original, updated):
         site = self.sites.get(id(original))
@@ -481,11 +520,14 @@ class _ToJit(cst.CSTTransformer):
         if isinstance(original.func, cst.Attribute) and original.func.attr.value == "reshape":
             split = _device_split(original, self.plan)
             if split is not None:
+                self.split_here = True
                 return updated.func.value
+        if isinstance(original.func, cst.Attribute) and _averaging_grad(original) and _axis_keyword(original) in self.plan.axes:
+            return _without_keyword(updated, "axis_name")
+        if name in PREFETCH and len(updated.args) == 2 and all(a.keyword is None for a in updated.args):
+            return _placed_each(updated.args[0].value)
         if (name or "").endswith(".BatchNorm") or (name in PARTIALS and original.args and (self.imports.qualify(original.args[0].value) or "").endswith(".BatchNorm")):
-            args = [a for a in updated.args if not (a.keyword and a.keyword.value == "axis_name")]
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            return updated.with_changes(args=args)
+            return _without_keyword(updated, "axis_name")
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):
@@ -493,6 +535,8 @@ class _ToJit(cst.CSTTransformer):
         average across devices leaves: they change nothing."""
         if updated is original or len(updated.body) != 1:
             return updated
+        if getattr(self, "split_here", False):  # its comments tell of the split by device
+            updated = updated.with_changes(leading_lines=[line for line in updated.leading_lines if line.comment is None])
         small = updated.body[0]
         if (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.value, cst.Name)
                 and isinstance(small.targets[0].target, cst.Name) and small.targets[0].target.value == small.value.value):
@@ -546,6 +590,44 @@ def _is_import(stmt) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
 
 
+def _without_unread_device_counts(func: cst.FunctionDef, imports: ImportMap) -> cst.FunctionDef:
+    """`n = jax.local_device_count()` goes from a function that no longer reads `n`."""
+    if not isinstance(func.body, cst.IndentedBlock):
+        return func
+    counts = Counter(n.value for n in _all_names(func.body))
+    body = []
+    for stmt in func.body.body:
+        if (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
+                and isinstance(stmt.body[0].value, cst.Call) and imports.qualify(stmt.body[0].value.func) in DEVICE_COUNTS
+                and len(stmt.body[0].targets) == 1 and isinstance(stmt.body[0].targets[0].target, cst.Name)
+                and counts[stmt.body[0].targets[0].target.value] == 1):
+            continue
+        body.append(stmt)
+    return func.with_changes(body=func.body.with_changes(body=body)) if len(body) != len(func.body.body) else func
+
+
+def _axis_keyword(call: cst.Call) -> str | None:
+    return next((string_value(a.value) for a in call.args if a.keyword and a.keyword.value == "axis_name"), None)
+
+
+def _without_keyword(call: cst.Call, keyword: str) -> cst.Call:
+    args = [a for a in call.args if not (a.keyword and a.keyword.value == keyword)]
+    return call.with_changes(args=_ending_like(args, call.args))
+
+
+def _ending_like(kept: list[cst.Arg], args) -> list[cst.Arg]:
+    """`kept`, its last argument ending as the last of `args` did (a call written one
+    argument a line keeps its closing parenthesis on its own line)."""
+    if kept and args and kept[-1] is not args[-1]:
+        kept[-1] = kept[-1].with_changes(comma=args[-1].comma, whitespace_after_arg=args[-1].whitespace_after_arg)
+    return kept
+
+
+def _placed_each(iterator: cst.BaseExpression) -> cst.BaseExpression:
+    """`(jax.device_put(batch, BATCH_SHARDED) for batch in it)`"""
+    return cst.parse_expression(f"(jax.device_put(batch, BATCH_SHARDED) for batch in {render(iterator).strip()})")
+
+
 def _axis_of(call: cst.Call) -> str | None:
     for i, arg in enumerate(call.args):
         if (arg.keyword is not None and arg.keyword.value == "axis_name") or (arg.keyword is None and i == 1):
@@ -587,7 +669,7 @@ def _mark_kept(module: cst.Module, plan: _Plan, path: str, original_line) -> tup
     first, why = plan.reasons[0]
     where = original_line(lines.get(id(first), 0))
     more = f" (and {len(plan.reasons) - 1} more)" if len(plan.reasons) > 1 else ""
-    note = f"kept as jax.pmap (--pmap jit): {why}{f' at line {where}' if where else ''}{more}"
+    note = f"kept as jax.pmap (--pmap jit): {why}{f' (line {where})' if where else ''}{more}"
     statements = {}
 
     site_ids = {id(s.node) for s in plan.sites}
@@ -598,7 +680,7 @@ def _mark_kept(module: cst.Module, plan: _Plan, path: str, original_line) -> tup
             if isinstance(node, (cst.SimpleStatementLine, cst.FunctionDef)):
                 stack.append(node)
             if id(node) in site_ids and stack:
-                statements.setdefault(id(stack[-1]), stack[-1])
+                statements.setdefault(id(stack[-1]), node)
             return True
 
         def on_leave(self, node):
@@ -614,5 +696,5 @@ def _mark_kept(module: cst.Module, plan: _Plan, path: str, original_line) -> tup
         def leave_FunctionDef(self, original, updated):
             return with_todo_comments(updated, [note]) if id(original) in statements else updated
 
-    todos = [TodoSite(path, original_line(lines.get(id(s), 0)), "jax.pmap", note) for s in statements.values()]
+    todos = [TodoSite(path, original_line(lines.get(id(site), 0)), "jax.pmap", note) for site in statements.values()]
     return render(module.visit(Mark())), todos, False
