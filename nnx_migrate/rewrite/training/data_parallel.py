@@ -96,10 +96,11 @@ class _Plan:
     device_counts: set[str] = field(default_factory=set)  # dotted names bound to device counts
 
 
-def to_jit_data_parallel(text: str, style: str, path: str, original_line) -> tuple[str, list[TodoSite], bool]:
+def to_jit_data_parallel(text: str, style: str, path: str, original_line, read_module=None) -> tuple[str, list[TodoSite], bool]:
     """`text`: the training pass's output. Returns the new text, the TODO sites added and
     whether the program was converted (then the training pass's pmap TODOs are settled).
-    `original_line` maps a line of `text` to the line of the file the user wrote."""
+    `original_line` maps a line of `text` to the line of the file the user wrote;
+    `read_module(qualified name)` gives (file, text) of a module of the program, or None."""
     if "pmap" not in text:
         return text, [], False
     module = cst.parse_module(text)
@@ -109,8 +110,33 @@ def to_jit_data_parallel(text: str, style: str, path: str, original_line) -> tup
         return text, [], False
     if plan.reasons:
         return _mark_kept(module, plan, path, original_line)
+    todos = []
+    elsewhere = _synced_batch_norms_elsewhere(imports, plan, read_module)
+    if elsewhere:  # jit has no device axis: those layers fail loudly until it goes
+        why = (f"drop axis_name={', '.join(map(repr, sorted(plan.axes)))} from the BatchNorm layers of {', '.join(elsewhere)}: "
+               "under jax.jit they normalize over the whole batch, as pmap's synced statistics did")
+        module, todos = _mark_sites(module, plan.sites[:1], why, path, original_line)
+        plan = _plan(module, imports)  # the same program, its nodes now those of the marked tree
     new = module.visit(_ToJit(plan, imports, style))
-    return render(_with_mesh(_without_unused_imports(new))), [], True
+    return render(_with_mesh(_without_unused_imports(new))), todos, True
+
+
+def _synced_batch_norms_elsewhere(imports: ImportMap, plan: _Plan, read_module) -> list[str]:
+    """Files of the program this one imports whose BatchNorm layers average over a pmap
+    axis (this pass converts only the file that runs pmap)."""
+    if read_module is None or not plan.axes:
+        return []
+    found = []
+    for qualified in sorted(set(imports.aliases.values())):
+        if qualified.split(".")[0] in ("jax", "flax", "optax", "numpy", "functools", "typing"):
+            continue
+        got = read_module(qualified) or (read_module(qualified.rpartition(".")[0]) if "." in qualified else None)
+        if got is None:  # `from models import Net`: the module is the name's parent
+            continue
+        file, text = got
+        if "BatchNorm" in text and any(f"axis_name={q}{a}{q}" in text for a in plan.axes for q in "'\""):
+            found.append(file.rpartition("/")[2])
+    return sorted(set(found))
 
 
 def settle_training_todos(text: str, todos: list[TodoSite], rules_unsupported: dict[str, str]) -> tuple[str, list[TodoSite]]:
@@ -255,8 +281,8 @@ def _check_steps(defs: dict[str, cst.FunctionDef], imports: ImportMap, plan: _Pl
     for name in sorted(direct & set(defs)):
         func = defs[name]
         averages = any(_calls(defs[f], imports, PMEAN) for f in plan.pmapped if f in defs)
-        if not averages and _updates_state(func):
-            plan.reasons.append((func, f"`{name}` updates a state but averages nothing across devices (each device trains its own copy; jax.jit would train one)"))
+        if not averages and _updates_state(func):  # the reason that matters most: named first
+            plan.reasons.insert(0, (func, f"`{name}` updates a state but averages nothing across devices (each device trains its own copy; jax.jit would train one)"))
         for ret in _returns(func):
             for value in _tuple_items(ret):
                 if not _replicated(value, func, defs, imports, plan, set()):
@@ -665,14 +691,19 @@ def _with_mesh(module: cst.Module) -> cst.Module:
 
 def _mark_kept(module: cst.Module, plan: _Plan, path: str, original_line) -> tuple[str, list[TodoSite], bool]:
     """One TODO at each pmap site: the program stays a pmap program, and why."""
-    lines = start_lines(module)
     first, why = plan.reasons[0]
-    where = original_line(lines.get(id(first), 0))
+    where = original_line(start_lines(module).get(id(first), 0))
     more = f" (and {len(plan.reasons) - 1} more)" if len(plan.reasons) > 1 else ""
     note = f"kept as jax.pmap (--pmap jit): {why}{f' (line {where})' if where else ''}{more}"
-    statements = {}
+    marked, todos = _mark_sites(module, plan.sites, note, path, original_line)
+    return render(marked), todos, False
 
-    site_ids = {id(s.node) for s in plan.sites}
+
+def _mark_sites(module: cst.Module, sites: list[_Site], note: str, path: str, original_line) -> tuple[cst.Module, list[TodoSite]]:
+    """`note` as a TODO above the statement (or decorated function) of each site."""
+    lines = start_lines(module)
+    site_ids = {id(s.node) for s in sites}
+    statements: dict[int, cst.CSTNode] = {}
     stack: list[cst.CSTNode] = []
 
     class FindStatements(cst.CSTVisitor):
@@ -697,4 +728,4 @@ def _mark_kept(module: cst.Module, plan: _Plan, path: str, original_line) -> tup
             return with_todo_comments(updated, [note]) if id(original) in statements else updated
 
     todos = [TodoSite(path, original_line(lines.get(id(site), 0)), "jax.pmap", note) for site in statements.values()]
-    return render(module.visit(Mark())), todos, False
+    return module.visit(Mark()), todos

@@ -400,6 +400,16 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
     return module.with_changes(body=body), changed
 
 
+def _module_reader(path: str, context: RunContext):
+    """qualified module name -> (file, text) of a module beside `path`, or None."""
+    def read(qualified: str):
+        file = context.local_module_file(path, qualified)
+        text = context.read(file) if file is not None else None
+        return (file, text) if text is not None else None
+
+    return read
+
+
 def apply_training_pass(result, original: str, context: RunContext, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None,
                         pmap: str = DEFAULT_PMAP):
     """The module rewrite's `FileResult` for one file -> the same with the training pass
@@ -411,7 +421,7 @@ def apply_training_pass(result, original: str, context: RunContext, style: str =
     try:
         new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree, context)
         if pmap == "jit" and new_tree is not None:
-            new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original))
+            new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original), _module_reader(result.path, context))
             if done:
                 new_text, todos = settle_training_todos(new_text, todos, load_training_rules().unsupported)
             todos = [*todos, *dp_todos]
