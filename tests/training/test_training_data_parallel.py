@@ -116,6 +116,8 @@ KEPT = {
                         "per-device keys (shard_prng_key)"),
     "pmap devices": (("@functools.partial(jax.pmap, axis_name='batch')", "@functools.partial(jax.pmap, axis_name='batch', devices=jax.devices()[:2])"),
                      "pmap option `devices`"),
+    "hand-written unreplicate": (("return jax_utils.unreplicate(state), loss[0]", "return jax.tree_util.tree_map(lambda x: x[0], state), loss[0]"),
+                                 "`lambda x: x[0]` over a tree"),
     "axis_name a variable": (("@functools.partial(jax.pmap, axis_name='batch')", "@functools.partial(jax.pmap, axis_name=AXIS)"),
                              "not a string literal"),
 }
@@ -166,6 +168,24 @@ def test_programs_train_like_linen_on_four_devices():
                 assert got["state_devices"] == 4, where
                 if program != ".out.py":
                     assert got["batch_devices"] == 4, where
+
+
+def test_a_tuple_of_results_keeps_its_first_result():
+    """`out[0]` of a pmapped step that returns a tuple is its first result (the state),
+    not device 0's value: it stays."""
+    source = PROGRAM.replace("  state, loss = train_step(state, common_utils.shard(x), common_utils.shard(y))\n  return jax_utils.unreplicate(state), loss[0]",
+                             "  out = train_step(state, common_utils.shard(x), common_utils.shard(y))\n  return jax_utils.unreplicate(out[0]), out[1]")
+    assert source != PROGRAM
+    result = rewrite_source(source, "p.py", pmap="jit")
+    assert result.todos == [] and "  return out[0], out[1]\n" in result.new_text
+
+
+def test_pmap_of_a_function_defined_elsewhere_keeps_pmap():
+    source = PROGRAM + "\n\nnorm_step = jax.pmap(optax.global_norm, axis_name='batch')\n"
+    result = rewrite_source(source, "p.py", pmap="jit")
+    whys = {t.why for t in result.todos if t.construct == "jax.pmap"}
+    assert len(whys) == 1 and "a pmapped function this file does not define" in whys.pop()
+    assert "jax.device_put" not in result.new_text and "norm_step = jax.pmap(optax.global_norm" in result.new_text
 
 
 def test_synced_batch_norm_in_another_file_is_reported_at_the_jit_step(tmp_path):

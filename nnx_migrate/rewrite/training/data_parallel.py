@@ -92,7 +92,8 @@ class _Plan:
     axes: set[str] = field(default_factory=set)
     reasons: list[tuple[cst.CSTNode, str]] = field(default_factory=list)
     pmapped: set[str] = field(default_factory=set)  # names of functions run under pmap
-    callables: set[str] = field(default_factory=set)  # dotted names bound to pmapped functions
+    callables: dict[str, str | None] = field(default_factory=dict)  # dotted name bound to a pmapped function -> its name
+    tuples: set[str] = field(default_factory=set)  # callables whose function returns a tuple
     device_counts: set[str] = field(default_factory=set)  # dotted names bound to device counts
 
 
@@ -166,15 +167,15 @@ def _plan(module: cst.Module, imports: ImportMap) -> _Plan:
             for dec in node.decorators:
                 if imports.qualify(dec.decorator) == PMAP:
                     plan.sites.append(_Site(dec, None, node.name.value))
-                    plan.callables.add(node.name.value)
+                    plan.callables[node.name.value] = node.name.value
                 elif is_partial_pmap(dec.decorator):
                     plan.sites.append(_Site(dec, dec.decorator, node.name.value, _options(dec.decorator.args[1:], ())))
-                    plan.callables.add(node.name.value)
+                    plan.callables[node.name.value] = node.name.value
 
         def visit_Assign(self, node):
             value = node.value
             if isinstance(value, cst.Call) and imports.qualify(value.func) == PMAP:
-                plan.callables.update(n for t in node.targets if (n := dotted(t.target)))
+                plan.callables.update({n: _function_of(value) for t in node.targets if (n := dotted(t.target))})
             if isinstance(value, cst.Call) and imports.qualify(value.func) in DEVICE_COUNTS:
                 plan.device_counts.update(n for t in node.targets if (n := dotted(t.target)))
 
@@ -188,6 +189,8 @@ def _plan(module: cst.Module, imports: ImportMap) -> _Plan:
                 plan.reasons.append((node, "prefetch_to_device onto chosen devices"))
             elif name is not None and name.startswith("jax.lax.") and name.rpartition(".")[2] in COLLECTIVES:
                 plan.reasons.append((node, f"`{name}` (a collective jit has no axis for)"))
+            elif name is not None and name.endswith(("tree.map", "tree_map")) and any(_device_index(a.value) for a in node.args):
+                plan.reasons.append((node, "`lambda x: x[0]` over a tree (a hand-written unreplicate, or another first element?)"))
             elif name is not None and name.endswith(".vmap") and any(a.keyword and a.keyword.value in ("axis_name", "spmd_axis_name") for a in node.args):
                 plan.reasons.append((node, "a vmap with a named axis beside the pmap axis"))
 
@@ -277,6 +280,10 @@ def _averaging_grad(call: cst.Call) -> bool:
 def _check_steps(defs: dict[str, cst.FunctionDef], imports: ImportMap, plan: _Plan) -> None:
     """Each function pmap runs directly: it averages across devices if it updates a state,
     and returns only values that are the same on every device."""
+    for site in plan.sites:
+        if site.function not in defs and not _averaging_lambda(site, imports):
+            plan.reasons.append((site.node, "a pmapped function this file does not define (whether its results are the same on every device is not known)"))
+    plan.tuples.update(c for c, f in plan.callables.items() if f in defs and any(isinstance(r, cst.Tuple) for r in _returns(defs[f])))
     direct = {site.function for site in plan.sites} - {None}
     for name in sorted(direct & set(defs)):
         func = defs[name]
@@ -289,9 +296,24 @@ def _check_steps(defs: dict[str, cst.FunctionDef], imports: ImportMap, plan: _Pl
                     plan.reasons.append((ret, f"`{name}` returns `{render(value).strip()}` per device (jax.jit returns one value for the whole batch)"))
 
 
+def _averaging_lambda(site: _Site, imports: ImportMap) -> bool:
+    """`jax.pmap(lambda x: jax.lax.pmean(x, 'i'), 'i')`, a cross-device average."""
+    fun = site.call.args[0].value if site.call is not None and site.call.args else None
+    return isinstance(fun, cst.Lambda) and isinstance(fun.body, cst.Call) and imports.qualify(fun.body.func) in PMEAN
+
+
+def _device_index(node: cst.BaseExpression) -> bool:
+    """`lambda x: x[0]`"""
+    return (isinstance(node, cst.Lambda) and isinstance(node.body, cst.Subscript) and len(node.body.slice) == 1
+            and isinstance(node.body.slice[0].slice, cst.Index) and render(node.body.slice[0].slice.value).strip() == "0")
+
+
 def _function_of(call: cst.Call) -> str | None:
-    """The function `jax.pmap(f, ...)` / `jax.pmap(functools.partial(f, ...), ...)` runs."""
+    """The function `jax.pmap(f, ...)` / `jax.pmap(functools.partial(f, ...), ...)` /
+    `jax.pmap(lambda ...: f(...))` runs."""
     fun = call.args[0].value if call.args and call.args[0].keyword is None else None
+    if isinstance(fun, cst.Lambda):
+        fun = fun.body.func if isinstance(fun.body, cst.Call) else None
     while isinstance(fun, cst.Call) and fun.args:
         fun = fun.args[0].value
     name = dotted(fun) if fun is not None else None
@@ -512,6 +534,8 @@ class _ToJit(cst.CSTTransformer):
         value = original.value
         if isinstance(value, cst.Call) and dotted(value.func) in self.plan.callables:
             for target in original.targets:
+                if isinstance(target.target, cst.Name) and dotted(value.func) in self.plan.tuples:
+                    continue  # `out[0]` of a tuple of results is its first result, not a device's
                 self.outputs[-1].update(n for n in _target_names(target.target))
         return updated
 
@@ -524,7 +548,7 @@ class _ToJit(cst.CSTTransformer):
             return updated
         base = original.value
         if (isinstance(base, cst.Name) and base.value in self.outputs[-1]) or (
-                isinstance(base, cst.Call) and dotted(base.func) in self.plan.callables):
+                isinstance(base, cst.Call) and dotted(base.func) in self.plan.callables and dotted(base.func) not in self.plan.tuples):
             return updated.value
         return updated
 
