@@ -420,7 +420,7 @@ def apply_training_pass(result, original: str, context: RunContext, style: str =
     converted = result.new_text if result.new_text is not None else original
     try:
         new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree, context)
-        if pmap == "jit" and new_tree is not None:
+        if pmap == "jit" and new_tree is not None and "pmap" in new_text:
             new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original), _module_reader(result.path, context))
             if done:
                 new_text, todos = settle_training_todos(new_text, todos, load_training_rules().unsupported)
