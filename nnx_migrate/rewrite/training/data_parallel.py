@@ -53,6 +53,7 @@ from nnx_migrate.rewrite.training.data_parallel_plan import (
     device_split,
     plan_of,
 )
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
 
 PMAP_MODES = ("keep", "jit")
 DEFAULT_PMAP = "keep"
@@ -360,36 +361,47 @@ def _with_mesh(module: cst.Module) -> cst.Module:
 
 def _mark_kept(module: cst.Module, plan: Plan, path: str, original_line) -> tuple[str, list[TodoSite], bool]:
     """One TODO at each pmap site: the program stays a pmap program, and why."""
+    lines = start_lines(module)
     first, why = plan.reasons[0]
-    where = original_line(start_lines(module).get(id(first), 0))
+    where = original_line(lines.get(id(first), 0))
     more = f" (and {len(plan.reasons) - 1} more)" if len(plan.reasons) > 1 else ""
     note = f"kept as jax.pmap (--pmap jit): {why}{f' (line {where})' if where else ''}{more}"
-    marked, todos = _mark_sites(module, plan.sites, note, path, original_line)
+    marked, todos = _mark_sites(module, plan.sites, note, path, original_line, lines)
     return render(marked), todos, False
 
 
-def _mark_sites(module: cst.Module, sites: list[Site], note: str, path: str, original_line) -> tuple[cst.Module, list[TodoSite]]:
-    """`note` as a TODO above the statement (or decorated function) of each site."""
-    lines = start_lines(module)
+def _mark_sites(module: cst.Module, sites: list[Site], note: str, path: str, original_line, lines=None) -> tuple[cst.Module, list[TodoSite]]:
+    """`note` as a TODO above the statement (or decorated function) of each site;
+    `lines`: `start_lines(module)` where the caller has it."""
+    lines = start_lines(module) if lines is None else lines
     site_ids = {id(s.node) for s in sites}
-    statements: dict[int, cst.CSTNode] = {}
+    statements: dict[int, cst.CSTNode] = {}  # id(statement) -> the site it holds
     stack: list[cst.CSTNode] = []
 
-    class FindStatements(cst.CSTVisitor):
-        def on_visit(self, node):
-            if isinstance(node, (cst.SimpleStatementLine, cst.FunctionDef)):
-                stack.append(node)
+    class FindStatements(FastVisitor):
+        def visit_SimpleStatementLine(self, node):
+            stack.append(node)
+
+        def leave_SimpleStatementLine(self, node):
+            stack.pop()
+
+        def visit_FunctionDef(self, node):
+            stack.append(node)
+
+        def leave_FunctionDef(self, node):
+            stack.pop()
+
+        def visit_Decorator(self, node):
+            if id(node) in site_ids:
+                statements.setdefault(id(stack[-1]), node)
+
+        def visit_Call(self, node):
             if id(node) in site_ids and stack:
                 statements.setdefault(id(stack[-1]), node)
-            return True
 
-        def on_leave(self, node):
-            if stack and stack[-1] is node:
-                stack.pop()
+    FindStatements().walk(module)
 
-    module.visit(FindStatements())
-
-    class Mark(cst.CSTTransformer):
+    class Mark(FastTransformer):
         def leave_SimpleStatementLine(self, original, updated):
             return with_todo_comments(updated, [note]) if id(original) in statements else updated
 
@@ -397,4 +409,4 @@ def _mark_sites(module: cst.Module, sites: list[Site], note: str, path: str, ori
             return with_todo_comments(updated, [note]) if id(original) in statements else updated
 
     todos = [TodoSite(path, original_line(lines.get(id(site), 0)), "jax.pmap", note) for site in statements.values()]
-    return module.visit(Mark()), todos
+    return Mark().transform(module), todos

@@ -301,8 +301,16 @@ def _calls(node: cst.CSTNode, imports: ImportMap, names) -> bool:
 
 
 def _updates_state(func: cst.FunctionDef) -> bool:
-    source = render(func)
-    return any(f".{m}(" in source for m in ("apply_gradients", "updated", "update"))
+    """Whether the function calls `.apply_gradients(`, `.updated(` or `.update(` of something."""
+    found = []
+
+    class Find(FastVisitor):
+        def visit_Call(self, call):
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("apply_gradients", "updated", "update"):
+                found.append(call)
+
+    Find().walk(func)
+    return bool(found)
 
 
 def _check_ratios(func: cst.FunctionDef, plan: Plan) -> None:
