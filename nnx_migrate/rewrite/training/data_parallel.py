@@ -71,14 +71,15 @@ BATCH_SHARDED = jax.sharding.NamedSharding(DATA_MESH, jax.sharding.PartitionSpec
 SETTLED_CONSTRUCTS = ("jax.pmap", "flax.jax_utils.replicate", "flax.jax_utils.unreplicate", "flax.training.common_utils.shard")
 
 
-def to_jit_data_parallel(text: str, style: str, path: str, original_line, read_module=None) -> tuple[str, list[TodoSite], bool]:
+def to_jit_data_parallel(text: str, style: str, path: str, original_line, read_module=None, tree: cst.Module | None = None) -> tuple[str, list[TodoSite], bool]:
     """`text`: the training pass's output. Returns the new text, the TODO sites added and
     whether the program was converted (then the training pass's pmap TODOs are settled).
     `original_line` maps a line of `text` to the line of the file the user wrote;
-    `read_module(qualified name)` gives (file, text) of a module of the program, or None."""
+    `read_module(qualified name)` gives (file, text) of a module of the program, or None;
+    `tree`: `text` parsed, where the caller has it."""
     if "pmap" not in text:
         return text, [], False
-    module = cst.parse_module(text)
+    module = tree if tree is not None else cst.parse_module(text)
     imports = ImportMap(module)
     plan = plan_of(module, imports)
     if not plan.sites:

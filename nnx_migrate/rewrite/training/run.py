@@ -421,7 +421,8 @@ def apply_training_pass(result, original: str, context: RunContext, style: str =
     try:
         new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree, context)
         if pmap == "jit" and new_tree is not None and "pmap" in new_text:
-            new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original), _module_reader(result.path, context))
+            new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original),
+                                                            _module_reader(result.path, context), new_tree)
             if done:
                 new_text, todos = settle_training_todos(new_text, todos, load_training_rules().unsupported)
             todos = [*todos, *dp_todos]
