@@ -3,7 +3,7 @@ what is left as TODO, and, for the programs with a driver here, whether the conv
 program trains (its loss falls over a few steps on small synthetic data, next to the
 Linen original run the same way).
 
-    python benchmarks/corpus_training.py [CORPUS_DIR] [--style flat-state|nnx-jit]
+    python benchmarks/corpus_training.py [CORPUS_DIR] [--style flat-state|nnx-jit] [--pmap keep|jit]
 
 CORPUS_DIR is what ../shared/corpus/get-dev-corpus.sh downloads (default: .corpus, else
 /work/corpus). Each example folder is converted as one run (the model file and the
@@ -49,11 +49,11 @@ def find_corpus(arg: str | None) -> Path:
     raise SystemExit("no corpus: run ../shared/corpus/get-dev-corpus.sh first")
 
 
-def convert(src: Path, dst: Path, style: str):
+def convert(src: Path, dst: Path, style: str, pmap: str = "keep"):
     """Copies the example folder to `dst` with every converted file replaced."""
     shutil.copytree(src, dst)
     files = list(iter_python_files([str(src)]))
-    results = rewrite_files(files, train_style=style)
+    results = rewrite_files(files, train_style=style, pmap=pmap)
     for result in results:
         if result.status == "changed":
             (dst / Path(result.path).relative_to(src)).write_text(result.new_text)
@@ -331,8 +331,9 @@ def drive_imagenet(train, steps=12):
     prototypes = np.asarray(jax.random.uniform(k1, (4, 32, 32, 3)))
     labels = np.asarray(jax.random.randint(k2, (steps, 8), 0, 4))
     noise = np.asarray(jax.random.uniform(k3, (steps, 8, 32, 32, 3)))
-    batches = [{"image": (prototypes[labels[i]] * 0.7 + 0.3 * noise[i])[None].astype(np.float32), "label": labels[i][None]}
-               for i in range(steps)]  # (local devices, per-device batch, ...), as prepare_tf_data shapes them
+    host = [{"image": _TfTensor((prototypes[labels[i]] * 0.7 + 0.3 * noise[i]).astype(np.float32)), "label": _TfTensor(labels[i])}
+            for i in range(steps)]
+    batches = [train.prepare_tf_data(batch) for batch in host]  # the program's own: split by device under pmap
 
     train.models._ResNetDriver = functools.partial(train.models.ResNet, stage_sizes=[1], block_cls=train.models.ResNetBlock, num_filters=8)
     train.NUM_CLASSES = 4
@@ -403,9 +404,16 @@ HAND_FIXES = {
     "ppo": [("hidden_in_features=None", "hidden_in_features=11 * 11 * 64",
              "flattened conv output size (the module rewrite cannot derive sizes through reshape)")],
 }
+# With --pmap jit, after HAND_FIXES: what the TODO at the converted pmap site asks for.
+PMAP_JIT_FIXES = {
+    "imagenet": [("axis_name='batch', ", "", "models.py (TODO site jax.pmap, train.py line 360): the BatchNorm layers' axis_name "
+                  "dropped (under jax.jit they normalize over the whole batch, as pmap's synced ones did)")],
+}
+# Data-parallel trainers of other corpus packages, converted (not run) with --pmap as given.
+TRAINERS = ("nanodl/nanodl/__src/models", "nanodl/nanodl/__src/experimental")
 
 
-def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
+def run(corpus: Path, style: str, programs=PROGRAMS, pmap: str = "keep") -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in programs:
@@ -413,13 +421,13 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
             if not src.is_dir():
                 continue
             dst = Path(tmp) / name
-            results = convert(src, dst, style)
+            results = convert(src, dst, style, pmap)
             todos = [t for r in results for t in r.todos]
             row = {"program": name, "files": sum(r.status == "changed" for r in results),
                    "failed": sum(r.status == "failed" for r in results), "todos": todos, "fixes": []}
             driver = DRIVERS.get(name)
             if driver is not None:
-                for old, new, why in HAND_FIXES.get(name, []):
+                for old, new, why in HAND_FIXES.get(name, []) + (PMAP_JIT_FIXES.get(name, []) if pmap == "jit" else []):
                     applied = False
                     for path in dst.glob("*.py"):
                         text = path.read_text()
@@ -446,6 +454,30 @@ def run(corpus: Path, style: str, programs=PROGRAMS) -> list[dict]:
                 row["structure"] = compare_structure(dst, corpus / "flax-examples" / "lm1b_nnx")
             rows.append(row)
     return rows
+
+
+def run_trainers(corpus: Path, style: str, pmap: str) -> list[dict]:
+    """The pmap trainers of TRAINERS folders: per file that calls jax.pmap, its TODO sites."""
+    rows = []
+    for folder in TRAINERS:
+        src = corpus / folder
+        if not src.is_dir():
+            continue
+        files = [p for p in iter_python_files([str(src)]) if "jax.pmap" in Path(p).read_text()]
+        for result in rewrite_files(files, train_style=style, pmap=pmap):
+            rows.append({"file": str(Path(result.path).relative_to(corpus)), "status": result.status, "todos": result.todos,
+                         "jit": result.new_text is not None and "jax.pmap(" not in result.new_text})
+    return rows
+
+
+def render_trainers(rows: list[dict]) -> str:
+    lines = ["", "pmap trainers (converted, not run):", "", "| file | status | TODO sites | pmap sites | jax.pmap left |", "|---|---|---|---|---|"]
+    for row in rows:
+        pmap_sites = [t for t in row["todos"] if t.construct == "jax.pmap"]
+        lines.append(f"| {row['file']} | {row['status']} | {len(row['todos'])} | {len(pmap_sites)} | {'no' if row['jit'] else 'yes'} |")
+    whys = sorted({t.why for row in rows for t in row["todos"] if t.construct == "jax.pmap"})
+    lines += ["", *(f"- {why}" for why in whys)]
+    return "\n".join(lines)
 
 
 # Markers compared between our conversion of lm1b and Flax's own port (lm1b_nnx).
@@ -490,8 +522,8 @@ def _losses(values) -> str:
     return f"{values[0]:.4f} -> {values[-1]:.4f} ({trend})"
 
 
-def render(rows: list[dict], style: str) -> str:
-    lines = [f"train style: {style}", "",
+def render(rows: list[dict], style: str, pmap: str = "keep") -> str:
+    lines = [f"train style: {style}, --pmap {pmap}", "",
              "| program | files changed | TODO sites | Linen loss (first -> last) | converted loss (first -> last) | hand fixes |",
              "|---|---|---|---|---|---|"]
     for row in rows:
@@ -516,9 +548,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", nargs="?")
     parser.add_argument("--style", default="flat-state", choices=("flat-state", "nnx-jit"))
+    parser.add_argument("--pmap", default="keep", choices=("keep", "jit"))
     parser.add_argument("--programs", nargs="+", default=list(PROGRAMS), choices=PROGRAMS)
+    parser.add_argument("--trainers", action="store_true", help="also convert the pmap trainers of other corpus packages (TRAINERS)")
     args = parser.parse_args(argv)
-    print(render(run(find_corpus(args.corpus), args.style, args.programs), args.style))
+    corpus = find_corpus(args.corpus)
+    print(render(run(corpus, args.style, args.programs, args.pmap), args.style, args.pmap))
+    if args.trainers:
+        print(render_trainers(run_trainers(corpus, args.style, args.pmap)))
     return 0
 
 

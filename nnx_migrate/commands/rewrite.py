@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     parser.add_argument("--emit-checks", metavar="FILE", help="with --write or --output-dir: write a pytest file with one equivalence check per converted class (docs/check.md)")
     parser.add_argument("--examples", metavar="FILE", help="with --emit-checks: TOML example inputs for classes the code does not init with written shapes")
+    parser.add_argument("--pmap", choices=("keep", "jit"), default="keep", help="jax.pmap data-parallel programs: 'keep' (default) converts them in place and keeps jax.pmap, the closest form to the original; 'jit' turns them into jax.jit programs over a ('data',) device mesh (NamedSharding: batches split, state replicated, pmean over the batch becomes jit's mean over the whole batch); a program that cannot be turned safely keeps jax.pmap with a TODO saying why (docs/training.md)")
     parser.add_argument("--train-style", choices=("flat-state", "nnx-jit"), default="flat-state", help="form of converted train steps: 'flat-state' (default) keeps plain jax.jit steps over a flat pytree state, as fast as Linen; 'nnx-jit' emits the textbook @nnx.jit steps (several times slower for small models)")
 
 
@@ -127,7 +128,7 @@ def _run(args: argparse.Namespace, walk, reports, locks) -> int:
                 print(f"nnx-migrate rewrite: {note}", file=sys.stderr)
     jobs = args.jobs or default_jobs()
     with progress(len(files), "rewrite") as advance:
-        results = rewrite_files(files, jobs=jobs, advance=advance, train_style=args.train_style)
+        results = rewrite_files(files, jobs=jobs, advance=advance, train_style=args.train_style, pmap=args.pmap)
     for problem in walk.problems:
         if problem.error:
             results.append(FileResult(path=problem.path, status="failed", error=problem.message))

@@ -19,23 +19,25 @@ from nnx_migrate.rewrite.index import ModuleIndex
 from nnx_migrate.rewrite.nnx_summaries import nnx_class_summaries
 from nnx_migrate.rewrite.report import FileResult
 from nnx_migrate.rewrite.run_context import RunContext
+from nnx_migrate.rewrite.training.data_parallel import DEFAULT_PMAP
 from nnx_migrate.rewrite.training.run import DEFAULT_TRAIN_STYLE
 from nnx_migrate.rewrite.transform import rewrite_source
 from nnx_migrate.run_files.collections import rare_collections, worker_start
 
 
-def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE, context: RunContext | None = None) -> FileResult:
+def rewrite_file(path: str, external: ModuleIndex | None = None, train_style: str = DEFAULT_TRAIN_STYLE, context: RunContext | None = None,
+                 pmap: str = DEFAULT_PMAP) -> FileResult:
     """One file read from disk; `context`: the run's (a run of this file alone, reading
     its neighbours from disk, by default)."""
     if context is None:
         with RunContext.on_disk() as context:
-            return rewrite_file(path, external, train_style, context)
+            return rewrite_file(path, external, train_style, context, pmap)
     try:
         source = read_source(Path(path))
     except SourceError as exc:
         return FileResult(path=path, status="failed", error=str(exc))
     try:
-        result = rewrite_source(source.text, path, external, train_style, context=context)
+        result = rewrite_source(source.text, path, external, train_style, context=context, pmap=pmap)
     except Exception as exc:  # never let one file stop a repository run
         return FileResult(path=path, status="failed", old_text=source.text, error=f"internal error: {type(exc).__name__}: {exc}")
     result.encoding = source.encoding
@@ -67,35 +69,37 @@ def _worker_start() -> None:
     _worker_context = RunContext.on_disk()
 
 
-def _rewrite_in_worker(path: str, external: ModuleIndex | None, train_style: str) -> FileResult:
-    return rewrite_file(path, external, train_style, _worker_context)
+def _rewrite_in_worker(path: str, external: ModuleIndex | None, train_style: str, pmap: str = DEFAULT_PMAP) -> FileResult:
+    return rewrite_file(path, external, train_style, _worker_context, pmap)
 
 
-def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+def rewrite_files(paths: Iterable[Path], jobs: int = 1, advance: Callable[[], None] = lambda: None, train_style: str = DEFAULT_TRAIN_STYLE,
+                  pmap: str = DEFAULT_PMAP) -> list[FileResult]:
     """Rewrites every file; files that build module classes defined in other files of the
     run are rewritten again with those classes' constructors known (`ModuleIndex`)."""
     with rare_collections():
-        return _rewrite_files(paths, jobs, advance, train_style)
+        return _rewrite_files(paths, jobs, advance, (train_style, pmap))
 
 
-def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
+def _rewrite_files(paths: Iterable[Path], jobs: int, advance: Callable[[], None], options: tuple[str, str]) -> list[FileResult]:
+    """`options`: (train style, pmap mode)."""
     names = [str(p) for p in paths]
     # the caches serve the rounds of this run, never a later run; closed when it ends
     with RunContext.on_disk() as context:
-        return _rewrite_rounds(names, context, jobs, advance, train_style)
+        return _rewrite_rounds(names, context, jobs, advance, options)
 
 
-def _rewrite_rounds(names: list[str], context: RunContext, jobs: int, advance: Callable[[], None], train_style: str) -> list[FileResult]:
+def _rewrite_rounds(names: list[str], context: RunContext, jobs: int, advance: Callable[[], None], options: tuple[str, str]) -> list[FileResult]:
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) if jobs > 1 and len(names) > 1 else None
     try:
-        results = dict(zip(names, _map(pool, context, names, None, jobs, advance, train_style), strict=False))
+        results = dict(zip(names, _map(pool, context, names, None, jobs, advance, options), strict=False))
         index = _index(results.values())
         todo = [r.path for r in results.values() if _depends_on(r, index)]
         for _ in range(MAX_ROUNDS - 1):
             if not todo:
                 break
             before = {name: (results[name].exports, results[name].model_attributes) for name in todo}
-            for result in _map(pool, context, todo, index, jobs, lambda: None, train_style):
+            for result in _map(pool, context, todo, index, jobs, lambda: None, options):
                 results[result.path] = result
             index = _index(results.values())
             changed = {name for name in todo if (results[name].exports, results[name].model_attributes) != before[name]}
@@ -149,17 +153,17 @@ def _imports_of_text(text: str) -> set[str]:
     return {q for q in found if q and not q.startswith(("flax", "jax", "numpy", "optax"))}
 
 
-def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, train_style: str = DEFAULT_TRAIN_STYLE) -> list[FileResult]:
+def _map(pool, context: RunContext, names: list[str], index: ModuleIndex | None, jobs: int, advance, options: tuple[str, str]) -> list[FileResult]:
     """Each file's result, in order: here with the run's `context`, or in the pool's
     workers (each with its own context for the run)."""
     results: list[FileResult] = []
     if pool is None:
         for name in names:
-            results.append(rewrite_file(name, index, train_style, context))
+            results.append(rewrite_file(name, index, options[0], context, options[1]))
             advance()
         return results
     chunk = max(1, min(16, len(names) // (jobs * 4) or 1))
-    for result in pool.map(_rewrite_in_worker, names, [index] * len(names), [train_style] * len(names), chunksize=chunk):
+    for result in pool.map(_rewrite_in_worker, names, [index] * len(names), [options[0]] * len(names), [options[1]] * len(names), chunksize=chunk):
         results.append(result)
         advance()
     return results

@@ -32,6 +32,11 @@ from nnx_migrate.rewrite.training.checkpoint_calls import (
     states_by_function,
     todo_sites,
 )
+from nnx_migrate.rewrite.training.data_parallel import (
+    DEFAULT_PMAP,
+    settle_training_todos,
+    to_jit_data_parallel,
+)
 from nnx_migrate.rewrite.training.dataflow import analyse, train_state_checker
 from nnx_migrate.rewrite.training.functional import functional_form
 from nnx_migrate.rewrite.training.models import (
@@ -428,15 +433,32 @@ def forward_constructor_arguments(module: cst.Module, found: dict[str, str]) -> 
     return module.with_changes(body=body), changed
 
 
-def apply_training_pass(result, original: str, context: RunContext, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None):
+def _module_reader(path: str, context: RunContext):
+    """qualified module name -> (file, text) of a module beside `path`, or None."""
+    def read(qualified: str):
+        file = context.local_module_file(path, qualified)
+        text = context.read(file) if file is not None else None
+        return (file, text) if text is not None else None
+
+    return read
+
+
+def apply_training_pass(result, original: str, context: RunContext, style: str = DEFAULT_TRAIN_STYLE, external=None, tree: cst.Module | None = None,
+                        pmap: str = DEFAULT_PMAP):
     """The module rewrite's `FileResult` for one file -> the same with the training pass
     applied (new text, extra TODO sites). `tree`: the module rewrite's output as a tree,
-    if the caller has it."""
+    if the caller has it. `pmap="jit"`: pmap programs become jit ones (data_parallel.py)."""
     if result.status == "failed":
         return result
     converted = result.new_text if result.new_text is not None else original
     try:
         new_text, todos, new_tree = _convert_training(original, converted, result.path, style, external, result.exports, tree, context)
+        if pmap == "jit" and new_tree is not None and "pmap" in new_text:
+            new_text, dp_todos, done = to_jit_data_parallel(new_text, style, result.path, _line_map(new_text, original),
+                                                            _module_reader(result.path, context), new_tree)
+            if done:
+                new_text, todos = settle_training_todos(new_text, todos, load_training_rules().unsupported)
+            todos = [*todos, *dp_todos]
     except Exception as exc:  # a bug or an unforeseen construct: keep the module rewrite's result
         why = f"training-code conversion failed ({type(exc).__name__}: {exc}); training code left as it was"
         result.todos = [*result.todos, TodoSite(result.path, 0, "training code", why)]
