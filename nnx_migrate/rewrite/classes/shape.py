@@ -9,6 +9,7 @@ from nnx_migrate.rewrite.classes.model import ClassSummary, Field
 from nnx_migrate.rewrite.names import normalize_linen
 from nnx_migrate.rewrite.nodes import is_docstring
 from nnx_migrate.rewrite.sizes import code
+from nnx_migrate.rewrite.visitors import FastTransformer
 
 NON_FIELD_NAMES = {"parent", "name"}
 
@@ -77,7 +78,7 @@ class ClassShape:
         return merged
 
 
-class _InlineNames(cst.CSTTransformer):
+class _InlineNames(FastTransformer):
     def __init__(self, values: dict[str, str]):
         self.values = values
 
@@ -110,7 +111,7 @@ def inline_field_names(default: str | None, earlier: dict[str, str | None]) -> s
     names = {n.value for n in _iter_names(expression)}
     if not names & set(values):
         return default
-    return code(expression.visit(_InlineNames(values)))
+    return code(_InlineNames(values).transform(expression))
 
 
 def _iter_names(node):
