@@ -43,6 +43,7 @@ from nnx_migrate.rewrite.report import TodoSite, todo_comment
 from nnx_migrate.rewrite.rules import _load
 from nnx_migrate.rewrite.training import checkpoint_helper
 from nnx_migrate.rewrite.training.param_grad import helper_name
+from nnx_migrate.rewrite.visitors import FastTransformer, FastVisitor
 
 _UNREPLICATE = "flax.jax_utils.unreplicate"
 # flat-state: calls that give back a pytree of the same structure (position of the tree):
@@ -116,7 +117,7 @@ def convert_checkpoint_calls(module: cst.Module, imports: ImportMap, states: dic
     save, restore = helper_name(module, checkpoint_helper.SAVE), helper_name(module, checkpoint_helper.RESTORE)
     transformer = _CheckpointCalls(imports, rules, states, style, _orbax_names(module, imports, rules), save, restore)
     transformer.report = report
-    new = module.visit(transformer)
+    new = transformer.transform(module)
     result = CheckpointResult(new, transformer.changed, transformer.todos)
     if transformer.changed:
         result.module = checkpoint_helper.add_helpers(new, save, restore)
@@ -128,7 +129,7 @@ def _orbax_names(module: cst.Module, imports: ImportMap, rules: CheckpointRules)
     or manager, by assignment or `with ... as`."""
     found: set[str] = set()
 
-    class Bindings(cst.CSTVisitor):
+    class Bindings(FastVisitor):
         def visit_Assign(self, node):
             if _is_orbax_object(node.value, imports, rules, set()):
                 found.update(filter(None, (_dotted(t.target) for t in node.targets)))
@@ -139,7 +140,7 @@ def _orbax_names(module: cst.Module, imports: ImportMap, rules: CheckpointRules)
                 if name:
                     found.add(name)
 
-    module.visit(Bindings())
+    Bindings().walk(module)
     return found
 
 
@@ -149,7 +150,7 @@ def _is_orbax_object(node, imports: ImportMap, rules: CheckpointRules, names: se
     return _dotted(node) in names
 
 
-class _CheckpointCalls(cst.CSTTransformer):
+class _CheckpointCalls(FastTransformer):
     def __init__(self, imports: ImportMap, rules: CheckpointRules, states, style: str, orbax_names: set[str],
                  save: str, restore: str) -> None:
         super().__init__()
@@ -285,14 +286,14 @@ class _CheckpointCalls(cst.CSTTransformer):
             return call
         wrap = {id(arg) for _, arg in occurrences}
 
-        class Wrap(cst.CSTTransformer):
+        class Wrap(FastTransformer):
             def leave_Arg(_, original, updated):  # noqa: N805 (the outer self is the pass)
                 if id(original) not in wrap:
                     return updated
                 return updated.with_changes(value=cst.Call(cst.Name(self.save), [cst.Arg(updated.value)]))
 
         self.changed = True
-        return call.visit(Wrap())
+        return Wrap().transform(call)
 
     def _item_given(self, call: cst.Call, qualified: str, occurrences) -> bool:
         """Whether a state is the item the call saves or restores (not only an argument of
@@ -323,11 +324,11 @@ class _CheckpointCalls(cst.CSTTransformer):
         targets = {id(arg) for _, arg in items}
         dropped = {p[0] for p, _ in derived}
 
-        class Untarget(cst.CSTTransformer):
+        class Untarget(FastTransformer):
             def leave_Arg(_, original, updated):  # noqa: N805
                 return updated.with_changes(value=cst.Name("None")) if id(original) in targets else updated
 
-        new = call.visit(Untarget())
+        new = Untarget().transform(call)
         if dropped:
             kept = [a for a in new.args if a.keyword is None or a.keyword.value not in dropped]
             if kept:
@@ -378,10 +379,10 @@ def _statements(node: cst.CSTNode):
     """The simple statement lines of a block, nested blocks included."""
     found = []
 
-    class Lines(cst.CSTVisitor):
+    class Lines(FastVisitor):
         def visit_SimpleStatementLine(self, line):
             found.append(line)
             return False
 
-    node.visit(Lines())
+    Lines().walk(node)
     return found

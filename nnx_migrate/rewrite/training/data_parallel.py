@@ -93,7 +93,7 @@ def to_jit_data_parallel(text: str, style: str, path: str, original_line, read_m
                "under jax.jit they normalize over the whole batch, as pmap's synced statistics did")
         module, todos = _mark_sites(module, plan.sites[:1], why, path, original_line)
         plan = plan_of(module, imports)  # the same program, its nodes now those of the marked tree
-    new = module.visit(_ToJit(plan, imports, style))
+    new = _ToJit(plan, imports, style).transform(module)
     return render(_with_mesh(_without_unused_imports(new))), todos, True
 
 
@@ -128,7 +128,7 @@ def settle_training_todos(text: str, todos: list[TodoSite], rules_unsupported: d
 # ---- the conversion -----------------------------------------------------------------------
 
 
-class _ToJit(cst.CSTTransformer):
+class _ToJit(FastTransformer):
     def __init__(self, plan: Plan, imports: ImportMap, style: str) -> None:
         super().__init__()
         self.plan, self.imports, self.style = plan, imports, style
