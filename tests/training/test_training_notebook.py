@@ -61,23 +61,41 @@ def test_every_notebook_case_has_cells():
     assert len(_cells(FIXTURES / "notebook_trainstate.in.py")) >= 4
 
 
+def _module_classes(root: type) -> list[type]:
+    found, stack = [], [root]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
 @pytest.mark.parametrize("case,style", PAIRS, ids=[f"{c}:{s}" for c, s in PAIRS])
 def test_notebook_trains_like_linen(case, style, nnx_mode, monkeypatch):
     from flax import nnx
 
     from nnx_migrate.equivalence import map_weights
 
-    if nnx_mode == "tree":
+    tabulate = nnx.tabulate
+
+    def tabulate_and_tidy(*args, **kwargs):
         # `nnx.tabulate` itself fails in tree mode on flax 0.12.8 (AttributeError: 'RngStream'
         # object has no attribute '_nnx_tabulate_id'), whatever the model; the same call
-        # in graph mode tabulates the model built in tree mode
-        tabulate = nnx.tabulate
-
-        def tabulate_in_graph_mode(*args, **kwargs):
+        # in graph mode tabulates the model built in tree mode. And it leaves the methods
+        # it wrapped in each class's own dict (`Linear.sow`), where a later
+        # `nnx.capture(..., method_outputs=...)` of another test wraps `sow` itself and
+        # recurses: the classes' dicts are put back as they were.
+        classes = _module_classes(nnx.Module)
+        before = {cls: set(vars(cls)) for cls in classes}
+        try:
             with nnx.set_graph_mode(True), nnx.set_graph_updates(True):
                 return tabulate(*args, **kwargs)
+        finally:
+            for cls, names in before.items():
+                for name in set(vars(cls)) - names:
+                    delattr(cls, name)
 
-        monkeypatch.setattr(nnx, "tabulate", tabulate_in_graph_mode)
+    monkeypatch.setattr(nnx, "tabulate", tabulate_and_tidy)
 
     linen = _linen_run(case)
     copied = []
